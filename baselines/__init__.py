@@ -1,0 +1,3 @@
+"""baselines package."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""compressors package."""
+
+from __future__ import annotations

@@ -1,0 +1,10 @@
+"""``python -m suite`` runs the ddspbench CLI."""
+
+from __future__ import annotations
+
+import sys
+
+from suite.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

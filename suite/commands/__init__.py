@@ -1,0 +1,1 @@
+"""One module per ``ddspbench`` sub-command (``HELP``, ``add_arguments``, ``run``)."""

@@ -1,0 +1,71 @@
+"""``ddspbench list``: every registry and its entries."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+HELP = "list every registry (families, sizes, compressors, datasets, embeddings, metrics, f0 trackers)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("registry", nargs="?", default=None, help="only this registry (e.g. sizes)")
+    p.add_argument("--pattern", default="*", help="shell wildcard on entry names (e.g. 'hpn/*')")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _count_params(factory: Any) -> dict[str, int] | None:
+    model = factory()
+    params = list(model.parameters())
+    return {
+        "params": int(sum(p.numel() for p in params)),
+        "params_trainable": int(sum(p.numel() for p in params if p.requires_grad)),
+    }
+
+
+def collect(registry: str | None = None, pattern: str = "*") -> dict[str, list[dict[str, Any]]]:
+    """Registry name -> list of entries as JSON-able dicts (sizes carry their parameter counts)."""
+    from suite.catalog import load_catalog
+    from suite.errors import UserError
+    from suite.records import _json_clean
+    from suite.registry import ALL_REGISTRIES
+
+    load_catalog()
+    if registry is not None and registry not in ALL_REGISTRIES:
+        raise UserError(f"unknown registry {registry!r}; known: {', '.join(ALL_REGISTRIES)}")
+    out: dict[str, list[dict[str, Any]]] = {}
+    for rname, reg in ALL_REGISTRIES.items():
+        if registry is not None and rname != registry:
+            continue
+        rows = []
+        for name in reg.list(pattern):
+            e = reg.entry(name)
+            row: dict[str, Any] = {"name": name, "description": e.description, **_json_clean(dict(e.meta))}
+            if rname == "sizes":
+                row.update(_count_params(e.obj) or {})
+            rows.append(row)
+        out[rname] = rows
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    data = collect(args.registry, args.pattern)
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for rname, rows in data.items():
+        table = Table(title=f"{rname} ({len(rows)})", title_justify="left")
+        table.add_column("name")
+        extra = ["params", "params_trainable"] if rname == "sizes" else []
+        for col in extra:
+            table.add_column(col, justify="right")
+        table.add_column("description")
+        for row in rows:
+            table.add_row(row["name"], *[f"{row.get(c, ''):,}" for c in extra], row["description"])
+        console.print(table)
+    return 0

@@ -1,0 +1,75 @@
+"""Where a number comes from: versions, commit, machine, threads, device."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import hashlib
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+__all__ = ["provenance", "cpu_model", "git_commit", "machine_fingerprint"]
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The CPU model string (``/proc/cpuinfo`` on Linux, ``platform.processor()`` elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@functools.lru_cache(maxsize=1)
+def git_commit() -> str | None:
+    """The git commit of the ddspbench source tree (with ``-dirty`` if modified), or None."""
+    here = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here, capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def machine_fingerprint() -> str:
+    """A short stable hash of what makes timings comparable: CPU model, core count, OS, arch."""
+    key = "|".join([cpu_model(), str(os.cpu_count()), platform.system(), platform.machine()])
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def provenance(device: str = "cpu", threads: int | None = None, seed: int | None = None) -> dict[str, Any]:
+    """Everything needed to say where a figure came from."""
+    import torch
+
+    from suite import __version__
+
+    info: dict[str, Any] = {
+        "ddspbench_version": __version__,
+        "git_commit": git_commit(),
+        "torch_version": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "machine": machine_fingerprint(),
+        "hostname": platform.node(),
+        "device": device,
+        "threads": threads if threads is not None else torch.get_num_threads(),
+        "seed": seed,
+        "time_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return info

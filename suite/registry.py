@@ -1,0 +1,184 @@
+"""One generic registry type, one instance per kind of plug-in.
+
+Registering is one decorator or one call next to the thing registered::
+
+    @FAMILIES.register("hpn")
+    class HarmonicPlusNoise(nn.Module): ...
+
+    SIZES.register("hpn/full", obj=functools.partial(...), description="hidden 512")
+
+Names are unique (a duplicate raises), unknown names raise :class:`UnknownNameError` with the
+list of known names, and ``list(pattern)`` filters with shell wildcards (``"hpn/*"``).
+
+Importing :mod:`suite.catalog` fills every registry (it imports ``baselines`` and ``compressors``
+and the built-in datasets, embeddings and metrics), so ``ddspbench list`` shows the full catalogue.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar, overload
+
+from suite.errors import UserError
+
+__all__ = [
+    "Registry",
+    "Entry",
+    "UnknownNameError",
+    "DuplicateNameError",
+    "FAMILIES",
+    "SIZES",
+    "COMPRESSORS",
+    "DATASETS",
+    "EMBEDDINGS",
+    "METRICS",
+    "F0_TRACKERS",
+    "ALL_REGISTRIES",
+]
+
+T = TypeVar("T")
+
+
+class UnknownNameError(UserError, KeyError):
+    """An unknown name was asked of a registry. The message lists the known names."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class DuplicateNameError(ValueError):
+    """A name was registered twice in one registry."""
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    """One registered object with its name and free-form, JSON-able metadata."""
+
+    name: str
+    obj: T
+    description: str = ""
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Registry(Generic[T]):
+    """Named entries of one kind.
+
+    Args:
+        kind: what the entries are ("families", "compressors", ...), used in messages.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry[T]] = {}
+
+    @overload
+    def register(self, name: str | None = None, *, description: str = "", **meta: Any) -> Callable[[T], T]: ...
+
+    @overload
+    def register(self, name: str, obj: T, *, description: str = "", **meta: Any) -> T: ...
+
+    def register(self, name: Any = None, obj: Any = None, *, description: str = "", **meta: Any) -> Any:
+        """Register ``obj`` under ``name``; without ``obj`` return a decorator.
+
+        Usable bare (``@REG.register``), with a name (``@REG.register("x")``) or as a call
+        (``REG.register("x", obj)``). Without a name, the object's ``__name__`` is used.
+        """
+        if callable(name) and obj is None and not isinstance(name, str):  # bare decorator
+            target = name
+            self._add(getattr(target, "__name__"), target, description, meta)
+            return target
+        if obj is not None:
+            self._add(name if name is not None else getattr(obj, "__name__"), obj, description, meta)
+            return obj
+
+        def decorator(target: T) -> T:
+            self._add(name if name is not None else getattr(target, "__name__"), target, description, meta)
+            return target
+
+        return decorator
+
+    def _add(self, name: str, obj: T, description: str, meta: Mapping[str, Any]) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{self.kind}: a registry name must be a non-empty string, got {name!r}")
+        if name in self._entries:
+            raise DuplicateNameError(f"{self.kind}: {name!r} is already registered")
+        if not description:
+            doc = getattr(obj, "__doc__", None) or ""
+            description = doc.strip().splitlines()[0] if doc.strip() else ""
+        self._entries[name] = Entry(name=name, obj=obj, description=description, meta=dict(meta))
+
+    def get(self, name: str) -> T:
+        """The object registered as ``name``; unknown names raise with the known names."""
+        return self.entry(name).obj
+
+    def entry(self, name: str) -> Entry[T]:
+        """The :class:`Entry` registered as ``name``."""
+        try:
+            return self._entries[name]
+        except KeyError:
+            known = ", ".join(sorted(self._entries)) or "(none)"
+            raise UnknownNameError(f"unknown {self.kind} name {name!r}; known: {known}") from None
+
+    def list(self, pattern: str = "*") -> list[str]:
+        """Sorted names matching a shell wildcard pattern (``fnmatch``)."""
+        return sorted(n for n in self._entries if fnmatch.fnmatchcase(n, pattern))
+
+    def expand(self, patterns: str | list[str]) -> list[str]:
+        """Names for a comma-separated string or list of names/wildcards; a pattern with no match raises."""
+        items = [p.strip() for p in patterns.split(",")] if isinstance(patterns, str) else list(patterns)
+        out: list[str] = []
+        for pat in items:
+            if not pat:
+                continue
+            hits = self.list(pat) if any(c in pat for c in "*?[") else [self.entry(pat).name]
+            if not hits:
+                known = ", ".join(sorted(self._entries)) or "(none)"
+                raise UnknownNameError(f"no {self.kind} name matches {pat!r}; known: {known}")
+            out.extend(h for h in hits if h not in out)
+        return out
+
+    @property
+    def entries(self) -> Mapping[str, Entry[T]]:
+        """A read-only view of the entries by name."""
+        return dict(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.list())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {len(self)} entries)"
+
+
+# One instance per kind. Entries are added next to their definitions.
+FAMILIES: Registry[Any] = Registry("family")
+"""Model families: name -> model class (``baselines/<family>.py``)."""
+SIZES: Registry[Any] = Registry("size")
+"""Named sizes, keyed ``"<family>/<size>"``: name -> zero-argument factory returning a model."""
+COMPRESSORS: Registry[Any] = Registry("compressor")
+"""Compression methods: name -> :class:`compressors.Compressor` subclass."""
+DATASETS: Registry[Any] = Registry("dataset")
+"""Datasets: name -> builder that writes a prepared dataset directory."""
+EMBEDDINGS: Registry[Any] = Registry("embedding")
+"""FAD embedding back-ends: name -> factory returning an embedding model."""
+METRICS: Registry[Any] = Registry("metric")
+"""Metrics a result row can carry: name -> :class:`suite.records.MetricSpec`."""
+F0_TRACKERS: Registry[Any] = Registry("f0 tracker")
+"""Pitch trackers for the ``folder`` dataset: name -> function(audio, sr, hop) -> (f0_hz, confidence)."""
+
+ALL_REGISTRIES: dict[str, Registry[Any]] = {
+    "families": FAMILIES,
+    "sizes": SIZES,
+    "compressors": COMPRESSORS,
+    "datasets": DATASETS,
+    "embeddings": EMBEDDINGS,
+    "metrics": METRICS,
+    "f0_trackers": F0_TRACKERS,
+}

@@ -1,0 +1,33 @@
+"""Shared fixtures and helpers for the test suite."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_REAL = REPO.parent / "shared" / "data" / "real"
+
+
+def require_system(what: str, available: bool) -> None:
+    """Skip when a system dependency is missing, except in CI (DDSPBENCH_REQUIRE_SYSTEM=1), where it fails."""
+    if available:
+        return
+    if os.environ.get("DDSPBENCH_REQUIRE_SYSTEM") == "1":
+        pytest.fail(f"{what} is required in CI but missing (scripts/setup.sh installs it)")
+    pytest.skip(f"{what} not available")
+
+
+def have_binary(name: str) -> bool:
+    return shutil.which(name) is not None
+
+
+@pytest.fixture(scope="session")
+def real_recordings() -> Path:
+    """The four real reference recordings in ../shared/data/real (skip when absent)."""
+    if not SHARED_REAL.is_dir() or not any(SHARED_REAL.glob("*.wav")):
+        require_system("../shared/data/real recordings", False)
+    return SHARED_REAL
