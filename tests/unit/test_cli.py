@@ -1,0 +1,37 @@
+"""The console script and ``python -m suite`` start, and user mistakes give one line and exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from suite.checkpoint import load_checkpoint
+from suite.errors import UserError
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.mark.parametrize("cmd", [[str(BIN / "ddspbench")], [sys.executable, "-m", "suite"]])
+def test_entry_points_start(cmd):
+    out = subprocess.run([*cmd, "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    for sub in ["list"]:
+        assert sub in out.stdout
+
+
+def test_unknown_subcommand_exit_2():
+    out = subprocess.run([sys.executable, "-m", "suite", "nosuchcommand"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+
+
+def test_checkpoint_missing_and_corrupt(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        load_checkpoint(tmp_path / "nope.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(UserError, match="not a loadable checkpoint"):
+        load_checkpoint(bad)
