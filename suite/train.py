@@ -1,0 +1,521 @@
+"""The one training loop of ddspbench: teachers, scratch students, KD students, pruning fine-tunes.
+
+The recipe is the reference's (REFERENCE §4): AdamW (lr 1e-3, weight decay 0.01) over the trainable
+parameters only, ExponentialLR(gamma 0.98) stepped every ``decay_every`` optimizer steps, gradient
+norm clipped to 3.0, batch 16, and the multi-scale spectral distance (REFERENCE §5) between the target
+audio and the model's audio as the loss. A caller may pass its own ``loss_fn`` (knowledge
+distillation does); validation is always the plain MSS to the target on the held-out split.
+
+Determinism: everything random in a step (batch order, crop offsets, the model's noise) is drawn from
+generators seeded by ``(seed, step)``, so a run stopped after ``k`` steps and resumed from its
+``last.pt`` ends with the same weights as an uninterrupted run.
+
+Files written to ``out_dir``:
+
+* ``last.pt``  - checkpoint (:func:`suite.checkpoint.save_checkpoint`) every ``checkpoint_every``
+  steps and at the end; its ``meta["train"]`` holds the step, the config, the best validation loss
+  and the history (JSON-able).
+* ``last.optim.pt`` - optimizer and scheduler state of the same step (tensors and plain types, so it
+  loads with ``weights_only=True``); written before ``last.pt``.
+* ``best.pt`` - checkpoint of the lowest validation MSS seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from suite.checkpoint import model_identity, save_checkpoint
+from suite.errors import UserError
+from suite.features import BLOCK_SIZE
+from suite.metrics.mss import DEFAULT_SCALES, MSSLoss, mss_per_clip
+
+if TYPE_CHECKING:
+    from suite.data.store import ClipSet
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "TrainingDiverged",
+    "LossFn",
+    "train",
+    "mss_loss_fn",
+    "validation_mss",
+    "resolve_device",
+    "batch_to_tensors",
+    "forward_batch",
+    "derive_seed",
+    "LAST_CKPT",
+    "BEST_CKPT",
+    "OPTIM_STATE",
+]
+
+LAST_CKPT = "last.pt"
+BEST_CKPT = "best.pt"
+OPTIM_STATE = "last.optim.pt"
+_OPTIM_FORMAT = "ddspbench.optim/1"
+
+LossFn = Callable[[dict[str, Any], dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
+"""``loss_fn(model_out, batch) -> (loss, logs)``; ``batch`` has ``audio``, ``f0_hz``, ``loudness_db`` on the device."""
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run (defaults: the reference recipe, REFERENCE §4).
+
+    Attributes:
+        steps: total optimizer steps of the run (a resumed run continues up to this number).
+        batch_size: clips per step.
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        gamma: ExponentialLR factor.
+        decay_every: optimizer steps between two learning-rate decays.
+        grad_clip: maximum gradient norm (``None`` or <= 0: no clipping).
+        device: ``"cpu"`` or ``"cuda"`` (``"cuda:N"``).
+        seed: seeds torch, numpy, batch order, crops and the model's noise.
+        valid_every: steps between validations (and always at the last step).
+        checkpoint_every: steps between writes of ``last.pt`` (and always at the last step).
+        log_every: steps averaged into one history row.
+        frames: crop clips to this many frames (``None``: whole clips).
+        random_crop: crop training clips at a random frame offset instead of the start.
+        valid_batch_size: clips per validation batch.
+    """
+
+    steps: int
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    gamma: float = 0.98
+    decay_every: int = 10_000
+    grad_clip: float | None = 3.0
+    device: str = "cpu"
+    seed: int = 0
+    valid_every: int = 1000
+    checkpoint_every: int = 1000
+    log_every: int = 50
+    frames: int | None = None
+    random_crop: bool = False
+    valid_batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        checks = {
+            "steps": self.steps >= 0,
+            "batch_size": self.batch_size >= 1,
+            "lr": self.lr > 0,
+            "decay_every": self.decay_every >= 1,
+            "valid_every": self.valid_every >= 1,
+            "checkpoint_every": self.checkpoint_every >= 1,
+            "log_every": self.log_every >= 1,
+            "valid_batch_size": self.valid_batch_size >= 1,
+            "frames": self.frames is None or self.frames >= 1,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise UserError(f"invalid training setting(s): {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        model: the trained model (eval mode, on the training device), weights of the last step.
+        steps: the step the run ended at (total, counting steps done before a resume).
+        seconds: wall time of this call.
+        history: rows ``{"step", "loss", ...logs, "valid"?}``; a row with ``valid`` per validation.
+        best_valid: lowest validation MSS (``None`` without a validation set).
+        last_valid: validation MSS at the last step.
+        checkpoint: path of ``last.pt`` (``None`` without ``out_dir``).
+        best_checkpoint: path of ``best.pt`` (``None`` without ``out_dir`` or validation).
+        start_step: the step the run started at (``> 0`` after a resume).
+    """
+
+    model: nn.Module
+    steps: int
+    seconds: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_valid: float | None = None
+    last_valid: float | None = None
+    checkpoint: Path | None = None
+    best_checkpoint: Path | None = None
+    start_step: int = 0
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the gradients became NaN/inf; the last good checkpoint on disk is left as it was."""
+
+    def __init__(self, step: int, what: str, checkpoint: Path | None, checkpoint_step: int | None) -> None:
+        self.step = step
+        self.checkpoint = checkpoint
+        self.checkpoint_step = checkpoint_step
+        if checkpoint is not None:
+            keep = f"last good checkpoint: {checkpoint} (step {checkpoint_step})"
+        else:
+            keep = "no checkpoint was written"
+        super().__init__(f"training diverged at step {step}: {what}; {keep}")
+
+
+def resolve_device(device: str) -> torch.device:
+    """A torch device for ``"cpu"``/``"cuda"``/``"cuda:N"``; a one-line :class:`UserError` otherwise."""
+    name = str(device).strip().lower()
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise UserError(f"device {device!r} asked for but CUDA is not available (torch {torch.__version__})")
+        dev = torch.device(name)
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UserError(f"device {device!r} asked for but only {torch.cuda.device_count()} CUDA device(s) exist")
+        return dev
+    raise UserError(f"unknown device {device!r}; use cpu or cuda")
+
+
+def derive_seed(seed: int, step: int, salt: int = 0) -> int:
+    """A well-mixed 63-bit seed for one (seed, step) pair."""
+    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(step), salt]).generate_state(2, np.uint64)[0] >> 1)
+
+
+def batch_to_tensors(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
+    """Numpy batch (from :meth:`ClipSet.batches`) -> float32 tensors on ``device``."""
+    return {k: torch.as_tensor(np.ascontiguousarray(batch[k]), dtype=torch.float32).to(device) for k in ("audio", "f0_hz", "loudness_db")}
+
+
+def _fresh_state(model: nn.Module, batch_size: int, seed: int) -> Any:
+    """A fresh, seeded streaming state when the model offers one (its noise then depends on ``seed``)."""
+    init = getattr(model, "init_state", None)
+    return init(batch_size, seed=seed) if callable(init) else None
+
+
+def forward_batch(model: nn.Module, batch: dict[str, torch.Tensor], seed: int) -> dict[str, Any]:
+    """The model's output for a batch, from a fresh streaming state whose noise is seeded by ``seed``."""
+    state = _fresh_state(model, int(batch["f0_hz"].shape[0]), seed)
+    out = model(batch["f0_hz"], batch["loudness_db"], state=state)
+    if not isinstance(out, dict) or "audio" not in out:
+        raise TypeError(f"{type(model).__name__}.forward must return a dict with 'audio'")
+    return out
+
+
+def mss_loss_fn(scales: tuple[int, ...] | None = None) -> LossFn:
+    """The default loss: MSS(target audio, model audio), logged as ``mss``."""
+    crit = MSSLoss() if scales is None else MSSLoss(scales)
+
+    def loss_fn(out: dict[str, Any], batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        loss = crit(batch["audio"], out["audio"])
+        return loss, {"mss": float(loss.detach())}
+
+    return loss_fn
+
+
+@torch.no_grad()
+def validation_mss(
+    model: nn.Module,
+    clips: ClipSet,
+    *,
+    batch_size: int = 16,
+    device: str | torch.device = "cpu",
+    frames: int | None = None,
+    seed: int = 0,
+) -> float:
+    """Mean per-clip MSS between the clips and the model's renderings (eval mode, seeded noise).
+
+    The model's training/eval mode is restored afterwards.
+    """
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    if frames is not None:
+        clips = clips.crop(frames)
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    try:
+        for i, b in enumerate(clips.batches(batch_size)):
+            t = batch_to_tensors(b, dev)
+            out = forward_batch(model, t, derive_seed(seed, i, salt=2))
+            per = mss_per_clip(t["audio"], out["audio"])
+            total += float(per.sum())
+            count += int(per.numel())
+    finally:
+        model.train(was_training)
+    if count == 0:
+        raise UserError("validation set is empty")
+    return total / count
+
+
+class _Sampler:
+    """Batches for step ``k`` drawn deterministically from ``(seed, k)``: shuffled epochs, optional random crops."""
+
+    def __init__(self, clips: ClipSet, cfg: TrainConfig) -> None:
+        if len(clips) == 0:
+            raise UserError("training set is empty")
+        self.clips = clips
+        self.cfg = cfg
+        self.n = len(clips)
+        self.bs = min(cfg.batch_size, self.n)
+        self.per_epoch = self.n // self.bs  # the last partial batch of an epoch is dropped
+        self.total_frames = int(clips.f0_hz.shape[1])
+        self.frames = self.total_frames if cfg.frames is None else min(cfg.frames, self.total_frames)
+        self._order_epoch = -1
+        self._order = np.arange(self.n)
+
+    def indices(self, step: int) -> np.ndarray:
+        epoch, k = divmod(step, self.per_epoch)
+        if epoch != self._order_epoch:
+            self._order = np.random.default_rng(derive_seed(self.cfg.seed, epoch, salt=1)).permutation(self.n)
+            self._order_epoch = epoch
+        return self._order[k * self.bs : (k + 1) * self.bs]
+
+    def batch(self, step: int) -> dict[str, np.ndarray]:
+        idx = self.indices(step)
+        c = self.clips
+        n_frames = self.frames
+        if self.cfg.random_crop and n_frames < self.total_frames:
+            rng = np.random.default_rng(derive_seed(self.cfg.seed, step, salt=3))
+            offs = rng.integers(0, self.total_frames - n_frames + 1, size=len(idx))
+        else:
+            offs = np.zeros(len(idx), dtype=np.int64)
+        fr = offs[:, None] + np.arange(n_frames)[None, :]
+        sa = offs[:, None] * BLOCK_SIZE + np.arange(n_frames * BLOCK_SIZE)[None, :]
+        rows = idx[:, None]
+        return {"audio": c.audio[rows, sa], "f0_hz": c.f0_hz[rows, fr], "loudness_db": c.loudness_db[rows, fr]}
+
+
+def _trainable(model: nn.Module) -> list[nn.Parameter]:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise UserError(f"{type(model).__name__} has no trainable parameters")
+    return params
+
+
+def _save_state(
+    model: nn.Module,
+    out_dir: Path,
+    step: int,
+    cfg: TrainConfig,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    train_meta: dict[str, Any],
+) -> Path:
+    """Write ``last.optim.pt`` then ``last.pt`` (both atomically) for ``step``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    optim = {"format": _OPTIM_FORMAT, "step": step, "optimizer": opt.state_dict(), "scheduler": sched.state_dict()}
+    tmp = out_dir / (OPTIM_STATE + ".tmp")
+    torch.save(optim, tmp)
+    os.replace(tmp, out_dir / OPTIM_STATE)
+    return save_checkpoint(model, out_dir / LAST_CKPT, {"train": {**train_meta, "step": step, "config": cfg.to_dict()}})
+
+
+def _load_resume(model: nn.Module, out_dir: Path, device: torch.device) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Load ``last.pt`` into ``model``; returns ``(train meta, optimizer file)`` or ``None`` when absent."""
+    last = out_dir / LAST_CKPT
+    if not last.is_file():
+        return None
+    try:
+        payload = torch.load(last, map_location=device, weights_only=True)
+        optim = torch.load(out_dir / OPTIM_STATE, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"{out_dir / OPTIM_STATE}: optimizer state missing; cannot resume") from None
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
+        raise UserError(f"{last}: cannot resume ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    meta = (payload.get("meta") or {}).get("train") if isinstance(payload, dict) else None
+    if not isinstance(meta, dict) or not isinstance(optim, dict) or optim.get("format") != _OPTIM_FORMAT:
+        raise UserError(f"{last}: not a ddspbench training checkpoint; cannot resume")
+    if optim.get("step") != meta.get("step"):
+        raise UserError(f"{out_dir}: {LAST_CKPT} (step {meta.get('step')}) and {OPTIM_STATE} (step {optim.get('step')}) disagree")
+    ident = model_identity(model)
+    if (payload.get("family"), payload.get("config")) != (ident["family"], ident["config"]):
+        raise UserError(
+            f"{last}: holds a {payload.get('family')} model with config {payload.get('config')}, "
+            f"not the {ident['family']} model being trained ({ident['config']})"
+        )
+    loader = getattr(model, "load_checkpoint_state", None)
+    if callable(loader):
+        loader(payload["state_dict"])
+    else:
+        model.load_state_dict(payload["state_dict"])
+    return meta, optim
+
+
+def _progress(enabled: bool, total: int, start: int) -> Any:
+    """A rich progress bar on stderr, or a silent stand-in when disabled or not on a terminal."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    console = Console(stderr=True)
+    show = enabled and console.is_terminal
+    bar = Progress(
+        TextColumn("[bold]train"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}  valid {task.fields[valid]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not show,
+        transient=False,
+    )
+    task = bar.add_task("train", total=total, completed=start, loss="-", valid="-")
+    return bar, task
+
+
+def train(
+    model: nn.Module,
+    train_set: ClipSet,
+    valid_set: ClipSet | None,
+    cfg: TrainConfig,
+    *,
+    loss_fn: LossFn | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``model`` in place with the reference recipe.
+
+    Args:
+        model: a ddspbench model (``family``/``config``; see docs/CONTRACTS.md). Parameters with
+            ``requires_grad=False`` are left untouched.
+        train_set: training clips.
+        valid_set: held-out clips for the validation MSS (``None``: no validation, no ``best.pt``).
+        cfg: the settings.
+        loss_fn: ``(model_out, batch) -> (loss, logs)``; default MSS(target, model audio).
+        out_dir: where ``last.pt``/``best.pt`` go (``None``: no files). An existing run there is
+            overwritten unless ``resume``.
+        resume: continue from ``out_dir/last.pt`` when it exists (weights, optimizer, scheduler,
+            step, history); start afresh when it does not.
+        progress: show a rich progress bar (only when stderr is a terminal).
+
+    Returns:
+        A :class:`TrainResult`.
+
+    Raises:
+        TrainingDiverged: a NaN/inf loss or gradient; checkpoints on disk are not touched.
+        UserError: a bad setting, an empty set, an unusable device or resume file.
+    """
+    t0 = time.perf_counter()
+    device = resolve_device(cfg.device)
+    out = Path(out_dir) if out_dir is not None else None
+    if resume and out is None:
+        raise UserError("resume needs an output directory holding last.pt")
+    loss_fn = loss_fn or mss_loss_fn()
+
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed % 2**32)
+    model.to(device)
+    params = _trainable(model)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.gamma)
+
+    start, history = 0, []
+    best_valid: float | None = None
+    last_valid: float | None = None
+    acc: dict[str, float] = {}
+    acc_n = 0
+    last_path: Path | None = None
+    last_saved_step: int | None = None
+    best_path: Path | None = None
+    if resume and out is not None:
+        loaded = _load_resume(model, out, device)
+        if loaded is not None:
+            meta, optim = loaded
+            opt.load_state_dict(optim["optimizer"])
+            sched.load_state_dict(optim["scheduler"])
+            start = int(meta["step"])
+            history = list(meta.get("history", []))
+            best_valid = meta.get("best_valid")
+            last_valid = meta.get("last_valid")
+            acc = dict(meta.get("acc", {}))
+            acc_n = int(meta.get("acc_n", 0))
+            last_path, last_saved_step = out / LAST_CKPT, start
+            if (out / BEST_CKPT).is_file():
+                best_path = out / BEST_CKPT
+
+    sampler = _Sampler(train_set, cfg)
+    min_frames = max(DEFAULT_SCALES) // (2 * BLOCK_SIZE) + 1  # the largest STFT pads by half its size
+    if sampler.frames < min_frames:
+        raise UserError(f"clips of {sampler.frames} frames are too short for the MSS loss; use frames >= {min_frames}")
+    valid_clips = valid_set.crop(cfg.frames) if (valid_set is not None and cfg.frames) else valid_set
+
+    def train_meta() -> dict[str, Any]:
+        return {"history": history, "best_valid": best_valid, "last_valid": last_valid, "acc": dict(acc), "acc_n": acc_n}
+
+    bar, task = _progress(progress, cfg.steps, min(start, cfg.steps))
+    model.train()
+    with bar:
+        for step in range(start, cfg.steps):
+            n = step + 1  # steps done after this one
+            torch.manual_seed(derive_seed(cfg.seed, step, salt=4))
+            batch = batch_to_tensors(sampler.batch(step), device)
+            out_m = forward_batch(model, batch, derive_seed(cfg.seed, step, salt=5))
+            loss, logs = loss_fn(out_m, batch)
+            if not bool(torch.isfinite(loss.detach()).all()):
+                raise TrainingDiverged(n, f"loss is {float(loss.detach())}", last_path, last_saved_step)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            max_norm = cfg.grad_clip if cfg.grad_clip and cfg.grad_clip > 0 else math.inf
+            norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+            if not bool(torch.isfinite(norm)):
+                raise TrainingDiverged(n, f"gradient norm is {float(norm)}", last_path, last_saved_step)
+            opt.step()
+            if n % cfg.decay_every == 0:
+                sched.step()
+
+            acc["loss"] = acc.get("loss", 0.0) + float(loss.detach())
+            for k, v in logs.items():
+                acc[k] = acc.get(k, 0.0) + float(v)
+            acc_n += 1
+            final = n == cfg.steps
+            validate = valid_clips is not None and (n % cfg.valid_every == 0 or final)
+            if n % cfg.log_every == 0 or validate or final:
+                row: dict[str, Any] = {"step": n, **{k: v / acc_n for k, v in acc.items()}, "lr": sched.get_last_lr()[0]}
+                acc, acc_n = {}, 0
+                if validate and valid_clips is not None:
+                    last_valid = validation_mss(
+                        model, valid_clips, batch_size=cfg.valid_batch_size, device=device, seed=cfg.seed
+                    )
+                    row["valid"] = last_valid
+                    if best_valid is None or last_valid < best_valid:
+                        best_valid = last_valid
+                        if out is not None:
+                            best_path = save_checkpoint(
+                                model, out / BEST_CKPT, {"train": {"step": n, "valid": last_valid, "config": cfg.to_dict()}}
+                            )
+                history.append(row)
+                bar.update(task, loss=f"{row['loss']:.3f}", valid="-" if last_valid is None else f"{last_valid:.3f}")
+            if out is not None and (n % cfg.checkpoint_every == 0 or final):
+                last_path = _save_state(model, out, n, cfg, opt, sched, train_meta())
+                last_saved_step = n
+            bar.advance(task)
+
+    if out is not None and last_path is None:  # zero steps to do and nothing on disk yet
+        last_path = _save_state(model, out, start, cfg, opt, sched, train_meta())
+    model.eval()
+    return TrainResult(
+        model=model,
+        steps=max(start, cfg.steps),
+        seconds=time.perf_counter() - t0,
+        history=history,
+        best_valid=best_valid,
+        last_valid=last_valid,
+        checkpoint=last_path,
+        best_checkpoint=best_path,
+        start_step=start,
+    )
