@@ -1,0 +1,122 @@
+"""``ddspbench sweep``: an Optuna multi-objective sweep over families, sizes and compression methods."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import signal
+from pathlib import Path
+from typing import Any
+
+HELP = "run (or resume) a multi-objective compression sweep; ends with a leaderboard"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default=None, help="smoke (minutes on a CPU), quick (about an hour), paper (GPU); default smoke")
+    p.add_argument("--config", default=None, metavar="YAML", help="a sweep file overriding the preset (see suite/configs/)")
+    p.add_argument("--families", default=None, help="comma-separated families or wildcards (e.g. hpn,ddx7)")
+    p.add_argument("--methods", default=None, help="comma-separated methods or chains (e.g. scratch,kd_audio,prune+quantize)")
+    p.add_argument("--sizes", default=None, help="comma-separated student sizes (reduced, full, hidden=32)")
+    p.add_argument("--objectives", default=None, help="comma-separated metric names to minimise (e.g. mss,rtf_stream_64,param_bytes)")
+    p.add_argument("--sampler", default=None, help="nsga2 (default), nsga3, tpe, random")
+    p.add_argument("--trials", type=int, default=None, help="finished trials the study should have in total")
+    p.add_argument("--study", default=None, help="study name (default: the preset's)")
+    p.add_argument("--storage", default=None, help="Optuna storage URL (default: a journal file in --out); postgresql://... for many machines")
+    p.add_argument("--out", default=None, help="results directory (default: results/<study>)")
+    p.add_argument("--device", default=None, help="cpu or cuda")
+    p.add_argument("--seed", type=int, default=None, help="seed of data, training, sampling")
+    p.add_argument("--data-path", default=None, help="a prepared dataset or a folder of audio to use instead of the preset's data")
+    p.add_argument("--no-report", action="store_true", help="do not build the report at the end")
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def resolve_config(args: argparse.Namespace) -> Any:
+    """Preset, then YAML file, then flags -> a validated :class:`suite.sweep.config.SweepConfig`."""
+    from suite.presets import preset_tree
+    from suite.sweep.config import config_from_dict, deep_merge, load_yaml
+
+    file_tree = load_yaml(args.config) if args.config else {}
+    preset = args.preset or file_tree.get("preset") or "smoke"
+    tree = deep_merge(preset_tree(str(preset)), file_tree)
+    tree["preset"] = preset if args.preset else tree.get("preset", preset)
+    space = tree.setdefault("space", {})
+    if args.families:
+        space["families"] = _csv(args.families)
+    if args.methods:
+        space["methods"] = _csv(args.methods)
+    if args.sizes:
+        space["sizes"] = _csv(args.sizes)
+    for key in ("sampler", "trials", "study", "device", "seed"):
+        if getattr(args, key) is not None:
+            tree[key] = getattr(args, key)
+    if args.objectives:
+        tree["objectives"] = _csv(args.objectives)
+    if args.data_path:
+        tree.setdefault("data", {})["path"] = str(Path(args.data_path).resolve())
+    cfg = config_from_dict(tree, where=args.config or f"preset {preset}")
+    for name in cfg.objectives:  # a streaming objective needs its buffer measured
+        m = re.search(r"_stream_(\d+)$", name)
+        if m and int(m.group(1)) not in cfg.evaluation.stream_buffers:
+            cfg.evaluation.stream_buffers.append(int(m.group(1)))
+    return cfg
+
+
+def _sigterm_as_interrupt() -> None:
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def run(args: argparse.Namespace) -> int:
+    from suite.pipeline import Workspace
+    from suite.sweep.progress import SweepDisplay
+    from suite.sweep.runner import count_trials, open_study, run_trials, save_resolved_config
+    from suite.sweep.storage import default_storage_url, mask_url
+
+    cfg = resolve_config(args)
+    out = Path(args.out or Path("results") / cfg.study)
+    storage_url = args.storage or default_storage_url(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _sigterm_as_interrupt()
+    study, storage = open_study(cfg, storage_url)
+    config_path = save_resolved_config(cfg, out, storage_url)
+    ws = Workspace(cfg, out)
+    finished, _ = count_trials(study)
+    with SweepDisplay(cfg.objectives) as display:
+        display.note(f"study {cfg.study!r} (preset {cfg.preset}) in {mask_url(storage_url)}; results in {out}")
+        display.note(f"objectives (minimised): {', '.join(cfg.objectives)}; sampler {cfg.sampler}, seed {cfg.seed}")
+        if finished:
+            display.note(f"resuming: {finished} of {cfg.trials} trials already finished")
+        summary = run_trials(study, storage, storage_url, cfg, ws, display=display)
+    print(f"{summary.finished_total} of {cfg.trials} trials finished ({summary.ran} run now: {summary.ok} ok, {summary.failed} failed)")
+    print(f"records: {ws.records_path}\nconfig: {config_path}")
+    if not args.no_report:
+        finish_report(out, cfg.preset)
+    return 0 if any(r.status == "ok" and r.method != "teacher" for r in _records(ws.records_path)) else 1
+
+
+def _records(path: Path) -> list[Any]:
+    from suite.records import read_records
+
+    return list(read_records([path])) if path.is_file() else []
+
+
+def finish_report(out: Path, preset: str) -> Path | None:
+    """Build the report of ``out`` and print the leaderboard; returns the report directory."""
+    from rich.console import Console
+
+    import reports
+
+    report_dir = out / "report"
+    paths = reports.build_report([out], report_dir)
+    console = Console()
+    reports.print_leaderboard(reports.load_results([out]), console=console)
+    if preset == "smoke":
+        console.print("[bold yellow]smoke preset:[/] these numbers only show that the machinery works; they say nothing about quality.")
+    board = paths.get("md") or next(iter(paths.values()), report_dir)
+    print(f"leaderboard: {board}")
+    return report_dir

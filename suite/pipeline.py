@@ -1,0 +1,397 @@
+"""One candidate of a sweep, end to end: teacher from cache -> compressor (or chain) -> evaluate -> record.
+
+:class:`Workspace` holds what every candidate of a results directory shares: the prepared dataset
+(made once, under a lock), its train/valid/test splits (cropped and limited as the config says), and
+the teachers, trained once per (family, dataset, recipe) and cached by a hash of that configuration
+(:func:`teacher_key`). A cached teacher is complete or absent: its ``teacher.json`` is written last,
+and two processes never train the same teacher (a file lock around training). The teacher is also
+evaluated once and becomes a record with ``method="teacher"``.
+
+:func:`run_candidate` never raises for a failing candidate: any exception (a compressor error, a
+diverged training, ``CandidateFailed`` for NaN output, a missing objective) becomes a record with
+``status="failed"`` and a one-line ``error``. Only ``KeyboardInterrupt``/``SystemExit`` propagate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from suite.errors import UserError
+from suite.records import ResultRecord, append_record, read_records
+from suite.sweep.config import SweepConfig
+from suite.sweep.space import CandidateSpec, parse_size
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from suite.data.store import ClipSet
+
+__all__ = [
+    "Workspace",
+    "run_candidate",
+    "teacher_key",
+    "one_line",
+    "failed_record",
+    "file_lock",
+    "TEACHER_FORMAT",
+]
+
+TEACHER_FORMAT = "ddspbench.teacher/1"
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (at most 300 characters)."""
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+    return text[:300]
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (created if needed) for the duration of the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _data_identity(cfg: SweepConfig) -> dict[str, Any]:
+    d = cfg.data
+    ident: dict[str, Any] = {"frames": d.frames, "max_train": d.max_train, "max_valid": d.max_valid}
+    if d.path:
+        p = Path(d.path).resolve()
+        meta = p / "meta.json"
+        ident["path"] = str(p)
+        if meta.is_file():  # a prepared dataset: its content identifies it
+            ident["meta"] = hashlib.sha256(meta.read_bytes()).hexdigest()[:16]
+    else:
+        ident.update({"dataset": d.dataset, "options": d.options, "seed": cfg.seed})
+    return ident
+
+
+def teacher_config(family: str, cfg: SweepConfig) -> dict[str, Any]:
+    """The constructor config of a family's teacher: the registered size, with the config's width overrides."""
+    from suite.registry import SIZES
+
+    base = SIZES.get(f"{family}/{cfg.teacher.size}")()
+    config = dict(base.config)
+    widths = dict(cfg.teacher.widths.get(family, {}))
+    if widths:
+        if "widths" in config and "widths" not in widths:
+            config.pop("widths")  # a width override replaces the size's per-layer widths
+        config.update(widths)
+    return config
+
+
+def teacher_key(family: str, cfg: SweepConfig) -> str:
+    """Hash of what determines a teacher: family, constructor config, data, recipe, seed (not the device)."""
+    recipe = dataclasses.asdict(cfg.teacher)
+    recipe.pop("widths", None)
+    return _hash({
+        "format": TEACHER_FORMAT,
+        "family": family,
+        "config": teacher_config(family, cfg),
+        "data": _data_identity(cfg),
+        "recipe": recipe,
+        "seed": cfg.seed,
+    })
+
+
+def teacher_size_label(family: str, cfg: SweepConfig) -> str:
+    """``full`` for an unmodified registered size, else its overrides (``full:hidden=64``)."""
+    widths = cfg.teacher.widths.get(family, {})
+    if not widths:
+        return cfg.teacher.size
+    return f"{cfg.teacher.size}:" + ",".join(f"{k}={v}" for k, v in sorted(widths.items()))
+
+
+def failed_record(cfg: SweepConfig, *, candidate_id: str, family: str, size: str, method: str,
+                  method_params: dict[str, Any], error: str, trial: int | None = None,
+                  dataset: str | None = None, provenance: dict[str, Any] | None = None) -> ResultRecord:
+    """A record for a candidate that did not produce numbers."""
+    return ResultRecord.with_units(
+        candidate_id=candidate_id, study=cfg.study, trial=trial, family=family, size=size, method=method,
+        method_params={**method_params, "preset": cfg.preset}, dataset=dataset or cfg.data.dataset, seed=cfg.seed,
+        status="failed", error=error[:300], provenance=provenance or {"preset": cfg.preset},
+    )
+
+
+class Workspace:
+    """What the candidates of one results directory share: data splits and cached teachers.
+
+    Args:
+        cfg: the resolved sweep configuration.
+        out: the results directory (records, candidates, targets, study storage).
+        cache: where prepared data and teachers are cached (default ``<out>/cache``; share it between
+            results directories to share teachers).
+    """
+
+    def __init__(self, cfg: SweepConfig, out: str | Path, cache: str | Path | None = None) -> None:
+        self.cfg = cfg
+        self.out = Path(out)
+        self.cache = Path(cache) if cache is not None else self.out / "cache"
+        self.records_path = self.out / "records.jsonl"
+        self._splits: dict[str, ClipSet] | None = None
+        self._teachers: dict[str, tuple[nn.Module, dict[str, Any]]] = {}
+        self._dataset_name: str | None = None
+
+    # --- data ---------------------------------------------------------------------------------------
+
+    def dataset_dir(self) -> Path:
+        """A prepared dataset directory: ``data.path`` when it is one, else prepared once into the cache."""
+        from suite.catalog import load_catalog
+
+        load_catalog()
+        d = self.cfg.data
+        if d.path and (Path(d.path) / "meta.json").is_file():
+            return Path(d.path)
+        name = "folder" if d.path else d.dataset
+        options = {**d.options, **({"path": d.path} if d.path else {})}
+        target = self.cache / "data" / f"{name}-{_hash({'name': name, 'options': options, 'seed': self.cfg.seed})}"
+        if (target / "meta.json").is_file():
+            return target
+        with file_lock(target.with_name(target.name + ".lock")):
+            if not (target / "meta.json").is_file():
+                from suite.data import prepare
+
+                if target.exists():
+                    shutil.rmtree(target)  # a half-prepared directory from a killed process
+                prepare(name, target, seed=self.cfg.seed, **options)
+        return target
+
+    def splits(self) -> dict[str, ClipSet]:
+        """``train``/``valid``/``test`` clip sets, cropped to ``data.frames`` and limited to ``data.max_*``."""
+        if self._splits is None:
+            from suite.data.store import load_meta, load_split
+
+            ddir = self.dataset_dir()
+            meta = load_meta(ddir)
+            self._dataset_name = str(meta.get("name") or self.cfg.data.dataset)
+            d = self.cfg.data
+            out: dict[str, ClipSet] = {}
+            for split, limit in (("train", d.max_train), ("valid", d.max_valid), ("test", d.max_test)):
+                clips = load_split(ddir, split)
+                if limit is not None and len(clips) > limit:
+                    clips = clips.subset(_spread(len(clips), limit))
+                if d.frames is not None and clips.f0_hz.shape[1] > d.frames:
+                    clips = clips.crop(d.frames)
+                out[split] = clips
+            if len(out["train"]) == 0 or len(out["test"]) == 0:
+                raise UserError(f"dataset {ddir} has no training or no test clips")
+            self._splits = out
+        return self._splits
+
+    @property
+    def dataset_name(self) -> str:
+        if self._dataset_name is None:
+            self.splits()
+        assert self._dataset_name is not None
+        return self._dataset_name
+
+    def write_targets(self) -> Path:
+        """Write the first test clips (the ground truth the candidates' audio is paired with), once."""
+        import numpy as np
+        import soundfile as sf
+
+        from suite.features import SAMPLE_RATE
+
+        tdir = self.out / "targets"
+        test = self.splits()["test"]
+        n = min(self.cfg.evaluation.n_audio_examples, len(test))
+        tdir.mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            path = tdir / f"{test.clip_ids[i]}.wav"
+            if not path.is_file():
+                tmp = path.with_name(path.stem + ".tmp.wav")
+                sf.write(tmp, np.asarray(test.audio[i], dtype=np.float32), SAMPLE_RATE)
+                os.replace(tmp, path)
+        return tdir
+
+    # --- teachers -----------------------------------------------------------------------------------
+
+    def teacher(self, family: str) -> tuple[nn.Module, dict[str, Any]]:
+        """The family's trained teacher (eval mode) and its cache info; trained once, then loaded."""
+        if family in self._teachers:
+            return self._teachers[family]
+        from suite.checkpoint import load_checkpoint
+
+        key = teacher_key(family, self.cfg)
+        tdir = self.cache / "teachers" / f"{family}-{key}"
+        done = tdir / "teacher.json"
+        if not done.is_file():
+            with file_lock(tdir.with_name(tdir.name + ".lock")):
+                if not done.is_file():
+                    self._train_teacher(family, key, tdir)
+        info = json.loads(done.read_text())
+        model, _ = load_checkpoint(tdir / "model.pt", map_location=self.cfg.device)
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        self._teachers[family] = (model, info)
+        self._ensure_teacher_record(family, model, info, tdir)
+        return model, info
+
+    def _train_teacher(self, family: str, key: str, tdir: Path) -> None:
+        import torch
+
+        from suite.checkpoint import save_checkpoint
+        from suite.registry import FAMILIES
+        from suite.train import TrainConfig, train
+
+        if tdir.exists():
+            shutil.rmtree(tdir)  # a half-written teacher is never used
+        tdir.mkdir(parents=True)
+        sp = self.splits()
+        t = self.cfg.teacher
+        torch.manual_seed(self.cfg.seed)
+        model = FAMILIES.get(family)(**teacher_config(family, self.cfg))
+        model.size_name = teacher_size_label(family, self.cfg)
+        tc = TrainConfig(steps=t.steps, batch_size=t.batch_size, lr=t.lr, device=self.cfg.device, seed=self.cfg.seed,
+                         valid_every=max(1, t.steps), checkpoint_every=max(1, t.steps))
+        res = train(model, sp["train"], sp["valid"], tc, out_dir=tdir / "train", progress=False)
+        save_checkpoint(res.model, tdir / "model.pt", {"method": "teacher", "key": key, "steps": res.steps})
+        info = {
+            "format": TEACHER_FORMAT, "family": family, "key": key, "size": teacher_size_label(family, self.cfg),
+            "config": teacher_config(family, self.cfg), "steps": res.steps, "train_seconds": res.seconds,
+            "valid_mss": res.last_valid, "dataset": self.dataset_name,
+        }
+        shutil.rmtree(tdir / "train", ignore_errors=True)
+        tmp = tdir / "teacher.json.tmp"
+        tmp.write_text(json.dumps(info, indent=2, sort_keys=True, default=str))
+        os.replace(tmp, tdir / "teacher.json")  # written last: the teacher is complete
+
+    def _ensure_teacher_record(self, family: str, model: nn.Module, info: dict[str, Any], tdir: Path) -> None:
+        cid = f"teacher-{family}-{info['key'][:8]}"
+        with file_lock(self.out / "records.lock"):
+            if self.records_path.is_file() and any(r.candidate_id == cid for r in read_records([self.records_path])):
+                return
+            cached = tdir / f"eval-{_hash(dataclasses.asdict(self.cfg.evaluation))}.json"
+            if cached.is_file():
+                fields = json.loads(cached.read_text())
+            else:
+                fields = _evaluate(model, self, None, tdir / "model.pt", self.out / "candidates" / cid / "audio")
+                fields["metrics"]["train_seconds"] = info.get("train_seconds")
+                tmp = cached.with_name(cached.name + ".tmp")
+                tmp.write_text(json.dumps(fields, default=str))
+                os.replace(tmp, cached)
+            record = ResultRecord.with_units(
+                candidate_id=cid, study=self.cfg.study, trial=None, family=family, size=info["size"], method="teacher",
+                method_params={"preset": self.cfg.preset, "steps": info["steps"], "config": info["config"]},
+                dataset=self.dataset_name, seed=self.cfg.seed, **_record_fields(fields, self, tdir / "model.pt"),
+            )
+            append_record(self.records_path, record)
+
+
+def _spread(n: int, k: int) -> list[int]:
+    """``k`` indices spread evenly over ``range(n)`` (so limited splits keep every timbre)."""
+    step = n / k
+    return sorted({min(n - 1, int(i * step)) for i in range(k)})
+
+
+def _evaluate(model: nn.Module, ws: Workspace, teacher: nn.Module | None, ckpt: Path, audio_out: Path) -> dict[str, Any]:
+    from suite.evaluate import evaluate_model
+
+    ev = ws.cfg.evaluation
+    result = evaluate_model(
+        model, ws.splits()["test"], metrics=list(ev.metrics), teacher=teacher, embedding=ev.embedding,
+        stream_buffers=tuple(ev.stream_buffers), device=ws.cfg.device, threads=ev.threads,
+        checkpoint_path=ckpt, audio_out=audio_out, n_audio_examples=ev.n_audio_examples, seed=ws.cfg.seed,
+    )
+    return dataclasses.asdict(result)
+
+
+def _record_fields(fields: dict[str, Any], ws: Workspace, ckpt: Path) -> dict[str, Any]:
+    from suite.provenance import provenance
+
+    out = {k: fields.get(k) or {} for k in ("metrics", "units", "per_clip", "intervals", "metric_defs", "artifacts")}
+    out["artifacts"] = {**out["artifacts"], "checkpoint": str(ckpt), "target_audio": str(ws.out / "targets"),
+                        "config": str(ws.out / f"config.{ws.cfg.study}.yaml")}
+    prov = provenance(device=ws.cfg.device, threads=ws.cfg.evaluation.threads, seed=ws.cfg.seed)
+    out["provenance"] = {**prov, "preset": ws.cfg.preset}
+    return out
+
+
+def _student_params(spec: CandidateSpec) -> dict[str, Any]:
+    if spec.size is None:
+        return {}
+    widths = parse_size(spec.size)
+    return {"widths": widths} if widths is not None else {"size": spec.size}
+
+
+def compress_candidate(spec: CandidateSpec, teacher: nn.Module, ws: Workspace, work_dir: Path) -> tuple[nn.Module, list[dict[str, Any]]]:
+    """Run the candidate's compressor chain on ``teacher``; returns the model and each step's description."""
+    from compressors import CompressContext
+    from suite.registry import COMPRESSORS
+
+    sp = ws.splits()
+    s = ws.cfg.student
+    ctx = CompressContext(train_set=sp["train"], valid_set=sp["valid"], steps=s.steps, batch_size=s.batch_size,
+                          lr=s.lr, device=ws.cfg.device, seed=ws.cfg.seed, work_dir=work_dir, progress=False)
+    model: nn.Module | None = None
+    descriptions = []
+    for i, (name, params) in enumerate(spec.steps):
+        extra = _student_params(spec) if i == 0 else {}
+        result = COMPRESSORS.get(name)().compress(teacher, ctx.with_candidate(model), **extra, **params)
+        model = result.model
+        descriptions.append(result.description)
+    assert model is not None
+    return model, descriptions
+
+
+def run_candidate(spec: CandidateSpec, ws: Workspace, *, candidate_id: str, trial: int | None = None) -> ResultRecord:
+    """Build, save and measure one candidate; a failure becomes a failed record (never an exception)."""
+    from suite.checkpoint import save_checkpoint
+
+    cfg = ws.cfg
+    size = spec.size or teacher_size_label(spec.family, cfg)
+    ident = {"candidate_id": candidate_id, "family": spec.family, "size": size, "method": spec.method,
+             "method_params": spec.method_params, "trial": trial}
+    cdir = ws.out / "candidates" / candidate_id
+    try:
+        teacher, _ = ws.teacher(spec.family)
+        ws.write_targets()
+        if cdir.exists():
+            shutil.rmtree(cdir)  # left by an interrupted attempt with the same id
+        t0 = time.perf_counter()
+        model, descriptions = compress_candidate(spec, teacher, ws, cdir / "work")
+        train_seconds = time.perf_counter() - t0
+        shutil.rmtree(cdir / "work", ignore_errors=True)
+        ckpt = save_checkpoint(model, cdir / "model.pt", {"method": spec.method, "params": spec.method_params,
+                                                           "candidate_id": candidate_id, "study": cfg.study})
+        fields = _evaluate(model, ws, teacher, ckpt, cdir / "audio")
+        fields["metrics"].setdefault("train_seconds", train_seconds)
+        rec_fields = _record_fields(fields, ws, ckpt)
+        missing = [m for m in cfg.objectives if not _finite(rec_fields["metrics"].get(m))]
+        if missing:
+            raise RuntimeError(f"objective(s) not measured or not finite: {', '.join(missing)}")
+        params = {**spec.method_params, "preset": cfg.preset, "steps_detail": descriptions}
+        return ResultRecord.with_units(
+            **{**ident, "method_params": params}, study=cfg.study, dataset=ws.dataset_name, seed=cfg.seed, **rec_fields,
+        )
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # noqa: BLE001 - every candidate failure becomes a failed record
+        return failed_record(cfg, dataset=ws._dataset_name, error=one_line(exc), **ident)
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

@@ -1,0 +1,128 @@
+"""Named sweep presets: ``smoke`` (minutes on 2 CPU cores), ``quick`` (about an hour on a CPU), ``paper``.
+
+A preset is a partial :class:`~suite.sweep.config.SweepConfig` tree; a YAML sweep file and the
+command-line flags override it. Every preset runs the same code path: the smoke preset only makes
+the data, the step counts and the teachers' width smaller, and every record and report it produces
+carries ``preset: smoke`` so nobody mistakes its numbers for real results.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from suite.errors import UserError
+
+__all__ = ["Preset", "PRESETS", "preset_tree"]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named starting point for a sweep."""
+
+    name: str
+    description: str
+    tree: dict[str, Any]
+
+
+_SMOKE = Preset(
+    name="smoke",
+    description=(
+        "generated data (3 timbres, 1 s clips), reduced-width teachers, tens of steps: checks that the "
+        "machinery works end to end in minutes on 2 CPU cores; its numbers say nothing about quality"
+    ),
+    tree={
+        "preset": "smoke",
+        "study": "smoke",
+        "trials": 8,
+        "sampler": "nsga2",
+        "objectives": ["mss", "rtf_stream_64", "param_bytes"],
+        "data": {
+            "dataset": "synthetic",
+            "options": {"timbres": 3, "clips_per_timbre": 4},
+            "frames": 250,
+            "max_train": 12,
+            "max_valid": 3,
+            "max_test": 4,
+        },
+        # Full-size HpN costs seconds per step on 2 cores: the smoke teachers are narrower, built by the
+        # same constructor the full size uses (REFERENCE §2 widths otherwise).
+        "teacher": {"steps": 120, "batch_size": 4, "lr": 2e-3, "size": "full",
+                    "widths": {"hpn": {"hidden": 64}, "wavetable": {"hidden": 64}}},
+        "student": {"steps": 40, "batch_size": 4, "lr": 2e-3},
+        "space": {
+            "families": ["hpn", "ddx7"],
+            "methods": ["scratch", "kd_audio", "kd_control", "prune", "quantize", "prune+quantize"],
+            "sizes": ["reduced"],
+            "params": {
+                "prune": {"finetune_steps": {"choices": [0, 20]}},
+                "quantize": {"dtype": {"choices": ["int8", "bf16"]}},
+            },
+        },
+        "evaluation": {
+            "metrics": ["mss", "fad", "stream", "memory", "size"],
+            "embedding": "logmel",
+            "stream_buffers": [64, 256],
+            "n_audio_examples": 2,
+            "threads": 1,
+        },
+    },
+)
+
+_QUICK = Preset(
+    name="quick",
+    description="soundfont-rendered instruments (or --data-path), 4 s clips, hundreds of steps; about an hour on a CPU",
+    tree={
+        "preset": "quick",
+        "study": "quick",
+        "trials": 16,
+        "data": {"dataset": "soundfont", "options": {}, "frames": None, "max_test": 8},
+        "teacher": {"steps": 1500, "batch_size": 8, "lr": 1e-3, "size": "full",
+                    "widths": {"hpn": {"hidden": 128}, "wavetable": {"hidden": 128}}},
+        "student": {"steps": 500, "batch_size": 8, "lr": 1e-3},
+        "space": {
+            "families": ["hpn", "wavetable", "ddx7"],
+            "methods": ["scratch", "kd_audio", "kd_control", "prune", "quantize", "prune+quantize"],
+            "sizes": ["reduced", "hidden=32"],
+            "params": {"prune": {"finetune_steps": {"choices": [0, 200]}}},
+        },
+        "evaluation": {"embedding": "logmel", "stream_buffers": [64, 256, 512], "n_audio_examples": 4},
+    },
+)
+
+_PAPER = Preset(
+    name="paper",
+    description=(
+        "REFERENCE §4: 16 kHz, 4 s clips, 250 frames/s, batch 16, 120k steps, full-size teachers "
+        "(AdamW 1e-3, decay 0.98 every 10k steps); for a GPU (--device cuda)"
+    ),
+    tree={
+        "preset": "paper",
+        "study": "paper",
+        "trials": 60,
+        "device": "cuda",
+        "data": {"dataset": "soundfont", "options": {}, "frames": None},
+        "teacher": {"steps": 120_000, "batch_size": 16, "lr": 1e-3, "size": "full", "widths": {}},
+        "student": {"steps": 120_000, "batch_size": 16, "lr": 1e-3},
+        "space": {
+            "families": ["hpn", "wavetable", "ddx7"],
+            "methods": ["scratch", "kd_audio", "kd_control", "prune", "quantize", "prune+quantize",
+                        "prune+kd_audio+quantize"],
+            "sizes": ["reduced", "hidden=32", "hidden=64", "hidden=128"],
+            "params": {"prune": {"ratio": {"low": 0.25, "high": 0.9},
+                                 "finetune_steps": {"choices": [0, 10_000, 40_000]}}},
+        },
+        "evaluation": {"embedding": "aisfx", "stream_buffers": [64, 256, 512, 1024], "n_audio_examples": 8},
+    },
+)
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (_SMOKE, _QUICK, _PAPER)}
+
+
+def preset_tree(name: str) -> dict[str, Any]:
+    """A copy of the partial config tree of preset ``name``."""
+    try:
+        return copy.deepcopy(PRESETS[name].tree)
+    except KeyError:
+        raise UserError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}") from None

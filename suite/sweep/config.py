@@ -1,0 +1,368 @@
+"""The resolved configuration of a sweep: typed dataclasses loaded from plain YAML (no code in configs).
+
+A sweep is described by a :class:`SweepConfig`. It starts from a preset (:mod:`suite.presets`), a YAML
+sweep file overrides any part of it (a partial tree with the same keys), and command-line flags override
+both. Every mapping is validated: an unknown key, a wrong type or an unknown name raises a one-line
+:class:`~suite.errors.UserError` that names the key. The resolved config is saved next to the results.
+
+Example (``suite/configs/smoke_hpn_kd.yaml``)::
+
+    preset: smoke
+    study: hpn-kd
+    trials: 6
+    objectives: [mss, rtf_stream_64, param_bytes]
+    space:
+      families: [hpn]
+      methods: [scratch, kd_audio, "prune+quantize"]
+      params:
+        prune: {ratio: {low: 0.3, high: 0.7}}
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+from suite.errors import UserError
+
+__all__ = [
+    "ParamSpec",
+    "DataConfig",
+    "RecipeConfig",
+    "TeacherConfig",
+    "SpaceConfig",
+    "EvalConfig",
+    "SweepConfig",
+    "config_from_dict",
+    "deep_merge",
+    "load_yaml",
+    "config_hash",
+]
+
+
+@dataclass
+class ParamSpec:
+    """The range of one hyper-parameter: ``choices`` (categorical) or ``low``/``high`` (int or float).
+
+    Integers in both bounds make an integer parameter; ``log`` samples on a log scale; ``step`` quantises.
+    """
+
+    choices: list[Any] | None = None
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.choices is not None:
+            if self.low is not None or self.high is not None:
+                raise UserError("a parameter has either 'choices' or 'low'/'high', not both")
+            if not isinstance(self.choices, list) or not self.choices:
+                raise UserError("'choices' must be a non-empty list")
+            for c in self.choices:
+                if c is not None and not isinstance(c, (str, int, float, bool)):
+                    raise UserError(f"choice {c!r} is not a plain value (str, number, bool or null)")
+        else:
+            if self.low is None or self.high is None:
+                raise UserError("a parameter needs 'choices' or both 'low' and 'high'")
+            if isinstance(self.low, bool) or isinstance(self.high, bool):
+                raise UserError("'low'/'high' must be numbers")
+            if self.low > self.high:
+                raise UserError(f"'low' ({self.low}) is above 'high' ({self.high})")
+            if self.log and self.low <= 0:
+                raise UserError("a log-scale parameter needs 'low' > 0")
+
+    @property
+    def kind(self) -> str:
+        """``categorical``, ``int`` or ``float``."""
+        if self.choices is not None:
+            return "categorical"
+        if isinstance(self.low, int) and isinstance(self.high, int) and (self.step is None or isinstance(self.step, int)):
+            return "int"
+        return "float"
+
+    def contains(self, value: Any) -> bool:
+        """Whether ``value`` is a legal value of this parameter."""
+        if self.choices is not None:
+            return value in self.choices
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return False
+        assert self.low is not None and self.high is not None
+        return self.low <= value <= self.high
+
+
+@dataclass
+class DataConfig:
+    """Where the clips come from.
+
+    Attributes:
+        dataset: registered dataset name (``synthetic``, ``soundfont``, ``folder``).
+        path: a prepared dataset directory, or a folder of audio for ``folder`` (``--data-path``).
+        options: keyword options of the dataset builder (e.g. ``{"timbres": 3}``).
+        frames: crop every clip to its first ``frames`` frames (None: whole 4 s clips).
+        max_train: at most this many training clips (None: all); likewise ``max_valid``/``max_test``.
+    """
+
+    dataset: str = "synthetic"
+    path: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    frames: int | None = None
+    max_train: int | None = None
+    max_valid: int | None = None
+    max_test: int | None = None
+
+
+@dataclass
+class RecipeConfig:
+    """A training recipe (REFERENCE §4 by default): steps, batch size, learning rate."""
+
+    steps: int = 1000
+    batch_size: int = 16
+    lr: float = 1e-3
+
+
+@dataclass
+class TeacherConfig:
+    """How each family's teacher is built and trained (once per family, dataset and recipe).
+
+    Attributes:
+        steps, batch_size, lr: the teacher's training recipe.
+        size: the registered size the teacher starts from (``full``).
+        widths: family -> constructor keyword overrides (e.g. ``{"hpn": {"hidden": 64}}`` for a
+            reduced-width smoke teacher built through the same code path). A family absent here
+            uses the registered size as is.
+    """
+
+    steps: int = 1000
+    batch_size: int = 16
+    lr: float = 1e-3
+    size: str = "full"
+    widths: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class SpaceConfig:
+    """The search space.
+
+    Attributes:
+        families: family names or wildcards (``FAMILIES.expand``).
+        methods: compressor names or chains joined by ``+`` (``prune+kd_audio+quantize``).
+        sizes: student sizes for methods that train a new student (scratch, KD): registered size
+            names (``reduced``) or constructor overrides (``hidden=32``); a list for every family, or
+            family -> list.
+        params: method -> parameter -> :class:`ParamSpec`, overriding the built-in defaults of
+            :data:`suite.sweep.space.DEFAULT_PARAMS` parameter by parameter.
+    """
+
+    families: list[str] = field(default_factory=lambda: ["hpn", "wavetable", "ddx7"])
+    methods: list[str] = field(default_factory=lambda: ["scratch", "kd_audio", "kd_control", "prune", "quantize"])
+    sizes: dict[str, list[str]] | list[str] = field(default_factory=lambda: ["reduced"])
+    params: dict[str, dict[str, ParamSpec]] = field(default_factory=dict)
+
+
+@dataclass
+class EvalConfig:
+    """How candidates are measured (``suite.evaluate.evaluate_model`` options)."""
+
+    metrics: list[str] = field(default_factory=lambda: ["mss", "fad", "stream", "memory", "size"])
+    embedding: str = "logmel"
+    stream_buffers: list[int] = field(default_factory=lambda: [64, 256])
+    n_audio_examples: int = 4
+    threads: int = 1
+
+
+@dataclass
+class SweepConfig:
+    """Everything a sweep needs, resolved from preset + YAML + flags (never holds storage credentials).
+
+    Attributes:
+        preset: the preset this config started from (recorded in every record's ``method_params``).
+        study: the Optuna study name.
+        trials: finished trials the study should have in total (re-running runs only the missing ones).
+        sampler: sampler name (:data:`suite.sweep.space.SAMPLERS`).
+        seed: seeds data, training, sampling and evaluation.
+        objectives: metric names (``suite.records.STANDARD_METRICS``), all minimised.
+        device: ``cpu`` or ``cuda``.
+        covering: enqueue one trial per (method, family) pair first, so every method is measured
+            before the sampler explores.
+    """
+
+    preset: str = "custom"
+    study: str = "sweep"
+    trials: int = 10
+    sampler: str = "nsga2"
+    seed: int = 0
+    objectives: list[str] = field(default_factory=lambda: ["mss", "rtf_stream_64", "param_bytes"])
+    device: str = "cpu"
+    covering: bool = True
+    data: DataConfig = field(default_factory=DataConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    student: RecipeConfig = field(default_factory=RecipeConfig)
+    space: SpaceConfig = field(default_factory=SpaceConfig)
+    evaluation: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON/YAML-able dict (the form :func:`config_from_dict` reads back)."""
+        return _drop_none_params(dataclasses.asdict(self))
+
+    def sizes_for(self, family: str) -> list[str]:
+        """The student sizes searched for ``family``."""
+        sizes = self.space.sizes
+        if isinstance(sizes, dict):
+            return list(sizes.get(family, sizes.get("*", ["reduced"])))
+        return list(sizes)
+
+
+def _drop_none_params(d: dict[str, Any]) -> dict[str, Any]:
+    params = d.get("space", {}).get("params", {})
+    for method, ps in params.items():
+        params[method] = {k: {a: b for a, b in v.items() if b is not None and not (a == "log" and b is False)} for k, v in ps.items()}
+    return d
+
+
+def config_hash(cfg: SweepConfig, exclude: tuple[str, ...] = ("trials", "study")) -> str:
+    """A stable hash of what makes two sweeps' trials comparable (trial count and study name excluded)."""
+    d = {k: v for k, v in cfg.to_dict().items() if k not in exclude}
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over`` merged in: mappings merge key by key, everything else replaces.
+
+    ``space.params`` merges down to single parameters, so a YAML file can change one range.
+    """
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k not in ("options",):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML sweep file with ``yaml.safe_load`` (tags that run code are refused)."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"sweep config not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"{p}: not valid YAML ({first})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{p}: a sweep config must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+def config_from_dict(data: dict[str, Any], where: str = "config") -> SweepConfig:
+    """Validate a plain dict into a :class:`SweepConfig` (one-line :class:`UserError` on any problem)."""
+    cfg = _build(SweepConfig, data, where)
+    _check_semantics(cfg, where)
+    return cfg
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise UserError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        raise UserError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(names)})")
+    kwargs = {k: _coerce(hints[k], v, f"{where}.{k}") for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except UserError as exc:
+        raise UserError(f"{where}: {exc}") from None
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(a, value, where)
+            except UserError as exc:
+                errors.append(str(exc))
+        raise UserError(errors[-1] if errors else f"{where}: invalid value {value!r}")
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, where)  # type: ignore[arg-type]
+    if origin is list:
+        if not isinstance(value, list):
+            raise UserError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
+        return [_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"{where}: expected a mapping, got {type(value).__name__} {value!r}")
+        return {str(k): _coerce(args[1], v, f"{where}.{k}") for k, v in value.items()}
+    if tp is Any:
+        return value
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value  # ints stay ints (an int range is an int parameter)
+        raise UserError(f"{where}: expected a number, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise UserError(f"{where}: expected an integer, got {value!r}")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise UserError(f"{where}: expected true or false, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise UserError(f"{where}: expected a string, got {value!r}")
+    raise UserError(f"{where}: unsupported value {value!r}")  # pragma: no cover
+
+
+def _check_semantics(cfg: SweepConfig, where: str) -> None:
+    from suite.records import STANDARD_METRICS, Direction
+
+    if cfg.trials < 1:
+        raise UserError(f"{where}.trials: must be at least 1, got {cfg.trials}")
+    if not cfg.study or any(c in cfg.study for c in "/\\\n"):
+        raise UserError(f"{where}.study: {cfg.study!r} is not a usable study name")
+    if not cfg.objectives:
+        raise UserError(f"{where}.objectives: at least one objective is needed")
+    for name in cfg.objectives:
+        spec = STANDARD_METRICS.get(name)
+        if spec is None:
+            known = ", ".join(sorted(STANDARD_METRICS))
+            raise UserError(f"{where}.objectives: unknown metric {name!r}; known: {known}")
+        if spec.direction is not Direction.MINIMIZE:
+            raise UserError(f"{where}.objectives: {name!r} is maximised; sweep objectives are minimised")
+    if len(set(cfg.objectives)) != len(cfg.objectives):
+        raise UserError(f"{where}.objectives: an objective is listed twice")
+    if cfg.device != "cpu" and not cfg.device.startswith("cuda"):
+        raise UserError(f"{where}.device: {cfg.device!r} is not cpu or cuda[:N]")
+    for sect, recipe in (("teacher", cfg.teacher), ("student", cfg.student)):
+        if recipe.steps < 0 or recipe.batch_size < 1 or recipe.lr <= 0:
+            raise UserError(f"{where}.{sect}: steps >= 0, batch_size >= 1 and lr > 0 are required")
+    if cfg.data.frames is not None and cfg.data.frames < 4:
+        raise UserError(f"{where}.data.frames: at least 4 frames, got {cfg.data.frames}")
+    if not cfg.space.families or not cfg.space.methods:
+        raise UserError(f"{where}.space: families and methods must not be empty")
+    if not cfg.evaluation.stream_buffers or any(b < 1 for b in cfg.evaluation.stream_buffers):
+        raise UserError(f"{where}.evaluation.stream_buffers: positive buffer sizes are required")
