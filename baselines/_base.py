@@ -1,0 +1,318 @@
+"""Building blocks shared by the families: the base class, the learnable reverb, the HpN/Wavetable decoder.
+
+The families themselves live in ``hpn.py``, ``wavetable.py`` and ``ddx7.py``; the DSP maths they
+call is in ``dsp.py``. See ``docs/CONTRACTS.md`` ("Model families") for the interface.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from baselines import dsp
+from suite.features import BLOCK_SIZE, SAMPLE_RATE, scale_f0, scale_loudness
+from suite.registry import SIZES
+
+__all__ = [
+    "DDSPFamily",
+    "DecoderFamily",
+    "Reverb",
+    "HarmonicDecoder",
+    "SizeSpec",
+    "mlp",
+    "fast_fft_len",
+    "register_sizes",
+    "scaled_inputs",
+    "uniform_widths",
+]
+
+
+@dataclass(frozen=True)
+class SizeSpec:
+    """A named size of a family: the constructor kwargs and what the reference says about it."""
+
+    name: str
+    kwargs: Mapping[str, Any]
+    params: int
+    """Total parameter count of REFERENCE §2 (reverb included)."""
+    params_trainable: int | None = None
+    note: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def fast_fft_len(n: int) -> int:
+    """The smallest ``2^a 3^b 5^c >= n`` (sizes pocketfft and cuFFT handle fast)."""
+    best = 1 << (n - 1).bit_length()
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            m = p35
+            while m < n:
+                m *= 2
+            best = min(best, m)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+def scaled_inputs(f0_hz: Tensor, loudness_db: Tensor) -> tuple[Tensor, Tensor]:
+    """Decoder inputs of REFERENCE §1 as ``(B, T, 1)``: ``midi(f0)/127`` and ``loudness/80 + 1``."""
+    return scale_f0(f0_hz).unsqueeze(-1), scale_loudness(loudness_db).unsqueeze(-1)
+
+
+def mlp(sizes: list[int]) -> nn.Sequential:
+    """``len(sizes) - 1`` x [Linear -> LayerNorm -> LeakyReLU(0.01)]: sizes ``[in, h1, h2, ...]``."""
+    layers: list[nn.Module] = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(fan_in, fan_out), nn.LayerNorm(fan_out), nn.LeakyReLU(0.01)]
+    return nn.Sequential(*layers)
+
+
+class Reverb(nn.Module):
+    """The learnable reverb of REFERENCE §1 (16,002 parameters for a 1 s impulse).
+
+    ``forward(x, tail)`` convolves causally and carries the tail, so buffers chain exactly. In
+    eval mode without autograd the impulse spectrum is cached per FFT size (invalidated when a
+    parameter changes in place, e.g. by an optimiser step or ``load_state_dict``).
+    """
+
+    def __init__(self, length: int = SAMPLE_RATE, sample_rate: int = SAMPLE_RATE,
+                 initial_decay: float = 5.0, initial_wet: float = 0.0) -> None:
+        super().__init__()
+        self.sample_rate = sample_rate
+        self.noise = nn.Parameter(torch.rand(length) * 2.0 - 1.0)
+        self.decay = nn.Parameter(torch.tensor(float(initial_decay)))
+        self.wet = nn.Parameter(torch.tensor(float(initial_wet)))
+        self._cache: dict[int, tuple[tuple[Any, ...], Tensor]] = {}
+
+    @property
+    def length(self) -> int:
+        return int(self.noise.shape[-1])
+
+    def impulse(self) -> Tensor:
+        """The impulse ``(L,)`` from the current parameters."""
+        return dsp.reverb_impulse(self.noise, self.decay, self.wet, self.sample_rate)
+
+    def _impulse_f(self, n_fft: int) -> Tensor:
+        params = (self.noise, self.decay, self.wet)
+        cacheable = not self.training and not (torch.is_grad_enabled() and any(p.requires_grad for p in params))
+        if not cacheable:
+            return torch.fft.rfft(self.impulse(), n=n_fft)
+        key = tuple((p.data_ptr(), p._version, p.device, p.dtype) for p in params)
+        hit = self._cache.get(n_fft)
+        if hit is None or hit[0] != key:
+            with torch.no_grad():
+                hit = (key, torch.fft.rfft(self.impulse(), n=n_fft))
+            self._cache[n_fft] = hit
+        return hit[1]
+
+    def init_tail(self, batch_size: int, device: torch.device, dtype: torch.dtype = torch.float32) -> Tensor:
+        return torch.zeros(batch_size, self.length - 1, device=device, dtype=dtype)
+
+    def forward(self, x: Tensor, tail: Tensor) -> tuple[Tensor, Tensor]:
+        n_fft = fast_fft_len(x.shape[-1] + self.length - 1)
+        return dsp.fft_convolve_tail(x, self._impulse_f(n_fft), n_fft, tail)
+
+
+class HarmonicDecoder(nn.Module):
+    """The HpN/Wavetable decoder of REFERENCE §2: input MLPs -> GRU -> output MLP -> linear heads.
+
+    Args:
+        widths: ``{"f0_mlp": [a, b, c], "loudness_mlp": [a, b, c], "gru": g, "out_mlp": [a, b, c]}``.
+        heads: control name -> output size.
+    """
+
+    def __init__(self, widths: Mapping[str, Any], heads: Mapping[str, int]) -> None:
+        super().__init__()
+        f_w, l_w, o_w = list(widths["f0_mlp"]), list(widths["loudness_mlp"]), list(widths["out_mlp"])
+        g = int(widths["gru"])
+        self.f0_mlp = mlp([1, *f_w])
+        self.loudness_mlp = mlp([1, *l_w])
+        self.gru = nn.GRU(f_w[-1] + l_w[-1], g, batch_first=True)
+        self.out_mlp = mlp([g + 2, *o_w])
+        self.heads = nn.ModuleDict({name: nn.Linear(o_w[-1], k) for name, k in heads.items()})
+
+    def widths(self) -> dict[str, Any]:
+        """The per-layer widths as built now (after pruning, the pruned ones)."""
+
+        def outs(seq: nn.Sequential) -> list[int]:
+            return [m.out_features for m in seq if isinstance(m, nn.Linear)]
+
+        return {"f0_mlp": outs(self.f0_mlp), "loudness_mlp": outs(self.loudness_mlp),
+                "gru": int(self.gru.hidden_size), "out_mlp": outs(self.out_mlp)}
+
+    def forward(self, f0_scaled: Tensor, loudness_scaled: Tensor, h0: Tensor | None
+                ) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+        """Returns raw heads ``{name: (B, T, k)}``, the GRU output ``(B, T, g)`` and the GRU state."""
+        x = torch.cat([self.f0_mlp(f0_scaled), self.loudness_mlp(loudness_scaled)], dim=-1)
+        hidden, h = self.gru(x, h0)
+        y = self.out_mlp(torch.cat([hidden, f0_scaled, loudness_scaled], dim=-1))
+        return {name: head(y) for name, head in self.heads.items()}, hidden, h
+
+
+def uniform_widths(hidden: int) -> dict[str, Any]:
+    return {"f0_mlp": [hidden] * 3, "loudness_mlp": [hidden] * 3, "gru": hidden, "out_mlp": [hidden] * 3}
+
+
+class DDSPFamily(nn.Module):
+    """What every family shares: identity (``family``, ``config``, ``size_name``) and the streaming state helpers.
+
+    Subclasses define ``family``, ``control_names``, ``SIZE_SPECS``, ``forward``, ``init_state``,
+    ``synth_controls`` and ``_current_config``.
+    """
+
+    family: ClassVar[str]
+    control_names: ClassVar[tuple[str, ...]]
+    SIZE_SPECS: ClassVar[tuple[SizeSpec, ...]] = ()
+    sample_rate: ClassVar[int] = SAMPLE_RATE
+    block_size: ClassVar[int] = BLOCK_SIZE
+
+    config: dict[str, Any]
+    size_name: str
+
+    def _finish_init(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.size_name = self._match_size(config)
+
+    @classmethod
+    def _match_size(cls, config: Mapping[str, Any]) -> str:
+        for spec in cls.SIZE_SPECS:
+            if cls._normalise(dict(spec.kwargs)) == config:
+                return spec.name
+        return "custom"
+
+    @classmethod
+    def _normalise(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The full config a constructor call with ``kwargs`` resolves to."""
+        raise NotImplementedError
+
+    def sync_config(self) -> dict[str, Any]:
+        """Re-read ``config`` from the layers as they are now (call after pruning in place); returns it."""
+        self.config = self._current_config()
+        self.size_name = self._match_size(self.config)
+        return copy.deepcopy(self.config)
+
+    def _current_config(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _ref(self) -> Tensor:
+        """A parameter whose device and dtype the computations follow."""
+        return next(self.parameters())
+
+    @staticmethod
+    def _seeds(batch_size: int, seed: int | None, device: torch.device) -> Tensor:
+        if seed is None:
+            return torch.randint(0, 2**62, (batch_size,), dtype=torch.int64).to(device)
+        return (torch.arange(batch_size, dtype=torch.int64) + int(seed) * 1_000_003).to(device)
+
+
+def register_sizes(cls: type[DDSPFamily]) -> type[DDSPFamily]:
+    """Register every ``SizeSpec`` of ``cls`` in ``SIZES`` as ``"<family>/<size>"`` with a zero-argument factory."""
+
+    def build(kwargs: Mapping[str, Any]) -> DDSPFamily:
+        return cls(**copy.deepcopy(dict(kwargs)))
+
+    for spec in cls.SIZE_SPECS:
+        factory: Callable[[], DDSPFamily] = functools.partial(build, spec.kwargs)
+        meta: dict[str, Any] = {"family": cls.family, "size": spec.name, "reference_params": spec.params}
+        if spec.params_trainable is not None:
+            meta["reference_params_trainable"] = spec.params_trainable
+        SIZES.register(f"{cls.family}/{spec.name}", obj=factory, description=spec.note, **meta)
+    return cls
+
+
+class DecoderFamily(DDSPFamily):
+    """HpN and Wavetable: the GRU decoder, a tonal oscillator, filtered noise and the reverb.
+
+    Subclasses set ``tonal_head`` (the head whose size is ``n_harmonics``/``n_wavetables``) and
+    implement ``_tonal(sc, f0, phase)``.
+
+    Streaming state: ``{"frame": int, "seed": (B,) int64, "gru": (1, B, g), "phase": (B, 1) float64,
+    "f0_prev": (B, 1, 1), "tail": (B, L-1)}``.
+    """
+
+    tonal_head: ClassVar[str]
+    tonal_key: ClassVar[str]  # config key of the tonal head size
+
+    def _build(self, config: dict[str, Any]) -> None:
+        heads = {"amplitude": 1, self.tonal_head: config[self.tonal_key], "noise_bands": config["n_bands"]}
+        self.decoder = HarmonicDecoder(config["widths"], heads)
+        self.reverb = Reverb()
+        self.register_buffer("_window", torch.hann_window(self.block_size, periodic=False), persistent=False)
+        self.register_buffer("_ratio", torch.ones(1), persistent=False)
+
+    @classmethod
+    def _normalise(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        hidden = int(kwargs.pop("hidden", 512))
+        widths = kwargs.pop("widths", None)
+        widths = uniform_widths(hidden) if widths is None else {
+            "f0_mlp": [int(w) for w in widths["f0_mlp"]], "loudness_mlp": [int(w) for w in widths["loudness_mlp"]],
+            "gru": int(widths["gru"]), "out_mlp": [int(w) for w in widths["out_mlp"]]}
+        n_tonal = int(kwargs.pop(cls.tonal_key, cls._default_tonal()))
+        n_bands = int(kwargs.pop("n_bands", 65))
+        if kwargs:
+            raise TypeError(f"{cls.__name__}: unknown arguments {sorted(kwargs)}")
+        if n_bands < 2 or n_tonal < 1:
+            raise ValueError(f"{cls.__name__}: needs n_bands >= 2 and {cls.tonal_key} >= 1")
+        return {"hidden": widths["gru"], "widths": widths, cls.tonal_key: n_tonal, "n_bands": n_bands}
+
+    @classmethod
+    def _default_tonal(cls) -> int:
+        raise NotImplementedError
+
+    def _current_config(self) -> dict[str, Any]:
+        widths = self.decoder.widths()
+        return {"hidden": widths["gru"], "widths": widths,
+                self.tonal_key: int(self.decoder.heads[self.tonal_head].out_features),
+                "n_bands": int(self.decoder.heads["noise_bands"].out_features)}
+
+    def init_state(self, batch_size: int, seed: int | None = None) -> dict[str, Any]:
+        """A fresh streaming state; ``seed`` fixes the noise (``None`` draws one from torch's global RNG)."""
+        ref = self._ref()
+        dev, dt = ref.device, ref.dtype
+        return {
+            "frame": 0,
+            "seed": self._seeds(batch_size, seed, dev),
+            "gru": torch.zeros(1, batch_size, self.decoder.gru.hidden_size, device=dev, dtype=dt),
+            "phase": torch.zeros(batch_size, 1, device=dev, dtype=torch.float64),
+            "f0_prev": torch.zeros(batch_size, 1, 1, device=dev, dtype=dt),
+            "tail": self.reverb.init_tail(batch_size, dev, dt),
+        }
+
+    def synth_controls(self, controls: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """``exp_sigmoid`` of every raw head (REFERENCE §2)."""
+        return {name: dsp.exp_sigmoid(controls[name]) for name in self.control_names}
+
+    def _tonal(self, sc: Mapping[str, Tensor], f0: Tensor, phase: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, f0_hz: Tensor, loudness_db: Tensor, state: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Frames ``(B, T)`` at 250 Hz -> ``{"audio": (B, 64 T), "controls", "state", "hidden"}``.
+
+        ``state=None`` starts fresh (offline); passing the returned state on continues the signal.
+        """
+        b, t = f0_hz.shape
+        if state is None:
+            state = self.init_state(b)
+        f0s, ls = scaled_inputs(f0_hz, loudness_db)
+        controls, hidden, h = self.decoder(f0s, ls, state["gru"])
+        sc = self.synth_controls(controls)
+        f0 = f0_hz.unsqueeze(-1)
+        prev = f0[:, :1] if state["frame"] == 0 else state["f0_prev"]
+        f0_up, f0_last = dsp.upsample_linear_causal(f0, prev, self.block_size)
+        phase, phase_end = dsp.oscillator_phase(f0_up.squeeze(-1), state["phase"], self._ratio,
+                                                self.sample_rate, self.block_size)
+        tonal = self._tonal(sc, f0, phase[:, 0])
+        white = dsp.counter_uniform(state["seed"], state["frame"], t, self.block_size).to(tonal.dtype)
+        noise = dsp.filtered_noise(white, dsp.bands_to_filter(sc["noise_bands"], self.block_size, self._window))
+        audio, tail = self.reverb(tonal + noise, state["tail"])
+        new_state = {"frame": state["frame"] + t, "seed": state["seed"], "gru": h, "phase": phase_end,
+                     "f0_prev": f0_last, "tail": tail}
+        return {"audio": audio, "controls": controls, "state": new_state, "hidden": hidden}
