@@ -1,0 +1,70 @@
+"""``ddspbench mss A.wav B.wav``: multi-scale spectral distance between two audio files.
+
+Both files are loaded as mono 16 kHz (stereo downmixed, other rates resampled). Length policy:
+when the two differ in length, both are truncated to the shorter one and the JSON says so
+(``length_policy``, ``samples``); if they differ by more than 10 % of the longer one, that is an
+error (they are probably not the same passage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+HELP = "multi-scale spectral distance (MSS, REFERENCE §5) between two audio files"
+
+MAX_LENGTH_MISMATCH = 0.10
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("a", help="first audio file (wav/flac/ogg)")
+    p.add_argument("b", help="second audio file")
+    p.add_argument("--scales", default=None, help="comma-separated FFT sizes (default 2048,1024,512,256,128,64)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def parse_scales(text: str | None) -> tuple[int, ...]:
+    """``"2048,512"`` -> (2048, 512); a one-line error for anything else."""
+    from suite.errors import UserError
+    from suite.metrics.mss import DEFAULT_SCALES
+
+    if not text:
+        return DEFAULT_SCALES
+    try:
+        scales = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise UserError(f"--scales must be comma-separated integers, got {text!r}") from None
+    if not scales or any(s < 4 or s % 4 for s in scales):
+        raise UserError(f"--scales must be positive multiples of 4 (hop = scale/4), got {text!r}")
+    return scales
+
+
+def compute(a_path: str, b_path: str, scales: tuple[int, ...]) -> dict[str, object]:
+    """The MSS between two files and how lengths were reconciled."""
+    import torch
+
+    from suite.audio_io import load_audio
+    from suite.errors import UserError
+    from suite.metrics.mss import mss
+
+    a, b = load_audio(a_path), load_audio(b_path)
+    n = min(a.size, b.size)
+    longer = max(a.size, b.size)
+    if longer - n > MAX_LENGTH_MISMATCH * longer:
+        raise UserError(
+            f"lengths differ by more than {MAX_LENGTH_MISMATCH:.0%}: {a.size} vs {b.size} samples at 16 kHz"
+        )
+    if n <= max(scales) // 2:
+        raise UserError(f"audio too short for MSS scale {max(scales)}: {n} samples at 16 kHz (needs > {max(scales) // 2})")
+    policy = "equal" if a.size == b.size else f"truncated to the shorter ({n} of {longer} samples)"
+    value = float(mss(torch.from_numpy(a[:n]).double(), torch.from_numpy(b[:n]).double(), scales))
+    return {"mss": value, "unit": "1", "scales": list(scales), "length_policy": policy, "samples": n, "sample_rate": 16000}
+
+
+def run(args: argparse.Namespace) -> int:
+    out = compute(args.a, args.b, parse_scales(args.scales))
+    if args.json:
+        print(json.dumps(out, sort_keys=True))
+    else:
+        print(f"MSS {out['mss']:.4f}  (scales {','.join(map(str, out['scales']))}; {out['length_policy']})")
+    return 0
