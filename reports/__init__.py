@@ -1,3 +1,25 @@
-"""reports package."""
+"""Reports: ResultRecords -> pandas -> leaderboards, Pareto fronts, KD-vs-others, and an HTML listening page.
+
+Reads records only (:mod:`suite.records`); never imports models, torch or compressors.
+
+Public API (docs/CONTRACTS.md, "Reports API"): :func:`load_results`, :func:`build_report`,
+:func:`print_leaderboard`.
+"""
 
 from __future__ import annotations
+
+from reports.build import FORMATS, build_report
+from reports.load import load_results
+from reports.pareto import hypervolume, is_pareto_front, non_dominated_ranks
+from reports.tables import leaderboard, print_leaderboard
+
+__all__ = [
+    "FORMATS",
+    "build_report",
+    "hypervolume",
+    "is_pareto_front",
+    "leaderboard",
+    "load_results",
+    "non_dominated_ranks",
+    "print_leaderboard",
+]

@@ -1,0 +1,216 @@
+"""Results directories -> one pandas DataFrame, one row per candidate.
+
+Columns (all rows, ok and failed):
+
+* identity: ``uid`` (unique across the loaded directories; the ``candidate_id``, prefixed with the
+  study or directory name where two directories share an id), ``candidate_id``, ``study``, ``trial``,
+  ``family``, ``size``, ``method``, ``method_params`` (compact JSON text), ``dataset``, ``instrument``,
+  ``seed``, ``results_dir``;
+* outcome: ``status`` (``ok``/``failed``) and ``error``;
+* one float column per metric any row carries (NaN where a row lacks it), plus ``<metric>_ci_low`` /
+  ``<metric>_ci_high`` where a record gave an interval;
+* ``per_clip`` (dict of lists, for significance tests), ``metric_defs`` (JSON text);
+* artifacts resolved to absolute paths: ``checkpoint``, ``audio_dir``, ``target_audio_dir``;
+* provenance: ``machine``, ``threads``, ``device``, ``cpu_model``, ``torch_version``, ``git_commit``.
+
+``df.attrs`` holds ``units`` (metric -> unit), ``metrics`` (the metric columns), ``results_dirs`` and
+``mixed`` (what differs between rows when mixing was allowed; empty otherwise).
+
+A candidate id appearing twice in one directory (a resumed sweep that re-ran a trial) keeps its last
+record. Only ``ok`` rows are checked for mixed hardware / metric definitions (failed rows measured
+nothing); a provenance value that a record leaves out is unknown and not counted as a difference.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from suite.errors import UserError
+from suite.records import ResultRecord, metric_unit, read_records
+
+__all__ = ["load_results", "records_frame", "HARDWARE_KEYS", "metric_columns", "finite", "clip_values"]
+
+HARDWARE_KEYS: tuple[str, ...] = ("machine", "threads", "device")
+_PROVENANCE_COLS: tuple[str, ...] = (*HARDWARE_KEYS, "cpu_model", "torch_version", "git_commit")
+
+
+def _resolve(path: str | None, base: Path) -> str | None:
+    if not path:
+        return None
+    p = Path(path)
+    return str(p if p.is_absolute() else (base / p).resolve())
+
+
+def _default_dir(base: Path, *parts: str) -> str | None:
+    p = base.joinpath(*parts)
+    return str(p.resolve()) if p.is_dir() else None
+
+
+def _row(rec: ResultRecord, base: Path) -> dict[str, Any]:
+    art = rec.artifacts or {}
+    prov = rec.provenance or {}
+    row: dict[str, Any] = {
+        "candidate_id": rec.candidate_id,
+        "study": rec.study,
+        "trial": rec.trial,
+        "family": rec.family,
+        "size": rec.size,
+        "method": rec.method,
+        "method_params": json.dumps(rec.method_params, sort_keys=True, separators=(",", ":"), default=str),
+        "dataset": rec.dataset,
+        "instrument": rec.instrument,
+        "seed": rec.seed,
+        "status": rec.status,
+        "error": rec.error,
+        "results_dir": str(base),
+        "per_clip": {k: [float("nan") if v is None else float(v) for v in vs] for k, vs in rec.per_clip.items()},
+        "metric_defs": json.dumps(rec.metric_defs, sort_keys=True),
+        "checkpoint": _resolve(art.get("checkpoint"), base),
+        "audio_dir": _resolve(art.get("audio"), base) or _default_dir(base, "candidates", rec.candidate_id, "audio"),
+        "target_audio_dir": _resolve(art.get("target_audio"), base) or _default_dir(base, "targets"),
+    }
+    for key in _PROVENANCE_COLS:
+        row[key] = prov.get(key)
+    for name, value in rec.metrics.items():
+        row[name] = float("nan") if value is None else float(value)
+    for name, iv in rec.intervals.items():
+        if iv is not None and len(iv) == 2:
+            lo, hi = iv
+            row[f"{name}_ci_low"] = float("nan") if lo is None else float(lo)
+            row[f"{name}_ci_high"] = float("nan") if hi is None else float(hi)
+    return row
+
+
+def metric_columns(df: pd.DataFrame) -> list[str]:
+    """The metric columns of a results frame (from ``df.attrs``)."""
+    return [m for m in df.attrs.get("metrics", []) if m in df.columns]
+
+
+def records_frame(
+    records: Iterable[ResultRecord], base: str | os.PathLike[str] = ".", *, units: dict[str, str] | None = None
+) -> pd.DataFrame:
+    """One directory's records as a frame (no checks, no uid); see the module docstring for columns."""
+    base_p = Path(base).resolve()
+    latest: dict[str, ResultRecord] = {}
+    for rec in records:
+        latest.pop(rec.candidate_id, None)  # keep file order of the last occurrence
+        latest[rec.candidate_id] = rec
+    unit_map = dict(units or {})
+    rows = []
+    for rec in latest.values():
+        for k, u in rec.units.items():
+            unit_map.setdefault(k, u)
+        rows.append(_row(rec, base_p))
+    df = pd.DataFrame(rows)
+    df.attrs["units"] = unit_map
+    return df
+
+
+def _one_line_values(df: pd.DataFrame, col: str) -> str:
+    parts = []
+    for value, grp in df.groupby(col, sort=True, dropna=True):
+        ids = ", ".join(grp["uid"].astype(str).head(2))
+        more = f" +{len(grp) - 2}" if len(grp) > 2 else ""
+        parts.append(f"{value!s} ({len(grp)} rows: {ids}{more})")
+    return "; ".join(parts)
+
+
+def _differences(df: pd.DataFrame) -> list[str]:
+    """One phrase per thing that differs between the ok rows (hardware keys, metric definitions)."""
+    ok = df[df["status"] == "ok"]
+    out: list[str] = []
+    for key in HARDWARE_KEYS:
+        if key not in ok.columns:
+            continue
+        known = ok[key].dropna().astype(str)
+        if known.nunique() > 1:
+            out.append(f"{key} differs: {_one_line_values(ok.loc[known.index].assign(**{key: known}), key)}")
+    defs: dict[str, dict[str, list[str]]] = {}
+    for uid, text in zip(ok["uid"], ok["metric_defs"], strict=True):
+        for metric, definition in json.loads(text or "{}").items():
+            defs.setdefault(metric, {}).setdefault(str(definition), []).append(str(uid))
+    for metric, by_def in sorted(defs.items()):
+        if len(by_def) > 1:
+            desc = "; ".join(
+                f"{d!r} ({len(u)} rows: {', '.join(u[:2])}{f' +{len(u) - 2}' if len(u) > 2 else ''})"
+                for d, u in sorted(by_def.items())
+            )
+            out.append(f"metric definition of {metric} differs: {desc}")
+    return out
+
+
+def load_results(
+    dirs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], allow_mixed_hardware: bool = False
+) -> pd.DataFrame:
+    """Load results directories (each with a ``records.jsonl``) into one DataFrame.
+
+    Args:
+        dirs: one or more results directories (or ``.jsonl`` files).
+        allow_mixed_hardware: combine rows measured on different machines / thread counts / devices
+            or with different metric definitions; otherwise that is a :class:`UserError` naming the
+            values and rows that differ. What differs is kept in ``df.attrs["mixed"]``.
+
+    Raises:
+        UserError: a directory is missing or holds no records, or rows are not comparable.
+    """
+    if isinstance(dirs, (str, os.PathLike)):
+        dirs = [dirs]
+    if not dirs:
+        raise UserError("no results directory given")
+    frames: list[pd.DataFrame] = []
+    units: dict[str, str] = {}
+    for d in dirs:
+        p = Path(d)
+        if not p.exists():
+            raise UserError(f"results directory {str(p)!r} does not exist")
+        recs = list(read_records([p]))
+        if not recs:
+            where = p / "records.jsonl" if p.is_dir() else p
+            raise UserError(f"no result records in {str(p)!r} (expected ResultRecord lines in {str(where)!r})")
+        f = records_frame(recs, p if p.is_dir() else p.parent)
+        units.update({k: v for k, v in f.attrs["units"].items() if k not in units})
+        frames.append(f)
+    df = pd.concat(frames, ignore_index=True, sort=False)
+    dup = df["candidate_id"].duplicated(keep=False)
+    prefix = df["study"].where(df["study"].astype(bool), df["results_dir"].map(lambda s: Path(s).name))
+    df.insert(0, "uid", df["candidate_id"].where(~dup, prefix + "/" + df["candidate_id"]))
+    still = df["uid"].duplicated(keep=False)
+    if still.any():  # two directories with the same study name and ids: number them
+        df.loc[still, "uid"] = df.loc[still, "uid"] + "#" + df.loc[still].groupby("uid").cumcount().astype(str)
+    metrics = sorted({c for f in frames for c in f.columns if c in units})
+    for m in metrics:
+        df[m] = pd.to_numeric(df[m], errors="coerce").astype(float)
+    for m in metrics:
+        units.setdefault(m, metric_unit(m))
+    df.attrs["units"] = {m: units[m] for m in metrics}
+    df.attrs["metrics"] = metrics
+    df.attrs["results_dirs"] = [str(Path(d).resolve()) for d in dirs]
+    diffs = _differences(df)
+    if diffs and not allow_mixed_hardware:
+        raise UserError("rows are not comparable: " + " | ".join(diffs) + " (pass --allow-mixed-hardware to combine)")
+    df.attrs["mixed"] = diffs
+    return df
+
+
+def finite(value: Any) -> bool:
+    """True for a real, finite number."""
+    try:
+        return value is not None and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def clip_values(row: pd.Series, metric: str) -> np.ndarray | None:
+    """The per-clip values of ``metric`` for one row, or None."""
+    pc = row.get("per_clip")
+    if not isinstance(pc, dict) or not pc.get(metric):
+        return None
+    return np.asarray(pc[metric], dtype=float)

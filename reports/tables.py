@@ -1,0 +1,267 @@
+"""Leaderboards: filtering, ranking, and writing them as Markdown, CSV, JSON or a rich table.
+
+Column headers carry units (``mss [1]``, ``param_bytes [B]``). Where a record gave a confidence
+interval for a metric, Markdown and the rich table show it as ``value [low, high]`` and CSV/JSON carry
+``<metric>_ci_low`` / ``<metric>_ci_high``. Failed candidates are never ranked; they are listed
+separately with their errors.
+
+Budget filters: ``max_rtf`` applies to ``rtf_metric`` (default ``rtf_stream_64``), ``max_params`` to
+``params``, ``max_mb`` to ``param_bytes`` in megabytes of 10**6 bytes. A candidate missing the filtered
+metric does not pass the filter. The teacher passes every filter (it is the reference row).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from reports.load import metric_columns
+from reports.pareto import direction_of
+from suite.errors import UserError
+from suite.records import Direction
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = [
+    "DEFAULT_COLUMNS",
+    "ID_COLUMNS",
+    "filter_frame",
+    "leaderboard",
+    "failed_rows",
+    "header",
+    "format_value",
+    "to_markdown",
+    "markdown_table",
+    "frame_markdown",
+    "display_rows",
+    "to_csv",
+    "to_json_obj",
+    "print_leaderboard",
+]
+
+DEFAULT_COLUMNS: tuple[str, ...] = (
+    "mss", "fad", "mss_teacher", "rtf_stream_64", "rtf_stream_256", "rtf_offline", "params", "param_bytes",
+    "peak_mem_bytes",
+)
+ID_COLUMNS: tuple[str, ...] = ("uid", "method", "family", "size", "instrument", "dataset")
+_TERMINAL_COLUMNS: tuple[str, ...] = ("fad", "rtf_stream_64", "param_bytes", "params", "rtf_offline")
+
+
+def _as_list(value: str | Sequence[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else list(value)
+    items = [s.strip() for s in items if s and s.strip()]
+    return items or None
+
+
+def filter_frame(
+    df: pd.DataFrame,
+    *,
+    family: str | Sequence[str] | None = None,
+    instrument: str | Sequence[str] | None = None,
+    max_rtf: float | None = None,
+    rtf_metric: str = "rtf_stream_64",
+    max_params: float | None = None,
+    max_mb: float | None = None,
+) -> pd.DataFrame:
+    """Rows of ``df`` that pass the filters (see the module docstring). ``attrs`` are kept."""
+    keep = pd.Series(True, index=df.index)
+    fams, insts = _as_list(family), _as_list(instrument)
+    if fams:
+        keep &= df["family"].isin(fams)
+    if insts:
+        keep &= df["instrument"].isin(insts)
+    is_teacher = df["method"] == "teacher"
+    failed = df["status"] != "ok"
+    for value, col, scale in ((max_rtf, rtf_metric, 1.0), (max_params, "params", 1.0), (max_mb, "param_bytes", 1e6)):
+        if value is None:
+            continue
+        if col not in df.columns:
+            raise UserError(f"cannot filter on {col!r}: no candidate has that metric")
+        within = df[col].to_numpy(dtype=float) <= value * scale
+        keep &= within | is_teacher | failed  # failed rows have no budget to compare; list them anyway
+    out = df[keep].copy()
+    out.attrs = dict(df.attrs)
+    return out
+
+
+def leaderboard(df: pd.DataFrame, metric: str = "mss", columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Ok rows ranked by ``metric`` (best first; ties broken by uid), with a ``rank`` column.
+
+    Columns: rank, the identity columns, ``metric`` then the other metric columns (``columns`` or
+    the present ones of :data:`DEFAULT_COLUMNS`), with their ``_ci_low``/``_ci_high`` where present.
+    """
+    if metric not in df.columns:
+        have = ", ".join(metric_columns(df)) or "none"
+        raise UserError(f"no candidate has metric {metric!r}; metrics present: {have}")
+    asc = direction_of(metric) is Direction.MINIMIZE
+    ok = df[(df["status"] == "ok") & df[metric].notna()]
+    ok = ok.sort_values([metric, "uid"], ascending=[asc, True])
+    wanted = list(columns) if columns else [c for c in DEFAULT_COLUMNS if c in df.columns]
+    mets = [metric] + [c for c in wanted if c != metric and c in df.columns]
+    cols = [c for c in ID_COLUMNS if c in df.columns]
+    for m in mets:
+        cols.append(m)
+        cols += [c for c in (f"{m}_ci_low", f"{m}_ci_high") if c in df.columns]
+    extra = [c for c in ("pareto",) if c in df.columns]
+    out = ok[cols + extra].reset_index(drop=True)
+    out.insert(0, "rank", np.arange(1, len(out) + 1))
+    out.attrs = {**df.attrs, "ranked_by": metric, "metric_order": mets}
+    return out
+
+
+def failed_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The failed candidates with their errors."""
+    cols = [c for c in (*ID_COLUMNS, "error") if c in df.columns]
+    return df.loc[df["status"] != "ok", cols].reset_index(drop=True)
+
+
+def header(metric: str, units: dict[str, str]) -> str:
+    """A column header with its unit: ``"mss [1]"``."""
+    unit = units.get(metric)
+    return f"{metric} [{unit}]" if unit else metric
+
+
+def format_value(x: Any) -> str:
+    """A compact, readable number (4 significant digits; thousands separators for large counts)."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    if isinstance(x, (bool, np.bool_)):
+        return "yes" if x else "no"
+    if isinstance(x, (int, np.integer)) or (isinstance(x, float) and x.is_integer() and abs(x) >= 1000):
+        return f"{int(x):,}"
+    if isinstance(x, (float, np.floating)):
+        return f"{x:.4g}"
+    return str(x)
+
+
+def _cell(row: pd.Series, m: str) -> str:
+    text = format_value(row[m])
+    lo, hi = row.get(f"{m}_ci_low"), row.get(f"{m}_ci_high")
+    if text and lo is not None and hi is not None and np.isfinite(lo) and np.isfinite(hi):
+        text += f" [{format_value(lo)}, {format_value(hi)}]"
+    return text
+
+
+def display_rows(board: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """Headers (with units) and formatted cells of a leaderboard, intervals folded into their cells."""
+    units = board.attrs.get("units", {})
+    mets = board.attrs.get("metric_order") or [c for c in board.columns if c in units]
+    ids = [c for c in board.columns if c == "rank" or c in ID_COLUMNS]
+    heads = ids + [header(m, units) for m in mets]
+    if "pareto" in board.columns:
+        heads.append("pareto")
+    rows = []
+    for _, r in board.iterrows():
+        cells = [format_value(r[c]) for c in ids] + [_cell(r, m) for m in mets]
+        if "pareto" in board.columns:
+            cells.append("yes" if r["pareto"] else "")
+        rows.append(cells)
+    return heads, rows
+
+
+def markdown_table(heads: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub-flavoured Markdown table; pipes and newlines in cells are escaped."""
+
+    def esc(v: Any) -> str:
+        return str(v).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+
+    lines = ["| " + " | ".join(esc(h) for h in heads) + " |", "|" + "|".join("---" for _ in heads) + "|"]
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def frame_markdown(df: pd.DataFrame) -> str:
+    """Any small frame as a Markdown table (numbers formatted with :func:`format_value`)."""
+    return markdown_table(list(df.columns), [[format_value(v) for v in r] for r in df.itertuples(index=False)])
+
+
+def to_markdown(board: pd.DataFrame, failed: pd.DataFrame | None = None, title: str = "Leaderboard") -> str:
+    """A leaderboard (and failed candidates) as Markdown."""
+    heads, rows = display_rows(board)
+    out = [f"## {title}\n", f"Ranked by `{board.attrs.get('ranked_by', '')}` ({len(board)} candidates).\n\n"]
+    out.append(markdown_table(heads, rows) if rows else "_No candidate passes the filters._\n")
+    if failed is not None and len(failed):
+        out.append(f"\n## Failed candidates ({len(failed)})\n\n")
+        out.append(markdown_table(list(failed.columns), [[format_value(v) for v in r] for r in failed.itertuples(index=False)]))
+    return "".join(out)
+
+
+def to_csv(board: pd.DataFrame) -> str:
+    """A leaderboard as CSV, raw numbers, unit in every metric header."""
+    units = board.attrs.get("units", {})
+    renamed = {c: header(c, units) for c in board.columns if c in units}
+    return board.rename(columns=renamed).to_csv(index=False)
+
+
+def to_json_obj(board: pd.DataFrame, failed: pd.DataFrame | None = None) -> dict[str, Any]:
+    """A JSON-able leaderboard: ranked rows with metrics, intervals and units, plus failed rows."""
+    units = board.attrs.get("units", {})
+    mets = board.attrs.get("metric_order", [])
+
+    def num(v: Any) -> Any:
+        if isinstance(v, (np.integer,)):
+            return int(v)
+        if isinstance(v, (float, np.floating)):
+            return float(v) if math.isfinite(v) else None
+        if isinstance(v, np.bool_):
+            return bool(v)
+        return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+    rows = []
+    for _, r in board.iterrows():
+        rows.append({
+            **{c: num(r[c]) for c in board.columns if c == "rank" or c in ID_COLUMNS or c == "pareto"},
+            "metrics": {m: num(r[m]) for m in mets},
+            "intervals": {m: [num(r[f"{m}_ci_low"]), num(r[f"{m}_ci_high"])]
+                          for m in mets if f"{m}_ci_low" in board.columns and np.isfinite(r[f"{m}_ci_low"])},
+        })
+    fails = [] if failed is None else [{k: num(v) for k, v in r.items()} for r in failed.to_dict("records")]
+    return {"ranked_by": board.attrs.get("ranked_by"), "units": {m: units.get(m, "") for m in mets},
+            "rows": rows, "failed": fails, "mixed": list(board.attrs.get("mixed", []))}
+
+
+def print_leaderboard(
+    df: pd.DataFrame, console: Console | None = None, top: int = 20, metric: str = "mss"
+) -> pd.DataFrame:
+    """Print the ``top`` candidates by ``metric`` as a rich table (and failed ones below it).
+
+    ``df`` is a results frame (:func:`reports.load_results`) or an already ranked leaderboard.
+    Returns the printed leaderboard.
+    """
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = console or Console()
+    if "rank" in df.columns:
+        board = df
+    else:  # a terminal is narrow: the ranked metric and a few budget columns
+        present = [c for c in _TERMINAL_COLUMNS if c in df.columns and c != metric]
+        board = leaderboard(df, metric, columns=present[:3])
+    heads, rows = display_rows(board.head(top))
+    title = f"Leaderboard by {board.attrs.get('ranked_by', metric)} (top {min(top, len(board))} of {len(board)})"
+    table = Table(title=title, title_justify="left")
+    units = board.attrs.get("units", {})
+    numeric = {header(m, units) for m in board.attrs.get("metric_order", [])} | {"rank"}
+    for h in heads:
+        table.add_column(Text(h), justify="right" if h in numeric else "left", overflow="fold")
+    for cells in rows:  # Text(): candidate names are data, never rich markup
+        table.add_row(*map(Text, cells), style="bold" if cells[heads.index("method")] == "teacher" else None)
+    console.print(table)
+    if "rank" not in df.columns:
+        failed = failed_rows(df)
+        if len(failed):
+            ft = Table(title=f"Failed candidates ({len(failed)})", title_justify="left")
+            for c in failed.columns:
+                ft.add_column(Text(c), overflow="fold")
+            for r in failed.itertuples(index=False):
+                ft.add_row(*[Text(format_value(v)) for v in r])
+            console.print(ft)
+    return board
