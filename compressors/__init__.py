@@ -1,3 +1,41 @@
-"""compressors package."""
+"""What turns a trained teacher into a cheaper candidate: KD (audio, control, feature), pruning, quantization, chains.
+
+Importing this package registers every compressor in ``suite.registry.COMPRESSORS`` (and the
+quantization transforms in ``suite.checkpoint.TRANSFORMS``). Use one as::
+
+    from compressors import CompressContext, get_compressor
+    result = get_compressor("prune+kd_audio+quantize").compress(teacher, ctx, **{"prune.ratio": 0.5})
+"""
 
 from __future__ import annotations
+
+from compressors._base import CompressContext, Compressor, CompressResult, build_student, frozen
+from compressors._distill import KDAudio, KDControl, KDFeature, Scratch
+from compressors._prune import Prune, structured_prune
+from compressors._quantize import Quantize, quantize_bf16, quantize_int8
+from compressors._stats import count_params, measure_rtf, serialized_bytes
+from compressors.chain import Chain, get_compressor, parse_chain, run_chain
+
+__all__ = [
+    "Compressor",
+    "CompressContext",
+    "CompressResult",
+    "build_student",
+    "frozen",
+    "Scratch",
+    "KDAudio",
+    "KDControl",
+    "KDFeature",
+    "Prune",
+    "structured_prune",
+    "Quantize",
+    "quantize_int8",
+    "quantize_bf16",
+    "Chain",
+    "get_compressor",
+    "parse_chain",
+    "run_chain",
+    "count_params",
+    "serialized_bytes",
+    "measure_rtf",
+]

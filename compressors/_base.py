@@ -1,0 +1,264 @@
+"""The compressor interface: one entry point that turns a trained teacher into a cheaper candidate.
+
+Every compression method (``scratch``, ``kd_audio``, ``kd_control``, ``prune``, ``quantize``, chains)
+is a :class:`Compressor` subclass registered in :data:`suite.registry.COMPRESSORS`, so the sweep
+calls all of them the same way::
+
+    comp = COMPRESSORS.get("kd_audio")()
+    result = comp.compress(teacher, ctx, size="reduced", kd_weight=0.5)
+    result.model, result.description
+
+A compressor declares its hyper-parameters and their defaults in ``defaults``; an unknown
+hyper-parameter is a :class:`~suite.errors.UserError`. Inside a chain, the model a step starts from
+is ``ctx.candidate`` (the previous step's output); the ``teacher`` is always the original,
+uncompressed model.
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+import dataclasses
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from torch import nn
+
+from suite.errors import UserError
+
+if TYPE_CHECKING:
+    from suite.data.store import ClipSet
+    from suite.train import TrainConfig
+
+__all__ = [
+    "Compressor",
+    "CompressContext",
+    "CompressResult",
+    "SIZE_KEYS",
+    "build_student",
+    "frozen",
+    "clone_model",
+]
+
+SIZE_KEYS: tuple[str, ...] = ("hidden", "widths", "channels", "n_blocks")
+"""Constructor keys that set a model's width/depth (everything else, e.g. a DDX7 instrument, is kept)."""
+
+
+@dataclass
+class CompressContext:
+    """What every compressor gets besides the teacher: data, training settings, a work directory.
+
+    Attributes:
+        train_set: training clips (``None`` only for methods that do not train, e.g. ``quantize``).
+        valid_set: held-out clips for validation during training (optional).
+        steps: optimizer steps of any training the method does (scratch/KD training, fine-tuning).
+        batch_size: clips per step.
+        lr: AdamW learning rate.
+        device: ``"cpu"`` or ``"cuda"``.
+        seed: seeds student initialisation, batch order and noise.
+        frames: crop training clips to this many frames (``None``: whole clips).
+        work_dir: where training may write checkpoints (``None``: nothing written).
+        progress: show training progress bars.
+        candidate: the model this step starts from inside a chain (``None``: the first step).
+        train_options: further :class:`suite.train.TrainConfig` fields (``valid_every``, ``gamma``...).
+    """
+
+    train_set: ClipSet | None = None
+    valid_set: ClipSet | None = None
+    steps: int = 200
+    batch_size: int = 16
+    lr: float = 1e-3
+    device: str = "cpu"
+    seed: int = 0
+    frames: int | None = None
+    work_dir: Path | None = None
+    progress: bool = False
+    candidate: nn.Module | None = None
+    train_options: dict[str, Any] = field(default_factory=dict)
+
+    def train_config(self, steps: int | None = None) -> TrainConfig:
+        """The :class:`suite.train.TrainConfig` of this context (``steps`` overrides ``self.steps``)."""
+        from suite.train import TrainConfig
+
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        bad = sorted(set(self.train_options) - known)
+        if bad:
+            raise UserError(f"unknown training option(s) {', '.join(bad)}; known: {', '.join(sorted(known))}")
+        kwargs: dict[str, Any] = {
+            "steps": int(self.steps if steps is None else steps),
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "device": self.device,
+            "seed": self.seed,
+            "frames": self.frames,
+        }
+        kwargs.update(self.train_options)
+        return TrainConfig(**kwargs)
+
+    def require_train_set(self, method: str) -> ClipSet:
+        """The training set, or a one-line error naming the method that needs it."""
+        if self.train_set is None or len(self.train_set) == 0:
+            raise UserError(f"{method} trains a model and needs a training set (none given)")
+        return self.train_set
+
+    def step_dir(self, name: str) -> Path | None:
+        """A sub-directory of ``work_dir`` for one step's files (``None`` without a work dir)."""
+        return None if self.work_dir is None else Path(self.work_dir) / name
+
+    def with_candidate(self, model: nn.Module | None) -> CompressContext:
+        """A copy of this context whose chain step starts from ``model``."""
+        return dataclasses.replace(self, candidate=model)
+
+
+@dataclass
+class CompressResult:
+    """A candidate and what was done to get it.
+
+    Attributes:
+        model: a ddspbench model (has ``family``/``config``; checkpointable with
+            :func:`suite.checkpoint.save_checkpoint`), in eval mode.
+        description: JSON-able: ``method``, every hyper-parameter (``params``), and the method's own
+            report (parameter counts and serialized bytes before/after, steps trained, timings...).
+    """
+
+    model: nn.Module
+    description: dict[str, Any]
+
+
+class Compressor(abc.ABC):
+    """A compression method. Subclasses set ``name``, ``defaults`` and implement :meth:`run`.
+
+    ``compress`` validates the hyper-parameters against ``defaults``, calls :meth:`run`, and adds the
+    parameter counts and serialized sizes of the starting model and of the candidate to the
+    description, so every method reports what it did in the same terms.
+    """
+
+    name: ClassVar[str] = ""
+    defaults: ClassVar[Mapping[str, Any]] = {}
+    """Every hyper-parameter the method accepts, with its default."""
+    post_training: ClassVar[bool] = False
+    """True for methods that must come after all training in a chain (quantization)."""
+
+    def resolve_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The defaults updated with ``params``; unknown names raise a one-line :class:`UserError`."""
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            known = ", ".join(sorted(self.defaults)) or "(none)"
+            raise UserError(f"{self.name}: unknown parameter(s) {', '.join(unknown)}; known: {known}")
+        return {**copy.deepcopy(dict(self.defaults)), **dict(params)}
+
+    def compress(self, teacher: nn.Module, ctx: CompressContext, **params: Any) -> CompressResult:
+        """Turn ``teacher`` (or ``ctx.candidate`` inside a chain) into a candidate.
+
+        Args:
+            teacher: the trained, uncompressed model (never modified).
+            ctx: data, training settings and the chain's current candidate.
+            **params: the method's hyper-parameters (see ``defaults``).
+
+        Returns:
+            A :class:`CompressResult`.
+        """
+        from compressors._stats import model_stats
+
+        resolved = self.resolve_params(params)
+        start = ctx.candidate if ctx.candidate is not None else teacher
+        before = model_stats(start)
+        t0 = time.perf_counter()
+        model, report = self.run(teacher, ctx, resolved)
+        seconds = time.perf_counter() - t0
+        model.eval()
+        after = model_stats(model)
+        description = {
+            "method": self.name,
+            "params": resolved,
+            **report,
+            "before": before,
+            "after": after,
+            "seconds": round(seconds, 3),
+        }
+        return CompressResult(model=model, description=description)
+
+    @abc.abstractmethod
+    def run(self, teacher: nn.Module, ctx: CompressContext, params: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+        """Do the work: return the candidate and a JSON-able report of what was done."""
+
+
+def clone_model(model: nn.Module) -> nn.Module:
+    """A deep copy that keeps the ddspbench identity attributes (family, size, config, transforms)."""
+    out = copy.deepcopy(model)
+    for attr in ("family", "size_name", "config", "ddsp_transforms"):
+        if hasattr(model, attr):
+            setattr(out, attr, copy.deepcopy(getattr(model, attr)))
+    return out
+
+
+def build_student(teacher: nn.Module, size: str | None = None, widths: Mapping[str, Any] | None = None, *, seed: int = 0) -> nn.Module:
+    """A freshly initialised model of the teacher's family with another width.
+
+    Every constructor argument of the teacher that is not a width (:data:`SIZE_KEYS`), e.g. the DDX7
+    instrument or the number of harmonics, is kept; the width comes from the registered size
+    ``"<family>/<size>"`` or from explicit ``widths`` (e.g. ``{"hidden": 64}`` or
+    ``{"channels": [32, 32, 32]}``).
+
+    Args:
+        teacher: the model whose family and non-width settings the student shares.
+        size: a registered size name of the family (``"reduced"``, ``"full"``...).
+        widths: explicit width keys; applied after ``size``.
+        seed: seeds the initialisation.
+    """
+    from suite.catalog import load_catalog
+    from suite.registry import FAMILIES, SIZES
+
+    load_catalog()
+    family = teacher.family
+    config = {k: copy.deepcopy(v) for k, v in dict(teacher.config).items() if k not in SIZE_KEYS}
+    size_name = "custom"
+    if size is not None:
+        key = f"{family}/{size}"
+        if key not in SIZES:
+            known = ", ".join(n.split("/", 1)[1] for n in SIZES.list(f"{family}/*")) or "(none)"
+            raise UserError(f"unknown size {size!r} for family {family}; known: {known}")
+        ref = SIZES.get(key)()
+        config.update({k: copy.deepcopy(v) for k, v in dict(ref.config).items() if k in SIZE_KEYS})
+        size_name = size
+    extra = dict(widths or {})
+    bad = sorted(set(extra) - set(SIZE_KEYS))
+    if bad:
+        raise UserError(f"not a width setting: {', '.join(bad)}; widths are {', '.join(SIZE_KEYS)}")
+    if extra:
+        config = {k: v for k, v in config.items() if k != "widths"}  # explicit widths replace per-layer ones
+        config.update(extra)
+        size_name = "custom"
+    if size is None and not extra:
+        raise UserError("a student needs a size (e.g. size=reduced) or a width (e.g. hidden=64)")
+    torch.manual_seed(seed)
+    try:
+        student = FAMILIES.get(family)(**config)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"cannot build a {family} student with {config}: {exc}") from None
+    student.size_name = size_name
+    return student
+
+
+@contextmanager
+def frozen(model: nn.Module) -> Iterator[nn.Module]:
+    """Freeze a teacher for the duration of a KD run: eval mode, ``requires_grad=False``.
+
+    The previous flags and mode are restored on exit, so the caller's model is left as it was.
+    """
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    was_training = model.training
+    model.eval()
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        model.train(was_training)

@@ -1,0 +1,269 @@
+"""Students trained from scratch and by knowledge distillation (REFERENCE §4).
+
+Paper: Giudici et al., "Distilling DDSP: Exploring Real-Time Audio Generation on Embedded Systems",
+JAES 2025 (audio and control distillation of DDSP synthesizers); knowledge distillation after
+Hinton et al., "Distilling the Knowledge in a Neural Network", 2015; feature (hint) distillation after
+Romero et al., "FitNets: Hints for Thin Deep Nets", ICLR 2015.
+
+With ``x`` the target audio, ``s``/``t`` the student's/teacher's audio, ``c_p`` the raw control head
+``p``, ``sigma(.)`` the family's synth-space squashing (``exp_sigmoid`` for HpN/Wavetable; for DDX7
+``max_ol * sigmoid``, applied once: the reference's double squashing is a defect) and ``h`` the GRU
+output:
+
+* ``scratch``:    ``L = MSS(x, s)`` (the baseline every KD result is compared with)
+* ``kd_audio``:   ``L = w_target MSS(x, s) + w_kd MSS(t, s)``, reference ``w_target = w_kd = 0.5``
+* ``kd_control``: ``L = w_target MSS(x, s) + w_kd sum_p mean|sigma(c_p^t) - sigma(c_p^s)|``,
+  reference ``w_target = 0.5, w_kd = 1.0``
+* ``kd_feature``: ``L = w_target MSS(x, s) + w_kd mean(h^t - P(h^s))^2`` with ``P`` a two-layer MLP
+  projector trained jointly with the student (the reference never trained it); ``P`` is dropped from
+  the saved candidate.
+
+The teacher is frozen for the whole run (eval mode, ``requires_grad=False``, no autograd graph) and
+left exactly as it was. The student is a registered size (``size=reduced``) or a width
+(``hidden=64``; DDX7 ``channels=[...]``/``n_blocks``); inside a chain after pruning, the incoming
+candidate is fine-tuned instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from compressors._base import SIZE_KEYS, CompressContext, Compressor, build_student, clone_model, frozen
+from suite.errors import UserError
+from suite.metrics.mss import MSSLoss
+from suite.registry import COMPRESSORS
+
+__all__ = [
+    "Scratch",
+    "KDAudio",
+    "KDControl",
+    "KDFeature",
+    "audio_kd_loss",
+    "control_kd_loss",
+    "feature_kd_loss",
+    "copy_wavetables",
+]
+
+LossOut = tuple[torch.Tensor, dict[str, float]]
+
+_STUDENT_DEFAULTS: dict[str, Any] = {"size": None, "hidden": None, "channels": None, "n_blocks": None, "steps": None}
+
+
+def _teacher_out(teacher: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    with torch.no_grad():
+        return teacher(batch["f0_hz"], batch["loudness_db"])
+
+
+def audio_kd_loss(teacher: nn.Module, kd_weight: float = 0.5, target_weight: float = 0.5):  # noqa: ANN201
+    """``w_target MSS(target, student) + w_kd MSS(teacher audio, student)`` as a training ``loss_fn``."""
+    crit = MSSLoss()
+
+    def loss_fn(out: dict[str, Any], batch: dict[str, torch.Tensor]) -> LossOut:
+        t_audio = _teacher_out(teacher, batch)["audio"]
+        target = crit(batch["audio"], out["audio"])
+        kd = crit(t_audio, out["audio"])
+        loss = target_weight * target + kd_weight * kd
+        return loss, {"mss": float(target.detach()), "kd_audio": float(kd.detach())}
+
+    return loss_fn
+
+
+def _select(teacher_ctrl: torch.Tensor, kept: Any) -> torch.Tensor:
+    return teacher_ctrl if kept is None else teacher_ctrl[..., list(kept)]
+
+
+def control_kd_loss(teacher: nn.Module, student: nn.Module, kd_weight: float = 1.0, target_weight: float = 0.5):  # noqa: ANN201
+    """``w_target MSS(target, student) + w_kd sum_p L1(sigma(teacher_p), sigma(student_p))`` as a ``loss_fn``.
+
+    ``sigma`` is each model's own :meth:`synth_controls`. When the student's controls are a subset of
+    the teacher's (DSP-aware pruning records the kept indices in ``student.kept_controls``), the
+    teacher's controls are indexed the same way.
+    """
+    crit = MSSLoss()
+    kept = getattr(student, "kept_controls", {}) or {}
+
+    def loss_fn(out: dict[str, Any], batch: dict[str, torch.Tensor]) -> LossOut:
+        t_out = _teacher_out(teacher, batch)
+        with torch.no_grad():
+            t_sc = teacher.synth_controls(t_out["controls"])
+        s_sc = student.synth_controls(out["controls"])
+        kd = out["audio"].new_zeros(())
+        logs: dict[str, float] = {}
+        for name in student.control_names:
+            t_c = _select(t_sc[name], kept.get(name))
+            if t_c.shape != s_sc[name].shape:
+                raise UserError(f"kd_control: teacher control {name!r} {tuple(t_c.shape)} does not match the student's {tuple(s_sc[name].shape)}")
+            term = (t_c - s_sc[name]).abs().mean()
+            logs[f"kd_{name}"] = float(term.detach())
+            kd = kd + term
+        target = crit(batch["audio"], out["audio"])
+        loss = target_weight * target + kd_weight * kd
+        return loss, {"mss": float(target.detach()), "kd_control": float(kd.detach()), **logs}
+
+    return loss_fn
+
+
+def feature_kd_loss(teacher: nn.Module, projector: nn.Module, kd_weight: float = 1.0, target_weight: float = 0.5):  # noqa: ANN201
+    """``w_target MSS(target, student) + w_kd MSE(teacher hidden, projector(student hidden))`` as a ``loss_fn``."""
+    crit = MSSLoss()
+
+    def loss_fn(out: dict[str, Any], batch: dict[str, torch.Tensor]) -> LossOut:
+        t_hidden = _teacher_out(teacher, batch)["hidden"]
+        kd = torch.mean((t_hidden - projector(out["hidden"])) ** 2)
+        target = crit(batch["audio"], out["audio"])
+        loss = target_weight * target + kd_weight * kd
+        return loss, {"mss": float(target.detach()), "kd_feature": float(kd.detach())}
+
+    return loss_fn
+
+
+def copy_wavetables(teacher: nn.Module, student: nn.Module) -> int:
+    """Copy the teacher's learnable wavetables into the student and freeze them; returns tables copied.
+
+    The reference's "fixed pre-trained wavetables" option for Wavetable students.
+    """
+    if getattr(teacher, "family", None) != "wavetable":
+        raise UserError("copy_wavetables applies to the wavetable family only")
+    t_params = dict(teacher.named_parameters())
+    copied = 0
+    for name, p in student.named_parameters():
+        if "wavetable" not in name.split(".")[-1]:
+            continue
+        src = t_params.get(name)
+        if src is None or src.shape != p.shape:
+            raise UserError(f"copy_wavetables: teacher and student wavetables differ ({name})")
+        with torch.no_grad():
+            p.copy_(src)
+        p.requires_grad_(False)
+        copied += int(p.shape[0]) if p.dim() > 1 else 1
+    if copied == 0:
+        raise UserError("copy_wavetables: the student has no learnable wavetables")
+    return copied
+
+
+def _train(model: nn.Module, ctx: CompressContext, steps: int | None, loss_fn: Any, tag: str) -> dict[str, Any]:
+    from suite.train import train
+
+    train_set = ctx.require_train_set(tag)
+    cfg = ctx.train_config(steps)
+    res = train(model, train_set, ctx.valid_set, cfg, loss_fn=loss_fn, out_dir=ctx.step_dir(tag), progress=ctx.progress)
+    final = res.history[-1] if res.history else {}
+    return {
+        "steps": res.steps,
+        "train_seconds": round(res.seconds, 3),
+        "final_loss": final.get("loss"),
+        "best_valid": res.best_valid,
+        "last_valid": res.last_valid,
+    }
+
+
+class _Student(Compressor):
+    """Shared student handling: build a fresh student, or take the chain's candidate."""
+
+    def student(self, teacher: nn.Module, ctx: CompressContext, params: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+        widths = {k: params[k] for k in SIZE_KEYS if params.get(k) is not None}
+        if ctx.candidate is not None:
+            if params.get("size") is not None or widths:
+                raise UserError(f"{self.name}: a chain step after another one fine-tunes the previous model; do not set size/widths")
+            model = clone_model(ctx.candidate)
+            return model, {"student": "previous chain step", "student_config": dict(model.config)}
+        size = params.get("size")
+        if size is None and not widths:
+            size = "reduced"
+        model = build_student(teacher, size, widths, seed=ctx.seed)
+        return model, {"student": size or "custom", "student_config": dict(model.config)}
+
+
+@COMPRESSORS.register("scratch")
+class Scratch(_Student):
+    """A student of the given size trained from scratch, L = MSS(target, student) (see module docstring)."""
+
+    name: ClassVar[str] = "scratch"
+    defaults: ClassVar[Mapping[str, Any]] = dict(_STUDENT_DEFAULTS)
+
+    def run(self, teacher: nn.Module, ctx: CompressContext, params: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+        if ctx.candidate is not None:
+            raise UserError("scratch trains a fresh student: it must be the first step of a chain")
+        model, info = self.student(teacher, ctx, params)
+        report = _train(model, ctx, params["steps"], None, self.name)
+        return model, {**info, "train": report}
+
+
+@COMPRESSORS.register("kd_audio")
+class KDAudio(_Student):
+    """Audio distillation, L = w_target MSS(x, s) + w_kd MSS(t, s) (Giudici et al. 2025; see module docstring)."""
+
+    name: ClassVar[str] = "kd_audio"
+    defaults: ClassVar[Mapping[str, Any]] = {**_STUDENT_DEFAULTS, "kd_weight": 0.5, "target_weight": 0.5, "copy_wavetables": False}
+
+    def run(self, teacher: nn.Module, ctx: CompressContext, params: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+        model, info = self.student(teacher, ctx, params)
+        if params["copy_wavetables"]:
+            info["wavetables_copied"] = copy_wavetables(teacher, model)
+        with frozen(teacher):
+            loss = audio_kd_loss(teacher, float(params["kd_weight"]), float(params["target_weight"]))
+            report = _train(model, ctx, params["steps"], loss, self.name)
+        return model, {**info, "train": report, "loss": "w_target*MSS(target,s) + w_kd*MSS(teacher,s)"}
+
+
+@COMPRESSORS.register("kd_control")
+class KDControl(_Student):
+    """Control distillation, L = w_target MSS(x, s) + w_kd sum_p L1(sigma(c_p^t), sigma(c_p^s)) (Giudici et al. 2025)."""
+
+    name: ClassVar[str] = "kd_control"
+    defaults: ClassVar[Mapping[str, Any]] = {**_STUDENT_DEFAULTS, "kd_weight": 1.0, "target_weight": 0.5, "copy_wavetables": False}
+
+    def run(self, teacher: nn.Module, ctx: CompressContext, params: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+        model, info = self.student(teacher, ctx, params)
+        if params["copy_wavetables"]:
+            info["wavetables_copied"] = copy_wavetables(teacher, model)
+        with frozen(teacher):
+            loss = control_kd_loss(teacher, model, float(params["kd_weight"]), float(params["target_weight"]))
+            report = _train(model, ctx, params["steps"], loss, self.name)
+        return model, {**info, "train": report, "loss": "w_target*MSS(target,s) + w_kd*sum_p L1(sigma(t_p), sigma(s_p))"}
+
+
+class _Projector(nn.Module):
+    """``Linear(h_s, m) -> LeakyReLU -> Linear(m, h_t)``: maps student features to the teacher's width."""
+
+    def __init__(self, h_s: int, h_t: int, mid: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(h_s, mid), nn.LeakyReLU(0.01), nn.Linear(mid, h_t))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+@COMPRESSORS.register("kd_feature")
+class KDFeature(_Student):
+    """Feature distillation with a trained projector, L = w_target MSS(x, s) + w_kd MSE(h^t, P(h^s)) (FitNets)."""
+
+    name: ClassVar[str] = "kd_feature"
+    defaults: ClassVar[Mapping[str, Any]] = {**_STUDENT_DEFAULTS, "kd_weight": 1.0, "target_weight": 0.5, "projector_hidden": None}
+
+    def run(self, teacher: nn.Module, ctx: CompressContext, params: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+        model, info = self.student(teacher, ctx, params)
+        train_set = ctx.require_train_set(self.name)
+        probe = train_set.subset([0]).crop(min(8, int(train_set.f0_hz.shape[1])))
+        f0 = torch.as_tensor(probe.f0_hz, dtype=torch.float32)
+        loud = torch.as_tensor(probe.loudness_db, dtype=torch.float32)
+        with torch.no_grad():
+            t_h, s_h = teacher(f0, loud).get("hidden"), model(f0, loud).get("hidden")
+        if t_h is None or s_h is None:
+            raise UserError(f"kd_feature needs decoder features ('hidden'); the {teacher.family} family has none")
+        mid = int(params["projector_hidden"] or max(s_h.shape[-1], 32))
+        torch.manual_seed(ctx.seed + 1)
+        projector = _Projector(int(s_h.shape[-1]), int(t_h.shape[-1]), mid)
+        model.kd_projector = projector  # trained with the student (its parameters join the optimizer)
+        try:
+            with frozen(teacher):
+                loss = feature_kd_loss(teacher, projector, float(params["kd_weight"]), float(params["target_weight"]))
+                report = _train(model, ctx, params["steps"], loss, self.name)
+        finally:
+            del model.kd_projector  # not part of the candidate
+        n_proj = sum(p.numel() for p in projector.parameters())
+        return model, {**info, "train": report, "projector_params": int(n_proj), "loss": "w_target*MSS(target,s) + w_kd*MSE(h_t, P(h_s))"}

@@ -1,0 +1,222 @@
+"""Structured pruning with real smaller layers, then fine-tuning (optionally distilled from the teacher).
+
+Paper: Fang et al., "DepGraph: Towards Any Structural Pruning", CVPR 2023 (torch-pruning); magnitude
+criterion after Li et al., "Pruning Filters for Efficient ConvNets", ICLR 2017.
+
+For a pruning ratio ``r``, every prunable layer keeps ``round((1 - r) * C)`` of its ``C`` output
+channels (hidden units), chosen per dependency group by the importance
+``I_i = sum_{layers l in group} ||W_l[i]||_2^2`` (rows of the producing layers, the matching columns
+of the consuming ones, LayerNorm scales, and for a GRU the gate rows/recurrent column of unit ``i``,
+see :mod:`compressors._gru`). Output heads keep their outputs. For square layers the parameter count
+falls roughly as ``(1 - r)^2`` (ratio 0.5: about 1/4 of the decoder). The pruned layers are really
+smaller (``nn.Linear``/``nn.GRU``/``nn.Conv1d`` rebuilt at the new width), the model's ``config`` is
+re-read from them, and the candidate is rebuilt from that config, so checkpoints reload it.
+
+Fine-tuning: ``finetune_steps`` of the training recipe with ``L = MSS(x, s)``, or with
+``kd_weight > 0``: ``L = w_target MSS(x, s) + w_kd MSS(t, s)`` from the unpruned teacher.
+
+DSP-aware pruning (``n_harmonics``, ``n_bands``, ``n_wavetables``; :mod:`compressors._dsp_prune`)
+shrinks the synthesizer's control heads before the structured pruning.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from compressors._base import CompressContext, Compressor, clone_model, frozen
+from compressors._gru import GRUAwareImportance, GRUPruner, opaque_gru_tracing
+from compressors._stats import random_features
+from suite.errors import UserError
+from suite.registry import COMPRESSORS
+
+__all__ = ["Prune", "structured_prune", "output_heads", "rebuild"]
+
+
+def output_heads(model: nn.Module) -> list[nn.Module]:
+    """The layers whose outputs must keep their size (the decoder's control heads)."""
+    dec = getattr(model, "decoder", None)
+    if dec is None:
+        raise UserError(f"{type(model).__name__} has no decoder to prune")
+    heads = getattr(dec, "heads", None)
+    if isinstance(heads, nn.ModuleDict):
+        return list(heads.values())
+    head = getattr(dec, "head", None)
+    if isinstance(head, nn.Module):
+        return [head]
+    raise UserError(f"cannot find the output head(s) of the {getattr(model, 'family', '?')} decoder")
+
+
+def _weight_norm_api(m: nn.Module) -> str | None:
+    """``"legacy"`` (``weight_g``/``weight_v`` hooks), ``"param"`` (parametrizations) or ``None``."""
+    from torch.nn.utils import parametrize
+
+    if hasattr(m, "weight_g") and hasattr(m, "weight_v"):
+        return "legacy"
+    if parametrize.is_parametrized(m, "weight"):
+        return "param"
+    return None
+
+
+def _strip_weight_norm(model: nn.Module) -> list[tuple[nn.Module, str]]:
+    """Fold weight norm into plain weights (torch-pruning slices ``weight``, not ``g``/``v``).
+
+    Returns the modules that had it, with the API they used.
+    """
+    from torch.nn.utils import parametrize
+
+    found = [(m, api) for m in model.modules() if (api := _weight_norm_api(m)) is not None]
+    for m, api in found:
+        if api == "legacy":
+            torch.nn.utils.remove_weight_norm(m)
+        else:
+            parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
+    return found
+
+
+def _reapply_weight_norm(found: list[tuple[nn.Module, str]]) -> None:
+    """Weight norm again on plain weights: ``v = w``, ``g = ||w||`` per output channel."""
+    from torch.nn.utils.parametrizations import weight_norm
+
+    for m, api in found:
+        if api == "legacy":
+            torch.nn.utils.weight_norm(m)
+        else:
+            weight_norm(m)
+
+
+def rebuild(pruned: nn.Module) -> nn.Module:
+    """A fresh model built from the pruned model's re-read config, carrying the pruned weights.
+
+    Proves the config describes the pruned architecture (what :func:`suite.checkpoint.load_checkpoint`
+    will do). ``pruned`` must hold plain weights (weight norm folded); the fresh model's weight-normed
+    layers get them back as ``v = w``, ``g = ||w||``.
+    """
+    from suite.registry import FAMILIES
+
+    sync = getattr(pruned, "sync_config", None)
+    if not callable(sync):
+        raise UserError(f"{type(pruned).__name__} cannot re-read its config after pruning (no sync_config)")
+    config = sync()
+    fresh = FAMILIES.get(pruned.family)(**config)
+    found = _strip_weight_norm(fresh)
+    fresh.load_state_dict(pruned.state_dict())
+    _reapply_weight_norm(found)
+    for attr in ("size_name", "ddsp_transforms"):
+        if hasattr(pruned, attr):
+            setattr(fresh, attr, getattr(pruned, attr))
+    return fresh
+
+
+def structured_prune(
+    model: nn.Module,
+    ratio: float,
+    *,
+    importance: str = "magnitude",
+    frames: int = 16,
+    layer_ratios: Mapping[str, float] | None = None,
+) -> nn.Module:
+    """Prune ``model`` in place to ``1 - ratio`` of its channels per layer; returns the rebuilt model.
+
+    Args:
+        model: a ddspbench model (modified in place; pass a copy to keep the original).
+        ratio: fraction of channels removed from every prunable layer, in ``[0, 1)``.
+        importance: ``"magnitude"`` (:class:`GRUAwareImportance`) or ``"random"`` (an ablation).
+        frames: frames of the random input used to trace the dependency graph.
+        layer_ratios: per-module ratios overriding ``ratio`` (names relative to the model, e.g.
+            ``{"decoder.gru": 0.25}``).
+    """
+    if not 0.0 <= float(ratio) < 1.0:
+        raise UserError(f"pruning ratio must be in [0, 1), got {ratio}")
+    layer_ratios = dict(layer_ratios or {})
+    if ratio == 0 and not any(layer_ratios.values()):
+        return model
+    if importance == "magnitude":
+        imp: Any = GRUAwareImportance(p=2)
+    elif importance == "random":
+        imp = tp.importance.RandomImportance()
+    else:
+        raise UserError(f"unknown importance {importance!r}; known: magnitude, random")
+    _strip_weight_norm(model)
+    decoder = model.decoder
+    modules = dict(model.named_modules())
+    unknown = sorted(set(layer_ratios) - set(modules))
+    if unknown:
+        raise UserError(f"layer_ratios names unknown module(s): {', '.join(unknown)}")
+    ratio_dict = {modules[k]: float(v) for k, v in layer_ratios.items()}
+    f0, loud = random_features(1, frames)
+
+    def forward_fn(_dec: nn.Module, inputs: tuple[torch.Tensor, torch.Tensor]) -> Any:
+        return model(*inputs)
+
+    def controls(out: dict[str, Any]) -> list[torch.Tensor]:
+        return list(out["controls"].values())
+
+    model.eval()
+    with warnings.catch_warnings(), opaque_gru_tracing(decoder):
+        warnings.simplefilter("ignore")
+        pruner = tp.pruner.MetaPruner(
+            decoder,
+            (f0, loud),
+            importance=imp,
+            pruning_ratio=float(ratio),
+            pruning_ratio_dict=ratio_dict or None,
+            ignored_layers=output_heads(model),
+            customized_pruners={nn.GRU: GRUPruner()},
+            root_module_types=[nn.Linear, nn.GRU, nn.Conv1d],
+            forward_fn=forward_fn,
+            output_transform=controls,
+        )
+    pruner.step()
+    return rebuild(model)
+
+
+@COMPRESSORS.register("prune")
+class Prune(Compressor):
+    """Structured pruning (torch-pruning + GRU pruner) to a ratio, then fine-tuning (see module docstring)."""
+
+    name: ClassVar[str] = "prune"
+    defaults: ClassVar[Mapping[str, Any]] = {
+        "ratio": 0.5,
+        "importance": "magnitude",
+        "finetune_steps": None,
+        "kd_weight": 0.0,
+        "target_weight": 0.5,
+        "n_harmonics": None,
+        "n_bands": None,
+        "n_wavetables": None,
+    }
+
+    def run(self, teacher: nn.Module, ctx: CompressContext, params: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+        from compressors._distill import _train, audio_kd_loss
+
+        start = ctx.candidate if ctx.candidate is not None else teacher
+        if getattr(start, "ddsp_transforms", None):
+            raise UserError("prune: the model is already quantized/transformed; prune before quantizing")
+        model = clone_model(start)
+        report: dict[str, Any] = {}
+        dsp = {k: params[k] for k in ("n_harmonics", "n_bands", "n_wavetables") if params[k] is not None}
+        if dsp:
+            from compressors._dsp_prune import dsp_prune
+
+            model, report["dsp"] = dsp_prune(model, ctx, **dsp)
+        model = structured_prune(model, float(params["ratio"]), importance=str(params["importance"]))
+        model.size_name = "custom"
+        report["config"] = dict(model.config)
+        steps = ctx.steps if params["finetune_steps"] is None else int(params["finetune_steps"])
+        if steps > 0:
+            kd_w = float(params["kd_weight"])
+            if kd_w > 0:
+                with frozen(teacher):
+                    loss = audio_kd_loss(teacher, kd_w, float(params["target_weight"]))
+                    report["finetune"] = _train(model, ctx, steps, loss, self.name)
+            else:
+                report["finetune"] = _train(model, ctx, steps, None, self.name)
+        else:
+            report["finetune"] = None
+        return model, report

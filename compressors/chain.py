@@ -1,0 +1,165 @@
+"""Chains of compressors: ``prune -> kd_audio -> quantize`` as a list of registered steps, not new code.
+
+A chain is ``[(method, params), ...]``. Step ``k`` gets the original teacher and, as
+``ctx.candidate``, the model step ``k-1`` returned; its description lists every step's description.
+Quantization (any ``post_training`` method) must be the last step.
+
+Spec strings name a chain in the sweep and the CLI: ``"prune+kd_audio+quantize"``. Parameters of
+a chain are given per step as ``"<step>.<name>"`` (``prune.ratio=0.5``) or, unprefixed, for every
+step that accepts that name; a nested ``{"prune": {...}}`` also works. A few common chains are
+registered in ``COMPRESSORS`` so ``ddspbench list`` shows them; any ``a+b+c`` spec works through
+:func:`get_compressor`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from torch import nn
+
+from compressors._base import CompressContext, Compressor
+from suite.errors import UserError
+from suite.registry import COMPRESSORS
+
+__all__ = ["Chain", "parse_chain", "get_compressor", "run_chain", "split_params", "REGISTERED_CHAINS"]
+
+Step = tuple[str, dict[str, Any]]
+
+REGISTERED_CHAINS: dict[str, list[Step]] = {
+    "prune+kd_audio": [("prune", {"finetune_steps": 0}), ("kd_audio", {})],
+    "prune+quantize": [("prune", {}), ("quantize", {})],
+    "prune+kd_audio+quantize": [("prune", {"finetune_steps": 0}), ("kd_audio", {}), ("quantize", {})],
+    "kd_audio+quantize": [("kd_audio", {}), ("quantize", {})],
+    "kd_control+quantize": [("kd_control", {}), ("quantize", {})],
+    "scratch+quantize": [("scratch", {}), ("quantize", {})],
+}
+"""Chains registered by name, with the step defaults that make them sensible (no double fine-tuning)."""
+
+
+def _step_class(name: str) -> type[Compressor]:
+    cls = COMPRESSORS.get(name)
+    if isinstance(cls, type) and issubclass(cls, Chain):
+        raise UserError(f"chain step {name!r} is itself a chain; list its steps instead")
+    return cls
+
+
+def validate_steps(steps: Sequence[Step]) -> None:
+    """Refuse empty chains, unknown methods and any step after a post-training one (quantization)."""
+    if not steps:
+        raise UserError("a chain needs at least one step")
+    names = [n for n, _ in steps]
+    for i, name in enumerate(names):
+        cls = _step_class(name)
+        if cls.post_training and i != len(names) - 1:
+            raise UserError(f"{name} must be the last step of a chain (got {'+'.join(names)}): quantize after all training")
+
+
+def parse_chain(spec: str) -> list[Step]:
+    """``"prune+kd_audio+quantize"`` -> ``[("prune", {...}), ("kd_audio", {}), ("quantize", {})]``.
+
+    A registered chain name gives its registered step defaults; any other ``a+b`` spec gives empty
+    defaults. Unknown methods and misplaced quantization raise one-line :class:`UserError`.
+    """
+    spec = spec.strip()
+    if spec in REGISTERED_CHAINS:
+        steps = [(n, dict(p)) for n, p in REGISTERED_CHAINS[spec]]
+    else:
+        parts = [p.strip() for p in spec.split("+")]
+        if any(not p for p in parts):
+            raise UserError(f"bad chain spec {spec!r}; write methods joined by '+', e.g. prune+kd_audio+quantize")
+        steps = [(p, {}) for p in parts]
+    validate_steps(steps)
+    return steps
+
+
+def split_params(steps: Sequence[Step], params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Route chain parameters to steps (``step.name``, nested ``{step: {...}}`` or unprefixed)."""
+    names = [n for n, _ in steps]
+    out = [dict(p) for _, p in steps]
+    for key, value in params.items():
+        if key in names and isinstance(value, Mapping):
+            for i, n in enumerate(names):
+                if n == key:
+                    out[i].update(value)
+            continue
+        if "." in key:
+            step, sub = key.split(".", 1)
+            hits = [i for i, n in enumerate(names) if n == step]
+            if not hits:
+                raise UserError(f"parameter {key!r} names step {step!r}, which is not in the chain {'+'.join(names)}")
+            for i in hits:
+                out[i][sub] = value
+            continue
+        hits = [i for i, n in enumerate(names) if key in _step_class(n).defaults]
+        if not hits:
+            raise UserError(f"no step of {'+'.join(names)} accepts parameter {key!r}")
+        for i in hits:
+            out[i][key] = value
+    return out
+
+
+def run_chain(teacher: nn.Module, ctx: CompressContext, steps: Sequence[Step]) -> tuple[nn.Module, list[dict[str, Any]]]:
+    """Run the steps in order; returns the last candidate and every step's description."""
+    validate_steps(steps)
+    candidate: nn.Module | None = ctx.candidate
+    descriptions: list[dict[str, Any]] = []
+    for name, params in steps:
+        res = _step_class(name)().compress(teacher, ctx.with_candidate(candidate), **params)
+        candidate = res.model
+        descriptions.append(res.description)
+    assert candidate is not None
+    return candidate, descriptions
+
+
+class Chain(Compressor):
+    """A sequence of registered compressors run one after the other (see module docstring).
+
+    Subclasses (one per registered chain) set ``name`` and ``steps``; :func:`get_compressor` builds
+    one for any spec.
+    """
+
+    name: ClassVar[str] = ""
+    steps: ClassVar[tuple[Step, ...]] = ()
+
+    @classmethod
+    def accepted(cls) -> dict[str, Any]:
+        """Every parameter the chain accepts: ``step.name`` for each step's own defaults."""
+        out: dict[str, Any] = {}
+        for (n, p) in cls.steps:
+            for k, v in {**_step_class(n).defaults, **p}.items():
+                out[f"{n}.{k}"] = v
+        return out
+
+    def resolve_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        per_step = split_params(self.steps, params)  # raises on keys no step accepts
+        resolved: dict[str, Any] = {}
+        for (n, _), p in zip(self.steps, per_step):
+            for k, v in _step_class(n)().resolve_params(p).items():
+                resolved[f"{n}.{k}"] = v
+        return resolved
+
+    def run(self, teacher: nn.Module, ctx: CompressContext, params: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+        per_step = split_params(self.steps, params)
+        steps = [(n, p) for (n, _), p in zip(self.steps, per_step)]
+        model, descriptions = run_chain(teacher, ctx, steps)
+        return model, {"chain": [n for n, _ in steps], "steps": descriptions}
+
+
+def _chain_class(spec: str, steps: list[Step]) -> type[Chain]:
+    doc = f"Chain {' -> '.join(n for n, _ in steps)} (each step a registered compressor)."
+    return type(f"Chain_{spec.replace('+', '_')}", (Chain,), {"name": spec, "steps": tuple(steps), "__doc__": doc,
+                                                              "defaults": {}})
+
+
+def get_compressor(spec: str) -> Compressor:
+    """A compressor instance for a registered name or any ``a+b+c`` chain spec."""
+    spec = spec.strip()
+    if "+" not in spec or spec in COMPRESSORS:
+        return COMPRESSORS.get(spec)()
+    steps = parse_chain(spec)
+    return _chain_class(spec, steps)()
+
+
+for _spec, _steps in REGISTERED_CHAINS.items():
+    COMPRESSORS.register(_spec, obj=_chain_class(_spec, list(_steps)))
