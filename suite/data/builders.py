@@ -1,3 +1,11 @@
-"""Imports every dataset builder and f0 tracker module so they register (filled in by the data work)."""
+"""Imports every dataset builder and f0 tracker module so that they register.
+
+``suite.catalog.load_catalog()`` imports this module; importing a builder module registers its
+dataset in ``DATASETS`` and the tracker module its trackers in ``F0_TRACKERS``.
+"""
 
 from __future__ import annotations
+
+from suite.data import f0, synthetic
+
+__all__ = ["f0", "synthetic"]

@@ -1,0 +1,127 @@
+"""``ddspbench data``: prepare a dataset (4 s clips at 16 kHz with f0 and loudness at 250 frames/s)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+HELP = "prepare a dataset (synthetic, soundfont, or a folder of recordings) for training and evaluation"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="synthetic", help="dataset name (see `ddspbench list datasets`); default synthetic")
+    p.add_argument("--path", default=None, help="input folder (datasets made from files, e.g. folder)")
+    p.add_argument("--out", required=True, help="output directory of the prepared dataset")
+    p.add_argument("--seed", type=int, default=0, help="seed of generation and of the train/valid/test split")
+    p.add_argument("--cache", default=None, metavar="DIR", help="feature cache (default $DDSPBENCH_CACHE or ~/.cache/ddspbench)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
+    p.add_argument("--f0", default=None, help="f0 tracker for recorded audio (pyin, crepe; see `ddspbench list f0_trackers`)")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes for f0 tracking / rendering (default 1)")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="a dataset option, repeatable (e.g. --set recordings=4 --set timbres=flute-like,brass-like)",
+    )
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def _parse_sets(items: list[str]) -> dict[str, Any]:
+    import yaml
+
+    from suite.errors import UserError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise UserError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        out[key] = value
+    return out
+
+
+class _StderrWarnings(logging.Handler):
+    """Warnings of the data pipeline as ``warning: ...`` lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"warning: {record.getMessage()}", file=sys.stderr)
+
+
+def summarise(out_dir: Any) -> dict[str, Any]:
+    """What a prepared dataset holds: clips, seconds, split sizes, instruments, cache use, skipped files."""
+    from suite.data import SPLITS, load_meta, load_split
+
+    meta = load_meta(out_dir)
+    splits = {s: load_split(out_dir, s) for s in SPLITS if s in meta["splits"]}
+    clips = sum(len(c) for c in splits.values())
+    samples = sum(int(c.audio.shape[0] * c.audio.shape[1]) for c in splits.values())
+    per_inst: dict[str, int] = {}
+    for c in splits.values():
+        for inst in c.instruments.tolist():
+            per_inst[inst] = per_inst.get(inst, 0) + 1
+    return {
+        "dataset": meta.get("name"),
+        "out": str(out_dir),
+        "clips": clips,
+        "seconds": round(samples / meta["sample_rate"], 2),
+        "splits": {s: len(c) for s, c in splits.items()},
+        "recordings": {s: len(set(c.recording_ids.tolist())) for s, c in splits.items()},
+        "instruments": per_inst,
+        "cache": meta.get("cache", {}),
+        "skipped": meta.get("skipped", []),
+        "f0_source": meta.get("f0_source"),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from suite.data import dataset_options, prepare
+    from suite.errors import UserError
+
+    options = _parse_sets(args.set)
+    known = dataset_options(args.dataset)
+    for flag, key, value in (("--f0", "f0", args.f0), ("--jobs", "jobs", args.jobs)):
+        if value is None:
+            continue
+        if key not in known:
+            raise UserError(f"dataset {args.dataset!r} does not take {flag}")
+        options[key] = value
+    if args.no_cache:
+        options["use_cache"] = False
+    log = logging.getLogger("ddspbench.data")
+    handler = _StderrWarnings(logging.WARNING)
+    log.addHandler(handler)
+    log.propagate = False
+    t0 = time.perf_counter()
+    try:
+        out = prepare(args.dataset, args.out, path=args.path, seed=args.seed, cache_dir=args.cache, **options)
+    finally:
+        log.removeHandler(handler)
+        log.propagate = True
+    summary = summarise(out)
+    summary["wall_seconds"] = round(time.perf_counter() - t0, 2)
+    if args.json:
+        print(json.dumps(summary, indent=2, sort_keys=True))
+        return 0
+    sp, rec = summary["splits"], summary["recordings"]
+    print(f"prepared {summary['dataset']} -> {summary['out']} in {summary['wall_seconds']} s")
+    print(f"  clips: {summary['clips']} ({summary['seconds']} s of audio, 4 s each, 16 kHz, 250 frames/s)")
+    print("  splits: " + ", ".join(f"{s} {sp[s]} clips / {rec[s]} recordings" for s in sp))
+    print("  instruments: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["instruments"].items())))
+    if summary["f0_source"]:
+        print(f"  f0: {summary['f0_source']}")
+    cache = summary["cache"]
+    if cache:
+        state = "" if cache.get("enabled", True) else " (disabled)"
+        print(f"  cache: {cache.get('hits', 0)} hits, {cache.get('misses', 0)} misses in {cache.get('dir')}{state}")
+    if summary["skipped"]:
+        print(f"  skipped {len(summary['skipped'])} file(s):")
+        for item in summary["skipped"]:
+            print(f"    {item['file']}: {item['reason']}")
+    return 0
