@@ -6,6 +6,8 @@ size in ``suite.registry.SIZES``.
 
 from __future__ import annotations
 
+from baselines.ddx7 import DDX7
 from baselines.hpn import HarmonicPlusNoise
+from baselines.wavetable import Wavetable
 
-__all__ = ["HarmonicPlusNoise"]
+__all__ = ["DDX7", "HarmonicPlusNoise", "Wavetable"]
