@@ -197,6 +197,10 @@ def to_csv(board: pd.DataFrame) -> str:
     """A leaderboard as CSV, raw numbers, unit in every metric header."""
     units = board.attrs.get("units", {})
     renamed = {c: header(c, units) for c in board.columns if c in units}
+    for c in board.columns:
+        for suffix in ("_ci_low", "_ci_high"):
+            if c.endswith(suffix) and c[: -len(suffix)] in units:
+                renamed[c] = f"{c} [{units[c[: -len(suffix)]]}]"
     return board.rename(columns=renamed).to_csv(index=False)
 
 
@@ -245,6 +249,9 @@ def print_leaderboard(
     else:  # a terminal is narrow: the ranked metric and a few budget columns
         present = [c for c in _TERMINAL_COLUMNS if c in df.columns and c != metric]
         board = leaderboard(df, metric, columns=present[:3])
+        attrs = dict(board.attrs)
+        board = board.drop(columns=["dataset"])  # the terminal is narrow; files keep it
+        board.attrs = attrs
     heads, rows = display_rows(board.head(top))
     title = f"Leaderboard by {board.attrs.get('ranked_by', metric)} (top {min(top, len(board))} of {len(board)})"
     table = Table(title=title, title_justify="left")

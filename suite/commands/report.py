@@ -1,0 +1,49 @@
+"""``ddspbench report``: leaderboards, Pareto fronts, KD vs others and the HTML listening page."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "report on results directories: leaderboard (md/csv/json), Pareto fronts, KD vs others, HTML listening page"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--results", nargs="+", required=True, metavar="DIR", help="results directories (records.jsonl)")
+    p.add_argument("--out", required=True, metavar="DIR", help="report folder to write")
+    p.add_argument("--format", default="md,html,csv,json", help="comma-separated: md, html, csv, json")
+    p.add_argument("--metric", default="mss", help="ranking / quality metric (default mss)")
+    p.add_argument("--objectives", default=None, help="2 or 3 metrics for the Pareto fronts (default METRIC,RTF-METRIC)")
+    p.add_argument("--family", default=None, help="only these families (comma-separated)")
+    p.add_argument("--instrument", default=None, help="only these instruments (comma-separated)")
+    p.add_argument("--max-rtf", type=float, default=None, help="only candidates with RTF-METRIC <= this")
+    p.add_argument("--rtf-metric", default="rtf_stream_64", help="the RTF column --max-rtf applies to")
+    p.add_argument("--max-params", type=float, default=None, help="only candidates with at most this many parameters")
+    p.add_argument("--max-mb", type=float, default=None, help="only candidates with param_bytes <= this many MB (10^6 B)")
+    p.add_argument("--budget-metric", default=None, help="what KD vs others matches budgets on (default param_bytes)")
+    p.add_argument("--clips", type=int, default=3, help="audio clips per listening candidate (default 3)")
+    p.add_argument("--top", type=int, default=20, help="rows printed in the terminal (default 20)")
+    p.add_argument("--allow-mixed-hardware", action="store_true",
+                   help="combine rows measured on different machines/threads/devices or metric definitions")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from reports import build_report, load_results, print_leaderboard
+    from reports.tables import filter_frame
+
+    written = build_report(
+        args.results, args.out, args.format, metric=args.metric, objectives=args.objectives,
+        family=args.family, instrument=args.instrument, max_rtf=args.max_rtf, rtf_metric=args.rtf_metric,
+        max_params=args.max_params, max_mb=args.max_mb, allow_mixed_hardware=args.allow_mixed_hardware,
+        budget_metric=args.budget_metric, n_clips=args.clips,
+    )
+    console = Console()
+    df = filter_frame(load_results(args.results, allow_mixed_hardware=args.allow_mixed_hardware),
+                      family=args.family, instrument=args.instrument, max_rtf=args.max_rtf,
+                      rtf_metric=args.rtf_metric, max_params=args.max_params, max_mb=args.max_mb)
+    print_leaderboard(df, console=console, top=args.top, metric=args.metric)
+    for kind, path in written.items():
+        if not kind.startswith("plot:"):
+            console.print(f"{kind:>5}: {path}", markup=False, highlight=False)
+    return 0

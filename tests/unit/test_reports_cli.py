@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import json
+
+from suite.cli import main
+from tests.unit.test_reports_data import write_results_dir
+
+
+def test_report_command_writes_requested_formats(tmp_path, capsys):
+    root = write_results_dir(tmp_path / "r", families=("hpn",), instruments=("violin", "flute"), audio=False)
+    out = tmp_path / "rep"
+    rc = main(["report", "--results", str(root), "--out", str(out), "--format", "csv,json",
+               "--objectives", "mss,param_bytes", "--max-mb", "1", "--top", "3"])
+    assert rc == 0
+    assert (out / "leaderboard.csv").is_file() and not (out / "index.html").exists()
+    data = json.loads((out / "report.json").read_text())
+    assert data["objectives"] == ["mss", "param_bytes"] and data["kd_vs_others"] and data["pareto_front"]
+    students = [r for r in data["rows"] if r["method"] != "teacher"]
+    assert students and all(r["metrics"]["param_bytes"] <= 1e6 for r in students)
+    assert "Leaderboard by mss (top 3" in capsys.readouterr().out
+
+
+def test_report_command_user_errors_exit_2_with_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    for args in (["--results", str(tmp_path / "empty")], ["--results", str(tmp_path / "missing")]):
+        assert main(["report", *args, "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1
+    a = write_results_dir(tmp_path / "a", families=("hpn",), instruments=("violin",), audio=False)
+    b = write_results_dir(tmp_path / "b", families=("hpn",), instruments=("flute",), audio=False, machine="other")
+    assert main(["report", "--results", str(a), str(b), "--out", str(tmp_path / "o"), "--format", "json"]) == 2
+    assert "machine differs" in capsys.readouterr().err
+    assert main(["report", "--results", str(a), str(b), "--out", str(tmp_path / "o"), "--format", "json",
+                 "--allow-mixed-hardware"]) == 0
+    assert json.loads((tmp_path / "o" / "report.json").read_text())["mixed"]
+    assert main(["report", "--results", str(a), "--out", str(tmp_path / "o"), "--format", "pdf"]) == 2
+    assert main(["report", "--results", str(a), "--out", str(tmp_path / "o"), "--objectives", "mss"]) == 2

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import io
+import json
+
+import pandas as pd
+import pytest
+from rich.console import Console
+
+from reports import leaderboard, load_results, print_leaderboard
+from reports.tables import failed_rows, filter_frame, markdown_table, to_csv, to_json_obj, to_markdown
+from suite.errors import UserError
+from tests.unit.test_reports_data import HOSTILE, write_results_dir
+
+
+@pytest.fixture(scope="module")
+def frame(tmp_path_factory):
+    root = write_results_dir(tmp_path_factory.mktemp("tab") / "r", audio=False, hostile=True)
+    return load_results([root])
+
+
+def test_leaderboard_ranks_ok_rows_by_the_metric(frame):
+    board = leaderboard(frame, "mss")
+    assert board["rank"].tolist() == list(range(1, len(board) + 1))
+    assert board["mss"].is_monotonic_increasing
+    assert len(board) == (frame["status"] == "ok").sum()
+    assert {"mss_ci_low", "mss_ci_high", "rtf_stream_64", "param_bytes"} <= set(board.columns)
+    by_rtf = leaderboard(frame, "rtf_stream_64")
+    assert by_rtf["rtf_stream_64"].is_monotonic_increasing and by_rtf.columns[7] == "rtf_stream_64"
+    with pytest.raises(UserError, match="metrics present"):
+        leaderboard(frame, "kad")
+
+
+def test_filters_by_family_instrument_and_budget(frame):
+    hpn = filter_frame(frame, family="hpn")
+    assert set(hpn["family"]) == {"hpn"} and hpn.attrs["units"] == frame.attrs["units"]
+    fl = filter_frame(frame, instrument="flute,violin")
+    assert set(fl["instrument"]) == {"flute", "violin"}
+    fast = filter_frame(frame, max_rtf=0.1)
+    ok = fast[(fast["status"] == "ok") & (fast["method"] != "teacher")]
+    assert len(ok) and (ok["rtf_stream_64"] <= 0.1).all()
+    assert (fast["method"] == "teacher").sum() == 4  # the reference row stays
+    assert (fast["status"] == "failed").sum() == 4  # failed rows are listed, never ranked
+    small = filter_frame(frame, max_params=30_000, max_mb=0.05)
+    ok = small[(small["status"] == "ok") & (small["method"] != "teacher")]
+    assert len(ok) and (ok["params"] <= 30_000).all() and (ok["param_bytes"] <= 50_000).all()
+    off = filter_frame(frame, max_rtf=0.1, rtf_metric="rtf_offline")
+    assert len(off[off["method"] != "teacher"]) > len(fast[fast["method"] != "teacher"])
+    with pytest.raises(UserError, match="rtf_stream_4096"):
+        filter_frame(frame, max_rtf=1.0, rtf_metric="rtf_stream_4096")
+
+
+def test_markdown_csv_json_carry_units_intervals_and_failures(frame):
+    board = leaderboard(frame, "mss")
+    failed = failed_rows(frame)
+    md = to_markdown(board, failed)
+    assert "| mss [1] |" in md and "param_bytes [B]" in md and "Failed candidates (4)" in md
+    assert "CandidateFailed: NaN in model output" in md
+    first = board.iloc[0]
+    assert f"[{first['mss_ci_low']:.4g}, {first['mss_ci_high']:.4g}]" in md
+    csv = pd.read_csv(io.StringIO(to_csv(board)))
+    assert {"mss [1]", "mss_ci_low [1]", "rtf_stream_64 [s/s]", "params [count]"} <= set(csv.columns)
+    assert csv["mss [1]"].iloc[0] == pytest.approx(first["mss"])
+    obj = json.loads(json.dumps(to_json_obj(board, failed), allow_nan=False))
+    assert obj["units"]["param_bytes"] == "B" and obj["rows"][0]["intervals"]["mss"][0] == pytest.approx(first["mss_ci_low"])
+    assert len(obj["failed"]) == 4 and obj["failed"][0]["error"]
+
+
+def test_markdown_cells_escape_pipes():
+    md = markdown_table(["a|b"], [["x|y\nz"]])
+    assert md.splitlines()[2] == "| x\\|y z |" and md.splitlines()[0] == "| a\\|b |"
+
+
+def test_rich_leaderboard_prints_names_literally(frame):
+    console = Console(record=True, width=200, file=io.StringIO())
+    board = print_leaderboard(frame, console=console, top=60)
+    text = console.export_text()
+    assert HOSTILE in text  # shown as text, not interpreted
+    assert "Failed candidates (4)" in text and "rtf_stream_64 [s/s]" in text
+    assert len(board) == (frame["status"] == "ok").sum()
+    weird = frame.copy()
+    weird.loc[weird.index[0], "uid"] = "[bold red]x[/bold red]"
+    weird.attrs = frame.attrs
+    console = Console(record=True, width=200, file=io.StringIO())
+    print_leaderboard(weird, console=console, top=60)
+    assert "[bold red]x[/bold red]" in console.export_text()
