@@ -90,8 +90,10 @@ def _data_identity(cfg: SweepConfig) -> dict[str, Any]:
 
 def teacher_config(family: str, cfg: SweepConfig) -> dict[str, Any]:
     """The constructor config of a family's teacher: the registered size, with the config's width overrides."""
+    from suite.catalog import load_catalog
     from suite.registry import SIZES
 
+    load_catalog()
     base = SIZES.get(f"{family}/{cfg.teacher.size}")()
     config = dict(base.config)
     widths = dict(cfg.teacher.widths.get(family, {}))
@@ -175,7 +177,7 @@ class Workspace:
 
                 if target.exists():
                     shutil.rmtree(target)  # a half-prepared directory from a killed process
-                prepare(name, target, seed=self.cfg.seed, **options)
+                prepare(name, target, seed=self.cfg.seed, cache_dir=self.cache / "features", **options)
         return target
 
     def splits(self) -> dict[str, ClipSet]:
@@ -331,30 +333,36 @@ def _record_fields(fields: dict[str, Any], ws: Workspace, ckpt: Path) -> dict[st
 
 
 def _student_params(spec: CandidateSpec) -> dict[str, Any]:
+    """The student-size parameters of the first step: ``size=<name>`` or the width keys (``hidden=32``)."""
     if spec.size is None:
         return {}
     widths = parse_size(spec.size)
-    return {"widths": widths} if widths is not None else {"size": spec.size}
+    return dict(widths) if widths is not None else {"size": spec.size}
 
 
-def compress_candidate(spec: CandidateSpec, teacher: nn.Module, ws: Workspace, work_dir: Path) -> tuple[nn.Module, list[dict[str, Any]]]:
-    """Run the candidate's compressor chain on ``teacher``; returns the model and each step's description."""
-    from compressors import CompressContext
-    from suite.registry import COMPRESSORS
+def compressor_params(spec: CandidateSpec) -> dict[str, Any]:
+    """The keyword parameters of ``get_compressor(spec.method).compress``: flat for one method,
+    ``<step>.<name>`` for a chain (the student size goes to the first step)."""
+    first = spec.steps[0][0]
+    if len(spec.steps) == 1:
+        return {**_student_params(spec), **spec.steps[0][1]}
+    out = {f"{first}.{k}": v for k, v in _student_params(spec).items()}
+    for name, params in spec.steps:
+        out.update({f"{name}.{k}": v for k, v in params.items()})
+    return out
+
+
+def compress_candidate(spec: CandidateSpec, teacher: nn.Module, ws: Workspace, work_dir: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Run the candidate's compressor (or chain) on ``teacher``; returns the model and its description."""
+    from compressors import CompressContext, get_compressor
 
     sp = ws.splits()
     s = ws.cfg.student
     ctx = CompressContext(train_set=sp["train"], valid_set=sp["valid"], steps=s.steps, batch_size=s.batch_size,
-                          lr=s.lr, device=ws.cfg.device, seed=ws.cfg.seed, work_dir=work_dir, progress=False)
-    model: nn.Module | None = None
-    descriptions = []
-    for i, (name, params) in enumerate(spec.steps):
-        extra = _student_params(spec) if i == 0 else {}
-        result = COMPRESSORS.get(name)().compress(teacher, ctx.with_candidate(model), **extra, **params)
-        model = result.model
-        descriptions.append(result.description)
-    assert model is not None
-    return model, descriptions
+                          lr=s.lr, device=ws.cfg.device, seed=ws.cfg.seed, frames=ws.cfg.data.frames,
+                          work_dir=work_dir, progress=False)
+    result = get_compressor(spec.method).compress(teacher, ctx, **compressor_params(spec))
+    return result.model, result.description
 
 
 def run_candidate(spec: CandidateSpec, ws: Workspace, *, candidate_id: str, trial: int | None = None) -> ResultRecord:
@@ -383,7 +391,7 @@ def run_candidate(spec: CandidateSpec, ws: Workspace, *, candidate_id: str, tria
         missing = [m for m in cfg.objectives if not _finite(rec_fields["metrics"].get(m))]
         if missing:
             raise RuntimeError(f"objective(s) not measured or not finite: {', '.join(missing)}")
-        params = {**spec.method_params, "preset": cfg.preset, "steps_detail": descriptions}
+        params = {**spec.method_params, "preset": cfg.preset, "compressor": descriptions}
         return ResultRecord.with_units(
             **{**ident, "method_params": params}, study=cfg.study, dataset=ws.dataset_name, seed=cfg.seed, **rec_fields,
         )

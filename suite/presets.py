@@ -29,7 +29,7 @@ class Preset:
 _SMOKE = Preset(
     name="smoke",
     description=(
-        "generated data (3 timbres, 1 s clips), reduced-width teachers, tens of steps: checks that the "
+        "generated data (3 timbres, 30 clips cropped to 1 s), reduced-width teachers, tens of steps: checks that the "
         "machinery works end to end in minutes on 2 CPU cores; its numbers say nothing about quality"
     ),
     tree={
@@ -40,11 +40,11 @@ _SMOKE = Preset(
         "objectives": ["mss", "rtf_stream_64", "param_bytes"],
         "data": {
             "dataset": "synthetic",
-            "options": {"timbres": 3, "clips_per_timbre": 4},
+            "options": {"recordings": 5, "clips_per_recording": 2},  # 3 timbres x 5 phrases x 2 clips
             "frames": 250,
-            "max_train": 12,
+            "max_train": 18,
             "max_valid": 3,
-            "max_test": 4,
+            "max_test": 6,
         },
         # Full-size HpN costs seconds per step on 2 cores: the smoke teachers are narrower, built by the
         # same constructor the full size uses (REFERENCE §2 widths otherwise).
@@ -57,7 +57,7 @@ _SMOKE = Preset(
             "sizes": ["reduced"],
             "params": {
                 "prune": {"finetune_steps": {"choices": [0, 20]}},
-                "quantize": {"dtype": {"choices": ["int8", "bf16"]}},
+                "quantize": {"method": {"choices": ["int8", "bf16"]}},
             },
         },
         "evaluation": {

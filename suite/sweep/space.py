@@ -41,8 +41,12 @@ DEFAULT_PARAMS: dict[str, dict[str, ParamSpec]] = {
     # REFERENCE §4: audio KD weight 0.5, control KD weight 1.0; the ranges centre on them.
     "kd_audio": {"kd_weight": ParamSpec(low=0.25, high=1.0)},
     "kd_control": {"kd_weight": ParamSpec(low=0.5, high=2.0)},
-    "prune": {"ratio": ParamSpec(low=0.25, high=0.75), "finetune_steps": ParamSpec(choices=[0, 200])},
-    "quantize": {"dtype": ParamSpec(choices=["int8", "bf16"])},
+    "prune": {
+        "ratio": ParamSpec(low=0.25, high=0.75),
+        "finetune_steps": ParamSpec(choices=[0, 200]),
+        "kd_weight": ParamSpec(choices=[0.0, 0.5]),  # 0: plain fine-tune; > 0: audio KD from the unpruned teacher
+    },
+    "quantize": {"method": ParamSpec(choices=["int8", "bf16"])},
 }
 """Built-in hyper-parameter ranges per compressor; a config overrides them parameter by parameter."""
 
@@ -66,9 +70,13 @@ def _nsga2(seed: int) -> optuna.samplers.BaseSampler:
 
 
 def _nsga3(seed: int) -> optuna.samplers.BaseSampler:
+    import warnings
+
     import optuna
 
-    return optuna.samplers.NSGAIIISampler(seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.NSGAIIISampler(seed=seed)
 
 
 def _tpe(seed: int) -> optuna.samplers.BaseSampler:

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import dataclasses
+
+from suite.pipeline import (
+    Workspace,
+    compressor_params,
+    one_line,
+    run_candidate,
+    teacher_key,
+    teacher_size_label,
+)
+from suite.presets import preset_tree
+from suite.records import read_records
+from suite.sweep.config import config_from_dict
+from suite.sweep.space import CandidateSpec
+
+
+def _cfg(**changes):
+    cfg = config_from_dict(preset_tree("smoke"))
+    return dataclasses.replace(cfg, **changes)
+
+
+def test_teacher_key_is_stable_and_tracks_what_matters():
+    cfg = _cfg()
+    key = teacher_key("hpn", cfg)
+    assert key == teacher_key("hpn", config_from_dict(cfg.to_dict()))  # same config, same key (new objects)
+    assert len(key) == 16 and key.isalnum()
+    # what does not change the teacher: study name, trial count, device, search space, student recipe
+    assert teacher_key("hpn", _cfg(study="other", trials=99, device="cuda")) == key
+    other_space = _cfg()
+    other_space.space.methods = ["scratch"]
+    other_space.student.steps = 1
+    assert teacher_key("hpn", other_space) == key
+    # what does
+    assert teacher_key("wavetable", cfg) != key
+    assert teacher_key("hpn", _cfg(seed=1)) != key
+    steps = _cfg()
+    steps.teacher.steps += 1
+    assert teacher_key("hpn", steps) != key
+    width = _cfg()
+    width.teacher.widths = {"hpn": {"hidden": 32}}
+    assert teacher_key("hpn", width) != key
+    data = _cfg()
+    data.data.options = {**data.data.options, "recordings": 7}
+    assert teacher_key("hpn", data) != key
+    crop = _cfg()
+    crop.data.frames = 125
+    assert teacher_key("hpn", crop) != key
+
+
+def test_teacher_size_label_names_the_width_override():
+    cfg = _cfg()
+    assert teacher_size_label("hpn", cfg) == "full:hidden=64"
+    assert teacher_size_label("ddx7", cfg) == "full"
+
+
+def test_compressor_params_flat_for_one_method_prefixed_for_chains():
+    one = CandidateSpec("hpn", "kd_audio", "reduced", (("kd_audio", {"kd_weight": 0.5}),))
+    assert compressor_params(one) == {"size": "reduced", "kd_weight": 0.5}
+    custom = CandidateSpec("hpn", "scratch", "hidden=32", (("scratch", {}),))
+    assert compressor_params(custom) == {"hidden": 32}
+    chain = CandidateSpec("hpn", "prune+quantize", None,
+                          (("prune", {"ratio": 0.5, "finetune_steps": 0}), ("quantize", {"method": "int8"})))
+    assert compressor_params(chain) == {"prune.ratio": 0.5, "prune.finetune_steps": 0, "quantize.method": "int8"}
+    student_chain = CandidateSpec("hpn", "kd_audio+quantize", "reduced",
+                                  (("kd_audio", {"kd_weight": 0.5}), ("quantize", {"method": "bf16"})))
+    assert compressor_params(student_chain) == {"kd_audio.size": "reduced", "kd_audio.kd_weight": 0.5,
+                                                "quantize.method": "bf16"}
+
+
+def test_one_line_errors():
+    assert one_line(ValueError("bad\nsecond line")) == "ValueError: bad"
+    assert one_line(RuntimeError()) == "RuntimeError"
+    assert len(one_line(ValueError("x" * 1000))) == 300
+
+
+def test_a_failing_candidate_becomes_a_failed_record_not_an_exception(tmp_path):
+    cfg = _cfg()
+    cfg.data.path = str(tmp_path / "no-such-dataset")
+    ws = Workspace(cfg, tmp_path / "out")
+    spec = CandidateSpec("hpn", "scratch", "reduced", (("scratch", {}),))
+    rec = run_candidate(spec, ws, candidate_id="t0000", trial=0)
+    assert rec.status == "failed"
+    assert rec.error and "\n" not in rec.error
+    assert rec.method_params["preset"] == "smoke"
+    assert rec.candidate_id == "t0000" and rec.family == "hpn" and rec.method == "scratch"
+
+
+def test_workspace_prepares_data_once_and_limits_splits(tmp_path):
+    tree = preset_tree("smoke")
+    tree["data"] = {"dataset": "synthetic", "options": {"recordings": 2, "clips_per_recording": 1},
+                    "frames": 40, "max_train": 2, "max_valid": 1, "max_test": 1}
+    cfg = config_from_dict(tree)
+    ws = Workspace(cfg, tmp_path / "out")
+    sp = ws.splits()
+    assert len(sp["train"]) == 2 and len(sp["valid"]) <= 1 and len(sp["test"]) == 1
+    assert sp["test"].f0_hz.shape[1] == 40 and sp["test"].audio.shape[1] == 40 * 64
+    ddir = ws.dataset_dir()
+    assert ddir.parent == tmp_path / "out" / "cache" / "data"
+    again = Workspace(cfg, tmp_path / "out")
+    assert again.dataset_dir() == ddir  # prepared once, found again
+    targets = ws.write_targets()
+    assert len(list(targets.glob("*.wav"))) == 1
+    assert not list(read_records([tmp_path / "out"]))
