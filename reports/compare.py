@@ -17,7 +17,7 @@ same clips in the same order (docs/CONTRACTS.md) and the bootstrap is **paired**
 indices and averages the per-clip differences. When the lengths differ it is **unpaired**: each side
 is resampled on its own; the table says which. The difference is significant at level ``alpha`` when
 its two-sided percentile interval excludes zero; the p-value is the share of bootstrap differences
-of the other sign, doubled (capped at 1).
+of the other sign, doubled and capped at 1, counted as ``(k + 1) / (n_boot + 1)`` so it is never 0.
 
 **KD worse than scratch.** For each dataset, instrument, family and student size, each KD method's
 best student against the ``scratch`` student of the same size: a flag where KD's is worse (the
@@ -127,10 +127,11 @@ def bootstrap_difference(
         )
         diff, n = float(x.mean() - y.mean()), f"{x.size}/{y.size}"
     lo, hi = np.percentile(boots, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    # (count + 1) / (n + 1): a bootstrap p-value is never exactly 0
     if diff > 0:
-        p = 2 * float(np.mean(boots <= 0))
+        p = 2 * (float(np.sum(boots <= 0)) + 1) / (n_boot + 1)
     elif diff < 0:
-        p = 2 * float(np.mean(boots >= 0))
+        p = 2 * (float(np.sum(boots >= 0)) + 1) / (n_boot + 1)
     else:
         p = 1.0
     return {

@@ -12,6 +12,7 @@ metric does not pass the filter. The teacher passes every filter (it is the refe
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -167,10 +168,11 @@ def display_rows(board: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
 
 
 def markdown_table(heads: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A GitHub-flavoured Markdown table; pipes and newlines in cells are escaped."""
+    """A GitHub-flavoured Markdown table; pipes, newlines and HTML (``<``, ``>``, ``&``) in cells are escaped."""
 
     def esc(v: Any) -> str:
-        return str(v).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+        text = html.escape(str(v), quote=False).replace("\\", "\\\\").replace("|", "\\|")
+        return text.replace("\n", " ").replace("\r", " ")
 
     lines = ["| " + " | ".join(esc(h) for h in heads) + " |", "|" + "|".join("---" for _ in heads) + "|"]
     lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]

@@ -84,3 +84,18 @@ def test_missing_or_empty_results_dir_is_a_one_line_user_error(tmp_path):
         load_results(tmp_path / "junk")
     with pytest.raises(UserError):
         load_results([])
+
+
+def test_reports_never_import_models_or_torch(tmp_path):
+    import subprocess
+    import sys
+
+    root = write_results_dir(tmp_path / "r", families=("hpn",), instruments=("violin",), audio=False)
+    code = (
+        "import sys, reports\n"
+        f"reports.build_report([{str(root)!r}], {str(tmp_path / 'o')!r}, formats=('csv', 'json'))\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'baselines', 'compressors')]\n"
+        "assert not bad, bad\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr[-2000:]

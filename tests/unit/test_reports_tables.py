@@ -67,8 +67,8 @@ def test_markdown_csv_json_carry_units_intervals_and_failures(frame):
 
 
 def test_markdown_cells_escape_pipes():
-    md = markdown_table(["a|b"], [["x|y\nz"]])
-    assert md.splitlines()[2] == "| x\\|y z |" and md.splitlines()[0] == "| a\\|b |"
+    md = markdown_table(["a|b"], [["x|y\nz<b>"]])
+    assert md.splitlines()[2] == "| x\\|y z&lt;b&gt; |" and md.splitlines()[0] == "| a\\|b |"
 
 
 def test_rich_leaderboard_prints_names_literally(frame):
