@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import json
+
+from reports import build_report
+from suite.records import ResultRecord, append_record
+
+
+def _minimal_dir(root):
+    """Records as sparse as a sweep may write them: no instrument, no intervals, no audio, no param_bytes."""
+    for i, (method, mss, rtf, params) in enumerate([
+        ("teacher", 4.0, 0.5, 4_000_000), ("scratch", 6.0, 0.1, 20_000), ("kd_audio", 5.5, 0.1, 20_000),
+        ("prune", 6.5, 0.05, 8_000), ("quantize", 4.5, 0.2, 4_000_000),
+    ]):
+        append_record(root / "records.jsonl", ResultRecord.with_units(
+            candidate_id=f"c{i}", family="hpn", size="reduced", method=method, dataset="synthetic", seed=0,
+            metrics={"mss": mss, "rtf_stream_64": rtf, "params": float(params)},
+        ))
+    append_record(root / "records.jsonl", ResultRecord(
+        candidate_id="c9", family="hpn", size="reduced", method="prune", dataset="synthetic", seed=0,
+        status="failed", error="RuntimeError: boom"))
+    return root
+
+
+def test_sparse_records_still_give_a_full_report(tmp_path):
+    root = _minimal_dir(tmp_path)
+    written = build_report([root], tmp_path / "rep", n_clips=1)
+    md = written["md"].read_text()
+    assert "| kd_audio |" in md and "RuntimeError: boom" in md and "## KD vs others at matched budget (params)" in md
+    data = json.loads(written["json"].read_text())
+    assert data["budget_metric"] == "params"
+    scratch = [r for r in data["kd_vs_others"] if r["method"] == "scratch"]
+    assert scratch and scratch[0]["pairing"] == "no per-clip data" and scratch[0]["vs_kd_diff"] == 0.5
+    front = {r["uid"] for r in data["pareto_front"]}
+    assert front == {"c0", "c2", "c3", "c4"}  # scratch is dominated by kd_audio (same RTF, worse MSS)
+    page = written["html"].read_text()
+    assert "No rendered audio" in page and "<audio" not in page
