@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reports.compare import kd_vs_others, kd_vs_scratch
+from reports.compare import kd_summary, kd_vs_others, kd_vs_scratch
 from reports.html import write_html
 from reports.load import load_results
 from reports.pareto import (
@@ -165,6 +165,7 @@ def build_report(
     budget = budget_metric or ("param_bytes" if "param_bytes" in df.columns else "params")
     kd_o = kd_vs_others(df, quality=metric, budget=budget, per_decade=per_decade)
     kd_s = kd_vs_scratch(df, quality=metric)
+    kd_sum = kd_summary(kd_o)
     front, hv = front_table(df, objs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -186,6 +187,9 @@ def build_report(
         if len(hv):
             md.append("\n### Hypervolume per group and method\n\n" + frame_markdown(hv))
         md.append(f"\n## KD vs others at matched budget ({budget})\n\n")
+        if len(kd_sum):
+            md.append("Per dataset/instrument and method: budget bands where KD's best was significantly better, "
+                      "significantly worse, or not significantly different.\n\n" + frame_markdown(kd_sum) + "\n")
         md.append(frame_markdown(kd_o) if len(kd_o) else "_No candidate with both a budget and a quality value._\n")
         md.append("\n## KD vs scratch student of the same size\n\n")
         md.append(frame_markdown(kd_s) if len(kd_s) else "_No KD student with a scratch student of its size._\n")
@@ -201,13 +205,13 @@ def build_report(
     if "json" in fmts:
         obj = to_json_obj(board, failed)
         obj.update(objectives=[n for n, _ in objs], pareto_front=_records(front), hypervolume=_records(hv),
-                   kd_vs_others=_records(kd_o), kd_vs_scratch=_records(kd_s), budget_metric=budget)
+                   kd_vs_others=_records(kd_o), kd_summary=_records(kd_sum), kd_vs_scratch=_records(kd_s), budget_metric=budget)
         written["json"] = out / "report.json"
         written["json"].write_text(json.dumps(obj, indent=1, allow_nan=False, default=str), encoding="utf-8")
     if "html" in fmts:
         asc = direction_of(metric) is Direction.MINIMIZE
         listen = df[df["pareto"] & (df["method"] != "teacher")].sort_values(metric, ascending=asc).head(max_listen)
         written["html"] = write_html(out, df=df, board=shown, failed=failed, plots=plots, fronts=front,
-                                     kd_others=kd_o, kd_scratch=kd_s, listen=listen, quality=quality,
+                                     kd_others=kd_o, kd_summary=kd_sum, kd_scratch=kd_s, listen=listen, quality=quality,
                                      n_clips=n_clips, notes=notes)
     return written

@@ -48,6 +48,7 @@ __all__ = [
     "best_per_method",
     "kd_vs_others",
     "kd_vs_scratch",
+    "kd_summary",
 ]
 
 _GROUP = ["dataset", "instrument"]
@@ -252,3 +253,22 @@ def kd_vs_scratch(df: pd.DataFrame, *, quality: str = "mss", seed: int = 0) -> p
     if len(out):  # flagged pairs first
         out = out.sort_values("kd_worse", ascending=False, kind="stable").reset_index(drop=True)
     return out
+
+
+def kd_summary(kd_others: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset, instrument and non-KD method: in how many budget bands KD's best was compared with
+    that method's best, and how often KD was significantly better, significantly worse, or neither."""
+    if kd_others.empty or "vs_kd" not in kd_others.columns:
+        return pd.DataFrame()
+    cmp = kd_others[kd_others["vs_kd"].notna()]
+    rows = []
+    for key, grp in cmp.groupby([*_GROUP, "method"], dropna=False, sort=True):
+        sig = grp["significant"].fillna(False).astype(bool)
+        rows.append({
+            "dataset": key[0], "instrument": key[1], "method": key[2], "bands": len(grp),
+            "kd_better": int((sig & (grp["vs_kd_diff"] > 0)).sum()),
+            "kd_worse": int((sig & (grp["vs_kd_diff"] < 0)).sum()),
+            "no_significant_difference": int((~sig).sum()),
+            "mean_vs_kd_diff": float(grp["vs_kd_diff"].mean()),
+        })
+    return pd.DataFrame(rows)

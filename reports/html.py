@@ -222,6 +222,7 @@ def write_html(
     plots: dict[str, Path],
     fronts: pd.DataFrame,
     kd_others: pd.DataFrame,
+    kd_summary: pd.DataFrame | None = None,
     kd_scratch: pd.DataFrame,
     listen: pd.DataFrame,
     quality: str | None,
@@ -265,7 +266,9 @@ def write_html(
     parts.append('<h2 id="fronts">Pareto fronts</h2>' + _frame_table(fronts))
     parts.append("<h2 id=\"kd\">KD vs others at matched budget</h2><p class=\"muted\">Best candidate of each method per "
                  "budget band; <code>vs_kd_diff</code> &gt; 0 means the best KD candidate of the band is better "
-                 "(bootstrap over test clips).</p>" + _frame_table(kd_others, drop=("band", "vs_kd")))
+                 "(bootstrap over test clips).</p>"
+                 + (_frame_table(kd_summary) if kd_summary is not None and len(kd_summary) else "")
+                 + _frame_table(kd_others, drop=("band", "vs_kd")))
     parts.append("<h2 id=\"scratch\">KD vs scratch student of the same size</h2><p class=\"muted\">Highlighted rows: KD made "
                  "the student worse than training it from scratch.</p>" + _frame_table(kd_scratch, "kd_worse"))
     parts.append(f"<h2 id=\"failed\">Failed candidates ({len(failed)})</h2>" + _frame_table(failed))

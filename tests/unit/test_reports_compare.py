@@ -98,3 +98,15 @@ def test_kd_vs_scratch_flags_the_student_kd_made_worse(frame):
     assert row["significant"] and row["diff"] > 1.0 and row["ci_low"] > 0
     assert table.index[table["kd_worse"]].tolist() == [0]  # flagged pairs listed first
     assert (table.loc[~table["kd_worse"], "diff"] < 0).all()
+
+
+def test_kd_summary_counts_bands_per_method(frame):
+    from reports.compare import kd_summary
+
+    table = kd_vs_others(frame, quality="mss", budget="param_bytes")
+    summary = kd_summary(table)
+    compared = table[table["vs_kd"].notna()]
+    assert summary["bands"].sum() == len(compared)
+    scratch = summary[summary["method"] == "scratch"]
+    assert (scratch["kd_better"] == scratch["bands"]).all() and (scratch["kd_worse"] == 0).all()
+    assert ((summary["kd_better"] + summary["kd_worse"] + summary["no_significant_difference"]) == summary["bands"]).all()
