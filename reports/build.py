@@ -52,6 +52,7 @@ __all__ = ["FORMATS", "build_report", "pareto_by_group", "front_table"]
 
 FORMATS: tuple[str, ...] = ("md", "html", "csv", "json")
 _GROUP = ["dataset", "instrument"]
+_QUALITY = ("mss", "mss_teacher", "fad", "fad_inf", "kad")
 
 
 def _objectives_present(df: pd.DataFrame, objectives: str | Sequence[str] | None, quality: str,
@@ -138,7 +139,8 @@ def build_report(
         results_dirs: results directories (see docs/CONTRACTS.md).
         out_dir: the report folder (created).
         formats: any of ``md``, ``html``, ``csv``, ``json`` (a list or a comma-separated string).
-        metric: the leaderboard's ranking metric (also the quality metric of the comparisons).
+        metric: the leaderboard's ranking metric (also the quality metric of the KD comparisons when it
+            measures audio quality; otherwise those use mss, or fad).
         objectives: 2 or 3 metrics for the Pareto fronts (default ``metric`` and ``rtf_metric``).
         family, instrument, max_rtf, rtf_metric, max_params, max_mb: filters (:func:`reports.tables.filter_frame`).
         allow_mixed_hardware: see :func:`reports.load_results`.
@@ -156,15 +158,16 @@ def build_report(
                       max_params=max_params, max_mb=max_mb)
     if df.empty:
         raise UserError("no candidate passes the filters")
-    quality = metric if metric in df.columns else quality_metric(df)
+    # KD comparisons need an audio-quality metric: the ranking metric when it is one, else mss/fad
+    quality = metric if metric in _QUALITY and metric in df.columns else (quality_metric(df) or metric)
     leaderboard(df, metric)  # raises a UserError naming the metrics present when absent
     objs = _objectives_present(df, objectives, metric, rtf_metric)
     df["pareto"] = pareto_by_group(df, objs)
     board = leaderboard(df, metric)
     failed = failed_rows(df)
     budget = budget_metric or ("param_bytes" if "param_bytes" in df.columns else "params")
-    kd_o = kd_vs_others(df, quality=metric, budget=budget, per_decade=per_decade)
-    kd_s = kd_vs_scratch(df, quality=metric)
+    kd_o = kd_vs_others(df, quality=quality, budget=budget, per_decade=per_decade)
+    kd_s = kd_vs_scratch(df, quality=quality)
     kd_sum = kd_summary(kd_o)
     front, hv = front_table(df, objs)
     out = Path(out_dir)
@@ -186,7 +189,7 @@ def build_report(
         md.append(f"\n## Pareto fronts ({obj_names})\n\n" + (frame_markdown(front) if len(front) else "_none_\n"))
         if len(hv):
             md.append("\n### Hypervolume per group and method\n\n" + frame_markdown(hv))
-        md.append(f"\n## KD vs others at matched budget ({budget})\n\n")
+        md.append(f"\n## KD vs others at matched budget ({budget})\n\nQuality metric: `{quality}`.\n\n")
         if len(kd_sum):
             md.append("Per dataset/instrument and method: budget bands where KD's best was significantly better, "
                       "significantly worse, or not significantly different.\n\n" + frame_markdown(kd_sum) + "\n")

@@ -35,3 +35,15 @@ def test_sparse_records_still_give_a_full_report(tmp_path):
     assert front == {"c0", "c2", "c3", "c4"}  # scratch is dominated by kd_audio (same RTF, worse MSS)
     page = written["html"].read_text()
     assert "No rendered audio" in page and "<audio" not in page
+
+
+def test_three_objectives_and_a_non_quality_ranking_metric(tmp_path):
+    root = _minimal_dir(tmp_path)
+    written = build_report([root], tmp_path / "rep", formats="json", metric="params",
+                           objectives="mss,rtf_stream_64,params")
+    data = json.loads(written["json"].read_text())
+    assert data["ranked_by"] == "params" and [r["metrics"]["params"] for r in data["rows"]][:2] == [8_000, 20_000]
+    # in 3-D kd_audio and scratch tie on RTF and params, so scratch (worse MSS) stays dominated
+    assert {r["uid"] for r in data["pareto_front"]} == {"c0", "c2", "c3", "c4"}
+    assert data["kd_vs_others"] and "mss" in data["kd_vs_others"][0]  # KD compared on quality, not on params
+    assert data["hypervolume"][0]["method"] == "(all)" and data["hypervolume"][0]["hypervolume"] > 0
