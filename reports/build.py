@@ -214,7 +214,7 @@ def build_report(
     if "html" in fmts:
         asc = direction_of(metric) is Direction.MINIMIZE
         listen = df[df["pareto"] & (df["method"] != "teacher")].sort_values(metric, ascending=asc).head(max_listen)
-        written["html"] = write_html(out, df=df, board=shown, failed=failed, plots=plots, fronts=front,
+        written["html"] = write_html(out, df=df, board=shown, failed=failed, plots=plots, fronts=front, hypervolumes=hv,
                                      kd_others=kd_o, kd_summary=kd_sum, kd_scratch=kd_s, listen=listen, quality=quality,
                                      n_clips=n_clips, notes=notes)
     return written

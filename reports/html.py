@@ -221,6 +221,7 @@ def write_html(
     failed: pd.DataFrame,
     plots: dict[str, Path],
     fronts: pd.DataFrame,
+    hypervolumes: pd.DataFrame | None = None,
     kd_others: pd.DataFrame,
     kd_summary: pd.DataFrame | None = None,
     kd_scratch: pd.DataFrame,
@@ -264,6 +265,10 @@ def write_html(
         parts.append(f'<img src="{_href(p, root)}" alt="{_e(name)}">')
     parts.append("</div>")
     parts.append('<h2 id="fronts">Pareto fronts</h2>' + _frame_table(fronts))
+    if hypervolumes is not None and len(hypervolumes):
+        parts.append("<h3>Hypervolume per group and method</h3><p class=\"muted\">Exact volume dominated by each "
+                     "method's candidates up to a reference point just beyond the group's worst values "
+                     "(larger is better; comparable within a group only).</p>" + _frame_table(hypervolumes))
     parts.append("<h2 id=\"kd\">KD vs others at matched budget</h2><p class=\"muted\">Best candidate of each method per "
                  "budget band; <code>vs_kd_diff</code> &gt; 0 means the best KD candidate of the band is better "
                  "(bootstrap over test clips).</p>"

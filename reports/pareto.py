@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 Objective = tuple[str, Direction]
+_BLOCK = 256  # rows compared at once in is_pareto_front (memory ~ n * _BLOCK * k bytes)
 
 
 def direction_of(metric: str) -> Direction:
@@ -100,10 +101,13 @@ def is_pareto_front(values: ArrayLike) -> np.ndarray:
     if idx.size == 0:
         return mask
     pts = arr[idx]
-    # dominated[i] = any j: pts[j] <= pts[i] everywhere and < somewhere
-    le = (pts[:, None, :] <= pts[None, :, :]).all(axis=2)  # le[j, i]: j weakly better than i
-    lt = (pts[:, None, :] < pts[None, :, :]).any(axis=2)
-    dominated = (le & lt).any(axis=0)
+    dominated = np.zeros(idx.size, dtype=bool)
+    # dominated[i] = any j: pts[j] <= pts[i] everywhere and < somewhere; in blocks of rows i to bound memory
+    for start in range(0, idx.size, _BLOCK):
+        block = pts[start : start + _BLOCK]
+        le = (pts[:, None, :] <= block[None, :, :]).all(axis=2)  # le[j, i]: j weakly better than i
+        lt = (pts[:, None, :] < block[None, :, :]).any(axis=2)
+        dominated[start : start + _BLOCK] = (le & lt).any(axis=0)
     mask[idx] = ~dominated
     return mask
 

@@ -97,3 +97,10 @@ def test_parse_objectives_and_mask_on_frame():
     assert pareto_mask(df, "mss,rtf_stream_64").tolist() == [True, True, False, True]
     with pytest.raises(UserError, match="fad"):
         pareto_mask(df, "mss,fad")
+
+
+def test_blocked_front_matches_brute_force_on_many_points():
+    rng = np.random.default_rng(7)
+    pts = np.round(rng.random((700, 3)), 1)  # many ties and duplicates
+    brute = np.array([not any((q <= p).all() and (q < p).any() for q in pts) for p in pts])
+    assert (is_pareto_front(pts) == brute).all()
