@@ -180,7 +180,8 @@ def _player(assets: _Assets, src: Path | None, group: str, label: str) -> str:
         return f'<td class="muted">no {_e(label)} audio</td>'
     wav, spec = assets.add(src, group)
     img = f'<img src="{_href(spec, assets.root)}" alt="{_e(label)} spectrogram">' if spec else ""
-    return f'<td><audio controls preload="metadata" src="{_href(wav, assets.root)}"></audio>{img}</td>'
+    return (f'<td><audio controls preload="metadata" title="{_e(label)}" src="{_href(wav, assets.root)}">'
+            f"</audio>{img}</td>")
 
 
 def _listening(items: list[dict[str, Any]], root: Path, quality: str | None) -> str:

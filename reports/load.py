@@ -16,8 +16,9 @@ Columns (all rows, ok and failed):
 ``df.attrs`` holds ``units`` (metric -> unit), ``metrics`` (the metric columns), ``results_dirs`` and
 ``mixed`` (what differs between rows when mixing was allowed; empty otherwise).
 
-A candidate id appearing twice in one directory (a resumed sweep that re-ran a trial) keeps its last
-record. Only ``ok`` rows are checked for mixed hardware / metric definitions (failed rows measured
+A candidate id appearing twice in one records file (a resumed sweep that re-ran a trial) keeps its
+last record. A directory may also hold several results directories (every ``*.jsonl`` below it is
+read; ``results_dir`` is each file's folder). Only ``ok`` rows are checked for mixed hardware / metric definitions (failed rows measured
 nothing); a provenance value that a record leaves out is unknown and not counted as a difference.
 """
 
@@ -171,13 +172,20 @@ def load_results(
         p = Path(d)
         if not p.exists():
             raise UserError(f"results directory {str(p)!r} does not exist")
-        recs = list(read_records([p]))
-        if not recs:
+        found = 0
+        # one frame per JSON Lines file: relative artifact paths are relative to the file's folder, and a
+        # folder holding several studies' results directories keeps their candidates apart
+        for file in sorted(p.rglob("*.jsonl")) if p.is_dir() else [p]:
+            recs = list(read_records([file]))
+            if not recs:
+                continue
+            found += len(recs)
+            f = records_frame(recs, file.parent)
+            units.update({k: v for k, v in f.attrs["units"].items() if k not in units})
+            frames.append(f)
+        if not found:
             where = p / "records.jsonl" if p.is_dir() else p
             raise UserError(f"no result records in {str(p)!r} (expected ResultRecord lines in {str(where)!r})")
-        f = records_frame(recs, p if p.is_dir() else p.parent)
-        units.update({k: v for k, v in f.attrs["units"].items() if k not in units})
-        frames.append(f)
     df = pd.concat(frames, ignore_index=True, sort=False)
     dup = df["candidate_id"].duplicated(keep=False)
     prefix = df["study"].where(df["study"].astype(bool), df["results_dir"].map(lambda s: Path(s).name))

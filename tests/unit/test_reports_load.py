@@ -99,3 +99,13 @@ def test_reports_never_import_models_or_torch(tmp_path):
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+def test_a_parent_folder_of_several_studies_keeps_them_apart(tmp_path):
+    write_results_dir(tmp_path / "all" / "a", families=("hpn",), instruments=("violin",))
+    write_results_dir(tmp_path / "all" / "b", families=("hpn",), instruments=("flute",))
+    df = load_results(tmp_path / "all")
+    assert len(df) == 28 and df["uid"].is_unique  # same candidate ids in both studies
+    assert {str(tmp_path / "all" / x) for x in "ab"} == set(df["results_dir"])
+    ok = df[df["status"] == "ok"]
+    assert all(d.startswith(r) for d, r in zip(ok["audio_dir"], ok["results_dir"]))
