@@ -22,7 +22,7 @@ shrinks the synthesizer's control heads before the structured pruning.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -119,7 +119,7 @@ def structured_prune(
     *,
     importance: str = "magnitude",
     frames: int = 16,
-    layer_ratios: Mapping[str, float] | None = None,
+    keep: Sequence[str] = (),
 ) -> nn.Module:
     """Prune ``model`` in place to ``1 - ratio`` of its channels per layer; returns the rebuilt model.
 
@@ -128,13 +128,12 @@ def structured_prune(
         ratio: fraction of channels removed from every prunable layer, in ``[0, 1)``.
         importance: ``"magnitude"`` (:class:`GRUAwareImportance`) or ``"random"`` (an ablation).
         frames: frames of the random input used to trace the dependency graph.
-        layer_ratios: per-module ratios overriding ``ratio`` (names relative to the model, e.g.
-            ``{"decoder.gru": 0.25}``).
+        keep: names of further modules whose outputs keep their width (relative to the model,
+            e.g. ``["decoder.f0_mlp.0"]``); the output heads always do.
     """
     if not 0.0 <= float(ratio) < 1.0:
         raise UserError(f"pruning ratio must be in [0, 1), got {ratio}")
-    layer_ratios = dict(layer_ratios or {})
-    if ratio == 0 and not any(layer_ratios.values()):
+    if ratio == 0:
         return model
     if importance == "magnitude":
         imp: Any = GRUAwareImportance(p=2)
@@ -145,10 +144,10 @@ def structured_prune(
     _strip_weight_norm(model)
     decoder = model.decoder
     modules = dict(model.named_modules())
-    unknown = sorted(set(layer_ratios) - set(modules))
+    unknown = sorted(set(keep) - set(modules))
     if unknown:
-        raise UserError(f"layer_ratios names unknown module(s): {', '.join(unknown)}")
-    ratio_dict = {modules[k]: float(v) for k, v in layer_ratios.items()}
+        raise UserError(f"keep names unknown module(s): {', '.join(unknown)}")
+    ignored = output_heads(model) + [modules[k] for k in keep]
     f0, loud = random_features(1, frames)
 
     def forward_fn(_dec: nn.Module, inputs: tuple[torch.Tensor, torch.Tensor]) -> Any:
@@ -165,8 +164,7 @@ def structured_prune(
             (f0, loud),
             importance=imp,
             pruning_ratio=float(ratio),
-            pruning_ratio_dict=ratio_dict or None,
-            ignored_layers=output_heads(model),
+            ignored_layers=ignored,
             customized_pruners={nn.GRU: GRUPruner()},
             root_module_types=[nn.Linear, nn.GRU, nn.Conv1d],
             forward_fn=forward_fn,

@@ -1,0 +1,122 @@
+"""Quantization: real serialized size, fidelity to the float model, checkpoint round trips, chain order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from compressors import count_params, parse_chain, quantize_bf16, quantize_int8, serialized_bytes
+from compressors._base import CompressContext
+from compressors.chain import get_compressor
+from suite.catalog import load_catalog
+from suite.checkpoint import load_checkpoint, save_checkpoint
+from suite.errors import UserError
+from suite.metrics.mss import mss
+from suite.registry import FAMILIES, SIZES
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    """One intra-op thread: tiny models are fastest so, and parallel test runs do not oversubscribe the CPU."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+
+@pytest.fixture(scope="module")
+def hpn_full() -> torch.nn.Module:
+    load_catalog()
+    torch.manual_seed(0)
+    return SIZES.get("hpn/full")().eval()
+
+
+@pytest.fixture(scope="module")
+def hpn_int8(hpn_full: torch.nn.Module) -> torch.nn.Module:
+    return quantize_int8(hpn_full)
+
+
+def _inputs(frames: int = 50) -> tuple[torch.Tensor, torch.Tensor]:
+    t = torch.linspace(0, 1, frames)
+    f0 = (220.0 * (1 + 0.5 * t))[None]
+    loud = (-40.0 + 25.0 * torch.sin(6.28 * t))[None]
+    return f0, loud
+
+
+def _audio(model: torch.nn.Module, frames: int = 50) -> torch.Tensor:
+    f0, loud = _inputs(frames)
+    with torch.no_grad():
+        return model(f0, loud, state=model.init_state(1, seed=7))["audio"]
+
+
+def test_int8_hpn_full_is_at_most_a_third_of_fp32(hpn_full: torch.nn.Module, hpn_int8: torch.nn.Module) -> None:
+    q = hpn_int8
+    fp32, int8 = serialized_bytes(hpn_full), serialized_bytes(q)
+    assert int8 <= fp32 / 3, f"int8 {int8} B vs fp32 {fp32} B"
+    assert count_params(q) == count_params(hpn_full)  # the same weights, stored in int8
+
+
+def test_int8_audio_is_close_to_fp32(hpn_full: torch.nn.Module, hpn_int8: torch.nn.Module) -> None:
+    """MSS(int8 audio, fp32 audio) < 0.5 and under a tenth of the MSS between two differently seeded
+    fp32 models of the same size (the scale of "a different model"); measured about 0.1 vs 5+."""
+    q = hpn_int8
+    ref = _audio(hpn_full)
+    d_q = float(mss(ref, _audio(q)))
+    torch.manual_seed(1)
+    other = FAMILIES.get("hpn")(**hpn_full.config).eval()
+    d_other = float(mss(ref, _audio(other)))
+    assert d_q < 0.5, d_q
+    assert d_q < 0.1 * d_other, (d_q, d_other)
+
+
+def test_int8_round_trip_with_weights_only(hpn_int8: torch.nn.Module, tmp_path: Path) -> None:
+    q = hpn_int8
+    path = save_checkpoint(q, tmp_path / "q.pt")
+    payload = torch.load(path, weights_only=True)  # plain tensors only
+    assert any(k.endswith(".int8") and v.dtype == torch.int8 for k, v in payload["state_dict"].items())
+    loaded, _ = load_checkpoint(path)
+    torch.testing.assert_close(_audio(loaded), _audio(q), rtol=0, atol=0)
+    assert loaded.ddsp_transforms == [{"name": "quantize_dynamic_int8", "params": {}}]
+
+
+def test_bf16_round_trip_and_fidelity(tmp_path: Path) -> None:
+    load_catalog()
+    torch.manual_seed(0)
+    model = FAMILIES.get("hpn")(hidden=64).eval()
+    b = quantize_bf16(model)
+    assert serialized_bytes(b) < serialized_bytes(model)
+    assert b.decoder.inner.gru.weight_ih_l0.dtype == torch.bfloat16
+    assert b.reverb.noise.dtype == torch.float32  # the synth stays float32
+    loaded, _ = load_checkpoint(save_checkpoint(b, tmp_path / "b.pt"))
+    torch.testing.assert_close(_audio(loaded), _audio(b), rtol=0, atol=0)
+    assert float(mss(_audio(model), _audio(b))) < 0.5
+
+
+def test_quantize_must_be_last_in_a_chain() -> None:
+    with pytest.raises(UserError, match="last step"):
+        parse_chain("quantize+kd_audio")
+    with pytest.raises(UserError, match="unknown compressor"):
+        parse_chain("prune+nonsense")
+    assert [n for n, _ in parse_chain("prune+kd_audio+quantize")] == ["prune", "kd_audio", "quantize"]
+
+
+def test_quantizing_twice_is_refused() -> None:
+    load_catalog()
+    model = FAMILIES.get("hpn")(hidden=8).eval()
+    q = quantize_int8(model)
+    ctx = CompressContext(candidate=q)
+    with pytest.raises(UserError, match="already quantized"):
+        get_compressor("quantize").compress(model, ctx, measure_frames=0)
+
+
+def test_quantize_reports_measured_speed() -> None:
+    load_catalog()
+    model = FAMILIES.get("hpn")(hidden=16).eval()
+    res = get_compressor("quantize").compress(model, CompressContext(), measure_frames=20, measure_repeats=1)
+    rtf = res.description["rtf"]
+    assert rtf["before"] > 0 and rtf["after"] > 0 and rtf["threads"] == 1
+    assert res.description["after"]["bytes"] < res.description["before"]["bytes"]
