@@ -13,13 +13,14 @@ from __future__ import annotations
 import importlib.util
 
 import numpy as np
+import scipy.fft
 
 from suite.data.features import n_frames
 from suite.errors import UserError
 from suite.features import BLOCK_SIZE, SAMPLE_RATE
 from suite.registry import F0_TRACKERS
 
-__all__ = ["F0_FMIN", "F0_FMAX", "pyin", "crepe", "track_f0"]
+__all__ = ["F0_FMIN", "F0_FMAX", "pyin", "yin", "crepe", "track_f0", "to_frame_grid"]
 
 F0_FMIN = 50.0
 """Lowest f0 searched (Hz), as in the reference."""
@@ -27,7 +28,7 @@ F0_FMAX = 2000.0
 """Highest f0 searched (Hz), as in the reference."""
 
 
-def _to_frame_grid(
+def to_frame_grid(
     f0: np.ndarray, conf: np.ndarray, voiced: np.ndarray, stride: int, frames: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Analysis frames every ``stride`` output frames -> every output frame.
@@ -51,7 +52,9 @@ def _to_frame_grid(
 
 
 @F0_TRACKERS.register(
-    "pyin", description="probabilistic YIN (librosa.pyin), fmin 50 Hz, fmax 2000 Hz; confidence = voicing probability"
+    "pyin",
+    description="probabilistic YIN (librosa.pyin), fmin 50 Hz, fmax 2000 Hz; confidence = voicing probability",
+    min_confidence=0.5,
 )
 def pyin(
     audio: np.ndarray,
@@ -60,10 +63,12 @@ def pyin(
     *,
     fmin: float = F0_FMIN,
     fmax: float = F0_FMAX,
-    stride: int = 1,
     frame_length: int = 2048,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """pYIN (Mauch & Dixon 2014) via ``librosa.pyin``.
+    """pYIN (Mauch & Dixon 2014) via ``librosa.pyin`` (centred frames, so frame i is at sample i * hop).
+
+    Its cost is dominated by the dense Viterbi decoding (about 2 s of CPU per second of audio at hop
+    64 on a 2-core machine); the ``folder`` dataset's ``f0_stride`` analyses at a coarser hop.
 
     Args:
         audio: (N,) mono float signal.
@@ -71,10 +76,6 @@ def pyin(
         hop: output frame hop (samples).
         fmin: lowest f0 searched (Hz).
         fmax: highest f0 searched (Hz).
-        stride: analyse every ``stride * hop`` samples and interpolate to the ``hop`` grid. 1 is the
-            exact analysis; its cost is proportional to the number of analysis frames (about 2 s of
-            CPU per second of audio at stride 1 on the 2-core reference machine), so stride 2-4
-            trades a few cents of accuracy for a 2-4x speed-up.
         frame_length: analysis window (samples).
 
     Returns:
@@ -86,25 +87,93 @@ def pyin(
     frames = n_frames(x.shape[-1], hop)
     if frames == 0:
         return np.zeros(0, np.float32), np.zeros(0, np.float32)
-    stride = max(1, int(stride))
     f0, voiced, prob = librosa.pyin(
         x,
         fmin=fmin,
         fmax=fmax,
         sr=sample_rate,
         frame_length=frame_length,
-        hop_length=hop * stride,
+        hop_length=hop,
         center=True,
     )
     voiced = np.asarray(voiced, bool) & np.isfinite(f0)
     f0 = np.where(voiced, np.nan_to_num(f0), 0.0)
-    return _to_frame_grid(f0, np.nan_to_num(np.asarray(prob, np.float64)), voiced, stride, frames)
+    f0, prob = f0[:frames], np.nan_to_num(np.asarray(prob, np.float64))[:frames]
+    return f0.astype(np.float32), prob.astype(np.float32)
+
+
+@F0_TRACKERS.register(
+    "yin",
+    description="YIN in numpy (no HMM): fast, less robust than pyin; confidence = 1 - aperiodicity",
+    min_confidence=0.6,
+)
+def yin(
+    audio: np.ndarray,
+    sample_rate: int = SAMPLE_RATE,
+    hop: int = BLOCK_SIZE,
+    *,
+    fmin: float = F0_FMIN,
+    fmax: float = F0_FMAX,
+    window: int = 1024,
+    threshold: float = 0.15,
+    silence_rms: float = 1e-4,
+) -> tuple[np.ndarray, np.ndarray]:
+    """YIN (de Cheveigné & Kawahara 2002), vectorised over frames with FFT cross-correlations.
+
+    Per frame (centred on sample ``i * hop``): the difference function over ``window`` samples,
+    its cumulative-mean normalisation, the first dip below ``threshold`` (else the global minimum),
+    parabolic interpolation. Frames with a normalised dip above ``threshold`` or an RMS below
+    ``silence_rms`` are unvoiced (f0 0).
+
+    Returns:
+        (f0_hz, confidence), each (ceil(N / hop),) float32; confidence = 1 - the dip's value.
+    """
+    x = np.asarray(audio, dtype=np.float64)
+    frames = n_frames(x.shape[-1], hop)
+    max_lag = int(np.ceil(sample_rate / fmin))
+    min_lag = max(2, int(np.floor(sample_rate / fmax)))
+    seg_len = window + max_lag + 1
+    xp = np.pad(x, (window // 2, seg_len + frames * hop))
+    nfft = scipy.fft.next_fast_len(seg_len + window, real=True)
+    f0 = np.zeros(frames)
+    conf = np.zeros(frames)
+    lags = np.arange(max_lag + 1)
+    for start in range(0, frames, 256):
+        idx = np.arange(start, min(frames, start + 256))
+        seg = np.lib.stride_tricks.sliding_window_view(xp, seg_len)[idx * hop]  # (F, seg_len)
+        head = seg[:, :window]
+        spec = np.conj(scipy.fft.rfft(head, nfft)) * scipy.fft.rfft(seg, nfft)
+        r = scipy.fft.irfft(spec, nfft)[:, : max_lag + 1]
+        csq = np.concatenate([np.zeros((len(idx), 1)), np.cumsum(seg**2, axis=1)], axis=1)
+        energy_lag = csq[:, lags + window] - csq[:, lags]  # sum of x[j + tau]^2 over the window
+        d = np.maximum(energy_lag[:, :1] + energy_lag - 2 * r, 0.0)
+        cum = np.cumsum(d[:, 1:], axis=1)
+        cmnd = np.ones_like(d)
+        cmnd[:, 1:] = d[:, 1:] * lags[1:] / np.maximum(cum, 1e-12)
+        band = cmnd[:, min_lag : max_lag]
+        nxt = cmnd[:, min_lag + 1 : max_lag + 1]
+        dip = (band < threshold) & (band <= nxt)
+        has = dip.any(axis=1)
+        k = np.where(has, dip.argmax(axis=1), band.argmin(axis=1))
+        tau = k + min_lag
+        a = cmnd[np.arange(len(idx)), tau - 1]
+        b = cmnd[np.arange(len(idx)), tau]
+        c = cmnd[np.arange(len(idx)), np.minimum(tau + 1, max_lag)]
+        den = a - 2 * b + c
+        shift = np.where(np.abs(den) > 1e-12, 0.5 * (a - c) / np.where(den == 0, 1, den), 0.0)
+        period = tau + np.clip(shift, -1, 1)
+        rms = np.sqrt(energy_lag[:, 0] / window)
+        voiced = (b < threshold) & (rms > silence_rms)
+        f0[idx] = np.where(voiced, sample_rate / period, 0.0)
+        conf[idx] = np.where(rms > silence_rms, np.clip(1.0 - b, 0.0, 1.0), 0.0)
+    return f0.astype(np.float32), conf.astype(np.float32)
 
 
 @F0_TRACKERS.register(
     "crepe",
     description="CREPE via torchcrepe (only where torchcrepe is installed); confidence = periodicity",
     requires="torchcrepe",
+    min_confidence=0.8,
 )
 def crepe(
     audio: np.ndarray,
