@@ -42,6 +42,7 @@ __all__ = [
     "LogMelEmbedding",
     "AisfxEmbedding",
     "cache_dir",
+    "mel_filterbank",
     "get_embedding",
     "embedding_def",
     "embed_clips",
@@ -127,6 +128,25 @@ def _frames(x: np.ndarray, n: int, hop: int) -> np.ndarray:
     return x[idx]
 
 
+def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
+    """Triangular filters (n_mels, n_fft // 2 + 1) evenly spaced on the HTK mel scale, each of unit area."""
+    fmax = sr / 2.0 if fmax is None else fmax
+
+    def to_mel(f: np.ndarray) -> np.ndarray:
+        return 2595.0 * np.log10(1.0 + f / 700.0)
+
+    def to_hz(m: np.ndarray) -> np.ndarray:
+        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+
+    edges = to_hz(np.linspace(to_mel(np.array(fmin)), to_mel(np.array(fmax)), n_mels + 2))
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (freqs[None, :] - lo) / (mid - lo)
+    falling = (hi - freqs[None, :]) / (hi - mid)
+    fb = np.maximum(0.0, np.minimum(rising, falling))
+    return fb * (2.0 / (hi - lo))  # unit area per filter (Slaney-style normalisation)
+
+
 class LogMelEmbedding(Embedding):
     """Log-mel statistics per 1 s window: no weights, deterministic (see module docstring)."""
 
@@ -141,9 +161,7 @@ class LogMelEmbedding(Embedding):
     window_hop_s = 0.5
 
     def __init__(self) -> None:
-        import librosa
-
-        self._mel = librosa.filters.mel(sr=self.sample_rate, n_fft=self.n_fft, n_mels=self.n_mels).astype(np.float64)
+        self._mel = mel_filterbank(self.sample_rate, self.n_fft, self.n_mels)
         self._hann = np.hanning(self.n_fft + 1)[:-1]
         self._freqs_khz = np.fft.rfftfreq(self.n_fft, 1.0 / self.sample_rate) / 1000.0
 
