@@ -78,19 +78,29 @@ def mlp(sizes: list[int]) -> nn.Sequential:
 class Reverb(nn.Module):
     """The learnable reverb of REFERENCE §1 (16,002 parameters for a 1 s impulse).
 
-    ``forward(x, tail)`` convolves causally and carries the tail, so buffers chain exactly. In
-    eval mode without autograd the impulse spectrum is cached per FFT size (invalidated when a
-    parameter changes in place, e.g. by an optimiser step or ``load_state_dict``).
+    ``forward(x, state)`` convolves causally and returns the new state, so buffers chain exactly
+    (an offline call returns the first ``N`` samples of the full convolution). Short buffers (up to
+    ``partitioned_max_blocks`` blocks) use uniformly partitioned overlap-save convolution (cheap per
+    64-sample block); longer ones one big FFT over ``[history, x]``. Both give the same samples up
+    to float rounding. State: ``{"x": (B, L) past input, "fdl": (B, P-1, 65) complex delay line}``.
+
+    In eval mode without autograd the impulse spectra are cached (invalidated when a parameter
+    changes in place, e.g. by an optimiser step or ``load_state_dict``).
     """
 
-    def __init__(self, length: int = SAMPLE_RATE, sample_rate: int = SAMPLE_RATE,
+    partitioned_max_blocks = 16
+
+    def __init__(self, length: int = SAMPLE_RATE, sample_rate: int = SAMPLE_RATE, block: int = BLOCK_SIZE,
                  initial_decay: float = 5.0, initial_wet: float = 0.0) -> None:
         super().__init__()
+        if length % block:
+            raise ValueError("reverb length must be a multiple of the block size")
         self.sample_rate = sample_rate
+        self.block = block
         self.noise = nn.Parameter(torch.rand(length) * 2.0 - 1.0)
         self.decay = nn.Parameter(torch.tensor(float(initial_decay)))
         self.wet = nn.Parameter(torch.tensor(float(initial_wet)))
-        self._cache: dict[int, tuple[tuple[Any, ...], Tensor]] = {}
+        self._cache: dict[Any, tuple[tuple[Any, ...], Tensor]] = {}
 
     @property
     def length(self) -> int:
@@ -100,25 +110,47 @@ class Reverb(nn.Module):
         """The impulse ``(L,)`` from the current parameters."""
         return dsp.reverb_impulse(self.noise, self.decay, self.wet, self.sample_rate)
 
-    def _impulse_f(self, n_fft: int) -> Tensor:
+    def _spectrum(self, kind: Any) -> Tensor:
+        """``kind`` is an FFT size (full spectrum) or ``"parts"`` (reversed partition spectra ``(K, P)``)."""
+
+        def compute() -> Tensor:
+            h = self.impulse()
+            if kind == "parts":
+                return dsp.partition_spectra(h, self.block).flip(0).T.contiguous()
+            return torch.fft.rfft(h, n=kind)
+
         params = (self.noise, self.decay, self.wet)
         cacheable = not self.training and not (torch.is_grad_enabled() and any(p.requires_grad for p in params))
         if not cacheable:
-            return torch.fft.rfft(self.impulse(), n=n_fft)
+            return compute()
         key = tuple((p.data_ptr(), p._version, p.device, p.dtype) for p in params)
-        hit = self._cache.get(n_fft)
+        hit = self._cache.get(kind)
         if hit is None or hit[0] != key:
             with torch.no_grad():
-                hit = (key, torch.fft.rfft(self.impulse(), n=n_fft))
-            self._cache[n_fft] = hit
+                hit = (key, compute())
+            self._cache[kind] = hit
         return hit[1]
 
-    def init_tail(self, batch_size: int, device: torch.device, dtype: torch.dtype = torch.float32) -> Tensor:
-        return torch.zeros(batch_size, self.length - 1, device=device, dtype=dtype)
+    def init_state(self, batch_size: int, device: torch.device, dtype: torch.dtype = torch.float32) -> dict[str, Tensor]:
+        n_parts = self.length // self.block
+        cdt = torch.complex128 if dtype == torch.float64 else torch.complex64
+        return {"x": torch.zeros(batch_size, self.length, device=device, dtype=dtype),
+                "fdl": torch.zeros(batch_size, n_parts - 1, self.block + 1, device=device, dtype=cdt)}
 
-    def forward(self, x: Tensor, tail: Tensor) -> tuple[Tensor, Tensor]:
-        n_fft = fast_fft_len(x.shape[-1] + self.length - 1)
-        return dsp.fft_convolve_tail(x, self._impulse_f(n_fft), n_fft, tail)
+    def forward(self, x: Tensor, state: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        m = self.block
+        n_blocks = x.shape[-1] // m
+        hist = state["x"]
+        if n_blocks <= self.partitioned_max_blocks:
+            spec = dsp.block_spectra(torch.cat([hist[..., -m:], x], dim=-1), m)
+            out, fdl = dsp.convolve_partitioned(spec, state["fdl"], self._spectrum("parts"), m)
+            new_hist = torch.cat([hist[..., x.shape[-1]:], x], dim=-1)
+            return out, {"x": new_hist, "fdl": fdl}
+        n_fft = fast_fft_len(hist.shape[-1] + x.shape[-1] + self.length - 1)
+        out = dsp.convolve_history(x, hist, self._spectrum(n_fft), n_fft)
+        z = torch.cat([hist, x], dim=-1)[..., -self.length:]
+        fdl = dsp.block_spectra(z, m)  # the last P - 1 blocks, each with its predecessor
+        return out, {"x": z, "fdl": fdl}
 
 
 class HarmonicDecoder(nn.Module):
@@ -234,8 +266,8 @@ class DecoderFamily(DDSPFamily):
     Subclasses set ``tonal_head`` (the head whose size is ``n_harmonics``/``n_wavetables``) and
     implement ``_tonal(sc, f0, phase)``.
 
-    Streaming state: ``{"frame": int, "seed": (B,) int64, "gru": (1, B, g), "phase": (B, 1) float64,
-    "f0_prev": (B, 1, 1), "tail": (B, L-1)}``.
+    Streaming state: ``{"frame": int, "noise_key": (B, 1, 1) int64, "gru": (1, B, g), "phase": (B, 1) float64,
+    "f0_prev": (B, 1, 1), "reverb": Reverb state}``.
     """
 
     tonal_head: ClassVar[str]
@@ -245,8 +277,12 @@ class DecoderFamily(DDSPFamily):
         heads = {"amplitude": 1, self.tonal_head: config[self.tonal_key], "noise_bands": config["n_bands"]}
         self.decoder = HarmonicDecoder(config["widths"], heads)
         self.reverb = Reverb()
-        self.register_buffer("_window", torch.hann_window(self.block_size, periodic=False), persistent=False)
-        self.register_buffer("_ratio", torch.ones(1), persistent=False)
+        taps = self.block_size
+        basis = dsp.noise_filter_basis(config["n_bands"], taps, 2 * taps)
+        self.register_buffer("_noise_re", basis.real.contiguous(), persistent=False)
+        self.register_buffer("_noise_im", basis.imag.contiguous(), persistent=False)
+        self.register_buffer("_ratio", torch.ones(1, dtype=torch.float64), persistent=False)
+        self.register_buffer("_ramp", dsp.linear_ramp(self.block_size), persistent=False)
 
     @classmethod
     def _normalise(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -279,11 +315,11 @@ class DecoderFamily(DDSPFamily):
         dev, dt = ref.device, ref.dtype
         return {
             "frame": 0,
-            "seed": self._seeds(batch_size, seed, dev),
+            "noise_key": dsp.noise_key(self._seeds(batch_size, seed, dev)),
             "gru": torch.zeros(1, batch_size, self.decoder.gru.hidden_size, device=dev, dtype=dt),
             "phase": torch.zeros(batch_size, 1, device=dev, dtype=torch.float64),
             "f0_prev": torch.zeros(batch_size, 1, 1, device=dev, dtype=dt),
-            "tail": self.reverb.init_tail(batch_size, dev, dt),
+            "reverb": self.reverb.init_state(batch_size, dev, dt),
         }
 
     def synth_controls(self, controls: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -306,13 +342,12 @@ class DecoderFamily(DDSPFamily):
         sc = self.synth_controls(controls)
         f0 = f0_hz.unsqueeze(-1)
         prev = f0[:, :1] if state["frame"] == 0 else state["f0_prev"]
-        f0_up, f0_last = dsp.upsample_linear_causal(f0, prev, self.block_size)
-        phase, phase_end = dsp.oscillator_phase(f0_up.squeeze(-1), state["phase"], self._ratio,
-                                                self.sample_rate, self.block_size)
+        f0_up, f0_last = dsp.upsample_linear_causal(f0, prev, self.block_size, self._ramp)
+        phase, phase_end = dsp.oscillator_phase(f0_up.view(b, -1), state["phase"], self._ratio, self.sample_rate)
         tonal = self._tonal(sc, f0, phase[:, 0])
-        white = dsp.counter_uniform(state["seed"], state["frame"], t, self.block_size).to(tonal.dtype)
-        noise = dsp.filtered_noise(white, dsp.bands_to_filter(sc["noise_bands"], self.block_size, self._window))
-        audio, tail = self.reverb(tonal + noise, state["tail"])
-        new_state = {"frame": state["frame"] + t, "seed": state["seed"], "gru": h, "phase": phase_end,
-                     "f0_prev": f0_last, "tail": tail}
+        white = dsp.counter_uniform(state["noise_key"], state["frame"], t, self.block_size).to(tonal.dtype)
+        noise = dsp.filtered_noise(white, sc["noise_bands"], self._noise_re, self._noise_im, self.block_size)
+        audio, reverb_state = self.reverb(tonal + noise, state["reverb"])
+        new_state = {"frame": state["frame"] + t, "noise_key": state["noise_key"], "gru": h, "phase": phase_end,
+                     "f0_prev": f0_last, "reverb": reverb_state}
         return {"audio": audio, "controls": controls, "state": new_state, "hidden": hidden}

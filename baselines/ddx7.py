@@ -81,14 +81,41 @@ class TCNBlock(nn.Module):
         return [torch.zeros(batch, self.conv1.in_channels, ctx, device=device, dtype=dtype),
                 torch.zeros(batch, self.conv2.in_channels, ctx, device=device, dtype=dtype)]
 
+    def _fast_weights(self) -> list[tuple[Tensor, Tensor]]:
+        """Per conv, ``(W (O, 3 I), bias (O, 1))`` with the weight norm applied, cached until a parameter changes."""
+        convs = [self.conv1, self.conv2]
+        key = tuple((p.data_ptr(), p._version) for c in convs for p in c.parameters())
+        if getattr(self, "_fast_key", None) != key:
+            with torch.no_grad():
+                self._fast = [(c.weight.permute(0, 2, 1).reshape(c.out_channels, -1).contiguous(),
+                               c.bias.view(-1, 1).clone()) for c in convs]
+            self._fast_key = key
+        return self._fast
+
+    def _fast_conv(self, wb: tuple[Tensor, Tensor], xin: Tensor, t: int) -> Tensor:
+        d = self.dilation
+        cols = torch.cat([xin[..., :t], xin[..., d: d + t], xin[..., 2 * d: 2 * d + t]], dim=1)
+        return torch.baddbmm(wb[1].expand(xin.shape[0], -1, t), wb[0].expand(xin.shape[0], -1, -1), cols)
+
     def forward(self, x: Tensor, history: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        """``x (B, C, T)`` and the two conv input histories -> output and the new histories.
+
+        Without autograd in eval mode the convs run as one cached matrix product each (the same
+        maths, far less per-call overhead on short buffers); otherwise through the Conv1d modules.
+        """
         ctx = 2 * self.dilation
+        t = x.shape[-1]
+        fast = not self.training and not torch.is_grad_enabled()
         xin = torch.cat([history[0], x], dim=-1)
-        y = self.dropout(torch.relu(self.conv1(xin)))
+        if fast:
+            w1, w2 = self._fast_weights()
+            y = torch.relu(self._fast_conv(w1, xin, t))
+        else:
+            y = self.dropout(torch.relu(self.conv1(xin)))
         yin = torch.cat([history[1], y], dim=-1)
-        y = self.conv2(yin)
+        y = self._fast_conv(w2, yin, t) if fast else self.conv2(yin)
         if not self.last:
-            y = self.dropout(torch.relu(y))
+            y = torch.relu(y) if fast else self.dropout(torch.relu(y))
         res = x if self.residual is None else self.residual(x)
         return y + res, [xin[..., -ctx:], yin[..., -ctx:]]
 
@@ -150,7 +177,8 @@ class DDX7(DDSPFamily):
         self.patch = PATCHES[config["instrument"]]
         self.decoder = TCNDecoder(config["channels"], config["trunk"])
         self.reverb = Reverb()
-        self.register_buffer("_ratios", torch.tensor(self.patch.ratios, dtype=torch.float32), persistent=False)
+        self.register_buffer("_ratios", torch.tensor(self.patch.ratios, dtype=torch.float64), persistent=False)
+        self.register_buffer("_ramp", dsp.linear_ramp(self.block_size), persistent=False)
         self._finish_init(config)
 
     @classmethod
@@ -187,7 +215,7 @@ class DDX7(DDSPFamily):
         """A fresh streaming state (DDX7 has no noise; ``seed`` is accepted for a uniform interface).
 
         ``{"frame": int, "tcn": per block [conv1 history, conv2 history], "phase": (B, 6) float64,
-        "prev": (B, 1, 7) previous [f0, ol...] frame, "tail": (B, L-1)}``.
+        "prev": (B, 1, 7) previous [f0, ol...] frame, "reverb": Reverb state}``.
         """
         ref = self._ref()
         dev, dt = ref.device, ref.dtype
@@ -196,7 +224,7 @@ class DDX7(DDSPFamily):
             "tcn": [b.init_history(batch_size, dev, dt) for b in self.decoder.blocks()],
             "phase": torch.zeros(batch_size, N_OPS, device=dev, dtype=torch.float64),
             "prev": torch.zeros(batch_size, 1, 1 + N_OPS, device=dev, dtype=dt),
-            "tail": self.reverb.init_tail(batch_size, dev, dt),
+            "reverb": self.reverb.init_state(batch_size, dev, dt),
         }
 
     def synth_controls(self, controls: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -215,10 +243,9 @@ class DDX7(DDSPFamily):
         ol = self.synth_controls({"ol": raw})["ol"]
         frames = torch.cat([f0_hz.unsqueeze(-1), ol], dim=-1)  # (B, T, 7)
         prev = frames[:, :1] if state["frame"] == 0 else state["prev"]
-        up, last = dsp.upsample_linear_causal(frames, prev, self.block_size)
-        phases, phase_end = dsp.oscillator_phase(up[..., 0], state["phase"], self._ratios,
-                                                 self.sample_rate, self.block_size)
+        up, last = dsp.upsample_linear_causal(frames, prev, self.block_size, self._ramp)
+        phases, phase_end = dsp.oscillator_phase(up[..., 0], state["phase"], self._ratios, self.sample_rate)
         fm = dsp.fm_synth(phases, up[..., 1:].transpose(1, 2), self.patch.modulators, self.patch.carriers)
-        audio, tail = self.reverb(fm / MAX_OL, state["tail"])
-        new_state = {"frame": state["frame"] + t, "tcn": hist, "phase": phase_end, "prev": last, "tail": tail}
+        audio, reverb_state = self.reverb(fm / MAX_OL, state["reverb"])
+        new_state = {"frame": state["frame"] + t, "tcn": hist, "phase": phase_end, "prev": last, "reverb": reverb_state}
         return {"audio": audio, "controls": {"ol": raw}, "state": new_state, "hidden": trunk.transpose(1, 2)}

@@ -5,7 +5,7 @@ Conventions: audio is ``(B, N)``; frame-rate tensors are ``(B, T, C)`` with ``N 
 loop over samples or frames) and works on any device.
 
 Everything that must continue across streaming buffers takes its carried value as an argument and
-returns the new one (oscillator phase, previous control frame for linear upsampling, reverb tail,
+returns the new one (oscillator phase, previous control frame for linear upsampling, reverb input history,
 noise block counter), so that one offline call equals the same clip run buffer by buffer.
 
 Departures from a plain ``F.interpolate`` port, both needed for exact streaming:
@@ -28,16 +28,22 @@ __all__ = [
     "TWO_PI",
     "exp_sigmoid",
     "upsample_nearest",
+    "linear_ramp",
     "upsample_linear_causal",
     "oscillator_phase",
     "harmonic_amplitudes",
     "harmonic_bank",
     "wavetable_oscillator",
+    "noise_key",
     "counter_uniform",
+    "noise_filter_basis",
     "bands_to_filter",
     "filtered_noise",
     "reverb_impulse",
-    "fft_convolve_tail",
+    "partition_spectra",
+    "convolve_history",
+    "block_spectra",
+    "convolve_partitioned",
     "fm_synth",
 ]
 
@@ -56,57 +62,55 @@ def upsample_nearest(x: Tensor, factor: int) -> Tensor:
     return x.unsqueeze(2).expand(b, t, factor, c).reshape(b, t * factor, c)
 
 
-def upsample_linear_causal(x: Tensor, prev: Tensor, factor: int) -> tuple[Tensor, Tensor]:
+def linear_ramp(factor: int, device: torch.device | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
+    """``(j + 1) / factor`` for ``j < factor``, shaped ``(1, 1, factor, 1)`` for :func:`upsample_linear_causal`."""
+    return torch.arange(1, factor + 1, device=device, dtype=dtype).div_(factor).view(1, 1, factor, 1)
+
+
+def upsample_linear_causal(x: Tensor, prev: Tensor, factor: int, ramp: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Causal linear upsampling: in frame ``t``, sample ``j`` is ``x[t-1] + (x[t]-x[t-1]) (j+1)/factor``.
 
     Args:
         x: frames ``(B, T, C)``.
         prev: the frame before ``x[:, 0]`` ``(B, 1, C)`` (for a fresh signal, ``x[:, :1]``).
         factor: samples per frame.
+        ramp: optional precomputed ``linear_ramp(factor)``.
 
     Returns:
         ``(B, T*factor, C)`` and the new ``prev`` (the last frame).
     """
     b, t, c = x.shape
     before = torch.cat([prev, x[:, :-1]], dim=1)  # (B, T, C)
-    ramp = torch.arange(1, factor + 1, device=x.device, dtype=x.dtype).div_(factor).view(1, 1, factor, 1)
+    if ramp is None:
+        ramp = linear_ramp(factor, x.device, x.dtype)
     out = before.unsqueeze(2) + (x - before).unsqueeze(2) * ramp
     return out.reshape(b, t * factor, c), x[:, -1:]
 
 
-def oscillator_phase(
-    f0_up: Tensor, phase0: Tensor, ratios: Tensor, sample_rate: int, block: int
-) -> tuple[Tensor, Tensor]:
+def oscillator_phase(f0_up: Tensor, phase0: Tensor, ratios: Tensor, sample_rate: int) -> tuple[Tensor, Tensor]:
     """Running phase of oscillators at ``ratio * f0``, carried across calls.
 
-    The phase is accumulated inside each block in float32 and across blocks in float64 (then
-    wrapped to ``[0, 2 pi)``), so an offline call and the same signal cut into whole blocks agree
-    to float32 rounding.
+    Accumulated in float64 (then wrapped to ``[0, 2 pi)`` and cast back), so an offline call and
+    the same signal cut into buffers agree to float32 rounding.
 
     Args:
-        f0_up: sample-rate fundamental ``(B, N)`` in Hz, ``N`` a multiple of ``block``.
-        phase0: phase at the first sample, ``(B, R)`` float64 (one per ratio).
-        ratios: frequency ratios ``(R,)`` (1 for a plain oscillator).
+        f0_up: sample-rate fundamental ``(B, N)`` in Hz.
+        phase0: phase before the first sample, ``(B, R)`` float64 (one per ratio).
+        ratios: frequency ratios ``(R,)`` float64 (1 for a plain oscillator).
         sample_rate: Hz.
-        block: samples per frame.
 
     Returns:
-        phases ``(B, R, N)`` (float32, radians, wrapped; sample ``n`` holds ``phase0`` plus the increments
-        up to and including ``n``) and the phase after the last sample ``(B, R)``.
+        phases ``(B, R, N)`` (``f0_up``'s dtype, radians, wrapped; sample ``n`` holds ``phase0`` plus
+        the increments up to and including ``n``) and the phase after the last sample ``(B, R)``.
     """
-    b, n = f0_up.shape
-    t = n // block
-    inc = (f0_up * (TWO_PI / sample_rate)).view(b, 1, t, block) * ratios.view(1, -1, 1, 1).to(f0_up.dtype)
-    within = torch.cumsum(inc, dim=-1)  # (B, R, T, block), inclusive
-    totals = within[..., -1].double()  # (B, R, T)
-    ends = phase0.unsqueeze(-1) + torch.cumsum(totals, dim=-1)
-    starts = torch.remainder(ends - totals, TWO_PI).to(f0_up.dtype)  # phase before each frame
-    phase = torch.remainder(starts.unsqueeze(-1) + within, TWO_PI)
-    return phase.reshape(b, -1, n), torch.remainder(ends[..., -1], TWO_PI)
+    inc = f0_up.unsqueeze(1).double() * (ratios * (TWO_PI / sample_rate)).view(1, -1, 1)
+    phase = torch.remainder(torch.cumsum(inc, dim=-1).add_(phase0.unsqueeze(-1)), TWO_PI)
+    return phase.to(f0_up.dtype), phase[..., -1]
 
 
 def harmonic_amplitudes(
-    amplitude: Tensor, distribution: Tensor, f0_hz: Tensor, sample_rate: int, nyquist_gain: float = 1e-4
+    amplitude: Tensor, distribution: Tensor, f0_hz: Tensor, sample_rate: int, nyquist_gain: float = 1e-4,
+    harmonics: Tensor | None = None,
 ) -> Tensor:
     """Per-harmonic amplitudes: distribution (harmonics above Nyquist times 1e-4), normalised to sum 1, times amplitude.
 
@@ -114,24 +118,28 @@ def harmonic_amplitudes(
         amplitude: ``(B, T, 1)`` (positive, synth space).
         distribution: ``(B, T, K)`` (positive, synth space).
         f0_hz: ``(B, T, 1)``.
+        harmonics: optional precomputed ``1..K``.
     """
-    k = torch.arange(1, distribution.shape[-1] + 1, device=distribution.device, dtype=distribution.dtype)
-    above = (f0_hz * k) >= sample_rate / 2
+    if harmonics is None:
+        harmonics = torch.arange(1, distribution.shape[-1] + 1, device=distribution.device, dtype=distribution.dtype)
+    above = (f0_hz * harmonics) >= sample_rate / 2
     dist = torch.where(above, distribution * nyquist_gain, distribution)
     dist = dist / dist.sum(-1, keepdim=True)
     return dist * amplitude
 
 
-def harmonic_bank(phase: Tensor, amplitudes: Tensor) -> Tensor:
+def harmonic_bank(phase: Tensor, amplitudes: Tensor, harmonics: Tensor | None = None) -> Tensor:
     """Additive synthesis ``sum_k a_k[t] sin(k phase[n])`` with amplitudes held per frame ('nearest').
 
     Args:
         phase: fundamental phase ``(B, N)``.
         amplitudes: ``(B, T, K)`` per-frame harmonic amplitudes, ``N = block * T``.
+        harmonics: optional precomputed ``1..K``.
     """
     b, t, k = amplitudes.shape
-    harm = torch.arange(1, k + 1, device=phase.device, dtype=phase.dtype)
-    s = torch.sin(phase.view(b, t, -1, 1) * harm)  # (B, T, block, K)
+    if harmonics is None:
+        harmonics = torch.arange(1, k + 1, device=phase.device, dtype=phase.dtype)
+    s = torch.sin(phase.view(b, t, -1, 1) * harmonics)  # (B, T, block, K)
     return torch.matmul(s, amplitudes.unsqueeze(-1)).reshape(b, -1)
 
 
@@ -170,26 +178,29 @@ def _hash32(x: Tensor) -> Tensor:
     return (x >> 16) ^ x
 
 
-def counter_uniform(seed: Tensor, start_block: int, n_blocks: int, block: int) -> Tensor:
-    """Uniform noise in ``[-1, 1)`` as a pure function of ``(seed, block index, sample in block)``.
+def noise_key(seed: Tensor) -> Tensor:
+    """Per-stream hash key ``(B, 1, 1)`` of int64 seeds (computed once per stream, kept in the state)."""
+    lo = seed & _MASK32
+    hi = (seed >> 32) & _MASK32
+    return _hash32(_hash32(lo * 0x27D4EB2F + 0x165667B1) ^ hi).view(-1, 1, 1)
+
+
+def counter_uniform(key: Tensor, start_block: int, n_blocks: int, block: int) -> Tensor:
+    """Uniform noise in ``[-1, 1)`` as a pure function of ``(key, block index, sample in block)``.
 
     Args:
-        seed: ``(B,)`` int64, one stream per batch item.
+        key: ``(B, 1, 1)`` from :func:`noise_key`, one stream per batch item.
         start_block: index of the first block (the running block counter).
         n_blocks: blocks to draw.
         block: samples per block.
 
     Returns:
-        ``(B, n_blocks, block)`` float32 on ``seed``'s device.
+        ``(B, n_blocks, block)`` float32 on ``key``'s device.
     """
-    dev = seed.device
-    blocks = torch.arange(start_block, start_block + n_blocks, device=dev, dtype=torch.int64)
-    pos = torch.arange(block, device=dev, dtype=torch.int64)
-    counter = (blocks.view(1, -1, 1) * block + pos.view(1, 1, -1)) & _MASK32
-    key = _hash32((seed.view(-1, 1, 1) & _MASK32) * 0x27D4EB2F + 0x165667B1)
-    x = _hash32(counter ^ key)
-    x = _hash32(x + (key >> 3))
-    return (x >> 8).float() * (2.0 / (1 << 24)) - 1.0
+    counter = torch.arange(start_block * block, (start_block + n_blocks) * block, device=key.device,
+                           dtype=torch.int64).view(1, n_blocks, block)
+    x = _hash32((counter & _MASK32) ^ key)
+    return (x >> 8).float().mul_(2.0 / (1 << 24)).sub_(1.0)
 
 
 def bands_to_filter(bands: Tensor, taps: int, window: Tensor | None = None) -> Tensor:
@@ -215,23 +226,36 @@ def bands_to_filter(bands: Tensor, taps: int, window: Tensor | None = None) -> T
     return centred * window
 
 
-def filtered_noise(noise: Tensor, filters: Tensor) -> Tensor:
-    """Filter each block of noise by its own FIR (linear convolution, aligned by the filter delay).
+def noise_filter_basis(n_bands: int, taps: int, n_fft: int) -> Tensor:
+    """``(n_bands, n_fft // 2 + 1)`` complex: the rfft (size ``n_fft``) of the filter each unit band gives.
+
+    :func:`bands_to_filter` is linear in the band magnitudes, so ``bands @ basis`` is the spectrum of
+    the windowed FIR of ``bands`` (computed once instead of an irfft + rfft per frame).
+    """
+    eye = torch.eye(n_bands, dtype=torch.float64)
+    return torch.fft.rfft(bands_to_filter(eye, taps), n=n_fft).to(torch.complex64)
+
+
+def filtered_noise(noise: Tensor, bands: Tensor, basis_re: Tensor, basis_im: Tensor, taps: int) -> Tensor:
+    """Filter each block of noise by the FIR of its frame's bands (linear convolution, aligned by the filter delay).
 
     Each block is filtered on its own (no overlap between blocks), so a block's output depends only
-    on that block's noise and filter.
+    on that block's noise and bands.
 
     Args:
         noise: ``(B, T, block)``.
-        filters: ``(B, T, taps)`` centred at ``taps // 2``.
+        bands: ``(B, T, K)`` band magnitudes.
+        basis_re, basis_im: real and imaginary parts of :func:`noise_filter_basis` for ``K`` bands,
+            ``taps`` taps and an FFT size of at least ``block + taps - 1``.
+        taps: filter length (the filter is centred at ``taps // 2``).
 
     Returns:
         ``(B, T * block)``.
     """
     b, t, block = noise.shape
-    taps = filters.shape[-1]
-    n_fft = 1 << (block + taps - 2).bit_length()
-    y = torch.fft.irfft(torch.fft.rfft(noise, n=n_fft) * torch.fft.rfft(filters, n=n_fft), n=n_fft)
+    n_fft = 2 * (basis_re.shape[-1] - 1)
+    spec = torch.complex(bands @ basis_re, bands @ basis_im)
+    y = torch.fft.irfft(torch.fft.rfft(noise, n=n_fft) * spec, n=n_fft)
     half = taps // 2
     return y[..., half: half + block].reshape(b, t * block)
 
@@ -245,30 +269,53 @@ def reverb_impulse(noise: Tensor, decay: Tensor, wet: Tensor, sample_rate: int) 
     return torch.cat([torch.ones_like(ir[:1]), ir[1:]])
 
 
-def fft_convolve_tail(x: Tensor, impulse_f: Tensor, n_fft: int, tail: Tensor) -> tuple[Tensor, Tensor]:
-    """Causal convolution of a buffer with a long impulse, carrying the tail across buffers.
+def partition_spectra(impulse: Tensor, block: int) -> Tensor:
+    """Spectra of the impulse cut into ``block``-sample partitions: ``(P, block + 1)`` (rfft size ``2 block``)."""
+    return torch.fft.rfft(impulse.view(-1, block), n=2 * block)
 
-    ``out = (x * h)[:N] + tail[:N]`` and the new tail holds what spills past the buffer, so a clip
-    convolved offline equals the same clip convolved buffer by buffer.
+
+def convolve_history(x: Tensor, history: Tensor, impulse_f: Tensor, n_fft: int) -> Tensor:
+    """Causal convolution of ``x`` with an impulse, the samples before ``x`` given by ``history``.
+
+    One big FFT (offline and long buffers). ``out[n] = sum_k h[k] z[L + n - k]`` with ``z = [history, x]``.
 
     Args:
         x: ``(B, N)``.
-        impulse_f: ``torch.fft.rfft(h, n=n_fft)`` of the impulse ``h`` of length ``L``.
-        n_fft: FFT size, at least ``N + L - 1``.
-        tail: ``(B, L - 1)`` the carried spill-over (zeros for a fresh signal).
+        history: ``(B, L)`` the ``L`` input samples before ``x`` (zeros for a fresh signal).
+        impulse_f: ``torch.fft.rfft(h, n=n_fft)`` of the impulse (length at most ``L``).
+        n_fft: at least ``L + N + len(h) - 1``.
+    """
+    z = torch.cat([history, x], dim=-1)
+    lh = history.shape[-1]
+    return torch.fft.irfft(torch.fft.rfft(z, n=n_fft) * impulse_f, n=n_fft)[..., lh: lh + x.shape[-1]]
+
+
+def block_spectra(z: Tensor, block: int) -> Tensor:
+    """Overlap-save input spectra: for ``z`` of ``(F + 1)`` blocks, rfft of each pair ``[z_{j-1}, z_j]`` -> ``(B, F, block + 1)``."""
+    return torch.fft.rfft(z.unfold(-1, 2 * block, block), n=2 * block)
+
+
+def convolve_partitioned(x_spec: Tensor, fdl: Tensor, parts_rev: Tensor, block: int) -> Tensor:
+    """Uniformly partitioned overlap-save convolution of ``F`` new blocks (low latency streaming).
+
+    Args:
+        x_spec: ``(B, F, block + 1)`` overlap-save spectra of the new blocks (:func:`block_spectra`).
+        fdl: ``(B, P - 1, block + 1)`` spectra of the previous ``P - 1`` blocks (the delay line).
+        parts_rev: ``(block + 1, P)`` partition spectra, partition order reversed (``partition_spectra(h).flip(0).T``).
+        block: samples per block.
 
     Returns:
-        ``(B, N)`` and the new ``(B, L - 1)`` tail.
+        ``(B, F * block)`` output and the new delay line ``(B, P - 1, block + 1)``.
     """
-    n = x.shape[-1]
-    lt = tail.shape[-1]
-    y = torch.fft.irfft(torch.fft.rfft(x, n=n_fft) * impulse_f, n=n_fft)[..., : n + lt]
-    if n >= lt:
-        head = torch.cat([y[..., :lt] + tail, y[..., lt:n]], dim=-1)
-        return head, y[..., n:]
-    out = y[..., :n] + tail[..., :n]
-    new_tail = y[..., n:] + F.pad(tail[..., n:], (0, n))
-    return out, new_tail
+    b, f, _ = x_spec.shape
+    p = parts_rev.shape[-1]
+    ext = torch.cat([fdl, x_spec], dim=1)  # (B, P - 1 + F, K)
+    if f == 1:
+        acc = (ext.transpose(1, 2) * parts_rev).sum(-1).unsqueeze(1)  # (B, 1, K)
+    else:
+        acc = (ext.unfold(1, p, 1) * parts_rev).sum(-1)  # (B, F, K, P) -> (B, F, K)
+    y = torch.fft.irfft(acc, n=2 * block)[..., block:]
+    return y.reshape(b, f * block), ext[:, f:]
 
 
 def fm_synth(

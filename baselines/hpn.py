@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import torch
 from torch import Tensor
 
 from baselines import dsp
@@ -47,6 +48,8 @@ class HarmonicPlusNoise(DecoderFamily):
         super().__init__()
         config = self._normalise(dict(kwargs))
         self._build(config)
+        self.register_buffer("_harmonics", torch.arange(1, config["n_harmonics"] + 1, dtype=torch.float32),
+                             persistent=False)
         self._finish_init(config)
 
     @classmethod
@@ -54,5 +57,6 @@ class HarmonicPlusNoise(DecoderFamily):
         return 100
 
     def _tonal(self, sc: Mapping[str, Tensor], f0: Tensor, phase: Tensor) -> Tensor:
-        amps = dsp.harmonic_amplitudes(sc["amplitude"], sc["harmonic_distribution"], f0, self.sample_rate)
-        return dsp.harmonic_bank(phase, amps)
+        amps = dsp.harmonic_amplitudes(sc["amplitude"], sc["harmonic_distribution"], f0, self.sample_rate,
+                                       harmonics=self._harmonics)
+        return dsp.harmonic_bank(phase, amps, self._harmonics)

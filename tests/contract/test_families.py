@@ -28,6 +28,15 @@ REFERENCE_PARAMS: dict[str, tuple[int, int]] = {
 _MODELS: dict[str, torch.nn.Module] = {}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():  # type: ignore[no-untyped-def]
+    """Tiny per-buffer ops run far faster on one thread than on a contended pool; restored afterwards."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def _model(name: str) -> torch.nn.Module:
     """One instance per size for the module (building the full sizes costs time); eval mode, fixed init."""
     if name not in _MODELS:

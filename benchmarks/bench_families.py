@@ -1,0 +1,146 @@
+"""Speed of the baseline families: single-thread offline and streaming real-time factor.
+
+For every registered family size (or those matching ``--sizes``): RTF offline on a 4 s clip and
+streaming at 64/256/512-sample buffers with the state carried from buffer to buffer (median and
+p99 per-buffer time, RTF = median buffer time / buffer duration), measured by
+:func:`suite.metrics.speed.measure_speed` (warm-up, repeats, ``torch.inference_mode``, one thread).
+It also checks that the streamed audio equals the offline audio. Results go to
+``benchmarks/results_families.md`` and ``.json`` with the machine, date, torch version, commit
+and the load average around the run (other processes on the machine inflate the figures).
+
+Run: ``.venv/bin/python benchmarks/bench_families.py [--sizes 'hpn/*'] [--repeats 10]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from suite.catalog import load_catalog
+from suite.metrics.speed import example_inputs, measure_speed
+from suite.provenance import cpu_model, git_commit
+from suite.registry import SIZES
+
+__all__ = ["GOALS", "stream_error", "run", "main"]
+
+HERE = Path(__file__).resolve().parent
+
+GOALS: dict[str, dict[str, float]] = {
+    "hpn/full": {"offline": 0.05, "64": 0.15},
+    "wavetable/full": {"64": 0.2},
+    "hpn/reduced": {"64": 0.05},
+    "wavetable/reduced": {"64": 0.05},
+    "ddx7/reduced": {"64": 0.05},
+}
+"""RTF goals on one core (issue 3)."""
+
+
+def stream_error(model: torch.nn.Module, f0: torch.Tensor, loud: torch.Tensor, buffer: int) -> float:
+    """Max |streamed - offline| / peak |offline| for one clip cut into ``buffer``-sample buffers."""
+    step = buffer // 64
+    with torch.inference_mode():
+        ref = model(f0, loud, model.init_state(f0.shape[0], seed=0))["audio"]
+        state = model.init_state(f0.shape[0], seed=0)
+        parts = []
+        for i in range(0, f0.shape[-1], step):
+            out = model(f0[:, i: i + step], loud[:, i: i + step], state)
+            state = out["state"]
+            parts.append(out["audio"])
+        got = torch.cat(parts, dim=-1)
+    return float((got - ref).abs().max() / ref.abs().max().clamp_min(1e-12))
+
+
+def run(patterns: str, repeats: int, min_buffers: int, buffers: tuple[int, ...], budget_s: float) -> dict[str, Any]:
+    """Measure every size matching ``patterns``; returns the JSON-able results."""
+    load_catalog()
+    torch.set_num_threads(1)
+    load_before = os.getloadavg()
+    rows: dict[str, Any] = {}
+    for name in SIZES.expand(patterns):
+        torch.manual_seed(0)
+        model = SIZES.get(name)().eval()
+        f0, loud = example_inputs(seed=0)
+        res = measure_speed(model, buffers=buffers, inputs=(f0, loud), threads=1, repeats=repeats,
+                            min_buffers=min_buffers, budget_s=budget_s)
+        res["stream_error"] = {str(b): stream_error(model, f0, loud, b) for b in buffers}
+        res["params"] = int(sum(p.numel() for p in model.parameters()))
+        rows[name] = res
+        print(name, f"offline {res['offline']['rtf']:.4f}",
+              " ".join(f"@{b} {res['stream'][b]['rtf']:.4f}" for b in buffers), flush=True)
+    return {
+        "date_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_version": torch.__version__,
+        "git_commit": git_commit(),
+        "threads": 1,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "buffers": list(buffers),
+        "results": rows,
+    }
+
+
+def _goal_cell(name: str, key: str, value: float) -> str:
+    goal = GOALS.get(name, {}).get(key)
+    if goal is None:
+        return f"{value:.4f}"
+    return f"{value:.4f} ({'meets' if value <= goal else 'misses'} <= {goal})"
+
+
+def to_markdown(data: dict[str, Any]) -> str:
+    """The results as a Markdown page."""
+    bufs = data["buffers"]
+    lines = [
+        "# Baseline family speed (single thread)",
+        "",
+        f"- date (UTC): {data['date_utc']}",
+        f"- machine: {data['cpu_model']} ({data['cpu_count']} cores), torch {data['torch_version']}, "
+        f"threads {data['threads']}",
+        f"- commit: {data['git_commit']}",
+        f"- load average before / after: {tuple(round(x, 2) for x in data['load_average_before'])} / "
+        f"{tuple(round(x, 2) for x in data['load_average_after'])} (other processes share the 2 cores: "
+        "figures are inflated when the load exceeds 1)",
+        "- RTF = processing time / audio duration (< 1 is faster than real time). Offline: median over repeats "
+        "of one 4 s clip. Streaming: state carried buffer to buffer, RTF = median buffer time / buffer duration.",
+        "- stream err: max |streamed - offline| / peak |offline| over the 4 s clip at that buffer size.",
+        "",
+        "| size | params | offline RTF | " + " | ".join(f"RTF @{b}" for b in bufs) + " | "
+        + " | ".join(f"p99 ms @{b}" for b in bufs) + " | max stream err |",
+        "|---|---:|---:|" + "---:|" * (2 * len(bufs)) + "---:|",
+    ]
+    for name, r in data["results"].items():
+        st = r["stream"]
+        cells = [name, f"{r['params']:,}", _goal_cell(name, "offline", r["offline"]["rtf"])]
+        cells += [_goal_cell(name, str(b), st[b]["rtf"] if b in st else st[str(b)]["rtf"]) for b in bufs]
+        cells += [f"{(st[b] if b in st else st[str(b)])['p99_ms']:.3f}" for b in bufs]
+        cells.append(f"{max(r['stream_error'].values()):.1e}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="*", help="comma-separated size names or wildcards (default: all)")
+    ap.add_argument("--repeats", type=int, default=10, help="offline repeats (median reported)")
+    ap.add_argument("--min-buffers", type=int, default=500, help="streaming buffers timed per buffer size")
+    ap.add_argument("--buffers", default="64,256,512", help="streaming buffer sizes in samples")
+    ap.add_argument("--budget-s", type=float, default=60.0, help="wall-time cap per measurement")
+    ap.add_argument("--out", type=Path, default=HERE / "results_families.md", help="Markdown output (JSON beside it)")
+    args = ap.parse_args(argv)
+    buffers = tuple(int(b) for b in args.buffers.split(","))
+    data = run(args.sizes, args.repeats, args.min_buffers, buffers, args.budget_s)
+    args.out.write_text(to_markdown(data))
+    args.out.with_suffix(".json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
