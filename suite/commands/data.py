@@ -19,13 +19,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of generation and of the train/valid/test split")
     p.add_argument("--cache", default=None, metavar="DIR", help="feature cache (default $DDSPBENCH_CACHE or ~/.cache/ddspbench)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
-    p.add_argument("--f0", default=None, help="f0 tracker for recorded audio (pyin, crepe; see `ddspbench list f0_trackers`)")
+    p.add_argument("--f0", default=None, help="f0 tracker for the folder dataset: pyin (default), yin (fast), crepe (needs torchcrepe)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes for f0 tracking / rendering (default 1)")
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="a dataset option, repeatable (e.g. --set recordings=4 --set timbres=flute-like,brass-like)",
     )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.epilog = (
+        "dataset options (--set): synthetic: recordings (per timbre, 10), clips_per_recording (3), timbres "
+        "(flute-like,string-like,brass-like). soundfont: recordings (8), clips_per_recording (3), instruments "
+        "(violin,flute,trumpet), soundfont (.sf2). folder: min_confidence (tracker default), f0_stride (1), "
+        "top_db (40), split (recording|chunk), instrument (name for every file)."
+    )
 
 
 def _parse_sets(items: list[str]) -> dict[str, Any]:

@@ -55,3 +55,22 @@ def test_bad_cli_input_exits_2_with_one_line(argv: list[str], tmp_path: Path, ca
     assert main([*argv, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "\n" not in err
+
+
+def test_help_names_real_options() -> None:
+    import argparse
+    import re
+
+    from suite.commands import data as data_cmd
+    from suite.data import dataset_options
+
+    p = argparse.ArgumentParser()
+    data_cmd.add_arguments(p)
+    epilog = p.epilog or ""
+    checked = []
+    for part in epilog.split("dataset options (--set): ")[1].split(". "):
+        name, _, opts = part.partition(": ")
+        for opt in re.findall(r"(?:^|, )([a-z0-9_]+) \(", opts):
+            assert opt in dataset_options(name), (name, opt)
+            checked.append(opt)
+    assert len(checked) >= 10

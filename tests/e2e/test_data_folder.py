@@ -202,3 +202,12 @@ def test_real_recordings_default_pyin(real_recordings: Path, tmp_path: Path, cap
     _check_real(arr)
     meta = load_meta(tmp_path / "o")
     assert meta["settings"]["f0"] == "pyin" and meta["splits"] == {"train": 2, "valid": 1, "test": 1}
+
+
+def test_single_file_goes_to_train_and_empty_splits_load(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    sf.write(tmp_path / "violin_solo.wav", _tone(4.5, hz=392.0), 16_000)
+    with caplog.at_level("WARNING", logger="ddspbench.data"):
+        out = prepare("folder", tmp_path / "o", path=tmp_path / "violin_solo.wav", **FAST)
+    assert [len(load_split(out, s)) for s in ("train", "valid", "test")] == [1, 0, 0]
+    assert load_split(out, "test").audio.shape == (0, 64_000)
+    assert "test split is empty" in caplog.text
