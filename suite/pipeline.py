@@ -155,6 +155,10 @@ class Workspace:
         self._splits: dict[str, ClipSet] | None = None
         self._teachers: dict[str, tuple[nn.Module, dict[str, Any]]] = {}
         self._dataset_name: str | None = None
+        if cfg.threads is not None:
+            import torch
+
+            torch.set_num_threads(cfg.threads)
 
     # --- data ---------------------------------------------------------------------------------------
 
@@ -313,8 +317,11 @@ def _evaluate(model: nn.Module, ws: Workspace, teacher: nn.Module | None, ckpt: 
     from suite.evaluate import evaluate_model
 
     ev = ws.cfg.evaluation
+    names = [*ev.metrics, *[o for o in ws.cfg.objectives if o not in ev.metrics]]
+    if teacher is None:
+        names = [n for n in names if n != "mss_teacher"]
     result = evaluate_model(
-        model, ws.splits()["test"], metrics=list(ev.metrics), teacher=teacher, embedding=ev.embedding,
+        model, ws.splits()["test"], metrics=names, teacher=teacher, embedding=ev.embedding,
         stream_buffers=tuple(ev.stream_buffers), device=ws.cfg.device, threads=ev.threads,
         checkpoint_path=ckpt, audio_out=audio_out, n_audio_examples=ev.n_audio_examples, seed=ws.cfg.seed,
     )
@@ -371,6 +378,8 @@ def run_candidate(spec: CandidateSpec, ws: Workspace, *, candidate_id: str, tria
 
     cfg = ws.cfg
     size = spec.size or teacher_size_label(spec.family, cfg)
+    if spec.size is None and any(name == "prune" for name, _ in spec.steps):
+        size = f"{size}:pruned"  # the real widths are in the checkpoint's config
     ident = {"candidate_id": candidate_id, "family": spec.family, "size": size, "method": spec.method,
              "method_params": spec.method_params, "trial": trial}
     cdir = ws.out / "candidates" / candidate_id

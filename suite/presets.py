@@ -37,6 +37,7 @@ _SMOKE = Preset(
         "study": "smoke",
         "trials": 8,
         "sampler": "nsga2",
+        "threads": 1,
         "objectives": ["mss", "rtf_stream_64", "param_bytes"],
         "data": {
             "dataset": "synthetic",
@@ -61,7 +62,7 @@ _SMOKE = Preset(
             },
         },
         "evaluation": {
-            "metrics": ["mss", "fad", "stream", "memory", "size"],
+            "metrics": ["mss", "mss_teacher", "fad", "rtf", "stream", "memory", "size"],
             "embedding": "logmel",
             "stream_buffers": [64, 256],
             "n_audio_examples": 2,

@@ -27,6 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="seed of data, training, sampling")
     p.add_argument("--data-path", default=None, help="a prepared dataset or a folder of audio to use instead of the preset's data")
     p.add_argument("--no-report", action="store_true", help="do not build the report at the end")
+    p.add_argument("--setup-only", action="store_true",
+                   help="create the study (settings, covering trials) and exit; run it with `ddspbench worker`")
 
 
 def _csv(value: str) -> list[str]:
@@ -74,8 +76,15 @@ def _sigterm_as_interrupt() -> None:
 def run(args: argparse.Namespace) -> int:
     from suite.pipeline import Workspace
     from suite.sweep.progress import SweepDisplay
-    from suite.sweep.runner import count_trials, open_study, run_trials, save_resolved_config
-    from suite.sweep.storage import default_storage_url, mask_url
+    from suite.sweep.runner import (
+        count_trials,
+        enqueue_covering,
+        open_study,
+        run_trials,
+        save_resolved_config,
+    )
+    from suite.sweep.space import resolve_space
+    from suite.sweep.storage import default_storage_url, mask_url, slot_lock
 
     cfg = resolve_config(args)
     out = Path(args.out or Path("results") / cfg.study)
@@ -85,6 +94,12 @@ def run(args: argparse.Namespace) -> int:
     study, storage = open_study(cfg, storage_url)
     config_path = save_resolved_config(cfg, out, storage_url)
     ws = Workspace(cfg, out)
+    if args.setup_only:
+        with slot_lock(storage_url, storage, cfg.study):
+            added = enqueue_covering(study, resolve_space(cfg), cfg)
+        print(f"study {cfg.study!r} ready in {mask_url(storage_url)} ({added} covering trials enqueued); "
+              f"run: ddspbench worker --storage URL --study {cfg.study} --out {out}")
+        return 0
     finished, _ = count_trials(study)
     with SweepDisplay(cfg.objectives) as display:
         display.note(f"study {cfg.study!r} (preset {cfg.preset}) in {mask_url(storage_url)}; results in {out}")
@@ -95,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{summary.finished_total} of {cfg.trials} trials finished ({summary.ran} run now: {summary.ok} ok, {summary.failed} failed)")
     print(f"records: {ws.records_path}\nconfig: {config_path}")
     if not args.no_report:
-        finish_report(out, cfg.preset)
+        finish_report(out, cfg)
     return 0 if any(r.status == "ok" and r.method != "teacher" for r in _records(ws.records_path)) else 1
 
 
@@ -105,18 +120,39 @@ def _records(path: Path) -> list[Any]:
     return list(read_records([path])) if path.is_file() else []
 
 
-def finish_report(out: Path, preset: str) -> Path | None:
-    """Build the report of ``out`` and print the leaderboard; returns the report directory."""
+def finish_report(out: Path, cfg: Any) -> Path | None:
+    """Build the report of ``out`` (ranked by the first objective) and print the leaderboard."""
     from rich.console import Console
 
     import reports
+    from suite.errors import UserError
 
     report_dir = out / "report"
-    paths = reports.build_report([out], report_dir)
+    quality = cfg.objectives[0]
+    rtf = next((o for o in cfg.objectives if o.startswith("rtf_")), "rtf_stream_64")
+    objectives = [quality, *[o for o in cfg.objectives[1:] if o != quality]][:3]
     console = Console()
-    reports.print_leaderboard(reports.load_results([out]), console=console)
-    if preset == "smoke":
-        console.print("[bold yellow]smoke preset:[/] these numbers only show that the machinery works; they say nothing about quality.")
+    mixed = False
+    try:
+        paths = reports.build_report([out], report_dir, metric=quality, objectives=objectives, rtf_metric=rtf)
+    except UserError as exc:
+        if "not comparable" not in str(exc):
+            raise
+        # Rows of one study measured differently (e.g. workers on several machines): report them anyway,
+        # and say so; the report itself lists what differs.
+        console.print(f"[yellow]warning:[/] {exc}; building the report with mixed rows", markup=True, highlight=False)
+        mixed = True
+        paths = reports.build_report([out], report_dir, metric=quality, objectives=objectives, rtf_metric=rtf,
+                                     allow_mixed_hardware=True)
+    reports.print_leaderboard(reports.load_results([out], allow_mixed_hardware=mixed), console=console, metric=quality)
+    if cfg.preset == "smoke":
+        note = ("SMOKE PRESET: tiny data, tens of training steps and reduced-width teachers. These numbers only "
+                "show that the machinery works end to end; they say nothing about the quality of any method.")
+        md = paths.get("md")
+        if md is not None and md.is_file():
+            md.write_text(f"> **{note}**\n\n" + md.read_text(encoding="utf-8"), encoding="utf-8")
+        (report_dir / "SMOKE.txt").write_text(note + "\n", encoding="utf-8")
+        console.print(f"[bold yellow]{note}[/]")
     board = paths.get("md") or next(iter(paths.values()), report_dir)
     print(f"leaderboard: {board}")
     return report_dir

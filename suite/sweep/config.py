@@ -171,7 +171,7 @@ class SpaceConfig:
 class EvalConfig:
     """How candidates are measured (``suite.evaluate.evaluate_model`` options)."""
 
-    metrics: list[str] = field(default_factory=lambda: ["mss", "fad", "stream", "memory", "size"])
+    metrics: list[str] = field(default_factory=lambda: ["mss", "mss_teacher", "fad", "rtf", "stream", "memory", "size"])
     embedding: str = "logmel"
     stream_buffers: list[int] = field(default_factory=lambda: [64, 256])
     n_audio_examples: int = 4
@@ -192,6 +192,8 @@ class SweepConfig:
         device: ``cpu`` or ``cuda``.
         covering: enqueue one trial per (method, family) pair first, so every method is measured
             before the sampler explores.
+        threads: torch intra-op threads for training (None: torch's default); small models train
+            faster on one thread, and one thread per process lets workers share a machine.
     """
 
     preset: str = "custom"
@@ -202,6 +204,7 @@ class SweepConfig:
     objectives: list[str] = field(default_factory=lambda: ["mss", "rtf_stream_64", "param_bytes"])
     device: str = "cpu"
     covering: bool = True
+    threads: int | None = None
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: RecipeConfig = field(default_factory=RecipeConfig)
@@ -360,6 +363,8 @@ def _check_semantics(cfg: SweepConfig, where: str) -> None:
     for sect, recipe in (("teacher", cfg.teacher), ("student", cfg.student)):
         if recipe.steps < 0 or recipe.batch_size < 1 or recipe.lr <= 0:
             raise UserError(f"{where}.{sect}: steps >= 0, batch_size >= 1 and lr > 0 are required")
+    if cfg.threads is not None and cfg.threads < 1:
+        raise UserError(f"{where}.threads: at least 1, got {cfg.threads}")
     if cfg.data.frames is not None and cfg.data.frames < 4:
         raise UserError(f"{where}.data.frames: at least 4 frames, got {cfg.data.frames}")
     if not cfg.space.families or not cfg.space.methods:
