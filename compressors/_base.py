@@ -45,7 +45,7 @@ __all__ = [
     "clone_model",
 ]
 
-SIZE_KEYS: tuple[str, ...] = ("hidden", "widths", "channels", "n_blocks")
+SIZE_KEYS: tuple[str, ...] = ("hidden", "widths", "channels", "n_blocks", "trunk")
 """Constructor keys that set a model's width/depth (everything else, e.g. a DDX7 instrument, is kept)."""
 
 
@@ -189,9 +189,25 @@ class Compressor(abc.ABC):
 
 
 def clone_model(model: nn.Module) -> nn.Module:
-    """A deep copy that keeps the ddspbench identity attributes (family, size, config, transforms)."""
-    out = copy.deepcopy(model)
-    for attr in ("family", "size_name", "config", "ddsp_transforms"):
+    """An independent copy that keeps the ddspbench identity attributes (family, size, config, transforms).
+
+    A model with parametrized layers (DDX7's weight norm) is rebuilt from its config and state
+    instead of deep-copied: a deep copy shares torch's generated ``Parametrized*`` classes, so removing
+    the parametrization from the copy (as pruning does) would break the original.
+    """
+    from torch.nn.utils import parametrize
+
+    if not getattr(model, "ddsp_transforms", None) and any(parametrize.is_parametrized(m) for m in model.modules()):
+        from suite.registry import FAMILIES
+
+        out = FAMILIES.get(model.family)(**copy.deepcopy(dict(model.config)))
+        out.load_state_dict(model.state_dict())
+        for p_out, p_in in zip(out.parameters(), model.parameters()):
+            p_out.requires_grad_(p_in.requires_grad)
+        out.train(model.training)
+    else:
+        out = copy.deepcopy(model)
+    for attr in ("family", "size_name", "config", "ddsp_transforms", "kept_controls"):
         if hasattr(model, attr):
             setattr(out, attr, copy.deepcopy(getattr(model, attr)))
     return out
@@ -231,6 +247,8 @@ def build_student(teacher: nn.Module, size: str | None = None, widths: Mapping[s
     if bad:
         raise UserError(f"not a width setting: {', '.join(bad)}; widths are {', '.join(SIZE_KEYS)}")
     if extra:
+        if size is None and "n_blocks" in teacher.config and "channels" not in extra:
+            config["n_blocks"] = teacher.config["n_blocks"]  # a width alone keeps the teacher's depth
         config = {k: v for k, v in config.items() if k != "widths"}  # explicit widths replace per-layer ones
         config.update(extra)
         size_name = "custom"

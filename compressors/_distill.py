@@ -50,7 +50,7 @@ __all__ = [
 
 LossOut = tuple[torch.Tensor, dict[str, float]]
 
-_STUDENT_DEFAULTS: dict[str, Any] = {"size": None, "hidden": None, "channels": None, "n_blocks": None, "steps": None}
+_STUDENT_DEFAULTS: dict[str, Any] = {"size": None, "hidden": None, "channels": None, "n_blocks": None, "trunk": None, "steps": None}
 
 
 def _teacher_out(teacher: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[str, Any]:
@@ -73,7 +73,12 @@ def audio_kd_loss(teacher: nn.Module, kd_weight: float = 0.5, target_weight: flo
 
 
 def _select(teacher_ctrl: torch.Tensor, kept: Any) -> torch.Tensor:
-    return teacher_ctrl if kept is None else teacher_ctrl[..., list(kept)]
+    """The teacher's control on the student's components: kept indices, or a resampling matrix."""
+    if kept is None:
+        return teacher_ctrl
+    if isinstance(kept, torch.Tensor):
+        return teacher_ctrl @ kept.to(teacher_ctrl).T
+    return teacher_ctrl[..., list(kept)]
 
 
 def control_kd_loss(teacher: nn.Module, student: nn.Module, kd_weight: float = 1.0, target_weight: float = 0.5):  # noqa: ANN201

@@ -48,7 +48,9 @@ def output_heads(model: nn.Module) -> list[nn.Module]:
         return list(heads.values())
     head = getattr(dec, "head", None)
     if isinstance(head, nn.Module):
-        return [head]
+        # DDX7: the last TCN block; only its layers that write the operator levels keep their width
+        outs = [m for m in (getattr(head, "conv2", None), getattr(head, "residual", None)) if isinstance(m, nn.Module)]
+        return outs or [head]
     raise UserError(f"cannot find the output head(s) of the {getattr(model, 'family', '?')} decoder")
 
 
@@ -107,9 +109,10 @@ def rebuild(pruned: nn.Module) -> nn.Module:
     found = _strip_weight_norm(fresh)
     fresh.load_state_dict(pruned.state_dict())
     _reapply_weight_norm(found)
-    for attr in ("size_name", "ddsp_transforms"):
+    for attr in ("size_name", "ddsp_transforms", "kept_controls"):
         if hasattr(pruned, attr):
             setattr(fresh, attr, getattr(pruned, attr))
+    fresh.train(pruned.training)
     return fresh
 
 

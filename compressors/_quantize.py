@@ -143,6 +143,11 @@ def _load_int8_state(self: nn.Module, sd: Mapping[str, torch.Tensor]) -> None:
 
 def _t_int8(model: nn.Module) -> nn.Module:
     """Checkpoint transform: dynamic int8 on the decoder's Linear and GRU layers (in place)."""
+    if not any(isinstance(m, nn.Linear | nn.GRU) for m in model.decoder.modules()):
+        raise UserError(
+            f"int8 dynamic quantization covers Linear and GRU layers; the {getattr(model, 'family', '?')} decoder has none "
+            "(use method=bf16)"
+        )
     with _quiet():
         torch.ao.quantization.quantize_dynamic(model.decoder, {nn.Linear, nn.GRU}, dtype=torch.qint8, inplace=True)
     model.checkpoint_state = types.MethodType(_int8_state, model)

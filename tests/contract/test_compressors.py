@@ -110,7 +110,11 @@ class CompressorContract:
         return copy.deepcopy(teacher.state_dict())
 
     @pytest.fixture(scope="class")
-    def result(self, teacher: torch.nn.Module, teacher_state: dict[str, torch.Tensor]) -> Any:
+    def teacher_flags(self, teacher: torch.nn.Module) -> list[bool]:
+        return [p.requires_grad for p in teacher.parameters()]
+
+    @pytest.fixture(scope="class")
+    def result(self, teacher: torch.nn.Module, teacher_state: dict[str, torch.Tensor], teacher_flags: list[bool]) -> Any:
         return get_compressor(self.method).compress(teacher, tiny_context(), **self.params)
 
     def test_registered(self) -> None:
@@ -147,10 +151,12 @@ class CompressorContract:
         assert d["after"]["bytes"] == serialized_bytes(result.model)
         assert d["before"]["params"] > 0
 
-    def test_teacher_untouched(self, result: Any, teacher: torch.nn.Module, teacher_state: dict[str, torch.Tensor]) -> None:
+    def test_teacher_untouched(
+        self, result: Any, teacher: torch.nn.Module, teacher_state: dict[str, torch.Tensor], teacher_flags: list[bool]
+    ) -> None:
         for k, v in teacher.state_dict().items():
             assert torch.equal(v, teacher_state[k]), k
-        assert all(p.requires_grad for p in teacher.parameters())
+        assert [p.requires_grad for p in teacher.parameters()] == teacher_flags
 
 
 class TestScratchContract(CompressorContract):
@@ -196,3 +202,41 @@ class TestQuantizeBF16Contract(CompressorContract):
 class TestChainContract(CompressorContract):
     method = "prune+kd_audio+quantize"
     params = {"prune.ratio": 0.5, "kd_audio.steps": 2, "quantize.measure_frames": 16, "quantize.measure_repeats": 1}
+
+
+class TestWavetableKDControlContract(CompressorContract):
+    method = "kd_control"
+    family = "wavetable"
+    params = {"hidden": 8, "copy_wavetables": True}
+
+
+class TestWavetablePruneDSPContract(CompressorContract):
+    method = "prune"
+    family = "wavetable"
+    params = {"ratio": 0.25, "n_wavetables": 10, "n_bands": 33, "finetune_steps": 1}
+
+
+class TestHpnPruneDSPContract(CompressorContract):
+    method = "prune"
+    params = {"ratio": 0.25, "n_harmonics": 40, "n_bands": 33, "finetune_steps": 1}
+
+
+class TestDDX7KDControlContract(CompressorContract):
+    method = "kd_control"
+    family = "ddx7"
+    teacher_config = {"n_blocks": 3, "hidden": 16}
+    params = {"hidden": 8}
+
+
+class TestDDX7PruneContract(CompressorContract):
+    method = "prune"
+    family = "ddx7"
+    teacher_config = {"n_blocks": 3, "hidden": 16}
+    params = {"ratio": 0.5, "finetune_steps": 1}
+
+
+class TestDDX7BF16Contract(CompressorContract):
+    method = "quantize"
+    family = "ddx7"
+    teacher_config = {"n_blocks": 3, "hidden": 16}
+    params = {"method": "bf16", "measure_frames": 16, "measure_repeats": 1}

@@ -181,3 +181,18 @@ def test_pruned_hpn_full_is_smaller_and_faster() -> None:
         torch.set_num_threads(old)
     ratio = statistics.median(t_pruned) / statistics.median(t_full)
     assert ratio < 0.8, f"pruned/full time ratio {ratio:.2f}"
+
+
+def test_pruning_a_weight_normed_ddx7_leaves_the_original_working() -> None:
+    """DDX7's weight-normed convs are folded for pruning on a rebuilt copy, never on the original."""
+    from compressors import get_compressor
+    from compressors._base import CompressContext
+
+    torch.manual_seed(0)
+    teacher = FAMILIES.get("ddx7")(n_blocks=3, hidden=16).eval()
+    f0, loud = torch.full((1, 20), 330.0), torch.full((1, 20), -20.0)
+    ref = teacher(f0, loud, state=teacher.init_state(1, seed=0))["audio"]
+    res = get_compressor("prune").compress(teacher, CompressContext(), ratio=0.5, finetune_steps=0)
+    assert res.model.config["channels"] == [8, 8, 8] and res.model.config["trunk"] == 8
+    again = teacher(f0, loud, state=teacher.init_state(1, seed=0))["audio"]
+    torch.testing.assert_close(again, ref, rtol=0, atol=0)
