@@ -57,7 +57,7 @@ def compute(a_path: str, b_path: str, scales: tuple[int, ...]) -> dict[str, obje
     if n <= max(scales) // 2:
         raise UserError(f"audio too short for MSS scale {max(scales)}: {n} samples at 16 kHz (needs > {max(scales) // 2})")
     policy = "equal" if a.size == b.size else f"truncated to the shorter ({n} of {longer} samples)"
-    value = float(mss(torch.from_numpy(a[:n]).double(), torch.from_numpy(b[:n]).double(), scales))
+    value = float(mss(torch.from_numpy(a[:n]), torch.from_numpy(b[:n]), scales))  # float32, as in evaluate
     return {"mss": value, "unit": "1", "scales": list(scales), "length_policy": policy, "samples": n, "sample_rate": 16000}
 
 

@@ -124,8 +124,20 @@ def fad(a: np.ndarray, b: np.ndarray, *, method: str = "sqrtm") -> float:
 
 
 def fad_fast(a: np.ndarray, b: np.ndarray) -> float:
-    """:func:`fad` with the eigenvalue trace term (for resampling loops)."""
-    return fad(a, b, method="eig")
+    """:func:`fad` computed for speed (resampling loops); equal to it to ~1e-8 relative.
+
+    With centred rows X_a, X_b: C_a C_b has the same non-zero eigenvalues as M M^T with
+    M = X_b X_a^T / sqrt((n_a - 1)(n_b - 1)), so tr sqrtm(C_a C_b) is the sum of the singular values
+    of M — an (n_b x n_a) problem instead of a (D x D) one when there are fewer rows than dimensions.
+    """
+    xa, xb = _as_matrix(a), _as_matrix(b)
+    if min(xa.shape[0], xb.shape[0]) >= xa.shape[1]:
+        return fad(xa, xb, method="eig")
+    ca, cb = xa - xa.mean(0), xb - xb.mean(0)
+    na, nb = xa.shape[0] - 1, xb.shape[0] - 1
+    diff = xa.mean(0) - xb.mean(0)
+    nuclear = float(np.linalg.svd(cb @ ca.T, compute_uv=False).sum()) / np.sqrt(na * nb)
+    return float(diff @ diff + np.sum(ca * ca) / na + np.sum(cb * cb) / nb - 2.0 * nuclear)
 
 
 @dataclass(frozen=True)
