@@ -69,7 +69,7 @@ STANDARD_METRICS: dict[str, MetricSpec] = {
         _std("mss_teacher", "1", "multi-scale spectral distance to the teacher's audio, mean over test clips"),
         _std("fad", "1", "Frechet Audio Distance between target and model clips (embedding in metric_defs)"),
         _std("fad_inf", "1", "FAD extrapolated to infinite sample size (FAD-infinity)"),
-        _std("kad", "1", "Kernel Audio Distance (unbiased MMD, polynomial kernel) between target and model clips"),
+        _std("kad", "1", "Kernel Audio Distance (100 x unbiased MMD^2, Gaussian kernel, median bandwidth) between target and model clips"),
         _std("rtf_offline", "s/s", "real-time factor, whole 4 s clip, median over repeats (processing s per audio s)"),
         _std("params", "count", "parameter count (total)"),
         _std("params_trainable", "count", "trainable parameter count"),
