@@ -156,10 +156,11 @@ def yin(
         has = dip.any(axis=1)
         k = np.where(has, dip.argmax(axis=1), band.argmin(axis=1))
         tau = k + min_lag
-        a = cmnd[np.arange(len(idx)), tau - 1]
-        b = cmnd[np.arange(len(idx)), tau]
-        c = cmnd[np.arange(len(idx)), np.minimum(tau + 1, max_lag)]
-        den = a - 2 * b + c
+        rows = np.arange(len(idx))
+        b = cmnd[rows, tau]
+        # parabolic refinement on the raw difference function (YIN step 5; less biased at short lags)
+        a, m, c = d[rows, tau - 1], d[rows, tau], d[rows, np.minimum(tau + 1, max_lag)]
+        den = a - 2 * m + c
         shift = np.where(np.abs(den) > 1e-12, 0.5 * (a - c) / np.where(den == 0, 1, den), 0.0)
         period = tau + np.clip(shift, -1, 1)
         rms = np.sqrt(energy_lag[:, 0] / window)

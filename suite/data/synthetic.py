@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ _MAX_HARMONICS = 48
 _VOICED_LEVEL = 1e-3  # envelope level below which a frame counts as a rest (f0 = 0)
 _PEAK = 0.9
 _MAX_RMS = 0.3
+_CODE_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]  # cache key: generator code
 
 
 @dataclass(frozen=True)
@@ -236,6 +238,24 @@ def generate_recording(
     return audio.astype(np.float32), f0.astype(np.float32), voiced.astype(np.float32)
 
 
+def _recording_entry(
+    name: str, seed: int, index: int, n_clips: int, cache_root: str, use_cache: bool
+) -> tuple[dict[str, np.ndarray], bool]:
+    """One recording's arrays (from the cache or generated) and whether it was a cache hit."""
+    timbre = TIMBRES[name]
+    cache = FeatureCache(cache_root, "synthetic", enabled=use_cache)
+    settings = {"timbre": asdict(timbre), "seed": seed, "index": index, "clips": n_clips}
+
+    def compute() -> dict[str, np.ndarray]:
+        rng = np.random.default_rng((seed, list(TIMBRES).index(name), index))
+        audio, f0, voiced = generate_recording(timbre, rng, n_clips)
+        chunks = audio.reshape(n_clips, CLIP_SAMPLES)
+        return {"audio": audio, "f0_hz": f0, "voiced": voiced, "loudness_db": a_weighted_loudness(chunks)}
+
+    entry = cache.get_or_compute(hash_key("synthetic", _CODE_HASH, settings), compute)
+    return entry, cache.hits == 1
+
+
 def _parse_timbres(timbres: str | list[str] | tuple[str, ...] | None) -> list[str]:
     if timbres is None:
         return list(TIMBRES)
@@ -275,42 +295,37 @@ def build(
         timbres: comma-separated names or a list (default: all of :data:`TIMBRES`).
         cache_dir: feature cache directory (default ``$DDSPBENCH_CACHE`` or ``~/.cache/ddspbench``).
         use_cache: ``False`` neither reads nor writes the cache.
-        jobs: accepted for a uniform interface; generation is vectorised and single-process.
+        jobs: worker processes generating recordings in parallel.
 
     Returns:
         ``out_dir``.
     """
-    del jobs
     if path is not None:
         raise UserError("the synthetic dataset is generated; it takes no --path")
     names = _parse_timbres(timbres)
-    if int(recordings) < 1 or int(clips_per_recording) < 1:
-        raise UserError(f"recordings and clips_per_recording must be >= 1 (got {recordings}, {clips_per_recording})")
+    if int(recordings) < 1 or int(clips_per_recording) < 1 or int(jobs) < 1:
+        raise UserError(
+            f"recordings, clips_per_recording and jobs must be >= 1 (got {recordings}, {clips_per_recording}, {jobs})"
+        )
     recordings, clips_per_recording = int(recordings), int(clips_per_recording)
     cache = FeatureCache(cache_dir, "synthetic", enabled=use_cache)
-    code_hash = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+    tasks = [(name, r) for name in names for r in range(recordings)]
+    args = [(name, int(seed), r, clips_per_recording, str(cache.root), use_cache) for name, r in tasks]
+    if int(jobs) > 1 and len(tasks) > 1:
+        with ProcessPoolExecutor(max_workers=min(int(jobs), len(tasks))) as pool:
+            results = list(pool.map(_recording_entry, *zip(*args)))
+    else:
+        results = [_recording_entry(*a) for a in args]
     clips: list[Clip] = []
-    for name in names:
-        timbre = TIMBRES[name]
-        tid = list(TIMBRES).index(name)
-        for r in range(recordings):
-            rec_id = f"{name}-{seed}-{r:03d}"
-            settings = {"timbre": asdict(timbre), "seed": seed, "index": r, "clips": clips_per_recording}
-
-            def compute(timbre: Timbre = timbre, r: int = r, tid: int = tid) -> dict[str, np.ndarray]:
-                rng = np.random.default_rng((int(seed), tid, r))
-                audio, f0, voiced = generate_recording(timbre, rng, clips_per_recording)
-                chunks = audio.reshape(clips_per_recording, CLIP_SAMPLES)
-                return {"audio": audio, "f0_hz": f0, "voiced": voiced, "loudness_db": a_weighted_loudness(chunks)}
-
-            entry = cache.get_or_compute(hash_key("synthetic", code_hash, settings), compute)
-            audio = entry["audio"].reshape(clips_per_recording, CLIP_SAMPLES)
-            f0 = entry["f0_hz"].reshape(clips_per_recording, CLIP_FRAMES)
-            voiced = entry["voiced"].reshape(clips_per_recording, CLIP_FRAMES)
-            for c in range(clips_per_recording):
-                clips.append(
-                    Clip(audio[c], f0[c], entry["loudness_db"][c], voiced[c], f"{rec_id}-c{c}", rec_id, name)
-                )
+    for (name, r), (entry, hit) in zip(tasks, results):
+        cache.hits += int(hit)
+        cache.misses += int(not hit)
+        rec_id = f"{name}-{seed}-{r:03d}"
+        audio = entry["audio"].reshape(clips_per_recording, CLIP_SAMPLES)
+        f0 = entry["f0_hz"].reshape(clips_per_recording, CLIP_FRAMES)
+        voiced = entry["voiced"].reshape(clips_per_recording, CLIP_FRAMES)
+        for c in range(clips_per_recording):
+            clips.append(Clip(audio[c], f0[c], entry["loudness_db"][c], voiced[c], f"{rec_id}-c{c}", rec_id, name))
     splits = assemble(clips, seed)
     meta = {
         "name": "synthetic",

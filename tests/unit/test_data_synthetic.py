@@ -114,6 +114,10 @@ def test_deterministic_by_seed_and_seeds_differ(tmp_path: Path) -> None:
     assert np.array_equal(a["audio"], b["audio"]) and np.array_equal(a["f0_hz"], b["f0_hz"])
     assert not np.allclose(a["audio"], c["audio"])
     assert not np.array_equal(a["f0_hz"], c["f0_hz"])
+    # parallel generation gives the same data
+    d = _all(prepare("synthetic", tmp_path / "d", seed=3, jobs=2, **{**opts, "timbres": "string-like,flute-like"}))
+    strings = d["clip_ids"] == a["clip_ids"][0]
+    assert np.array_equal(d["audio"][strings], a["audio"])
 
 
 def test_cache_second_run_hits_and_equals(tmp_path: Path) -> None:
