@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 HELP = "multi-scale spectral distance (MSS, REFERENCE §5) between two audio files"
 
@@ -39,7 +40,7 @@ def parse_scales(text: str | None) -> tuple[int, ...]:
     return scales
 
 
-def compute(a_path: str, b_path: str, scales: tuple[int, ...]) -> dict[str, object]:
+def compute(a_path: str, b_path: str, scales: tuple[int, ...]) -> dict[str, Any]:
     """The MSS between two files and how lengths were reconciled."""
     import torch
 

@@ -44,7 +44,7 @@ def param_bytes(model: nn.Module) -> int:
     tensors += [t for _, t in quantized_tensors(model)]
     for t in tensors:
         try:
-            key = (t.untyped_storage().data_ptr(), t.storage_offset()) if not t.is_quantized else (id(t), 0)
+            key = (t.untyped_storage().data_ptr(), int(t.storage_offset())) if not t.is_quantized else (id(t), 0)
         except (RuntimeError, NotImplementedError):
             key = (id(t), 0)
         if key in seen:

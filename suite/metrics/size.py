@@ -24,7 +24,7 @@ whole DSP synthesizer (oscillators, noise filtering, FFT reverb), which is outsi
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -48,13 +48,14 @@ def quantized_tensors(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
     """(name, tensor) for the weights and biases packed inside dynamically quantized modules."""
     qlinear, qrnn_base = _qmods()
     rnn_base = torch.ao.nn.quantized.dynamic.RNNBase if hasattr(torch.ao.nn.quantized.dynamic, "RNNBase") else qrnn_base
-    for name, mod in model.named_modules():
-        if isinstance(mod, qlinear):
+    for name, m in model.named_modules():
+        mod = cast(Any, m)  # quantized modules expose weight()/bias()/get_weight() as methods
+        if isinstance(m, qlinear):
             yield f"{name}.weight", mod.weight()
             b = mod.bias()
             if b is not None:
                 yield f"{name}.bias", b
-        elif isinstance(mod, rnn_base):
+        elif isinstance(m, rnn_base):
             for k, w in mod.get_weight().items():
                 yield f"{name}.{k}", w
             for k, b in mod.get_bias().items():
@@ -71,7 +72,7 @@ def count_params(model: nn.Module) -> dict[str, int]:
     return {"params": int(total), "params_trainable": int(trainable)}
 
 
-def _gru_flops(mod: nn.Module, steps: int, batch: int) -> int:
+def _gru_flops(mod: Any, steps: int, batch: int) -> int:
     """Matrix-product FLOPs of a (possibly quantized) GRU over ``steps`` frames."""
     layers = int(getattr(mod, "num_layers", 1))
     dirs = 2 if getattr(mod, "bidirectional", False) else 1
