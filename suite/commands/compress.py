@@ -1,0 +1,98 @@
+"""``ddspbench compress``: turn a trained teacher checkpoint into a compressed candidate."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+HELP = "compress a teacher checkpoint (scratch, kd_audio, kd_control, kd_feature, prune, quantize or a chain a+b+c)"
+
+__all__ = ["HELP", "add_arguments", "run", "parse_params"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", required=True, help="compressor name or chain, e.g. kd_audio, prune+kd_audio+quantize")
+    p.add_argument("--teacher", required=True, help="teacher checkpoint (.pt written by `ddspbench train`)")
+    p.add_argument("--data", default=None, help="prepared dataset directory (needed by methods that train)")
+    p.add_argument("--out", required=True, help="output directory: model.pt and description.json")
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="method parameter, YAML value (size=reduced, hidden=64, ratio=0.5, prune.ratio=0.5 in a chain); repeatable",
+    )
+    p.add_argument("--steps", type=int, default=200, help="training / fine-tuning steps (default 200)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--frames", type=int, default=None, help="crop training clips to this many frames (250 per second)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def parse_params(items: list[str]) -> dict[str, Any]:
+    """``["size=reduced", "prune.ratio=0.5"]`` -> ``{"size": "reduced", "prune.ratio": 0.5}`` (YAML values)."""
+    import yaml
+
+    from suite.errors import UserError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not all(part.isidentifier() for part in key.split(".")):
+            raise UserError(f"--set {item!r}: expected KEY=VALUE or STEP.KEY=VALUE")
+        try:
+            out[key] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            raise UserError(f"--set {item!r}: value is not valid YAML") from None
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from compressors import CompressContext, get_compressor
+    from suite.checkpoint import load_checkpoint, save_checkpoint
+    from suite.data.store import load_meta, load_split
+    from suite.errors import UserError
+    from suite.records import _json_clean
+
+    params = parse_params(list(args.sets))
+    compressor = get_compressor(args.method)  # unknown names -> UserError listing the known ones
+    teacher, teacher_meta = load_checkpoint(args.teacher)
+    train_set = valid_set = None
+    if args.data is not None:
+        meta = load_meta(args.data)
+        train_set = load_split(args.data, "train")
+        valid_set = load_split(args.data, "valid") if meta.get("splits", {}).get("valid") else None
+    out = Path(args.out)
+    if (out / "model.pt").exists():
+        raise UserError(f"{out} already holds a candidate (model.pt); choose another --out")
+    ctx = CompressContext(
+        train_set=train_set,
+        valid_set=valid_set,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        device=args.device,
+        seed=args.seed,
+        frames=args.frames,
+        work_dir=out / "work",
+        progress=not args.no_progress,
+    )
+    result = compressor.compress(teacher, ctx, **params)
+    description = _json_clean({**result.description, "teacher": str(args.teacher), "data": args.data, "seed": args.seed})
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(result.model, out / "model.pt", {"compress": description})
+    (out / "description.json").write_text(json.dumps(description, indent=2, sort_keys=True))
+    b, a = description["before"], description["after"]
+    print(f"{args.method}: params {b['params']:,} -> {a['params']:,}   bytes {b.get('bytes', 0):,} -> {a.get('bytes', 0):,}")
+    rtf = description.get("rtf") or {}
+    if rtf:
+        print(f"RTF (1 thread, {rtf['frames']} frames): {rtf['before']:.4f} -> {rtf['after']:.4f}")
+    print(f"wrote {out / 'model.pt'} and {out / 'description.json'}")
+    return 0
