@@ -2,7 +2,9 @@
 
 A and B are folders of audio files (each file one clip; stereo downmixed, resampled to 16 kHz;
 ``--segment S`` cuts each file into S-second clips) or ``.npy`` files of embeddings (N x D, each row
-one clip). B is scored against the reference A. FAD needs at least two clips per set.
+one clip). B is scored against the reference A. FAD needs at least two clips per set. The default
+embedding is ``aisfx`` (pretrained, offline; the meaningful choice for real audio); ``logmel`` is the
+fast no-weights one.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ HELP = "Frechet Audio Distance and Kernel Audio Distance between two folders of 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("a", help="reference: folder of audio files, or .npy embeddings (N x D)")
     p.add_argument("b", help="evaluated: folder of audio files, or .npy embeddings (N x D)")
-    p.add_argument("--embedding", default="logmel", help="embedding back-end (ddspbench list embeddings); default logmel")
+    p.add_argument("--embedding", default="aisfx", help="embedding back-end (ddspbench list embeddings); default aisfx, "
+                   "the pretrained one; logmel is the fast one without weights")
     p.add_argument("--ckpt-dir", default=None, help="local weights folder for the pretrained back-ends (vggish, pann, ...)")
     p.add_argument("--segment", type=float, default=None, help="cut each audio file into clips of this many seconds")
     p.add_argument("--bootstrap", type=int, default=0, help="bootstrap resamples for 95%% intervals (0: none)")
@@ -36,13 +39,12 @@ def _segments(audio: Any, seconds: float | None) -> list[Any]:
     return [c for c in out if c.size >= n // 2]
 
 
-def load_set(path: str, args: argparse.Namespace, embedder: Any) -> tuple[list[Any], str]:
-    """Per-clip embedding matrices of one side, and what it was ("audio" or "npy")."""
+def load_side(path: str, segment: float | None) -> tuple[list[Any], str]:
+    """One side as a list of clips: 16 kHz audio arrays (kind "audio") or embedding rows (kind "npy")."""
     import numpy as np
 
     from suite.audio_io import list_audio_files, load_audio
     from suite.errors import UserError
-    from suite.metrics.embeddings import embed_clips
 
     p = Path(path)
     if p.suffix == ".npy" and p.is_file():
@@ -62,28 +64,28 @@ def load_set(path: str, args: argparse.Namespace, embedder: Any) -> tuple[list[A
     files = list_audio_files(p)
     if not files:
         raise UserError(f"{p}: no audio files (.wav/.flac/.ogg) in this folder")
-    if embedder is None:
-        raise UserError("internal: no embedding")  # pragma: no cover
-    clips = [seg for f in files for seg in _segments(load_audio(f), args.segment)]
-    return embed_clips(embedder, clips, use_cache=not args.no_cache), "audio"
+    return [seg for f in files for seg in _segments(load_audio(f), segment)], "audio"
 
 
 def run(args: argparse.Namespace) -> int:
     from suite.catalog import load_catalog
     from suite.errors import UserError
     from suite.metrics.compare import MIN_CLIPS, compare_sets
-    from suite.metrics.embeddings import get_embedding
+    from suite.metrics.embeddings import embed_clips, get_embedding
 
     load_catalog()
-    needs_audio = any(not (x.endswith(".npy") and Path(x).is_file()) for x in (args.a, args.b))
-    embedder = get_embedding(args.embedding, ckpt_dir=args.ckpt_dir) if needs_audio else None
-    sets = []
+    sides = []
     for side, path in (("A", args.a), ("B", args.b)):
-        clips, kind = load_set(path, args, embedder)
-        if len(clips) < MIN_CLIPS:
+        clips, kind = load_side(path, args.segment)
+        if len(clips) < MIN_CLIPS:  # checked before any embedding model is loaded
             what = "rows" if kind == "npy" else "clips"
             raise UserError(f"{side} ({path}) has {len(clips)} {what}; FAD needs at least {MIN_CLIPS} per set (a covariance)")
-        sets.append(clips)
+        sides.append((clips, kind))
+    embedder = get_embedding(args.embedding, ckpt_dir=args.ckpt_dir) if any(k == "audio" for _, k in sides) else None
+    sets = [
+        embed_clips(embedder, clips, use_cache=not args.no_cache) if kind == "audio" and embedder is not None else clips
+        for clips, kind in sides
+    ]
     try:
         out = compare_sets(sets[0], sets[1], bootstrap=args.bootstrap, with_inf=args.inf, seed=args.seed)
     except ValueError as exc:

@@ -75,11 +75,11 @@ def test_fad_on_real_recordings_logmel(real_recordings: Path, tmp_path: Path, ca
                                        capsys: pytest.CaptureFixture[str]) -> None:
     a = _folder(tmp_path, "a", real_recordings, ["flute", "trumpet"])
     b = _folder(tmp_path, "b", real_recordings, ["violin", "piano"])
-    out = _json(capsys, ["fad", str(a), str(b), "--json", "--segment", "2", "--bootstrap", "30", "--inf"])
+    out = _json(capsys, ["fad", str(a), str(b), "--json", "--segment", "2", "--bootstrap", "30", "--inf", "--embedding", "logmel"])
     assert out["embedding"] == "logmel/1" and out["n_clips"] == [4, 4] and out["dim"] == 132
     assert out["fad"] > 0 and out["intervals"]["fad"][0] <= out["fad"] <= out["intervals"]["fad"][1]
     assert "kad" in out and "fad_inf" in out
-    same = _json(capsys, ["fad", str(a), str(a), "--json"])
+    same = _json(capsys, ["fad", str(a), str(a), "--json", "--embedding", "logmel"])
     assert abs(same["fad"]) < 1e-3 * out["fad"]
     assert list(cache.rglob("*.npy"))  # embeddings were cached
     # .npy embeddings work too, and the table output is one line
@@ -87,7 +87,7 @@ def test_fad_on_real_recordings_logmel(real_recordings: Path, tmp_path: Path, ca
     np.save(tmp_path / "x.npy", emb)
     np.save(tmp_path / "y.npy", emb + 1.0)
     assert _json(capsys, ["fad", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "--json"])["fad"] == pytest.approx(5.0, rel=1e-6)
-    assert main(["fad", str(a), str(b)]) == 0
+    assert main(["fad", str(a), str(b), "--embedding", "logmel"]) == 0
     assert capsys.readouterr().out.startswith("FAD ")
 
 
@@ -114,7 +114,7 @@ def test_fad_on_real_recordings_aisfx(real_recordings: Path, tmp_path: Path, cac
                                       capsys: pytest.CaptureFixture[str]) -> None:
     a = _folder(tmp_path, "a", real_recordings, ["flute", "trumpet"])
     b = _folder(tmp_path, "b", real_recordings, ["violin", "piano"])
-    out = _json(capsys, ["fad", str(a), str(b), "--json", "--embedding", "aisfx", "--segment", "2"])
+    out = _json(capsys, ["fad", str(a), str(b), "--json", "--segment", "2"])  # aisfx is the default
     assert out["embedding"].startswith("aisfx/") and out["dim"] == 512 and out["n_clips"] == [4, 4]
     assert out["fad"] > 0
     same = _json(capsys, ["fad", str(a), str(a), "--json", "--embedding", "aisfx", "--segment", "2"])
