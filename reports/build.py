@@ -166,6 +166,9 @@ def build_report(
     board = leaderboard(df, metric)
     failed = failed_rows(df)
     budget = budget_metric or ("param_bytes" if "param_bytes" in df.columns else "params")
+    if budget_metric and budget_metric not in df.columns:
+        raise UserError(f"no candidate has budget metric {budget_metric!r}; metrics present: "
+                        f"{', '.join(df.attrs.get('metrics', []))}")
     kd_o = kd_vs_others(df, quality=quality, budget=budget, per_decade=per_decade)
     kd_s = kd_vs_scratch(df, quality=quality)
     kd_sum = kd_summary(kd_o)

@@ -35,3 +35,5 @@ def test_report_command_user_errors_exit_2_with_one_line(tmp_path, capsys):
     assert json.loads((tmp_path / "o" / "report.json").read_text())["mixed"]
     assert main(["report", "--results", str(a), "--out", str(tmp_path / "o"), "--format", "pdf"]) == 2
     assert main(["report", "--results", str(a), "--out", str(tmp_path / "o"), "--objectives", "mss"]) == 2
+    assert main(["report", "--results", str(a), "--out", str(tmp_path / "o"), "--budget-metric", "flops_per_s"]) == 2
+    assert "budget metric 'flops_per_s'" in capsys.readouterr().err
