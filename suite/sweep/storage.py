@@ -72,8 +72,8 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             lock = optuna.storages.journal.JournalFileOpenLock(str(path))
             backend = optuna.storages.journal.JournalFileBackend(str(path), lock_obj=lock)
             return optuna.storages.JournalStorage(backend)
-        if kind == "postgresql" and url.startswith("postgres:"):
-            url = "postgresql:" + url[len("postgres:") :]
+        if kind == "postgresql":
+            url = _postgres_driver(url)
         if kind == "sqlite":
             db = url.split(":///", 1)[-1]
             if db and db != ":memory:":
@@ -85,6 +85,21 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     except Exception as exc:  # noqa: BLE001 - driver errors become one line, credentials masked
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"cannot open storage {mask_url(url)}: {mask_url(first)[:300]}") from None
+
+
+def _postgres_driver(url: str) -> str:
+    """Name a driver that is installed: SQLAlchemy 2.1 means psycopg 3 by a bare ``postgresql://``,
+    while the project's extra installs psycopg2."""
+    import importlib.util
+
+    if url.startswith("postgres:"):
+        url = "postgresql:" + url[len("postgres:") :]
+    if url.startswith("postgresql://"):
+        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+            return "postgresql+psycopg2://" + url[len("postgresql://") :]
+        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is None:
+            raise UserError("PostgreSQL storage needs a driver: pip install 'ddspbench[postgres]' (psycopg2-binary)")
+    return url
 
 
 @contextlib.contextmanager
