@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "dataset options (--set): synthetic: recordings (per timbre, 10), clips_per_recording (3), timbres "
         "(flute-like,string-like,brass-like). soundfont: recordings (8), clips_per_recording (3), instruments "
         "(violin,flute,trumpet), soundfont (.sf2). folder: min_confidence (tracker default), f0_stride (1), "
-        "top_db (40), split (recording|chunk), instrument (name for every file)."
+        "top_db (40), split (recording|chunk), instrument (name for every file), instruments (keep only these)."
     )
 
 
@@ -53,11 +53,14 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
     return out
 
 
-class _StderrWarnings(logging.Handler):
-    """Warnings of the data pipeline as ``warning: ...`` lines on stderr."""
+class _StderrLog(logging.Handler):
+    """The data pipeline's log on stderr: warnings as ``warning: ...``; progress only on a terminal."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        print(f"warning: {record.getMessage()}", file=sys.stderr)
+        if record.levelno >= logging.WARNING:
+            print(f"warning: {record.getMessage()}", file=sys.stderr)
+        elif sys.stderr.isatty():
+            print(f"  {record.getMessage()}", file=sys.stderr)
 
 
 def summarise(out_dir: Any) -> dict[str, Any]:
@@ -101,7 +104,9 @@ def run(args: argparse.Namespace) -> int:
     if args.no_cache:
         options["use_cache"] = False
     log = logging.getLogger("ddspbench.data")
-    handler = _StderrWarnings(logging.WARNING)
+    handler = _StderrLog(logging.INFO)
+    old_level = log.level
+    log.setLevel(logging.INFO)
     log.addHandler(handler)
     log.propagate = False
     t0 = time.perf_counter()
@@ -109,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         out = prepare(args.dataset, args.out, path=args.path, seed=args.seed, cache_dir=args.cache, **options)
     finally:
         log.removeHandler(handler)
+        log.setLevel(old_level)
         log.propagate = True
     summary = summarise(out)
     summary["wall_seconds"] = round(time.perf_counter() - t0, 2)

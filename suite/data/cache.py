@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FeatureCache", "default_cache_dir", "hash_key"]
+__all__ = ["FeatureCache", "code_hash", "default_cache_dir", "hash_key"]
 
 log = logging.getLogger("ddspbench.data")
 
@@ -45,6 +45,15 @@ def hash_key(*parts: bytes | str | dict[str, Any] | np.ndarray) -> str:
             h.update(part)
         h.update(b"\x00")
     return h.hexdigest()
+
+
+def code_hash(*files: str | Path) -> str:
+    """A short hash of source files, part of cache keys so that a change of the feature code
+    (a tracker, the loudness, a generator) invalidates what it computed before."""
+    h = hashlib.sha256()
+    for f in files:
+        h.update(Path(f).read_bytes())
+    return h.hexdigest()[:16]
 
 
 class FeatureCache:

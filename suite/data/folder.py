@@ -11,6 +11,9 @@ for small folders: 1 recording -> train only, 2 -> train + test, 3+ -> every spl
 ``split="chunk"`` splits chunks instead, as the reference did (chunks of one recording then leak
 across splits); it is recorded in the metadata.
 
+In the URMP layout (any ``AuSep_*`` file present) only the ``AuSep_*`` stems are used (the
+``AuMix_*`` mixtures are polyphonic); ``instruments="violin"`` keeps one instrument.
+
 A bad file never stops the others: it is skipped with a warning naming it and the reason (not
 audio, unreadable, silent, nothing longer than 3 s, every chunk below the confidence threshold). If
 nothing usable remains, a one-line :class:`UserError` says why. Per-file features are cached keyed
@@ -24,13 +27,15 @@ import io
 import logging
 import math
 import re
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from suite.data.cache import FeatureCache, hash_key
+from suite.data import f0 as f0_module
+from suite.data import features as features_module
+from suite.data.cache import FeatureCache, code_hash, hash_key
 from suite.data.f0 import to_frame_grid, track_f0
 from suite.data.features import a_weighted_loudness, chunk_starts, peak_normalise, split_on_silence
 from suite.data.splits import Clip, assemble
@@ -50,8 +55,8 @@ URMP_INSTRUMENTS = {
     "tbn": "trombone", "tba": "tuba",
 }
 """URMP instrument abbreviations (``AuSep_<track>_<abbr>_<piece>_<title>``) -> names."""
-_PIPELINE_VERSION = "folder/1"
 _SILENT_PEAK = 1e-6
+_CODE_HASH = code_hash(__file__, f0_module.__file__, features_module.__file__)  # cache key: pipeline code
 
 
 def find_audio_files(root: Path) -> list[Path]:
@@ -92,6 +97,13 @@ def _resample(mono: np.ndarray, sr: int) -> np.ndarray:
         g = math.gcd(sr, SAMPLE_RATE)
         return resample_poly(mono, SAMPLE_RATE // g, sr // g).astype(np.float32)
     return np.asarray(soxr.resample(mono, sr, SAMPLE_RATE, quality="HQ"), dtype=np.float32)
+
+
+def _parse_names(names: str | list[str] | None) -> list[str]:
+    if names is None:
+        return []
+    items = names.split(",") if isinstance(names, str) else [str(n) for n in names]
+    return [n.strip().lower() for n in items if n.strip()]
 
 
 def _decode(data: bytes) -> tuple[np.ndarray, int, int]:
@@ -182,7 +194,7 @@ def process_file(path: Path, settings: dict[str, Any], cache_root: str | None, u
     if mono.shape[0] <= 3 * SAMPLE_RATE:
         return {"skip": f"too short ({seconds:.2f} s; clips need more than 3 s of sound)"}
     cache = FeatureCache(cache_root, "folder", enabled=use_cache)
-    key = hash_key(_PIPELINE_VERSION, data, settings)
+    key = hash_key("folder", _CODE_HASH, data, settings)
     hits_before = cache.hits
     try:
         feats = cache.get_or_compute(key, lambda: _features(mono, settings))
@@ -196,11 +208,28 @@ def process_file(path: Path, settings: dict[str, Any], cache_root: str | None, u
             "channels": channels}
 
 
-def _run_all(files: list[Path], settings: dict[str, Any], cache_root: str | None, use_cache: bool, jobs: int) -> list[dict[str, Any]]:
-    if jobs <= 1 or len(files) <= 1:
-        return [process_file(f, settings, cache_root, use_cache) for f in files]
-    with ProcessPoolExecutor(max_workers=min(jobs, len(files))) as pool:
-        futures = [pool.submit(process_file, f, settings, cache_root, use_cache) for f in files]
+def _progress(i: int, n: int, path: Path, res: dict[str, Any]) -> None:
+    state = f"skipped ({res['skip']})" if "skip" in res else (
+        f"{res['features']['audio'].shape[0]} chunk(s){' (cached)' if res['cache_hit'] else ''}"
+    )
+    log.info("[%d/%d] %s: %s", i, n, path.name, state)
+
+
+def _run_all(
+    files: list[Path], settings: dict[str, Any], cache_root: str | None, use_cache: bool, jobs: int
+) -> list[dict[str, Any]]:
+    """``process_file`` over ``files`` (in ``jobs`` processes), results in the order of ``files``."""
+    n = len(files)
+    if jobs <= 1 or n <= 1:
+        out = []
+        for i, f in enumerate(files, 1):
+            out.append(process_file(f, settings, cache_root, use_cache))
+            _progress(i, n, f, out[-1])
+        return out
+    with ProcessPoolExecutor(max_workers=min(jobs, n)) as pool:
+        futures = {pool.submit(process_file, f, settings, cache_root, use_cache): f for f in files}
+        for i, fut in enumerate(as_completed(futures), 1):
+            _progress(i, n, futures[fut], fut.result())
         return [fut.result() for fut in futures]
 
 
@@ -220,6 +249,7 @@ def build(
     top_db: float = 40.0,
     split: str = "recording",
     instrument: str | None = None,
+    instruments: str | list[str] | None = None,
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
     jobs: int = 1,
@@ -238,6 +268,8 @@ def build(
         top_db: silence threshold below the file's loudest frame (dB).
         split: ``"recording"`` (default) or ``"chunk"`` (for tiny folders; chunks leak across splits).
         instrument: one instrument name for every file (default: from each file name).
+        instruments: keep only files of these instruments (comma-separated), e.g. ``violin`` for a
+            one-instrument model from URMP.
         cache_dir: feature cache directory.
         use_cache: ``False`` neither reads nor writes the cache.
         jobs: worker processes (files are processed in parallel).
@@ -264,13 +296,26 @@ def build(
     files = find_audio_files(root)
     if not files:
         raise UserError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) under {root}")
+    base = root if root.is_dir() else root.parent
+    skipped: list[dict[str, str]] = []
+    if any(f.name.startswith("AuSep_") for f in files):  # URMP: only the separated mono stems
+        mixes = [f for f in files if not f.name.startswith("AuSep_")]
+        for f in mixes:
+            skipped.append({"file": f.relative_to(base).as_posix(), "reason": "URMP layout: only AuSep_* stems are used"})
+        if mixes:
+            log.info("URMP layout: %d non-AuSep file(s) (mixtures) ignored", len(mixes))
+        files = [f for f in files if f.name.startswith("AuSep_")]
+    wanted = _parse_names(instruments)
+    if wanted:
+        found = sorted({instrument or instrument_name(f) for f in files})
+        files = [f for f in files if (instrument or instrument_name(f)) in wanted]
+        if not files:
+            raise UserError(f"no files of instrument(s) {', '.join(wanted)} under {root}; found: {', '.join(found)}")
     settings = {"f0": f0, "f0_stride": int(f0_stride), "top_db": float(top_db), "sample_rate": SAMPLE_RATE}
     cache = FeatureCache(cache_dir, "folder", enabled=use_cache)
-    base = root if root.is_dir() else root.parent
     results = _run_all(files, settings, str(cache.root), use_cache, int(jobs))
 
     clips: list[Clip] = []
-    skipped: list[dict[str, str]] = []
     dropped = 0
     notes: list[str] = []
     for file, res in zip(files, results):
@@ -312,7 +357,8 @@ def build(
         "name": "folder",
         "seed": seed,
         "source": str(root.resolve()),
-        "settings": {**settings, "min_confidence": threshold, "split": split, "instrument": instrument},
+        "settings": {**settings, "min_confidence": threshold, "split": split, "instrument": instrument,
+                     "instruments": wanted},
         "split_unit": split,
         "instruments": instruments,
         "clips": len(clips),

@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from suite.data.cache import FeatureCache, hash_key
+from suite.data import features as features_module
+from suite.data.cache import FeatureCache, code_hash, hash_key
 from suite.data.features import a_weighted_loudness
 from suite.data.splits import Clip, assemble
 from suite.data.store import save_dataset
@@ -59,6 +60,7 @@ SOUNDFONT_CANDIDATES = (
 )
 """Where Debian's GM soundfont packages put their files (timgm6mb-soundfont first)."""
 _RELEASE_S = 0.15
+_CODE_HASH = code_hash(__file__, features_module.__file__)  # cache key: melody, f0 and loudness code
 _PEAK = 0.9
 _MAX_RMS = 0.3
 
@@ -246,7 +248,7 @@ def build(
             rng = np.random.default_rng((int(seed), list(GM_INSTRUMENTS).index(name), r))
             notes = make_melody(rng, low, high, n_clips * CLIP_SAMPLES / SAMPLE_RATE)
             midi = _midi_bytes(notes, program)
-            key = hash_key("soundfont/1", midi, font_hash, version, {"n_samples": n_samples})
+            key = hash_key("soundfont", _CODE_HASH, midi, font_hash, version, {"n_samples": n_samples})
             jobs_list.append((name, r, notes, midi, key))
 
     def work(item: tuple[str, int, list[tuple[float, float, int, int]], bytes, str]) -> dict[str, np.ndarray]:

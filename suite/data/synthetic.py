@@ -15,7 +15,6 @@ and adding recordings does not change the existing ones.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -24,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from suite.data.cache import FeatureCache, hash_key
+from suite.data import features as features_module
+from suite.data.cache import FeatureCache, code_hash, hash_key
 from suite.data.features import a_weighted_loudness
 from suite.data.splits import Clip, assemble
 from suite.data.store import save_dataset
@@ -43,7 +43,7 @@ _MAX_HARMONICS = 48
 _VOICED_LEVEL = 1e-3  # envelope level below which a frame counts as a rest (f0 = 0)
 _PEAK = 0.9
 _MAX_RMS = 0.3
-_CODE_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]  # cache key: generator code
+_CODE_HASH = code_hash(__file__, features_module.__file__)  # cache key: generator and loudness code
 
 
 @dataclass(frozen=True)

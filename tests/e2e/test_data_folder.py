@@ -211,3 +211,22 @@ def test_single_file_goes_to_train_and_empty_splits_load(tmp_path: Path, caplog:
     assert [len(load_split(out, s)) for s in ("train", "valid", "test")] == [1, 0, 0]
     assert load_split(out, "test").audio.shape == (0, 64_000)
     assert "test split is empty" in caplog.text
+
+
+def test_urmp_layout_uses_stems_and_filters_instruments(tmp_path: Path) -> None:
+    piece = tmp_path / "urmp" / "01_Jupiter_vn_vc"
+    piece.mkdir(parents=True)
+    sf.write(piece / "AuSep_1_vn_01_Jupiter.wav", _tone(3.6, 48_000, 440.0), 48_000)
+    sf.write(piece / "AuSep_2_vc_01_Jupiter.wav", _tone(3.6, 48_000, 130.8), 48_000)
+    sf.write(piece / "AuMix_01_Jupiter_vn_vc.wav", _tone(3.6, 48_000, 440.0) + _tone(3.6, 48_000, 130.8), 48_000)
+    out = prepare("folder", tmp_path / "o", path=tmp_path / "urmp", **FAST)
+    meta = load_meta(out)
+    assert meta["instruments"] == ["cello", "violin"]
+    assert [s["file"] for s in meta["skipped"]] == ["01_Jupiter_vn_vc/AuMix_01_Jupiter_vn_vc.wav"]
+    arr = _all(out)
+    cello = arr["f0_hz"][arr["instruments"] == "cello"][0]
+    assert np.median(cello[cello > 0]) == pytest.approx(130.8, rel=0.01)
+    only = load_meta(prepare("folder", tmp_path / "v", path=tmp_path / "urmp", instruments="violin", **FAST))
+    assert only["instruments"] == ["violin"] and only["clips"] == 1
+    with pytest.raises(UserError, match="found: cello, violin"):
+        prepare("folder", tmp_path / "x", path=tmp_path / "urmp", instruments="tuba", **FAST)
