@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from baselines import dsp
@@ -29,6 +30,7 @@ __all__ = [
     "fast_fft_len",
     "register_sizes",
     "scaled_inputs",
+    "synth_dtype",
     "uniform_widths",
 ]
 
@@ -62,9 +64,20 @@ def fast_fft_len(n: int) -> int:
     return best
 
 
-def scaled_inputs(f0_hz: Tensor, loudness_db: Tensor) -> tuple[Tensor, Tensor]:
-    """Decoder inputs of REFERENCE §1 as ``(B, T, 1)``: ``midi(f0)/127`` and ``loudness/80 + 1``."""
-    return scale_f0(f0_hz).unsqueeze(-1), scale_loudness(loudness_db).unsqueeze(-1)
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def synth_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the synth runs in: float32 for half/bfloat16 models (FFTs and phases need it)."""
+    return torch.float32 if dtype in _LOW_PRECISION else dtype
+
+
+def scaled_inputs(f0_hz: Tensor, loudness_db: Tensor, dtype: torch.dtype | None = None) -> tuple[Tensor, Tensor]:
+    """Decoder inputs of REFERENCE §1 as ``(B, T, 1)``: ``midi(f0)/127`` and ``loudness/80 + 1`` (cast to ``dtype``)."""
+    f0s, ls = scale_f0(f0_hz).unsqueeze(-1), scale_loudness(loudness_db).unsqueeze(-1)
+    if dtype is not None and f0s.dtype != dtype:
+        f0s, ls = f0s.to(dtype), ls.to(dtype)
+    return f0s, ls
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -82,7 +95,8 @@ class Reverb(nn.Module):
     (an offline call returns the first ``N`` samples of the full convolution). Short buffers (up to
     ``partitioned_max_blocks`` blocks) use uniformly partitioned overlap-save convolution (cheap per
     64-sample block); longer ones one big FFT over ``[history, x]``. Both give the same samples up
-    to float rounding. State: ``{"x": (B, L) past input, "fdl": (B, P-1, 65) complex delay line}``.
+    to float rounding. State: ``{"prev": (B, 64) last input block, "fdl": (B, P-1, 65)}``, the
+    overlap-save spectra of the last ``P - 1`` blocks (from which the long path recovers the input history).
 
     In eval mode without autograd the impulse spectra are cached (invalidated when a parameter
     changes in place, e.g. by an optimiser step or ``load_state_dict``).
@@ -115,6 +129,7 @@ class Reverb(nn.Module):
 
         def compute() -> Tensor:
             h = self.impulse()
+            h = h.to(synth_dtype(h.dtype))
             if kind == "parts":
                 return dsp.partition_spectra(h, self.block).flip(0).T.contiguous()
             return torch.fft.rfft(h, n=kind)
@@ -134,23 +149,24 @@ class Reverb(nn.Module):
     def init_state(self, batch_size: int, device: torch.device, dtype: torch.dtype = torch.float32) -> dict[str, Tensor]:
         n_parts = self.length // self.block
         cdt = torch.complex128 if dtype == torch.float64 else torch.complex64
-        return {"x": torch.zeros(batch_size, self.length, device=device, dtype=dtype),
+        return {"prev": torch.zeros(batch_size, self.block, device=device, dtype=dtype),
                 "fdl": torch.zeros(batch_size, n_parts - 1, self.block + 1, device=device, dtype=cdt)}
 
     def forward(self, x: Tensor, state: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         m = self.block
+        x = x.to(synth_dtype(x.dtype))
         n_blocks = x.shape[-1] // m
-        hist = state["x"]
         if n_blocks <= self.partitioned_max_blocks:
-            spec = dsp.block_spectra(torch.cat([hist[..., -m:], x], dim=-1), m)
+            spec = dsp.block_spectra(torch.cat([state["prev"], x], dim=-1), m)
             out, fdl = dsp.convolve_partitioned(spec, state["fdl"], self._spectrum("parts"), m)
-            new_hist = torch.cat([hist[..., x.shape[-1]:], x], dim=-1)
-            return out, {"x": new_hist, "fdl": fdl}
+            return out, {"prev": x[..., -m:], "fdl": fdl}
+        # Long buffer: recover the last L input samples from the delay line (each entry holds two blocks).
+        pairs = torch.fft.irfft(state["fdl"], n=2 * m)  # (B, P - 1, 2m)
+        hist = torch.cat([pairs[:, 0, :m], pairs[:, :, m:].reshape(x.shape[0], -1)], dim=-1)  # (B, L)
         n_fft = fast_fft_len(hist.shape[-1] + x.shape[-1] + self.length - 1)
         out = dsp.convolve_history(x, hist, self._spectrum(n_fft), n_fft)
         z = torch.cat([hist, x], dim=-1)[..., -self.length:]
-        fdl = dsp.block_spectra(z, m)  # the last P - 1 blocks, each with its predecessor
-        return out, {"x": z, "fdl": fdl}
+        return out, {"prev": x[..., -m:], "fdl": dsp.block_spectra(z, m)}
 
 
 class HarmonicDecoder(nn.Module):
@@ -182,11 +198,56 @@ class HarmonicDecoder(nn.Module):
 
     def forward(self, f0_scaled: Tensor, loudness_scaled: Tensor, h0: Tensor | None
                 ) -> tuple[dict[str, Tensor], Tensor, Tensor]:
-        """Returns raw heads ``{name: (B, T, k)}``, the GRU output ``(B, T, g)`` and the GRU state."""
+        """Returns raw heads ``{name: (B, T, k)}``, the GRU output ``(B, T, g)`` and the GRU state.
+
+        Inference without autograd takes a lighter path with the same maths (functional calls
+        instead of module calls, and one GRU step written out for single-frame buffers) when the
+        layers are the plain float ones; anything else (training, quantized or swapped layers)
+        goes through the modules.
+        """
+        if not torch.is_grad_enabled() and not self.training and self._plain():
+            return self._forward_light(f0_scaled, loudness_scaled, h0)
         x = torch.cat([self.f0_mlp(f0_scaled), self.loudness_mlp(loudness_scaled)], dim=-1)
         hidden, h = self.gru(x, h0)
         y = self.out_mlp(torch.cat([hidden, f0_scaled, loudness_scaled], dim=-1))
         return {name: head(y) for name, head in self.heads.items()}, hidden, h
+
+    def _plain(self) -> bool:
+        plain = (nn.Linear, nn.LayerNorm, nn.LeakyReLU)
+        for seq in (self.f0_mlp, self.loudness_mlp, self.out_mlp):
+            if any(type(m) not in plain for m in seq):
+                return False
+        return type(self.gru) is nn.GRU and all(type(h) is nn.Linear for h in self.heads.values())
+
+    @staticmethod
+    def _mlp_light(seq: nn.Sequential, x: Tensor) -> Tensor:
+        for m in seq:
+            if type(m) is nn.Linear:
+                x = F.linear(x, m.weight, m.bias)
+            elif type(m) is nn.LayerNorm:
+                x = F.layer_norm(x, m.normalized_shape, m.weight, m.bias, m.eps)
+            else:
+                x = F.leaky_relu(x, m.negative_slope)  # type: ignore[arg-type]
+        return x
+
+    def _forward_light(self, f0_scaled: Tensor, loudness_scaled: Tensor, h0: Tensor | None
+                       ) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+        x = torch.cat([self._mlp_light(self.f0_mlp, f0_scaled), self._mlp_light(self.loudness_mlp, loudness_scaled)],
+                      dim=-1)
+        gru = self.gru
+        if x.shape[1] == 1 and h0 is not None and gru.num_layers == 1 and gru.bias and not gru.bidirectional:
+            g = gru.hidden_size
+            h_prev = h0[0]
+            gi = F.linear(x[:, 0], gru.weight_ih_l0, gru.bias_ih_l0)
+            gh = F.linear(h_prev, gru.weight_hh_l0, gru.bias_hh_l0)
+            rz = torch.sigmoid(gi[:, : 2 * g] + gh[:, : 2 * g])
+            n = torch.tanh(torch.addcmul(gi[:, 2 * g:], rz[:, :g], gh[:, 2 * g:]))
+            h_new = torch.addcmul(n, rz[:, g:], h_prev - n)
+            hidden, h = h_new.unsqueeze(1), h_new.unsqueeze(0)
+        else:
+            hidden, h = gru(x, h0)
+        y = self._mlp_light(self.out_mlp, torch.cat([hidden, f0_scaled, loudness_scaled], dim=-1))
+        return {name: F.linear(y, head.weight, head.bias) for name, head in self.heads.items()}, hidden, h
 
 
 def uniform_widths(hidden: int) -> dict[str, Any]:
@@ -313,13 +374,14 @@ class DecoderFamily(DDSPFamily):
         """A fresh streaming state; ``seed`` fixes the noise (``None`` draws one from torch's global RNG)."""
         ref = self._ref()
         dev, dt = ref.device, ref.dtype
+        sdt = synth_dtype(dt)
         return {
             "frame": 0,
             "noise_key": dsp.noise_key(self._seeds(batch_size, seed, dev)),
             "gru": torch.zeros(1, batch_size, self.decoder.gru.hidden_size, device=dev, dtype=dt),
             "phase": torch.zeros(batch_size, 1, device=dev, dtype=torch.float64),
-            "f0_prev": torch.zeros(batch_size, 1, 1, device=dev, dtype=dt),
-            "reverb": self.reverb.init_state(batch_size, dev, dt),
+            "f0_prev": torch.zeros(batch_size, 1, 1, device=dev, dtype=torch.float32),
+            "reverb": self.reverb.init_state(batch_size, dev, sdt),
         }
 
     def synth_controls(self, controls: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -329,6 +391,23 @@ class DecoderFamily(DDSPFamily):
     def _tonal(self, sc: Mapping[str, Tensor], f0: Tensor, phase: Tensor) -> Tensor:
         raise NotImplementedError
 
+    noise_chunk_blocks: ClassVar[int] = 1024
+
+    def _white(self, key: Tensor, frame: int, t: int) -> Tensor:
+        """Noise blocks ``frame .. frame+t-1`` of the stream ``key`` (:func:`dsp.counter_uniform`).
+
+        In inference, blocks are drawn a chunk at a time and sliced per buffer (the same values:
+        the noise is a pure function of key and block index).
+        """
+        chunk = self.noise_chunk_blocks
+        if torch.is_grad_enabled() or self.training or t > chunk:
+            return dsp.counter_uniform(key, frame, t, self.block_size)
+        cache = getattr(self, "_noise_cache", None)
+        if cache is None or cache[0] is not key or not cache[1] <= frame <= cache[1] + chunk - t:
+            cache = (key, frame, dsp.counter_uniform(key, frame, chunk, self.block_size))
+            self._noise_cache = cache
+        return cache[2][:, frame - cache[1]: frame - cache[1] + t]
+
     def forward(self, f0_hz: Tensor, loudness_db: Tensor, state: dict[str, Any] | None = None) -> dict[str, Any]:
         """Frames ``(B, T)`` at 250 Hz -> ``{"audio": (B, 64 T), "controls", "state", "hidden"}``.
 
@@ -337,15 +416,17 @@ class DecoderFamily(DDSPFamily):
         b, t = f0_hz.shape
         if state is None:
             state = self.init_state(b)
-        f0s, ls = scaled_inputs(f0_hz, loudness_db)
+        f0s, ls = scaled_inputs(f0_hz, loudness_db, self._ref().dtype)
         controls, hidden, h = self.decoder(f0s, ls, state["gru"])
         sc = self.synth_controls(controls)
-        f0 = f0_hz.unsqueeze(-1)
+        if sc["amplitude"].dtype in _LOW_PRECISION:
+            sc = {k: v.float() for k, v in sc.items()}
+        f0 = f0_hz.unsqueeze(-1).to(sc["amplitude"].dtype)
         prev = f0[:, :1] if state["frame"] == 0 else state["f0_prev"]
         f0_up, f0_last = dsp.upsample_linear_causal(f0, prev, self.block_size, self._ramp)
         phase, phase_end = dsp.oscillator_phase(f0_up.view(b, -1), state["phase"], self._ratio, self.sample_rate)
         tonal = self._tonal(sc, f0, phase[:, 0])
-        white = dsp.counter_uniform(state["noise_key"], state["frame"], t, self.block_size).to(tonal.dtype)
+        white = self._white(state["noise_key"], state["frame"], t).to(tonal.dtype)
         noise = dsp.filtered_noise(white, sc["noise_bands"], self._noise_re, self._noise_im, self.block_size)
         audio, reverb_state = self.reverb(tonal + noise, state["reverb"])
         new_state = {"frame": state["frame"] + t, "noise_key": state["noise_key"], "gru": h, "phase": phase_end,

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from baselines import dsp
-from baselines._base import DDSPFamily, Reverb, SizeSpec, register_sizes, scaled_inputs
+from baselines._base import DDSPFamily, Reverb, SizeSpec, register_sizes, scaled_inputs, synth_dtype
 from suite.registry import FAMILIES
 
 __all__ = ["DDX7", "PATCHES", "FMPatch", "MAX_OL"]
@@ -219,12 +219,13 @@ class DDX7(DDSPFamily):
         """
         ref = self._ref()
         dev, dt = ref.device, ref.dtype
+        sdt = synth_dtype(dt)
         return {
             "frame": 0,
             "tcn": [b.init_history(batch_size, dev, dt) for b in self.decoder.blocks()],
             "phase": torch.zeros(batch_size, N_OPS, device=dev, dtype=torch.float64),
-            "prev": torch.zeros(batch_size, 1, 1 + N_OPS, device=dev, dtype=dt),
-            "reverb": self.reverb.init_state(batch_size, dev, dt),
+            "prev": torch.zeros(batch_size, 1, 1 + N_OPS, device=dev, dtype=sdt),
+            "reverb": self.reverb.init_state(batch_size, dev, sdt),
         }
 
     def synth_controls(self, controls: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -236,12 +237,13 @@ class DDX7(DDSPFamily):
         b, t = f0_hz.shape
         if state is None:
             state = self.init_state(b)
-        f0s, ls = scaled_inputs(f0_hz, loudness_db)
+        f0s, ls = scaled_inputs(f0_hz, loudness_db, self._ref().dtype)
         x = torch.cat([f0s, ls], dim=-1).transpose(1, 2)
         raw, trunk, hist = self.decoder(x, state["tcn"])
         raw = raw.transpose(1, 2)
         ol = self.synth_controls({"ol": raw})["ol"]
-        frames = torch.cat([f0_hz.unsqueeze(-1), ol], dim=-1)  # (B, T, 7)
+        ol = ol.to(synth_dtype(ol.dtype))
+        frames = torch.cat([f0_hz.unsqueeze(-1).to(ol.dtype), ol], dim=-1)  # (B, T, 7)
         prev = frames[:, :1] if state["frame"] == 0 else state["prev"]
         up, last = dsp.upsample_linear_causal(frames, prev, self.block_size, self._ramp)
         phases, phase_end = dsp.oscillator_phase(up[..., 0], state["phase"], self._ratios, self.sample_rate)

@@ -254,7 +254,7 @@ def filtered_noise(noise: Tensor, bands: Tensor, basis_re: Tensor, basis_im: Ten
     """
     b, t, block = noise.shape
     n_fft = 2 * (basis_re.shape[-1] - 1)
-    spec = torch.complex(bands @ basis_re, bands @ basis_im)
+    spec = torch.complex(bands @ basis_re.to(bands.dtype), bands @ basis_im.to(bands.dtype))
     y = torch.fft.irfft(torch.fft.rfft(noise, n=n_fft) * spec, n=n_fft)
     half = taps // 2
     return y[..., half: half + block].reshape(b, t * block)

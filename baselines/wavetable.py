@@ -76,4 +76,4 @@ class Wavetable(DecoderFamily):
     def _tonal(self, sc: Mapping[str, Tensor], f0: Tensor, phase: Tensor) -> Tensor:
         att = sc["wave_attention"]
         weights = att * (sc["amplitude"] / att.sum(-1, keepdim=True))  # normalised attention x amplitude
-        return dsp.wavetable_oscillator(phase, self.tables(), weights)
+        return dsp.wavetable_oscillator(phase, self.tables().to(weights.dtype), weights)

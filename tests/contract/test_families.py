@@ -211,3 +211,24 @@ def test_sample_rate_constants() -> None:
         cls = FAMILIES.get(fam)
         assert cls.sample_rate == 16_000 and cls.block_size == 64
         assert math.isclose(cls.sample_rate / cls.block_size, 250.0)
+
+
+@pytest.mark.parametrize("name", [n for n in ALL_SIZES if n.endswith("/reduced")])
+def test_low_precision_and_dynamic_int8_models_still_render(name: str) -> None:
+    """bfloat16 weights (the synth runs in float32) and dynamic int8 Linear/GRU keep the interface."""
+    import copy
+    import warnings
+
+    model = _model(name)
+    f0, loud = _inputs(frames=16)
+    with torch.no_grad():
+        ref = model(f0, loud, model.init_state(2, seed=2))["audio"]
+        half = copy.deepcopy(model).to(torch.bfloat16)
+        out = half(f0, loud, half.init_state(2, seed=2))["audio"]
+        assert out.shape == ref.shape and torch.isfinite(out).all()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            q = torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear, torch.nn.GRU}, torch.qint8)
+        qout = q(f0, loud, q.init_state(2, seed=2))["audio"]
+        assert qout.shape == ref.shape and torch.isfinite(qout).all()
+        assert (qout - ref).abs().max() < 0.5 * ref.abs().max()
