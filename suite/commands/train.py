@@ -74,7 +74,10 @@ def build_model(family: str, size: str | None, sets: dict[str, Any]) -> Any:
             model = SIZES.get(f"{family}/{size}")()
             if not sets:
                 return model
-            config = {**dict(model.config), **sets}
+            # override the size's own constructor arguments (e.g. hidden), not its resolved config
+            specs = {s.name: s for s in getattr(cls, "SIZE_SPECS", ())}
+            base = dict(specs[size].kwargs) if size in specs else dict(model.config)
+            config = {**base, **sets}
         else:
             config = dict(sets)
         model = cls(**config)
