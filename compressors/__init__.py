@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from compressors._base import CompressContext, Compressor, CompressResult, build_student, frozen
 from compressors._distill import KDAudio, KDControl, KDFeature, Scratch
+from compressors._onnx import OrtDecoder, onnx_available, quantize_onnx_int8
 from compressors._prune import Prune, structured_prune
 from compressors._quantize import Quantize, quantize_bf16, quantize_int8
 from compressors._stats import count_params, measure_rtf, serialized_bytes
@@ -31,6 +32,9 @@ __all__ = [
     "Quantize",
     "quantize_int8",
     "quantize_bf16",
+    "quantize_onnx_int8",
+    "onnx_available",
+    "OrtDecoder",
     "Chain",
     "get_compressor",
     "parse_chain",

@@ -120,3 +120,21 @@ def test_quantize_reports_measured_speed() -> None:
     rtf = res.description["rtf"]
     assert rtf["before"] > 0 and rtf["after"] > 0 and rtf["threads"] == 1
     assert res.description["after"]["bytes"] < res.description["before"]["bytes"]
+
+
+def test_onnx_int8_round_trip_and_fidelity(tmp_path: Path) -> None:
+    from compressors import onnx_available, quantize_onnx_int8
+    from tests.conftest import require_system
+
+    require_system("onnx + onnxruntime (pip install 'ddspbench[onnx]')", onnx_available())
+    load_catalog()
+    torch.manual_seed(0)
+    model = FAMILIES.get("hpn")(hidden=32).eval()
+    o = quantize_onnx_int8(model)
+    assert type(o.decoder).__name__ == "OrtDecoder"
+    assert abs(count_params(o) - count_params(model)) < 0.02 * count_params(model)
+    loaded, _ = load_checkpoint(save_checkpoint(o, tmp_path / "o.pt"))
+    torch.testing.assert_close(_audio(loaded), _audio(o), rtol=0, atol=0)
+    assert float(mss(_audio(model), _audio(o))) < 1.0
+    res = get_compressor("quantize").compress(model, CompressContext(), method="onnx_int8", measure_frames=16, measure_repeats=1)
+    assert res.description["transform"] == "onnx_int8_decoder" and res.description["rtf"]["after"] > 0
