@@ -33,6 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--valid-every", type=int, default=1000, help="steps between validations (and at the end)")
     p.add_argument("--checkpoint-every", type=int, default=1000, help="steps between writes of last.pt (and at the end)")
     p.add_argument("--decay-every", type=int, default=10_000, help="steps between learning-rate decays (x0.98)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's; 1 suits small models)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -115,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         decay_every=args.decay_every,
         frames=args.frames,
         random_crop=args.random_crop,
+        threads=args.threads,
     )
     n_params = sum(p.numel() for p in model.parameters())
     print(f"training {args.family}/{getattr(model, 'size_name', 'custom')} ({n_params:,} parameters) on {len(train_set)} clips")

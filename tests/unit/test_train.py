@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,15 @@ def double_family(monkeypatch: pytest.MonkeyPatch) -> type[TinySynth]:
     monkeypatch.setitem(FAMILIES._entries, DOUBLE, Entry(DOUBLE, TinySynth, "test double"))
     monkeypatch.setitem(SIZES._entries, f"{DOUBLE}/tiny", Entry(f"{DOUBLE}/tiny", lambda: _named(TinySynth(8, 3)), "tiny"))
     return TinySynth
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Tiny models train fastest on one thread (and do not oversubscribe a shared CPU)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
 
 
 def _named(m: TinySynth) -> TinySynth:

@@ -15,7 +15,7 @@ from suite.commands.synth import safe_name
 from suite.commands.train import build_model, parse_sets
 from suite.data.store import save_dataset
 from suite.errors import UserError
-from tests.unit.test_train import DOUBLE, TinySynth, double_family, make_clips  # noqa: F401 (fixture)
+from tests.unit.test_train import DOUBLE, TinySynth, _one_thread, double_family, make_clips  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.usefixtures("double_family")
 
