@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
@@ -82,41 +83,55 @@ class TCNBlock(nn.Module):
                 torch.zeros(batch, self.conv2.in_channels, ctx, device=device, dtype=dtype)]
 
     def _fast_weights(self) -> list[tuple[Tensor, Tensor]]:
-        """Per conv, ``(W (O, 3 I), bias (O, 1))`` with the weight norm applied, cached until a parameter changes."""
-        convs = [self.conv1, self.conv2]
+        """``(W (O, I * 3), bias (O,))`` for conv1, conv2 and the residual (if any), weight norm applied.
+
+        Cached until a parameter changes in place (optimiser step, ``load_state_dict``).
+        """
+        convs = [self.conv1, self.conv2] + ([self.residual] if self.residual is not None else [])
         key = tuple((p.data_ptr(), p._version) for c in convs for p in c.parameters())
         if getattr(self, "_fast_key", None) != key:
             with torch.no_grad():
-                self._fast = [(c.weight.permute(0, 2, 1).reshape(c.out_channels, -1).contiguous(),
-                               c.bias.view(-1, 1).clone()) for c in convs]
+                self._fast = [(c.weight.reshape(c.out_channels, -1).contiguous(), c.bias.clone()) for c in convs]
             self._fast_key = key
         return self._fast
 
     def _fast_conv(self, wb: tuple[Tensor, Tensor], xin: Tensor, t: int) -> Tensor:
+        """Causal dilated conv (k=3) of the last ``t`` frames of ``xin`` as one matrix product."""
         d = self.dilation
-        cols = torch.cat([xin[..., :t], xin[..., d: d + t], xin[..., 2 * d: 2 * d + t]], dim=1)
-        return torch.baddbmm(wb[1].expand(xin.shape[0], -1, t), wb[0].expand(xin.shape[0], -1, -1), cols)
+        if t == 1:
+            return F.linear(xin[..., ::d].reshape(xin.shape[0], -1), wb[0], wb[1]).unsqueeze(-1)
+        cols = xin.unfold(-1, 2 * d + 1, 1)[..., ::d]  # (B, I, T, 3)
+        return F.linear(cols.transpose(1, 2).reshape(xin.shape[0], t, -1), wb[0], wb[1]).transpose(1, 2)
 
     def forward(self, x: Tensor, history: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         """``x (B, C, T)`` and the two conv input histories -> output and the new histories.
 
-        Without autograd in eval mode the convs run as one cached matrix product each (the same
-        maths, far less per-call overhead on short buffers); otherwise through the Conv1d modules.
+        Without autograd in eval mode the convs run as cached matrix products (the same maths, far
+        less per-call overhead on short buffers); otherwise through the Conv1d modules.
         """
         ctx = 2 * self.dilation
         t = x.shape[-1]
-        fast = not self.training and not torch.is_grad_enabled()
         xin = torch.cat([history[0], x], dim=-1)
-        if fast:
-            w1, w2 = self._fast_weights()
-            y = torch.relu(self._fast_conv(w1, xin, t))
+        if not self.training and not torch.is_grad_enabled():
+            wbs = self._fast_weights()
+            y = torch.relu(self._fast_conv(wbs[0], xin, t))
+            yin = torch.cat([history[1], y], dim=-1)
+            y = self._fast_conv(wbs[1], yin, t)
+            if not self.last:
+                y = torch.relu(y)
+            if self.residual is None:
+                res = x
+            elif t == 1:
+                res = F.linear(x[..., 0], wbs[2][0], wbs[2][1]).unsqueeze(-1)
+            else:
+                res = F.linear(x.transpose(1, 2), wbs[2][0], wbs[2][1]).transpose(1, 2)
         else:
             y = self.dropout(torch.relu(self.conv1(xin)))
-        yin = torch.cat([history[1], y], dim=-1)
-        y = self._fast_conv(w2, yin, t) if fast else self.conv2(yin)
-        if not self.last:
-            y = torch.relu(y) if fast else self.dropout(torch.relu(y))
-        res = x if self.residual is None else self.residual(x)
+            yin = torch.cat([history[1], y], dim=-1)
+            y = self.conv2(yin)
+            if not self.last:
+                y = self.dropout(torch.relu(y))
+            res = x if self.residual is None else self.residual(x)
         return y + res, [xin[..., -ctx:], yin[..., -ctx:]]
 
 

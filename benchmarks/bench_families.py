@@ -17,6 +17,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,29 @@ def stream_error(model: torch.nn.Module, f0: torch.Tensor, loud: torch.Tensor, b
     return float((got - ref).abs().max() / ref.abs().max().clamp_min(1e-12))
 
 
+def cpu_rtf(model: torch.nn.Module, f0: torch.Tensor, loud: torch.Tensor, buffer: int | None, passes: int = 2) -> float:
+    """CPU time of this thread (``time.thread_time``) per second of audio, after one warm-up pass.
+
+    Less sensitive than wall time to other processes taking the core away (not immune: they
+    still share caches and memory bandwidth). ``buffer=None`` times whole-clip (offline) calls.
+    """
+    audio_s = f0.shape[-1] * 64 / 16_000
+    with torch.inference_mode():
+        total = 0.0
+        for rep in range(passes + 1):
+            t0 = time.thread_time()
+            if buffer is None:
+                model(f0, loud)
+            else:
+                step = buffer // 64
+                state = model.init_state(f0.shape[0], seed=0)
+                for i in range(0, f0.shape[-1], step):
+                    state = model(f0[:, i: i + step], loud[:, i: i + step], state)["state"]
+            if rep:
+                total += time.thread_time() - t0
+    return total / passes / audio_s
+
+
 def run(patterns: str, repeats: int, min_buffers: int, buffers: tuple[int, ...], budget_s: float) -> dict[str, Any]:
     """Measure every size matching ``patterns``; returns the JSON-able results."""
     load_catalog()
@@ -69,10 +93,13 @@ def run(patterns: str, repeats: int, min_buffers: int, buffers: tuple[int, ...],
         res = measure_speed(model, buffers=buffers, inputs=(f0, loud), threads=1, repeats=repeats,
                             min_buffers=min_buffers, budget_s=budget_s)
         res["stream_error"] = {str(b): stream_error(model, f0, loud, b) for b in buffers}
+        res["cpu_rtf"] = {"offline": cpu_rtf(model, f0, loud, None, passes=3),
+                          **{str(b): cpu_rtf(model, f0, loud, b) for b in buffers}}
         res["params"] = int(sum(p.numel() for p in model.parameters()))
         rows[name] = res
         print(name, f"offline {res['offline']['rtf']:.4f}",
-              " ".join(f"@{b} {res['stream'][b]['rtf']:.4f}" for b in buffers), flush=True)
+              " ".join(f"@{b} {res['stream'][b]['rtf']:.4f}" for b in buffers),
+              "cpu:", " ".join(f"{k} {v:.4f}" for k, v in res["cpu_rtf"].items()), flush=True)
     return {
         "date_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "cpu_model": cpu_model(),
@@ -110,6 +137,10 @@ def to_markdown(data: dict[str, Any]) -> str:
         "- RTF = processing time / audio duration (< 1 is faster than real time). Offline: median over repeats "
         "of one 4 s clip. Streaming: state carried buffer to buffer, RTF = median buffer time / buffer duration.",
         "- stream err: max |streamed - offline| / peak |offline| over the 4 s clip at that buffer size.",
+        "- CPU RTF: this thread's CPU time (`time.thread_time`) per second of audio over whole passes of the "
+        "clip: less inflated by other processes than wall time (caches and memory bandwidth are still shared).",
+        "",
+        "## Wall-clock RTF (suite.metrics.speed)",
         "",
         "| size | params | offline RTF | " + " | ".join(f"RTF @{b}" for b in bufs) + " | "
         + " | ".join(f"p99 ms @{b}" for b in bufs) + " | max stream err |",
@@ -121,6 +152,13 @@ def to_markdown(data: dict[str, Any]) -> str:
         cells += [_goal_cell(name, str(b), st[b]["rtf"] if b in st else st[str(b)]["rtf"]) for b in bufs]
         cells += [f"{(st[b] if b in st else st[str(b)])['p99_ms']:.3f}" for b in bufs]
         cells.append(f"{max(r['stream_error'].values()):.1e}")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## CPU-time RTF (thread CPU time / audio duration)", "",
+              "| size | offline | " + " | ".join(f"@{b}" for b in bufs) + " |",
+              "|---|---:|" + "---:|" * len(bufs)]
+    for name, r in data["results"].items():
+        c = r["cpu_rtf"]
+        cells = [name, _goal_cell(name, "offline", c["offline"])] + [_goal_cell(name, str(b), c[str(b)]) for b in bufs]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
