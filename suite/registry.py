@@ -16,6 +16,7 @@ and the built-in datasets, embeddings and metrics), so ``ddspbench list`` shows 
 
 from __future__ import annotations
 
+import builtins
 import fnmatch
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -125,10 +126,10 @@ class Registry(Generic[T]):
         """Sorted names matching a shell wildcard pattern (``fnmatch``)."""
         return sorted(n for n in self._entries if fnmatch.fnmatchcase(n, pattern))
 
-    def expand(self, patterns: str | list[str]) -> list[str]:
+    def expand(self, patterns: str | builtins.list[str]) -> builtins.list[str]:
         """Names for a comma-separated string or list of names/wildcards; a pattern with no match raises."""
         items = [p.strip() for p in patterns.split(",")] if isinstance(patterns, str) else list(patterns)
-        out: list[str] = []
+        out: builtins.list[str] = []
         for pat in items:
             if not pat:
                 continue
