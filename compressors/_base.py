@@ -143,6 +143,8 @@ class Compressor(abc.ABC):
     """Every hyper-parameter the method accepts, with its default."""
     post_training: ClassVar[bool] = False
     """True for methods that must come after all training in a chain (quantization)."""
+    first_only: ClassVar[bool] = False
+    """True for methods that start from a fresh model and so can only be a chain's first step."""
 
     def resolve_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """The defaults updated with ``params``; unknown names raise a one-line :class:`UserError`."""

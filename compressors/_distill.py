@@ -189,6 +189,7 @@ class Scratch(_Student):
 
     name: ClassVar[str] = "scratch"
     defaults: ClassVar[Mapping[str, Any]] = dict(_STUDENT_DEFAULTS)
+    first_only: ClassVar[bool] = True
 
     def run(self, teacher: nn.Module, ctx: CompressContext, params: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
         if ctx.candidate is not None:

@@ -45,7 +45,8 @@ def _step_class(name: str) -> type[Compressor]:
 
 
 def validate_steps(steps: Sequence[Step]) -> None:
-    """Refuse empty chains, unknown methods and any step after a post-training one (quantization)."""
+    """Refuse empty chains, unknown methods, any step after a post-training one (quantization) and a
+    fresh-model method (scratch) anywhere but first."""
     if not steps:
         raise UserError("a chain needs at least one step")
     names = [n for n, _ in steps]
@@ -53,6 +54,8 @@ def validate_steps(steps: Sequence[Step]) -> None:
         cls = _step_class(name)
         if cls.post_training and i != len(names) - 1:
             raise UserError(f"{name} must be the last step of a chain (got {'+'.join(names)}): quantize after all training")
+        if cls.first_only and i != 0:
+            raise UserError(f"{name} trains a fresh model: it must be the first step of a chain (got {'+'.join(names)})")
 
 
 def parse_chain(spec: str) -> list[Step]:

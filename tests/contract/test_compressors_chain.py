@@ -1,0 +1,73 @@
+"""Chains: spec parsing, parameter routing, step order, and that a chain is only registered compressors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+from compressors import CompressContext, get_compressor, parse_chain
+from compressors.chain import REGISTERED_CHAINS, Chain, run_chain, split_params
+from suite.catalog import load_catalog
+from suite.errors import UserError
+from suite.registry import COMPRESSORS
+from tests.contract.test_compressors import tiny_context, tiny_teacher
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    load_catalog()
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def test_registered_chains_are_valid_and_listed() -> None:
+    for spec in REGISTERED_CHAINS:
+        steps = parse_chain(spec)
+        assert "+".join(n for n, _ in steps) == spec
+        assert spec in COMPRESSORS and issubclass(COMPRESSORS.get(spec), Chain)
+        assert all(n in COMPRESSORS for n, _ in steps)
+
+
+def test_any_spec_builds_a_chain() -> None:
+    comp = get_compressor("kd_control+quantize")
+    assert comp.name == "kd_control+quantize"
+    adhoc = get_compressor("scratch+prune+quantize")
+    assert isinstance(adhoc, Chain) and [n for n, _ in adhoc.steps] == ["scratch", "prune", "quantize"]
+
+
+def test_parameter_routing() -> None:
+    steps = parse_chain("prune+kd_audio+quantize")
+    routed = split_params(steps, {"prune.ratio": 0.3, "kd_weight": 0.7, "quantize": {"method": "bf16"}})
+    assert routed[0] == {"finetune_steps": 0, "ratio": 0.3, "kd_weight": 0.7}  # both prune and kd_audio take kd_weight
+    assert routed[1] == {"kd_weight": 0.7}
+    assert routed[2] == {"method": "bf16"}
+    with pytest.raises(UserError, match="not in the chain"):
+        split_params(steps, {"scratch.size": "reduced"})
+    with pytest.raises(UserError, match="accepts parameter"):
+        split_params(steps, {"temperature": 2})
+
+
+def test_chain_steps_see_the_previous_candidate_and_the_original_teacher() -> None:
+    teacher = tiny_teacher()
+    model, descs = run_chain(teacher, tiny_context(steps=1), [("prune", {"ratio": 0.5, "finetune_steps": 0}),
+                                                              ("kd_audio", {"steps": 1})])
+    assert [d["method"] for d in descs] == ["prune", "kd_audio"]
+    assert descs[1]["student"] == "previous chain step"
+    assert descs[1]["before"]["params"] == descs[0]["after"]["params"]  # kd started from the pruned model
+    assert model.config["widths"]["gru"] == 16
+
+
+def test_chain_refuses_a_size_after_the_first_step() -> None:
+    with pytest.raises(UserError, match="previous model"):
+        get_compressor("prune+kd_audio").compress(tiny_teacher(), tiny_context(steps=1), **{"kd_audio.size": "reduced"})
+
+
+def test_scratch_must_come_first() -> None:
+    with pytest.raises(UserError, match="first step"):
+        run_chain(tiny_teacher(), CompressContext(), [("prune", {"finetune_steps": 0}), ("scratch", {})])
+    with pytest.raises(UserError, match="first step"):
+        parse_chain("prune+scratch")
