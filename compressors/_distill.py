@@ -185,7 +185,11 @@ class _Student(Compressor):
 
 @COMPRESSORS.register("scratch")
 class Scratch(_Student):
-    """A student of the given size trained from scratch, L = MSS(target, student) (see module docstring)."""
+    """A student of the given size trained from scratch: L = MSS(x, s).
+
+    The baseline every KD result is compared with (same recipe, steps and seed); Giudici et al.,
+    "Distilling DDSP", JAES 2025, REFERENCE §4 (MSS weight 1.0 without KD).
+    """
 
     name: ClassVar[str] = "scratch"
     defaults: ClassVar[Mapping[str, Any]] = dict(_STUDENT_DEFAULTS)
@@ -201,7 +205,12 @@ class Scratch(_Student):
 
 @COMPRESSORS.register("kd_audio")
 class KDAudio(_Student):
-    """Audio distillation, L = w_target MSS(x, s) + w_kd MSS(t, s) (Giudici et al. 2025; see module docstring)."""
+    """Audio distillation: L = w_target MSS(x, s) + w_kd MSS(t, s), reference w_target = w_kd = 0.5.
+
+    Giudici et al., "Distilling DDSP", JAES 2025 (REFERENCE §4); KD after Hinton et al. 2015. ``x``
+    target audio, ``s``/``t`` student/teacher audio; the teacher is frozen. ``copy_wavetables``
+    copies and freezes a Wavetable teacher's tables in the student.
+    """
 
     name: ClassVar[str] = "kd_audio"
     defaults: ClassVar[Mapping[str, Any]] = {**_STUDENT_DEFAULTS, "kd_weight": 0.5, "target_weight": 0.5, "copy_wavetables": False}
@@ -218,7 +227,13 @@ class KDAudio(_Student):
 
 @COMPRESSORS.register("kd_control")
 class KDControl(_Student):
-    """Control distillation, L = w_target MSS(x, s) + w_kd sum_p L1(sigma(c_p^t), sigma(c_p^s)) (Giudici et al. 2025)."""
+    """Control distillation: L = w_target MSS(x, s) + w_kd sum_p mean|sigma(c_p^t) - sigma(c_p^s)|.
+
+    Giudici et al., "Distilling DDSP", JAES 2025 (REFERENCE §4), reference w_target = 0.5, w_kd = 1.0;
+    ``p`` runs over the control heads (HpN: amplitude, harmonic_distribution, noise_bands; Wavetable:
+    amplitude, wave_attention, noise_bands; DDX7: ol), ``sigma`` is the family's synth-space map
+    (``exp_sigmoid``; DDX7 ``max_ol * sigmoid`` once, not the reference's double squashing).
+    """
 
     name: ClassVar[str] = "kd_control"
     defaults: ClassVar[Mapping[str, Any]] = {**_STUDENT_DEFAULTS, "kd_weight": 1.0, "target_weight": 0.5, "copy_wavetables": False}
@@ -246,7 +261,12 @@ class _Projector(nn.Module):
 
 @COMPRESSORS.register("kd_feature")
 class KDFeature(_Student):
-    """Feature distillation with a trained projector, L = w_target MSS(x, s) + w_kd MSE(h^t, P(h^s)) (FitNets)."""
+    """Feature distillation: L = w_target MSS(x, s) + w_kd mean(h^t - P(h^s))^2 with a trained projector P.
+
+    Romero et al., "FitNets", ICLR 2015; the reference code's variant, whose projector was never
+    trained (REFERENCE §4). ``h`` is the decoder output ``hidden``; ``P`` (Linear-LeakyReLU-Linear) is
+    optimised with the student and dropped from the candidate.
+    """
 
     name: ClassVar[str] = "kd_feature"
     defaults: ClassVar[Mapping[str, Any]] = {**_STUDENT_DEFAULTS, "kd_weight": 1.0, "target_weight": 0.5, "projector_hidden": None}

@@ -179,7 +179,15 @@ def structured_prune(
 
 @COMPRESSORS.register("prune")
 class Prune(Compressor):
-    """Structured pruning (torch-pruning + GRU pruner) to a ratio, then fine-tuning (see module docstring)."""
+    """Structured pruning with real smaller layers (torch-pruning + a GRU pruner), then fine-tuning.
+
+    Fang et al., "DepGraph: Towards Any Structural Pruning", CVPR 2023; magnitude criterion after Li et
+    al., ICLR 2017. Each prunable layer keeps ``round((1 - ratio) C)`` channels ranked per dependency
+    group by ``I_i = sum_l ||W_l[i]||_2^2`` (GRU units scored on their own gate rows and recurrent
+    column); fine-tuning minimises ``MSS(x, s)``, or with ``kd_weight > 0``
+    ``w_target MSS(x, s) + w_kd MSS(t, s)`` against the unpruned teacher. ``n_harmonics``,
+    ``n_bands``, ``n_wavetables`` shrink the synth first (DSP-aware pruning).
+    """
 
     name: ClassVar[str] = "prune"
     defaults: ClassVar[Mapping[str, Any]] = {
