@@ -338,10 +338,9 @@ class DecoderFamily(DDSPFamily):
         heads = {"amplitude": 1, self.tonal_head: config[self.tonal_key], "noise_bands": config["n_bands"]}
         self.decoder = HarmonicDecoder(config["widths"], heads)
         self.reverb = Reverb()
-        taps = self.block_size
-        basis = dsp.noise_filter_basis(config["n_bands"], taps, 2 * taps)
-        self.register_buffer("_noise_re", basis.real.contiguous(), persistent=False)
-        self.register_buffer("_noise_im", basis.imag.contiguous(), persistent=False)
+        self.register_buffer("_noise_re", torch.empty(0), persistent=False)
+        self.register_buffer("_noise_im", torch.empty(0), persistent=False)
+        self._noise_basis(config["n_bands"])
         self.register_buffer("_ratio", torch.ones(1, dtype=torch.float64), persistent=False)
         self.register_buffer("_ramp", dsp.linear_ramp(self.block_size), persistent=False)
 
@@ -363,6 +362,15 @@ class DecoderFamily(DDSPFamily):
     @classmethod
     def _default_tonal(cls) -> int:
         raise NotImplementedError
+
+    def _noise_basis(self, n_bands: int) -> tuple[Tensor, Tensor]:
+        """The band -> filter-spectrum matrices for ``n_bands`` (rebuilt if the noise head was resized in place)."""
+        if self._noise_re.shape[0] != n_bands:
+            ref = self._noise_re
+            basis = dsp.noise_filter_basis(n_bands, self.block_size, 2 * self.block_size)
+            self._noise_re = basis.real.contiguous().to(ref.device)
+            self._noise_im = basis.imag.contiguous().to(ref.device)
+        return self._noise_re, self._noise_im
 
     def _current_config(self) -> dict[str, Any]:
         widths = self.decoder.widths()
@@ -427,7 +435,8 @@ class DecoderFamily(DDSPFamily):
         phase, phase_end = dsp.oscillator_phase(f0_up.view(b, -1), state["phase"], self._ratio, self.sample_rate)
         tonal = self._tonal(sc, f0, phase[:, 0])
         white = self._white(state["noise_key"], state["frame"], t).to(tonal.dtype)
-        noise = dsp.filtered_noise(white, sc["noise_bands"], self._noise_re, self._noise_im, self.block_size)
+        basis_re, basis_im = self._noise_basis(sc["noise_bands"].shape[-1])
+        noise = dsp.filtered_noise(white, sc["noise_bands"], basis_re, basis_im, self.block_size)
         audio, reverb_state = self.reverb(tonal + noise, state["reverb"])
         new_state = {"frame": state["frame"] + t, "noise_key": state["noise_key"], "gru": h, "phase": phase_end,
                      "f0_prev": f0_last, "reverb": reverb_state}

@@ -57,6 +57,9 @@ class HarmonicPlusNoise(DecoderFamily):
         return 100
 
     def _tonal(self, sc: Mapping[str, Tensor], f0: Tensor, phase: Tensor) -> Tensor:
+        k = sc["harmonic_distribution"].shape[-1]
+        if self._harmonics.shape[0] != k:  # the head was resized in place (DSP-aware pruning)
+            self._harmonics = torch.arange(1, k + 1, dtype=torch.float32, device=self._harmonics.device)
         amps = dsp.harmonic_amplitudes(sc["amplitude"], sc["harmonic_distribution"], f0, self.sample_rate,
                                        harmonics=self._harmonics)
         return dsp.harmonic_bank(phase, amps, self._harmonics)

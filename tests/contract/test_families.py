@@ -232,3 +232,23 @@ def test_low_precision_and_dynamic_int8_models_still_render(name: str) -> None:
         qout = q(f0, loud, q.init_state(2, seed=2))["audio"]
         assert qout.shape == ref.shape and torch.isfinite(qout).all()
         assert (qout - ref).abs().max() < 0.5 * ref.abs().max()
+
+
+@pytest.mark.parametrize("family", ["hpn", "wavetable"])
+def test_heads_resized_in_place_then_synced_rebuild_from_checkpoint(family: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """DSP-aware pruning shrinks heads in place; the model keeps rendering and its checkpoint rebuilds it."""
+    torch.manual_seed(0)
+    model = FAMILIES.get(family)(hidden=8).eval()
+    tonal = "harmonic_distribution" if family == "hpn" else "wave_attention"
+    k = 30 if family == "hpn" else 20
+    model.decoder.heads["noise_bands"] = torch.nn.Linear(8, 17)
+    model.decoder.heads[tonal] = torch.nn.Linear(8, k)
+    config = model.sync_config()
+    assert config["n_bands"] == 17 and config["n_harmonics" if family == "hpn" else "n_wavetables"] == k
+    f0, loud = _inputs(frames=8)
+    with torch.no_grad():
+        a = model(f0, loud, model.init_state(2, seed=1))["audio"]
+    loaded, _ = load_checkpoint(save_checkpoint(model, tmp_path / "p.pt"))
+    with torch.no_grad():
+        b = loaded(f0, loud, loaded.init_state(2, seed=1))["audio"]
+    assert torch.isfinite(a).all() and torch.allclose(a, b, atol=1e-6)
