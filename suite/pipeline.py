@@ -155,10 +155,14 @@ class Workspace:
         self._splits: dict[str, ClipSet] | None = None
         self._teachers: dict[str, tuple[nn.Module, dict[str, Any]]] = {}
         self._dataset_name: str | None = None
-        if cfg.threads is not None:
+
+    def apply_threads(self) -> None:
+        """Set torch's intra-op threads for training (``cfg.threads``; None leaves torch's default)."""
+        if self.cfg.threads is not None:
             import torch
 
-            torch.set_num_threads(cfg.threads)
+            if torch.get_num_threads() != self.cfg.threads:
+                torch.set_num_threads(self.cfg.threads)
 
     # --- data ---------------------------------------------------------------------------------------
 
@@ -238,6 +242,7 @@ class Workspace:
         """The family's trained teacher (eval mode) and its cache info; trained once, then loaded."""
         if family in self._teachers:
             return self._teachers[family]
+        self.apply_threads()
         from suite.checkpoint import load_checkpoint
 
         key = teacher_key(family, self.cfg)
