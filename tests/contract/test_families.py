@@ -252,3 +252,16 @@ def test_heads_resized_in_place_then_synced_rebuild_from_checkpoint(family: str,
     with torch.no_grad():
         b = loaded(f0, loud, loaded.init_state(2, seed=1))["audio"]
     assert torch.isfinite(a).all() and torch.allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ALL_SIZES)
+def test_light_inference_path_equals_module_path(name: str) -> None:
+    """Without autograd the families take a lighter path; with autograd (eval mode) the module path: same audio."""
+    model = _model(name)
+    f0, loud = _inputs(frames=4)
+    with torch.no_grad():
+        light = [model(f0[:, i: i + 1], loud[:, i: i + 1], model.init_state(2, seed=1))["audio"] for i in range(2)]
+    with torch.enable_grad():
+        full = [model(f0[:, i: i + 1], loud[:, i: i + 1], model.init_state(2, seed=1))["audio"].detach() for i in range(2)]
+    for a, b in zip(light, full):
+        assert torch.allclose(a, b, atol=1e-5 * max(1.0, b.abs().max().item()))
