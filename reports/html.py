@@ -82,6 +82,7 @@ def _frame_table(df: pd.DataFrame, flag_col: str | None = None, drop: Sequence[s
     if df is None or df.empty:
         return '<p class="muted">Nothing to show.</p>'
     df = df.drop(columns=[c for c in drop if c in df.columns])
+    df = df.loc[:, df.notna().any(axis=0)]  # e.g. instrument when no record names one
     cols = list(df.columns)
     rows = [[format_value(v) for v in r] for r in df.itertuples(index=False)]
     classes = ["flag" if flag_col and bool(v) else "" for v in df[flag_col]] if flag_col else None
@@ -95,7 +96,7 @@ def _leaderboard_html(board: pd.DataFrame) -> str:
         return '<p class="muted">No candidate passes the filters.</p>'
     units = board.attrs.get("units", {})
     mets = list(board.attrs.get("metric_order") or [])
-    ids = [c for c in board.columns if c == "rank" or c in ID_COLUMNS]
+    ids = [c for c in board.columns if c == "rank" or (c in ID_COLUMNS and board[c].notna().any())]
     heads = ids + [header(m, units) for m in mets] + (["Pareto"] if "pareto" in board.columns else [])
     out = ['<div class="scroll"><table><thead><tr>', *(f"<th>{_e(h)}</th>" for h in heads), "</tr></thead><tbody>"]
     for _, r in board.iterrows():
@@ -192,13 +193,16 @@ def _listening(items: list[dict[str, Any]], root: Path, quality: str | None) -> 
     for item in items:
         row, teacher = item["row"], item["teacher"]
         metrics = f"{quality} = {format_value(row.get(quality))}" if quality else ""
+        instrument = row.get("instrument")
+        inst = f" · instrument {_e(instrument)}" if isinstance(instrument, str) and instrument else ""
         out.append('<div class="candidate">')
         out.append(f"<h3>{_e(row['uid'])}</h3>")
         out.append(
             f'<p class="muted">method <b>{_e(row["method"])}</b> · family {_e(row["family"])} · size '
-            f'{_e(row["size"])} · instrument {_e(row.get("instrument") or "")} · dataset {_e(row["dataset"])}'
-            f" · {_e(metrics)} · parameters <code>{_e(row.get('method_params') or '{}')}</code>"
+            f'{_e(row["size"])}{inst} · dataset {_e(row["dataset"])} · {_e(metrics)}'
             f"{' · teacher ' + _e(teacher['uid']) if teacher is not None else ''}</p>"
+            f"<details><summary class=\"muted\">method parameters</summary>"
+            f"<code>{_e(row.get('method_params') or '{}')}</code></details>"
         )
         out.append('<table class="clip"><thead><tr><th>clip</th><th>target</th><th>teacher</th>'
                    "<th>candidate</th></tr></thead><tbody>")

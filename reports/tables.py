@@ -154,7 +154,7 @@ def display_rows(board: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Headers (with units) and formatted cells of a leaderboard, intervals folded into their cells."""
     units = board.attrs.get("units", {})
     mets = board.attrs.get("metric_order") or [c for c in board.columns if c in units]
-    ids = [c for c in board.columns if c == "rank" or c in ID_COLUMNS]
+    ids = [c for c in board.columns if c == "rank" or (c in ID_COLUMNS and board[c].notna().any())]
     heads = ids + [header(m, units) for m in mets]
     if "pareto" in board.columns:
         heads.append("pareto")
@@ -180,7 +180,8 @@ def markdown_table(heads: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def frame_markdown(df: pd.DataFrame) -> str:
-    """Any small frame as a Markdown table (numbers formatted with :func:`format_value`)."""
+    """Any small frame as a Markdown table (numbers formatted with :func:`format_value`; all-empty columns left out)."""
+    df = df.loc[:, df.notna().any(axis=0)] if len(df) else df
     return markdown_table(list(df.columns), [[format_value(v) for v in r] for r in df.itertuples(index=False)])
 
 
