@@ -17,10 +17,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from baselines import dsp
+from suite.errors import UserError
 from suite.features import BLOCK_SIZE, SAMPLE_RATE, scale_f0, scale_loudness
 from suite.registry import SIZES
 
 __all__ = [
+    "ModelConfigError",
     "DDSPFamily",
     "DecoderFamily",
     "Reverb",
@@ -33,6 +35,10 @@ __all__ = [
     "synth_dtype",
     "uniform_widths",
 ]
+
+
+class ModelConfigError(UserError, TypeError, ValueError):
+    """A family was given an unknown argument or an impossible value (a user mistake: the CLI exits 2)."""
 
 
 @dataclass(frozen=True)
@@ -354,9 +360,9 @@ class DecoderFamily(DDSPFamily):
         n_tonal = int(kwargs.pop(cls.tonal_key, cls._default_tonal()))
         n_bands = int(kwargs.pop("n_bands", 65))
         if kwargs:
-            raise TypeError(f"{cls.__name__}: unknown arguments {sorted(kwargs)}")
+            raise ModelConfigError(f"{cls.__name__}: unknown arguments {sorted(kwargs)}")
         if n_bands < 2 or n_tonal < 1:
-            raise ValueError(f"{cls.__name__}: needs n_bands >= 2 and {cls.tonal_key} >= 1")
+            raise ModelConfigError(f"{cls.__name__}: needs n_bands >= 2 and {cls.tonal_key} >= 1")
         return {"hidden": widths["gru"], "widths": widths, cls.tonal_key: n_tonal, "n_bands": n_bands}
 
     @classmethod

@@ -23,7 +23,15 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from baselines import dsp
-from baselines._base import DDSPFamily, Reverb, SizeSpec, register_sizes, scaled_inputs, synth_dtype
+from baselines._base import (
+    DDSPFamily,
+    ModelConfigError,
+    Reverb,
+    SizeSpec,
+    register_sizes,
+    scaled_inputs,
+    synth_dtype,
+)
 from suite.registry import FAMILIES
 
 __all__ = ["DDX7", "PATCHES", "FMPatch", "MAX_OL"]
@@ -205,7 +213,7 @@ class DDX7(DDSPFamily):
     def _normalise(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
         instrument = str(kwargs.pop("instrument", "violin"))
         if instrument not in PATCHES:
-            raise ValueError(f"DDX7: unknown instrument {instrument!r}; known: {', '.join(PATCHES)}")
+            raise ModelConfigError(f"DDX7: unknown instrument {instrument!r}; known: {', '.join(PATCHES)}")
         hidden = int(kwargs.pop("hidden", 128))
         n_blocks = int(kwargs.pop("n_blocks", 5))
         channels = kwargs.pop("channels", None)
@@ -213,9 +221,9 @@ class DDX7(DDSPFamily):
         trunk = kwargs.pop("trunk", None)
         trunk = channels[0] if trunk is None else int(trunk)
         if kwargs:
-            raise TypeError(f"DDX7: unknown arguments {sorted(kwargs)}")
+            raise ModelConfigError(f"DDX7: unknown arguments {sorted(kwargs)}")
         if not channels or min(channels) < 1 or trunk < 1:
-            raise ValueError("DDX7: needs at least one block and positive widths")
+            raise ModelConfigError("DDX7: needs at least one block and positive widths")
         return {"instrument": instrument, "hidden": channels[0], "n_blocks": len(channels),
                 "channels": channels, "trunk": trunk}
 

@@ -200,10 +200,27 @@ def test_hidden_width_option_builds_intermediate_size() -> None:
             assert model(f0, loud)["audio"].shape == (2, 512)
 
 
-def test_unknown_argument_raises() -> None:
+def test_unknown_argument_or_bad_value_is_a_user_error() -> None:
+    from suite.errors import UserError
+
     for fam in FAMILIES.list():
-        with pytest.raises(TypeError):
+        with pytest.raises(UserError, match="bogus"):
             FAMILIES.get(fam)(bogus=1)
+    with pytest.raises(UserError, match="guitar"):
+        FAMILIES.get("ddx7")(instrument="guitar")
+    with pytest.raises(UserError):
+        FAMILIES.get("hpn")(n_bands=1)
+
+
+@pytest.mark.parametrize("instrument", ["flute", "trumpet", "violin", "piano"])
+def test_ddx7_instruments_keep_the_named_size(instrument: str) -> None:
+    model = FAMILIES.get("ddx7")(instrument=instrument, hidden=64, n_blocks=3)
+    assert model.size_name == "reduced" and model.config["instrument"] == instrument
+    assert sum(p.numel() for p in model.parameters()) == REFERENCE_PARAMS["ddx7/reduced"][0]
+    f0, loud = _inputs(frames=8)
+    with torch.no_grad():
+        audio = model.eval()(f0, loud)["audio"]
+    assert torch.isfinite(audio).all() and audio.abs().max() > 0
 
 
 def test_sample_rate_constants() -> None:
