@@ -66,6 +66,17 @@ def resolve_config(args: argparse.Namespace) -> Any:
     return cfg
 
 
+def check_device(device: str) -> None:
+    """A CUDA device must exist before hours of trials fail one by one."""
+    if device.startswith("cuda"):
+        import torch
+
+        from suite.errors import UserError
+
+        if not torch.cuda.is_available():
+            raise UserError(f"device {device!r} asked for, but CUDA is not available here; use --device cpu")
+
+
 def _sigterm_as_interrupt() -> None:
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
@@ -87,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
     from suite.sweep.storage import default_storage_url, mask_url, slot_lock
 
     cfg = resolve_config(args)
+    check_device(cfg.device)
+    space = resolve_space(cfg)  # every name checked before anything is written
     out = Path(args.out or Path("results") / cfg.study)
     storage_url = args.storage or default_storage_url(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -96,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     ws = Workspace(cfg, out)
     if args.setup_only:
         with slot_lock(storage_url, storage, cfg.study):
-            added = enqueue_covering(study, resolve_space(cfg), cfg)
+            added = enqueue_covering(study, space, cfg)
         print(f"study {cfg.study!r} ready in {mask_url(storage_url)} ({added} covering trials enqueued); "
               f"run: ddspbench worker --storage URL --study {cfg.study} --out {out}")
         return 0

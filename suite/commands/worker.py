@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from suite.commands.sweep import _sigterm_as_interrupt
+    from suite.commands.sweep import _sigterm_as_interrupt, check_device
     from suite.errors import UserError
     from suite.pipeline import Workspace
     from suite.sweep.progress import SweepDisplay
@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     storage_url = args.storage or default_storage_url(out)
     cfg = load_study_config(storage_url, args.study)
+    check_device(cfg.device)
     if args.trials is not None:
         if args.trials < 1:
             raise UserError(f"--trials must be at least 1, got {args.trials}")

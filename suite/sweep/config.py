@@ -358,6 +358,10 @@ def _check_semantics(cfg: SweepConfig, where: str) -> None:
             raise UserError(f"{where}.objectives: {name!r} is maximised; sweep objectives are minimised")
     if len(set(cfg.objectives)) != len(cfg.objectives):
         raise UserError(f"{where}.objectives: an objective is listed twice")
+    from suite.sweep.space import SAMPLERS
+
+    if cfg.sampler not in SAMPLERS:
+        raise UserError(f"{where}.sampler: unknown sampler {cfg.sampler!r}; known: {', '.join(sorted(SAMPLERS))}")
     if cfg.device != "cpu" and not cfg.device.startswith("cuda"):
         raise UserError(f"{where}.device: {cfg.device!r} is not cpu or cuda[:N]")
     for sect, recipe in (("teacher", cfg.teacher), ("student", cfg.student)):

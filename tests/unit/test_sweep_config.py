@@ -43,6 +43,7 @@ def test_round_trip_through_dict_keeps_hash():
         ({"objectives": ["mss", "loudness"]}, "unknown metric 'loudness'"),
         ({"objectives": ["mss", "mss"]}, "listed twice"),
         ({"device": "tpu"}, "not cpu or cuda"),
+        ({"sampler": "grid-ish"}, "unknown sampler 'grid-ish'"),
         ({"space": {"params": {"prune": {"ratio": {"low": 0.9, "high": 0.1}}}}}, "is above"),
         ({"space": {"params": {"prune": {"ratio": {"low": 0.1}}}}}, "both 'low' and 'high'"),
         ({"space": {"params": {"quantize": {"dtype": {"choices": []}}}}}, "non-empty list"),

@@ -142,3 +142,14 @@ def test_display_is_plain_lines_off_a_terminal():
     assert lines == ["[1/2] t0001 hpn reduced kd_audio: ok mss=4.5, param_bytes=10 (1.5 s)",
                      "[2/2] t0002 hpn reduced prune: failed: RuntimeError: boom (0.5 s)"]
     assert "\x1b[" not in buf.getvalue()
+
+
+def test_display_on_a_terminal_shows_a_bar_with_counts():
+    buf = io.StringIO()
+    rec = ResultRecord.with_units(candidate_id="t0001", family="hpn", size="reduced", method="kd_audio",
+                                  dataset="synthetic", seed=0, metrics={"mss": 4.5})
+    with SweepDisplay(["mss"], live=True, stream=buf) as d:
+        d.update(0, 3, "t0001 hpn reduced kd_audio")
+        d.trial_done(rec, 1.0)
+    text = buf.getvalue()
+    assert "t0001 hpn reduced kd_audio: ok mss=4.5" in text and "1/3" in text
