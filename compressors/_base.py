@@ -199,10 +199,12 @@ def clone_model(model: nn.Module) -> nn.Module:
     """
     from torch.nn.utils import parametrize
 
+    src: Any = model
+    out: Any
     if not getattr(model, "ddsp_transforms", None) and any(parametrize.is_parametrized(m) for m in model.modules()):
         from suite.registry import FAMILIES
 
-        out = FAMILIES.get(model.family)(**copy.deepcopy(dict(model.config)))
+        out = FAMILIES.get(src.family)(**copy.deepcopy(dict(src.config)))
         out.load_state_dict(model.state_dict())
         for p_out, p_in in zip(out.parameters(), model.parameters()):
             p_out.requires_grad_(p_in.requires_grad)
@@ -233,15 +235,17 @@ def build_student(teacher: nn.Module, size: str | None = None, widths: Mapping[s
     from suite.registry import FAMILIES, SIZES
 
     load_catalog()
-    family = teacher.family
-    config = {k: copy.deepcopy(v) for k, v in dict(teacher.config).items() if k not in SIZE_KEYS}
+    t: Any = teacher
+    family: str = t.family
+    t_config: dict[str, Any] = dict(t.config)
+    config = {k: copy.deepcopy(v) for k, v in t_config.items() if k not in SIZE_KEYS}
     size_name = "custom"
     if size is not None:
         key = f"{family}/{size}"
         if key not in SIZES:
             known = ", ".join(n.split("/", 1)[1] for n in SIZES.list(f"{family}/*")) or "(none)"
             raise UserError(f"unknown size {size!r} for family {family}; known: {known}")
-        ref = SIZES.get(key)()
+        ref: Any = SIZES.get(key)()
         config.update({k: copy.deepcopy(v) for k, v in dict(ref.config).items() if k in SIZE_KEYS})
         size_name = size
     extra = dict(widths or {})
@@ -249,8 +253,8 @@ def build_student(teacher: nn.Module, size: str | None = None, widths: Mapping[s
     if bad:
         raise UserError(f"not a width setting: {', '.join(bad)}; widths are {', '.join(SIZE_KEYS)}")
     if extra:
-        if size is None and "n_blocks" in teacher.config and "channels" not in extra:
-            config["n_blocks"] = teacher.config["n_blocks"]  # a width alone keeps the teacher's depth
+        if size is None and "n_blocks" in t_config and "channels" not in extra:
+            config["n_blocks"] = t_config["n_blocks"]  # a width alone keeps the teacher's depth
         config = {k: v for k, v in config.items() if k != "widths"}  # explicit widths replace per-layer ones
         config.update(extra)
         size_name = "custom"
@@ -258,7 +262,7 @@ def build_student(teacher: nn.Module, size: str | None = None, widths: Mapping[s
         raise UserError("a student needs a size (e.g. size=reduced) or a width (e.g. hidden=64)")
     torch.manual_seed(seed)
     try:
-        student = FAMILIES.get(family)(**config)
+        student: Any = FAMILIES.get(family)(**config)
     except (TypeError, ValueError) as exc:
         raise UserError(f"cannot build a {family} student with {config}: {exc}") from None
     student.size_name = size_name

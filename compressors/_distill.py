@@ -26,7 +26,7 @@ candidate is fine-tuned instead.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 LossOut = tuple[torch.Tensor, dict[str, float]]
+LossFn = Callable[[dict[str, Any], dict[str, torch.Tensor]], LossOut]
 
 _STUDENT_DEFAULTS: dict[str, Any] = {"size": None, "hidden": None, "channels": None, "n_blocks": None, "trunk": None, "steps": None}
 
@@ -58,7 +59,7 @@ def _teacher_out(teacher: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[
         return teacher(batch["f0_hz"], batch["loudness_db"])
 
 
-def audio_kd_loss(teacher: nn.Module, kd_weight: float = 0.5, target_weight: float = 0.5):  # noqa: ANN201
+def audio_kd_loss(teacher: nn.Module, kd_weight: float = 0.5, target_weight: float = 0.5) -> LossFn:
     """``w_target MSS(target, student) + w_kd MSS(teacher audio, student)`` as a training ``loss_fn``."""
     crit = MSSLoss()
 
@@ -81,7 +82,7 @@ def _select(teacher_ctrl: torch.Tensor, kept: Any) -> torch.Tensor:
     return teacher_ctrl[..., list(kept)]
 
 
-def control_kd_loss(teacher: nn.Module, student: nn.Module, kd_weight: float = 1.0, target_weight: float = 0.5):  # noqa: ANN201
+def control_kd_loss(teacher: Any, student: Any, kd_weight: float = 1.0, target_weight: float = 0.5) -> LossFn:
     """``w_target MSS(target, student) + w_kd sum_p L1(sigma(teacher_p), sigma(student_p))`` as a ``loss_fn``.
 
     ``sigma`` is each model's own :meth:`synth_controls`. When the student's controls are a subset of
@@ -112,7 +113,7 @@ def control_kd_loss(teacher: nn.Module, student: nn.Module, kd_weight: float = 1
     return loss_fn
 
 
-def feature_kd_loss(teacher: nn.Module, projector: nn.Module, kd_weight: float = 1.0, target_weight: float = 0.5):  # noqa: ANN201
+def feature_kd_loss(teacher: nn.Module, projector: nn.Module, kd_weight: float = 1.0, target_weight: float = 0.5) -> LossFn:
     """``w_target MSS(target, student) + w_kd MSE(teacher hidden, projector(student hidden))`` as a ``loss_fn``."""
     crit = MSSLoss()
 
@@ -174,13 +175,13 @@ class _Student(Compressor):
         if ctx.candidate is not None:
             if params.get("size") is not None or widths:
                 raise UserError(f"{self.name}: a chain step after another one fine-tunes the previous model; do not set size/widths")
-            model = clone_model(ctx.candidate)
+            model: Any = clone_model(ctx.candidate)
             return model, {"student": "previous chain step", "student_config": dict(model.config)}
         size = params.get("size")
         if size is None and not widths:
             size = "reduced"
-        model = build_student(teacher, size, widths, seed=ctx.seed)
-        return model, {"student": size or "custom", "student_config": dict(model.config)}
+        fresh: Any = build_student(teacher, size, widths, seed=ctx.seed)
+        return fresh, {"student": size or "custom", "student_config": dict(fresh.config)}
 
 
 @COMPRESSORS.register("scratch")

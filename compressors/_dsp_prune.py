@@ -32,7 +32,7 @@ __all__ = ["dsp_prune", "average_controls", "band_resampler"]
 
 
 @torch.no_grad()
-def average_controls(model: nn.Module, ctx: CompressContext, max_clips: int = 16) -> dict[str, torch.Tensor]:
+def average_controls(model: Any, ctx: CompressContext, max_clips: int = 16) -> dict[str, torch.Tensor]:
     """Mean synth-space controls over frames and clips of the training data: name -> ``(k,)``."""
     clips = ctx.require_train_set("DSP-aware pruning")
     n = min(len(clips), max_clips)
@@ -80,13 +80,13 @@ def _new_head(old: nn.Linear, weight: torch.Tensor, bias: torch.Tensor) -> nn.Li
     return head
 
 
-def dsp_prune(model: nn.Module, ctx: CompressContext, *, n_harmonics: int | None = None, n_bands: int | None = None,
+def dsp_prune(model: Any, ctx: CompressContext, *, n_harmonics: int | None = None, n_bands: int | None = None,
               n_wavetables: int | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Shrink the synth of ``model`` (modified, then rebuilt from its config); returns it and a report."""
     from compressors._prune import rebuild
 
     family = getattr(model, "family", None)
-    heads = getattr(getattr(model, "decoder", None), "heads", None)
+    heads: Any = getattr(getattr(model, "decoder", None), "heads", None)
     if family not in ("hpn", "wavetable") or not isinstance(heads, nn.ModuleDict):
         raise UserError(f"DSP-aware pruning applies to hpn and wavetable models, not {family}")
     if n_harmonics is not None and family != "hpn":
@@ -94,6 +94,7 @@ def dsp_prune(model: nn.Module, ctx: CompressContext, *, n_harmonics: int | None
     if n_wavetables is not None and family != "wavetable":
         raise UserError("n_wavetables applies to the wavetable family")
     avg = average_controls(model, ctx)
+    old: Any
     report: dict[str, Any] = {}
     kept: dict[str, Any] = dict(getattr(model, "kept_controls", {}) or {})
 
@@ -137,6 +138,6 @@ def dsp_prune(model: nn.Module, ctx: CompressContext, *, n_harmonics: int | None
         report["wavetables"] = {"from": old.out_features, "to": k, "kept": rows.tolist(),
                                 "attention_kept": float(att[rows].sum() / att.sum().clamp_min(1e-12))}
 
-    fresh = rebuild(model)
+    fresh: Any = rebuild(model)
     fresh.kept_controls = kept
     return fresh, report

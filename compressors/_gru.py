@@ -26,8 +26,9 @@ Only single-layer, unidirectional GRUs are handled (the DDSP decoders' shape).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -37,7 +38,9 @@ from torch import nn
 __all__ = ["GRUPruner", "GRUAwareImportance", "opaque_gru_tracing", "gru_unit_importance"]
 
 
-def _check(layer: nn.GRU) -> None:
+def _check(layer: Any) -> None:
+    if not isinstance(layer, nn.GRU):
+        raise TypeError(f"GRUPruner got a {type(layer).__name__}")
     if layer.num_layers != 1 or layer.bidirectional:
         raise NotImplementedError("GRU pruning handles single-layer unidirectional GRUs only")
 
@@ -47,7 +50,7 @@ def _keep(total: int, idxs: Sequence[int]) -> torch.Tensor:
     return torch.tensor([i for i in range(total) if i not in drop], dtype=torch.long)
 
 
-def _param(t: torch.Tensor, like: nn.Parameter) -> nn.Parameter:
+def _param(t: torch.Tensor, like: Any) -> nn.Parameter:
     return nn.Parameter(t.contiguous().clone(), requires_grad=like.requires_grad)
 
 
@@ -56,9 +59,8 @@ class GRUPruner(tp.pruner.function.BasePruningFunc):
 
     TARGET_MODULES = nn.GRU
 
-    def prune_out_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
+    def prune_out_channels(self, layer: Any, idxs: Sequence[int]) -> nn.Module:
         """Remove hidden units ``idxs``: their gate rows everywhere and their recurrent columns."""
-        assert isinstance(layer, nn.GRU)
         _check(layer)
         h = layer.hidden_size
         keep = _keep(h, idxs)
@@ -72,9 +74,8 @@ class GRUPruner(tp.pruner.function.BasePruningFunc):
         layer.hidden_size = int(keep.numel())
         return layer
 
-    def prune_in_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
+    def prune_in_channels(self, layer: Any, idxs: Sequence[int]) -> nn.Module:
         """Remove input features ``idxs`` (columns of ``weight_ih``)."""
-        assert isinstance(layer, nn.GRU)
         _check(layer)
         keep = _keep(layer.input_size, idxs)
         with torch.no_grad():
@@ -82,10 +83,10 @@ class GRUPruner(tp.pruner.function.BasePruningFunc):
         layer.input_size = int(keep.numel())
         return layer
 
-    def get_out_channels(self, layer: nn.Module) -> int:
+    def get_out_channels(self, layer: Any) -> int:
         return int(layer.hidden_size)
 
-    def get_in_channels(self, layer: nn.Module) -> int:
+    def get_in_channels(self, layer: Any) -> int:
         return int(layer.input_size)
 
 
@@ -98,7 +99,7 @@ def opaque_gru_tracing(model: nn.Module) -> Iterator[None]:
     """
     grus = [m for m in model.modules() if isinstance(m, nn.GRU)]
 
-    def stand_in(gru: nn.GRU):  # noqa: ANN202 - a forward with the GRU's call signature
+    def stand_in(gru: Any) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
         def forward(x: torch.Tensor, hx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
             w = gru.weight_ih_l0[: gru.hidden_size].detach()
             y = F.linear(x, w)
@@ -109,7 +110,7 @@ def opaque_gru_tracing(model: nn.Module) -> Iterator[None]:
 
     for g in grus:
         _check(g)
-        g.forward = stand_in(g)  # type: ignore[method-assign]
+        g.forward = stand_in(g)  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:
@@ -117,7 +118,7 @@ def opaque_gru_tracing(model: nn.Module) -> Iterator[None]:
             del g.forward
 
 
-def gru_unit_importance(layer: nn.GRU, p: int = 2) -> torch.Tensor:
+def gru_unit_importance(layer: Any, p: int = 2) -> torch.Tensor:
     """Per hidden unit: ``sum`` over gates of its ih/hh rows and biases, plus its hh column (p-norm^p)."""
     h = layer.hidden_size
     w_ih = layer.weight_ih_l0.detach().abs().pow(p).sum(1).view(3, h).sum(0)
@@ -147,7 +148,7 @@ class GRUAwareImportance(tp.importance.Importance):
         base = self._base(group)
         total = None if base is None else base.clone()
         for i, (dep, idxs) in enumerate(group):
-            layer = dep.layer
+            layer: Any = dep.layer
             if not isinstance(layer, nn.GRU):
                 continue
             root_idxs = group[i].root_idxs
@@ -157,7 +158,7 @@ class GRUAwareImportance(tp.importance.Importance):
             if getattr(fn, "__func__", None) is GRUPruner.prune_out_channels:
                 local = gru_unit_importance(layer, self.p)[list(idxs)]
             elif getattr(fn, "__func__", None) is GRUPruner.prune_in_channels:
-                local = layer.weight_ih_l0.detach().abs().pow(self.p).sum(0)[list(idxs)]
+                local = layer.get_parameter("weight_ih_l0").detach().abs().pow(self.p).sum(0)[list(idxs)]
             else:
                 continue
             if total is None:

@@ -20,7 +20,6 @@ per-block history that this wrapper does not export).
 
 from __future__ import annotations
 
-import io
 import os
 import tempfile
 import warnings
@@ -84,7 +83,8 @@ class OrtDecoder(nn.Module):
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = torch.get_num_threads()
             opts.inter_op_num_threads = 1
-            self._session = ort.InferenceSession(self.onnx_model.numpy().tobytes(), opts, providers=["CPUExecutionProvider"])
+            data = self.get_buffer("onnx_model").numpy().tobytes()
+            self._session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
         return self._session
 
     def extra_param_count(self) -> int:
@@ -95,7 +95,7 @@ class OrtDecoder(nn.Module):
         import onnx
         from onnx import numpy_helper
 
-        m = onnx.load_from_string(self.onnx_model.numpy().tobytes())
+        m = onnx.load_from_string(self.get_buffer("onnx_model").numpy().tobytes())
         n = 0
         for init in m.graph.initializer:
             if init.name.endswith(("_scale", "_zero_point")):
@@ -127,7 +127,7 @@ class _Flat(nn.Module):
         return (*[controls[n] for n in self.heads], hidden, h)
 
 
-def _t_onnx(model: nn.Module, nbytes: int, heads: list[str], hidden_size: int) -> nn.Module:
+def _t_onnx(model: Any, nbytes: int, heads: list[str], hidden_size: int) -> nn.Module:
     """Checkpoint transform: replace the decoder by an (empty) :class:`OrtDecoder` shell."""
     model.decoder = OrtDecoder(nbytes, heads, hidden_size)
     return model
@@ -148,13 +148,10 @@ def _export_int8(decoder: nn.Module, heads: list[str], hidden_size: int) -> byte
         axes[n] = {0: "batch", 1: "frames"}
     with tempfile.TemporaryDirectory(prefix="ddspbench-onnx-") as tmp:
         fp32, int8 = os.path.join(tmp, "decoder.onnx"), os.path.join(tmp, "decoder.int8.onnx")
-        buf = io.BytesIO()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(flat, ex, buf, dynamo=False, input_names=["f0_scaled", "loudness_scaled", "h0"],
+            torch.onnx.export(flat, ex, fp32, dynamo=False, input_names=["f0_scaled", "loudness_scaled", "h0"],
                               output_names=names_out, dynamic_axes=axes, opset_version=17)
-        with open(fp32, "wb") as f:
-            f.write(buf.getvalue())
         quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8)
         with open(int8, "rb") as f:
             return f.read()
@@ -164,14 +161,14 @@ def quantize_onnx_int8(model: nn.Module) -> nn.Module:
     """A copy of ``model`` whose decoder runs as an int8 ONNX Runtime model."""
     if not onnx_available():
         raise UserError("onnx_int8 needs onnx and onnxruntime (pip install 'ddspbench[onnx]')")
-    dec = getattr(model, "decoder", None)
+    dec: Any = getattr(model, "decoder", None)
     heads_mod = getattr(dec, "heads", None)
     gru = getattr(dec, "gru", None)
     if not isinstance(heads_mod, nn.ModuleDict) or not isinstance(gru, nn.GRU):
         raise UserError(f"onnx_int8 handles the GRU decoders (hpn, wavetable), not {getattr(model, 'family', '?')}")
     heads = list(heads_mod.keys())
     data = _export_int8(dec, heads, int(gru.hidden_size))
-    out = apply_transform(clone_model(model), TRANSFORM, nbytes=len(data), heads=heads, hidden_size=int(gru.hidden_size))
+    out: Any = apply_transform(clone_model(model), TRANSFORM, nbytes=len(data), heads=heads, hidden_size=int(gru.hidden_size))
     with torch.no_grad():
         out.decoder.onnx_model.copy_(torch.frombuffer(bytearray(data), dtype=torch.uint8))
     return out.eval()

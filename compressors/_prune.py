@@ -92,7 +92,7 @@ def _reapply_weight_norm(found: list[tuple[nn.Module, str]]) -> None:
             weight_norm(m)
 
 
-def rebuild(pruned: nn.Module) -> nn.Module:
+def rebuild(pruned: Any) -> nn.Module:
     """A fresh model built from the pruned model's re-read config, carrying the pruned weights.
 
     Proves the config describes the pruned architecture (what :func:`suite.checkpoint.load_checkpoint`
@@ -105,7 +105,7 @@ def rebuild(pruned: nn.Module) -> nn.Module:
     if not callable(sync):
         raise UserError(f"{type(pruned).__name__} cannot re-read its config after pruning (no sync_config)")
     config = sync()
-    fresh = FAMILIES.get(pruned.family)(**config)
+    fresh: Any = FAMILIES.get(pruned.family)(**config)
     found = _strip_weight_norm(fresh)
     fresh.load_state_dict(pruned.state_dict())
     _reapply_weight_norm(found)
@@ -117,7 +117,7 @@ def rebuild(pruned: nn.Module) -> nn.Module:
 
 
 def structured_prune(
-    model: nn.Module,
+    model: Any,
     ratio: float,
     *,
     importance: str = "magnitude",
@@ -207,7 +207,7 @@ class Prune(Compressor):
         start = ctx.candidate if ctx.candidate is not None else teacher
         if getattr(start, "ddsp_transforms", None):
             raise UserError("prune: the model is already quantized/transformed; prune before quantizing")
-        model = clone_model(start)
+        model: Any = clone_model(start)
         report: dict[str, Any] = {}
         dsp = {k: params[k] for k in ("n_harmonics", "n_bands", "n_wavetables") if params[k] is not None}
         if dsp:

@@ -141,7 +141,7 @@ def _load_int8_state(self: nn.Module, sd: Mapping[str, torch.Tensor]) -> None:
             t.copy_(rest[k])
 
 
-def _t_int8(model: nn.Module) -> nn.Module:
+def _t_int8(model: Any) -> nn.Module:
     """Checkpoint transform: dynamic int8 on the decoder's Linear and GRU layers (in place)."""
     if not any(isinstance(m, nn.Linear | nn.GRU) for m in model.decoder.modules()):
         raise UserError(
@@ -182,7 +182,7 @@ def _cast(x: Any, dtype: torch.dtype) -> Any:
     return x
 
 
-def _t_bf16(model: nn.Module) -> nn.Module:
+def _t_bf16(model: Any) -> nn.Module:
     """Checkpoint transform: the decoder in bfloat16 (in place); the synth keeps float32.
 
     The decoder is moved to the end of the model's children so that the family's "reference
