@@ -142,3 +142,16 @@ def test_kd_audio_student_ends_closer_to_the_teacher_than_scratch() -> None:
     t = audio(teacher)
     d_scratch, d_kd = float(mss(t, audio(scratch))), float(mss(t, audio(kd)))
     assert d_kd < d_scratch, f"MSS to teacher: kd_audio {d_kd:.3f} vs scratch {d_scratch:.3f}"
+
+
+def test_copied_wavetables_stay_the_teachers() -> None:
+    teacher = tiny_teacher("wavetable", seed=0)
+    with torch.no_grad():
+        teacher.wavetables.normal_()  # distinguishable from a fresh student's tables
+    res = get_compressor("kd_audio").compress(teacher, tiny_context(steps=2), hidden=8, copy_wavetables=True)
+    student = res.model
+    assert res.description["wavetables_copied"] == teacher.config["n_wavetables"]
+    assert torch.equal(student.wavetables, teacher.wavetables) and not student.wavetables.requires_grad
+    assert torch.equal(student.wavetables_fixed, teacher.wavetables_fixed)
+    with pytest.raises(UserError, match="wavetable family"):
+        get_compressor("kd_audio").compress(tiny_teacher(), tiny_context(steps=1), hidden=8, copy_wavetables=True)
