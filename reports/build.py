@@ -185,7 +185,7 @@ def build_report(
     notes = [f"Pareto fronts over ({obj_names}) within each dataset/instrument; KD vs others matches budgets on "
              f"{budget} in log-spaced bands ({per_decade} per decade)."]
     if "md" in fmts:
-        md = ["# ddspbench report\n\n", *(f"> **Warning:** mixed: {html.escape(w)}\n\n" for w in df.attrs.get("mixed", [])),
+        md = ["# ddspbench report\n\n", *(f"> **Warning:** mixed: {html.escape(w, quote=False)}\n\n" for w in df.attrs.get("mixed", [])),
               f"{notes[0]}\n\n", to_markdown(shown, failed)]
         if plots:
             md.append("\n## Pareto plots\n\n" + "".join(f"![{k}](plots/{p.name})\n" for k, p in plots.items()))
@@ -201,8 +201,9 @@ def build_report(
         md.append(frame_markdown(kd_s) if len(kd_s) else "_No KD student with a scratch student of its size._\n")
         worse = kd_s[kd_s["kd_worse"]] if len(kd_s) else kd_s
         if len(worse):
-            md.append("\n**KD made the student worse than scratch in:** " + html.escape("; ".join(
-                f"{r.dataset}/{r.instrument}/{r.family}/{r.size} ({r.method})" for r in worse.itertuples())) + "\n")
+            where = ["/".join(str(v) for v in (r.dataset, r.instrument, r.family, r.size) if isinstance(v, str) and v)
+                     + f" ({r.method})" for r in worse.itertuples()]
+            md.append("\n**KD made the student worse than scratch in:** " + html.escape("; ".join(where), quote=False) + "\n")
         written["md"] = out / "report.md"
         written["md"].write_text("".join(md), encoding="utf-8")
     if "csv" in fmts:

@@ -148,7 +148,8 @@ def spectrogram_png(audio: np.ndarray, sr: int, out_path: str | Path, *, floor_d
 
 
 def default_plots(df: pd.DataFrame, out_dir: str | Path, rtf_metric: str = "rtf_stream_64") -> dict[str, Path]:
-    """The standard plots per (dataset, instrument) group: quality vs streaming RTF and quality vs memory.
+    """The standard plots per (dataset, instrument) group: quality vs streaming RTF, quality vs parameter
+    bytes and quality vs peak inference memory (those that are measured).
 
     Quality numbers of different test sets are not comparable, so each group gets its own plots
     (file names carry the group when there is more than one). Returns name -> PNG path.
@@ -163,9 +164,9 @@ def default_plots(df: pd.DataFrame, out_dir: str | Path, rtf_metric: str = "rtf_
     rtf = rtf_metric if rtf_metric in df.columns else next(
         (c for c in df.attrs.get("metrics", []) if c.startswith("rtf_stream_")), None)
     pairs = [(rtf, "streaming RTF")] if rtf else []
-    mem = memory_metric(df)
-    if mem:
-        pairs.append((mem, "memory"))
+    for mem in ("param_bytes", "peak_mem_bytes"):  # stored size and measured inference peak
+        if mem in df.columns and df[mem].notna().any():
+            pairs.append((mem, "memory"))
     groups = list(df.groupby(["dataset", "instrument"], dropna=False, sort=True))
     made: dict[str, Path] = {}
     for (dataset, instrument), grp in groups:
