@@ -27,17 +27,18 @@ def test_time_calls_counts_warmup_apart_and_respects_budget() -> None:
 
 
 def test_a_model_sleeping_twice_as_long_measures_about_twice_as_slow() -> None:
-    f0, loud = example_inputs(40)
-    fast, slow = ToySleep(ms_per_frame=0.25), ToySleep(ms_per_frame=0.5)
-    # offline: 10 ms vs 20 ms per call
-    r_fast = measure_offline(fast, f0, loud, repeats=7, warmup=1)
-    r_slow = measure_offline(slow, f0, loud, repeats=7, warmup=1)
+    # Sleeps long enough that scheduler overshoot on a busy machine (a few ms) cannot hide the 2x.
+    f0, loud = example_inputs(64)
+    fast, slow = ToySleep(ms_per_frame=0.5), ToySleep(ms_per_frame=1.0)
+    # offline: 32 ms vs 64 ms per call
+    r_fast = measure_offline(fast, f0, loud, repeats=5, warmup=1)
+    r_slow = measure_offline(slow, f0, loud, repeats=5, warmup=1)
     assert 1.5 < r_slow["rtf"] / r_fast["rtf"] < 2.6
-    # streaming, 4 frames per buffer: 4 ms vs 8 ms per 16 ms buffer
-    s_fast = measure_stream(ToySleep(ms_per_frame=1.0), f0, loud, 256, min_buffers=20)
-    s_slow = measure_stream(ToySleep(ms_per_frame=2.0), f0, loud, 256, min_buffers=20)
+    # streaming, 1024-sample buffers (16 frames): 8 ms vs 16 ms per 64 ms buffer
+    s_fast = measure_stream(fast, f0, loud, 1024, min_buffers=12)
+    s_slow = measure_stream(slow, f0, loud, 1024, min_buffers=12)
     assert 1.5 < s_slow["rtf"] / s_fast["rtf"] < 2.6
-    assert s_fast["buffers"] == 20 and s_fast["buffer_ms"] == pytest.approx(16.0)
+    assert s_fast["buffers"] == 12 and s_fast["buffer_ms"] == pytest.approx(64.0)
     assert s_slow["p99_ms"] >= s_slow["median_ms"]
 
 
