@@ -266,7 +266,7 @@ def _checkpoint_metrics(res: EvalResult, names: list[str], model: nn.Module, che
     from suite.metrics.memory import checkpoint_bytes, peak_inference_memory
 
     with tempfile.TemporaryDirectory(prefix="ddspbench-eval-") as tmp:
-        path = Path(checkpoint_path) if checkpoint_path is not None else save_checkpoint(model.cpu(), Path(tmp) / "model.pt")
+        path = Path(checkpoint_path) if checkpoint_path is not None else save_checkpoint(model, Path(tmp) / "model.pt")
         if "checkpoint_bytes" in names:
             res.metrics["checkpoint_bytes"] = float(checkpoint_bytes(path))
             res.metric_defs["checkpoint_bytes"] = "size of the ddspbench checkpoint file"

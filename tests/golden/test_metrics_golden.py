@@ -101,3 +101,23 @@ def test_logmel_fad_checked_in_value() -> None:
     a = np.concatenate([emb.embed(sig[k].astype(np.float32)) for k in ("sine440", "saw220", "noise")])
     b = np.concatenate([emb.embed(sig[k].astype(np.float32)) for k in ("sine660", "chirp", "noise")])
     assert fad(a, b) == pytest.approx(golden["fad_logmel"], rel=golden["rtol_fad"])
+
+
+def test_logmel_fad_and_kad_grow_as_noise_is_added() -> None:
+    from suite.metrics.compare import compare_sets
+    from suite.metrics.embeddings import LogMelEmbedding
+
+    emb = LogMelEmbedding()
+    sig = fixed_signals()
+    rng = np.random.default_rng(7)
+    clips = [sig[k].astype(np.float32) for k in ("sine440", "sine660", "saw220", "chirp")]
+    ref = [emb.embed(c) for c in clips]
+    noise = [rng.standard_normal(c.size).astype(np.float32) for c in clips]
+    fads, kads = [], []
+    for level in (0.0, 0.003, 0.03, 0.3):
+        out = compare_sets(ref, [emb.embed(c + level * n) for c, n in zip(clips, noise)])
+        fads.append(out["fad"])
+        kads.append(out["kad"])
+    assert abs(fads[0]) < 1e-6 * fads[-1]
+    assert all(x < y for x, y in zip(fads, fads[1:])), fads
+    assert all(x < y for x, y in zip(kads, kads[1:])), kads
