@@ -385,8 +385,8 @@ def run_candidate(spec: CandidateSpec, ws: Workspace, *, candidate_id: str, tria
     size = spec.size or teacher_size_label(spec.family, cfg)
     if spec.size is None and any(name == "prune" for name, _ in spec.steps):
         size = f"{size}:pruned"  # the real widths are in the checkpoint's config
-    ident = {"candidate_id": candidate_id, "family": spec.family, "size": size, "method": spec.method,
-             "method_params": spec.method_params, "trial": trial}
+    ident: dict[str, Any] = {"candidate_id": candidate_id, "family": spec.family, "size": size, "method": spec.method,
+                             "method_params": spec.method_params, "trial": trial}
     cdir = ws.out / "candidates" / candidate_id
     try:
         teacher, _ = ws.teacher(spec.family)

@@ -73,20 +73,24 @@ _SMOKE = Preset(
 
 _QUICK = Preset(
     name="quick",
-    description="soundfont-rendered instruments (or --data-path), 4 s clips, hundreds of steps; about an hour on a CPU",
+    description=(
+        "soundfont-rendered violin/flute/trumpet (or --data-path), 2 s crops, hundreds of steps, "
+        "width-64 HpN/Wavetable teachers; planned for about an hour on a CPU (estimate from per-step CPU time)"
+    ),
     tree={
         "preset": "quick",
         "study": "quick",
-        "trials": 16,
-        "data": {"dataset": "soundfont", "options": {}, "frames": None, "max_test": 8},
-        "teacher": {"steps": 1500, "batch_size": 8, "lr": 1e-3, "size": "full",
-                    "widths": {"hpn": {"hidden": 128}, "wavetable": {"hidden": 128}}},
-        "student": {"steps": 500, "batch_size": 8, "lr": 1e-3},
+        "trials": 12,
+        "threads": 1,
+        "data": {"dataset": "soundfont", "options": {}, "frames": 500, "max_train": 64, "max_valid": 8, "max_test": 8},
+        "teacher": {"steps": 400, "batch_size": 4, "lr": 1e-3, "size": "full",
+                    "widths": {"hpn": {"hidden": 64}, "wavetable": {"hidden": 64}}},
+        "student": {"steps": 150, "batch_size": 4, "lr": 1e-3},
         "space": {
             "families": ["hpn", "wavetable", "ddx7"],
             "methods": ["scratch", "kd_audio", "kd_control", "prune", "quantize", "prune+quantize"],
             "sizes": ["reduced", "hidden=32"],
-            "params": {"prune": {"finetune_steps": {"choices": [0, 200]}}},
+            "params": {"prune": {"finetune_steps": {"choices": [0, 100]}}},
         },
         "evaluation": {"embedding": "logmel", "stream_buffers": [64, 256, 512], "n_audio_examples": 4},
     },

@@ -71,8 +71,10 @@ class RunSummary:
     records: list[ResultRecord] = field(default_factory=list)
 
 
-def _directions(cfg: SweepConfig) -> list[str]:
-    return [STANDARD_METRICS[o].direction.value for o in cfg.objectives]
+def _directions(cfg: SweepConfig) -> list[Any]:
+    import optuna
+
+    return [optuna.study.StudyDirection[STANDARD_METRICS[o].direction.name] for o in cfg.objectives]
 
 
 def open_study(cfg: SweepConfig, storage_url: str, *, worker_offset: int = 0,

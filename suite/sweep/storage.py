@@ -69,8 +69,10 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         if kind == "journal":
             path = _journal_path(url)
             path.parent.mkdir(parents=True, exist_ok=True)
-            lock = optuna.storages.journal.JournalFileOpenLock(str(path))
-            backend = optuna.storages.journal.JournalFileBackend(str(path), lock_obj=lock)
+            from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+            lock = JournalFileOpenLock(str(path))
+            backend = JournalFileBackend(str(path), lock_obj=lock)
             return optuna.storages.JournalStorage(backend)
         if kind == "postgresql":
             url = _postgres_driver(url)
