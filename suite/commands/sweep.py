@@ -26,6 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda")
     p.add_argument("--seed", type=int, default=None, help="seed of data, training, sampling")
     p.add_argument("--data-path", default=None, help="a prepared dataset or a folder of audio to use instead of the preset's data")
+    p.add_argument("--cache", default=None, help="where prepared data and trained teachers are cached (default: <out>/cache); share it to share teachers")
     p.add_argument("--no-report", action="store_true", help="do not build the report at the end")
     p.add_argument("--setup-only", action="store_true",
                    help="create the study (settings, covering trials) and exit; run it with `ddspbench worker`")
@@ -106,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     _sigterm_as_interrupt()
     study, storage = open_study(cfg, storage_url)
     config_path = save_resolved_config(cfg, out, storage_url)
-    ws = Workspace(cfg, out)
+    ws = Workspace(cfg, out, cache=args.cache)
     if args.setup_only:
         with slot_lock(storage_url, storage, cfg.study):
             added = enqueue_covering(study, space, cfg)

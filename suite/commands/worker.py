@@ -14,6 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study", required=True, help="study name (as given to `ddspbench sweep`)")
     p.add_argument("--out", required=True, help="results directory shared by the workers (records, candidates)")
     p.add_argument("--trials", type=int, default=None, help="finished trials to reach (default: the sweep's)")
+    p.add_argument("--cache", default=None, help="where prepared data and trained teachers are cached (default: <out>/cache); share it to share teachers")
     p.add_argument("--grace", type=float, default=120.0, help="seconds without heartbeat before a running trial is taken as dead")
 
 
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         cfg.trials = args.trials
     _sigterm_as_interrupt()
     study, storage = open_study(cfg, storage_url, worker_offset=os.getpid() % 100_003, write_attrs=False)
-    ws = Workspace(cfg, out)
+    ws = Workspace(cfg, out, cache=args.cache)
     with SweepDisplay(cfg.objectives) as display:
         display.note(f"worker {os.getpid()} on study {cfg.study!r} in {mask_url(storage_url)}; results in {out}")
         summary = run_trials(study, storage, storage_url, cfg, ws, display=display, grace_s=args.grace)
