@@ -73,9 +73,21 @@ class Embedding(abc.ABC):
         return f"{self.name}/{self.version}"
 
 
+_instances: dict[tuple[str, str | None, str], Embedding] = {}
+
+
 def get_embedding(name: str, *, ckpt_dir: str | os.PathLike[str] | None = None, device: str = "cpu") -> Embedding:
-    """Build the registered embedding back-end ``name`` (unknown names list the known ones)."""
-    return EMBEDDINGS.get(name)(ckpt_dir=ckpt_dir, device=device)  # type: ignore[no-any-return]
+    """The registered embedding back-end ``name`` (unknown names list the known ones).
+
+    Built once per (name, checkpoint dir, device) and kept for the process: a sweep evaluates many
+    candidates and the pretrained back-ends take seconds to load. Embeddings hold no per-call state.
+    """
+    key = (name, None if ckpt_dir is None else str(ckpt_dir), device)
+    emb = _instances.get(key)
+    if emb is None:
+        emb = EMBEDDINGS.get(name)(ckpt_dir=ckpt_dir, device=device)
+        _instances[key] = emb
+    return emb
 
 
 def embedding_def(name: str) -> str:

@@ -32,6 +32,7 @@ def test_registry_holds_every_backend_with_its_metadata() -> None:
 
 def test_logmel_is_deterministic_and_shaped() -> None:
     emb = E.get_embedding("logmel")
+    assert E.get_embedding("logmel") is emb  # built once per process
     x = _tone(440.0)
     a, b = emb.embed(x), emb.embed(x.copy())
     assert a.shape == (3, emb.dim)  # 2 s, 1 s windows, 0.5 s hop
@@ -67,6 +68,7 @@ def test_cache_is_keyed_by_audio_and_reused(tmp_path: Path, monkeypatch: pytest.
 
 def test_missing_optional_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     load_catalog()
+    monkeypatch.setattr(E, "_instances", {})
     monkeypatch.setitem(sys.modules, "frechet_audio_distance", None)  # import fails
     with pytest.raises(UserError, match=r"fad-pretrained") as exc:
         E.get_embedding("vggish", ckpt_dir="/nonexistent")
@@ -104,6 +106,7 @@ class _FakeFAD:
 @pytest.mark.parametrize("name", ["vggish", "pann", "encodec"])
 def test_pretrained_backend_with_a_fake_package(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     load_catalog()
+    monkeypatch.setattr(E, "_instances", {})  # build afresh against the fake package
     sr, dim = EMBEDDINGS.entry(name).meta["sample_rate"], EMBEDDINGS.entry(name).meta["dim"]
     frame = sr // 10
     torch.manual_seed(0)

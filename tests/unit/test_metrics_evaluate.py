@@ -15,6 +15,11 @@ from suite.records import ResultRecord
 from tests.unit.test_metrics_toys import ToyLinear, ToyNaN
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DDSPBENCH_CACHE", str(tmp_path / "cache"))  # never the user's cache
+
+
 def _clips(n: int = 4, frames: int = 100, seed: int = 0) -> ClipSet:
     rng = np.random.default_rng(seed)
     t = np.arange(frames * 64) / 16000
