@@ -86,3 +86,18 @@ def test_too_few_clips_for_fad_is_reported_not_crashed() -> None:
     assert res.metrics["fad"] is None and "at least 2 clips" in res.metric_defs["fad"]
     with pytest.raises(UserError, match="needs a teacher"):
         evaluate_model(ToyLinear(width=4), _clips(1), metrics="mss_teacher")
+
+
+def test_a_failed_memory_child_leaves_the_metric_empty(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import suite.metrics.memory as memory
+
+    def boom(*args: object, **kwargs: object) -> dict:
+        raise RuntimeError("memory measurement failed (exit 1): boom")
+
+    monkeypatch.setattr(memory, "peak_inference_memory", boom)
+    from suite.checkpoint import save_checkpoint
+
+    ckpt = save_checkpoint(ToyLinear(width=4), tmp_path / "m.pt")
+    res = evaluate_model(ToyLinear(width=4), _clips(2), metrics="memory", checkpoint_path=ckpt)
+    assert res.metrics["peak_mem_bytes"] is None and "boom" in res.metric_defs["peak_mem_bytes"]
+    assert res.metrics["checkpoint_bytes"] == float(ckpt.stat().st_size) and res.metrics["param_bytes"]
