@@ -455,27 +455,31 @@ def _run(
     last_path: Path | None = None
     last_saved_step: int | None = None
     best_path: Path | None = None
-    if resume and out is not None:
-        loaded = _load_resume(model, out, device)
-        if loaded is not None:
-            meta, optim = loaded
-            opt.load_state_dict(optim["optimizer"])
-            sched.load_state_dict(optim["scheduler"])
-            start = int(meta["step"])
-            history = list(meta.get("history", []))
-            best_valid = meta.get("best_valid")
-            last_valid = meta.get("last_valid")
-            acc = dict(meta.get("acc", {}))
-            acc_n = int(meta.get("acc_n", 0))
-            last_path, last_saved_step = out / LAST_CKPT, start
-            if (out / BEST_CKPT).is_file():
-                best_path = out / BEST_CKPT
+    loaded = _load_resume(model, out, device) if (resume and out is not None) else None
+    if loaded is not None and out is not None:
+        meta, optim = loaded
+        opt.load_state_dict(optim["optimizer"])
+        sched.load_state_dict(optim["scheduler"])
+        start = int(meta["step"])
+        history = list(meta.get("history", []))
+        best_valid = meta.get("best_valid")
+        last_valid = meta.get("last_valid")
+        acc = dict(meta.get("acc", {}))
+        acc_n = int(meta.get("acc_n", 0))
+        last_path, last_saved_step = out / LAST_CKPT, start
+        if (out / BEST_CKPT).is_file():
+            best_path = out / BEST_CKPT
 
     sampler = _Sampler(train_set, cfg)
     min_frames = max(DEFAULT_SCALES) // (2 * BLOCK_SIZE) + 1  # the largest STFT pads by half its size
     if sampler.frames < min_frames:
         raise UserError(f"clips of {sampler.frames} frames are too short for the MSS loss; use frames >= {min_frames}")
+    if valid_set is not None and len(valid_set) == 0:
+        valid_set = None
     valid_clips = valid_set.crop(cfg.frames) if (valid_set is not None and cfg.frames) else valid_set
+    if loaded is None and out is not None:  # a fresh run: no stale file of an earlier run may pass for this one's
+        for name in (LAST_CKPT, OPTIM_STATE, BEST_CKPT):
+            (out / name).unlink(missing_ok=True)
 
     def train_meta() -> dict[str, Any]:
         return {"history": history, "best_valid": best_valid, "last_valid": last_valid, "acc": dict(acc), "acc_n": acc_n}
@@ -501,7 +505,8 @@ def _run(
             if n % cfg.decay_every == 0:
                 sched.step()
 
-            acc["loss"] = acc.get("loss", 0.0) + float(loss.detach())
+            loss_value = float(loss.detach())
+            acc["loss"] = acc.get("loss", 0.0) + loss_value
             for k, v in logs.items():
                 acc[k] = acc.get(k, 0.0) + float(v)
             acc_n += 1
@@ -522,11 +527,12 @@ def _run(
                                 model, out / BEST_CKPT, {"train": {"step": n, "valid": last_valid, "config": cfg.to_dict()}}
                             )
                 history.append(row)
-                bar.update(task, loss=f"{row['loss']:.3f}", valid="-" if last_valid is None else f"{last_valid:.3f}")
+                if last_valid is not None:
+                    bar.update(task, valid=f"{last_valid:.3f}")
             if out is not None and (n % cfg.checkpoint_every == 0 or final):
                 last_path = _save_state(model, out, n, cfg, opt, sched, train_meta())
                 last_saved_step = n
-            bar.advance(task)
+            bar.update(task, advance=1, loss=f"{loss_value:.3f}")
 
     if out is not None and last_path is None:  # zero steps to do and nothing on disk yet
         last_path = _save_state(model, out, start, cfg, opt, sched, train_meta())

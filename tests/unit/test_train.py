@@ -297,3 +297,17 @@ def test_real_family_resume_and_round_trip(tmp_path: Path, family: str) -> None:
     assert type(loaded) is type(full.model) and loaded.config == full.model.config
     assert _same_weights(loaded, full.model) and meta["train"]["step"] == 6
     assert validation_mss(loaded, valid) == pytest.approx(full.last_valid, rel=1e-5)
+
+
+def test_progress_bar_is_quiet_off_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    train(_model(), make_clips(), make_clips(2, seed=1), _cfg(steps=3, valid_every=2), progress=True)
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+
+
+def test_fresh_run_clears_stale_files_and_empty_valid_is_none(tmp_path: Path, double_family: type) -> None:
+    train(_model(), make_clips(), make_clips(2, seed=1), _cfg(steps=2), out_dir=tmp_path, progress=False)
+    assert (tmp_path / BEST_CKPT).is_file()
+    res = train(_model(), make_clips(), make_clips(2).subset(slice(0, 0)), _cfg(steps=2), out_dir=tmp_path, progress=False)
+    assert res.best_checkpoint is None and res.last_valid is None
+    assert not (tmp_path / BEST_CKPT).exists() and (tmp_path / LAST_CKPT).is_file()
