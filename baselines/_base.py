@@ -257,6 +257,7 @@ class HarmonicDecoder(nn.Module):
 
 
 def uniform_widths(hidden: int) -> dict[str, Any]:
+    """Per-layer widths of an unpruned decoder of width ``hidden``."""
     return {"f0_mlp": [hidden] * 3, "loudness_mlp": [hidden] * 3, "gru": hidden, "out_mlp": [hidden] * 3}
 
 

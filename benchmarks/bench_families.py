@@ -80,11 +80,25 @@ def cpu_rtf(model: torch.nn.Module, f0: torch.Tensor, loud: torch.Tensor, buffer
     return total / passes / audio_s
 
 
+def op_overhead_us(n: int = 2000) -> float:
+    """Median wall time of one tiny torch op (adding 1 to 64 floats), in microseconds: the per-op cost floor now."""
+    x = torch.zeros(64)
+    times = []
+    with torch.inference_mode():
+        for _ in range(n):
+            t0 = time.perf_counter()
+            x + 1
+            times.append(time.perf_counter() - t0)
+    times.sort()
+    return times[len(times) // 2] * 1e6
+
+
 def run(patterns: str, repeats: int, min_buffers: int, buffers: tuple[int, ...], budget_s: float) -> dict[str, Any]:
     """Measure every size matching ``patterns``; returns the JSON-able results."""
     load_catalog()
     torch.set_num_threads(1)
     load_before = os.getloadavg()
+    op_before = op_overhead_us()
     rows: dict[str, Any] = {}
     for name in SIZES.expand(patterns):
         torch.manual_seed(0)
@@ -109,6 +123,7 @@ def run(patterns: str, repeats: int, min_buffers: int, buffers: tuple[int, ...],
         "threads": 1,
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
+        "op_overhead_us_before_after": [op_before, op_overhead_us()],
         "buffers": list(buffers),
         "results": rows,
     }
@@ -134,6 +149,8 @@ def to_markdown(data: dict[str, Any]) -> str:
         f"- load average before / after: {tuple(round(x, 2) for x in data['load_average_before'])} / "
         f"{tuple(round(x, 2) for x in data['load_average_after'])} (other processes share the 2 cores: "
         "figures are inflated when the load exceeds 1)",
+        "- one tiny torch op (64-float add) took {:.1f} / {:.1f} us (median) before / after: streaming at small "
+        "buffers costs about a hundred such ops per buffer".format(*data.get("op_overhead_us_before_after", [float("nan")] * 2)),
         "- RTF = processing time / audio duration (< 1 is faster than real time). Offline: median over repeats "
         "of one 4 s clip. Streaming: state carried buffer to buffer, RTF = median buffer time / buffer duration.",
         "- stream err: max |streamed - offline| / peak |offline| over the 4 s clip at that buffer size.",
