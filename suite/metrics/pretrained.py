@@ -9,7 +9,8 @@ what is missing.
 The package's ``FrechetAudioDistance(ckpt_dir=..., model_name=..., sample_rate=..., use_pca=False,
 use_activation=False)`` is built once; each clip (resampled from 16 kHz to the model's rate) is
 passed alone to ``get_embeddings([clip], sr)`` so embeddings stay grouped by clip. Its PANN back-end
-returns one flattened vector per clip: any 1-D result is reshaped to (-1, dim).
+returns one flattened vector per clip: any 1-D result is reshaped to (-1, dim); older EnCodec
+results come as (dim, frames) and are transposed to (frames, dim).
 As the reference did for VGGish: no PCA, no final activation.
 """
 
@@ -86,7 +87,9 @@ class PretrainedFADEmbedding(Embedding):
             out = out.reshape(-1, self.dim)
         elif out.ndim > 2:
             out = out.reshape(-1, out.shape[-1])
-        return out
+        if out.shape[-1] != self.dim and out.shape[0] == self.dim:  # EnCodec before the package's fix: (dim, frames)
+            out = out.T
+        return np.ascontiguousarray(out)
 
 
 def _factory(model_name: str) -> Any:

@@ -79,7 +79,8 @@ class _FakeFAD:
     """Stand-in for frechet_audio_distance.FrechetAudioDistance: same constructor and get_embeddings API.
 
     Reads ``<ckpt_dir>/<model>.pt`` (a Linear layer's weights, written by the test) and embeds
-    0.1 s frames with it; its PANN flattens the per-clip embedding as the real package does.
+    0.1 s frames with it; its PANN flattens the per-clip embedding and its EnCodec returns
+    (dim, frames), as versions of the real package do.
     """
 
     dims = {"vggish": 128, "pann": 2048, "encodec": 128, "clap": 512}
@@ -99,7 +100,11 @@ class _FakeFAD:
         for clip in x:
             frames = torch.as_tensor(clip[: len(clip) // n_in * n_in], dtype=torch.float32).reshape(-1, n_in)
             e = self.layer(frames).detach().numpy()
-            out.append(e.mean(0) if self.model_name == "pann" else e)
+            if self.model_name == "pann":
+                e = e.mean(0)  # one flattened vector per clip, as the package's PANN gives
+            elif self.model_name == "encodec":
+                e = e.T  # (dim, frames), as the package's EnCodec gave before its fix
+            out.append(e)
         return np.concatenate(out, axis=0)
 
 
