@@ -159,6 +159,14 @@ def test_reverb_is_the_first_n_samples_of_the_full_convolution_and_chains() -> N
                 y, state = rv(x[:, 64 * i: 64 * (i + blocks)], state)
                 parts.append(y)
             assert torch.allclose(torch.cat(parts, dim=-1), offline, atol=1e-4)
+        # Mixed buffer sizes: the long path recovers the input history from the partitioned delay line.
+        state = rv.init_state(1, x.device)
+        parts, i = [], 0
+        for blocks in (1, 17, 3, 19):
+            y, state = rv(x[:, 64 * i: 64 * (i + blocks)], state)
+            parts.append(y)
+            i += blocks
+        assert torch.allclose(torch.cat(parts, dim=-1), offline, atol=1e-4)
 
 
 def test_reverb_cache_follows_parameter_updates() -> None:
