@@ -96,8 +96,8 @@ def rebuild(pruned: Any) -> nn.Module:
     """A fresh model built from the pruned model's re-read config, carrying the pruned weights.
 
     Proves the config describes the pruned architecture (what :func:`suite.checkpoint.load_checkpoint`
-    will do). ``pruned`` must hold plain weights (weight norm folded); the fresh model's weight-normed
-    layers get them back as ``v = w``, ``g = ||w||``.
+    will do). When ``pruned`` holds plain weights (weight norm folded for pruning), the fresh
+    model's weight-normed layers get them back as ``v = w``, ``g = ||w||``.
     """
     from suite.registry import FAMILIES
 
@@ -106,7 +106,8 @@ def rebuild(pruned: Any) -> nn.Module:
         raise UserError(f"{type(pruned).__name__} cannot re-read its config after pruning (no sync_config)")
     config = sync()
     fresh: Any = FAMILIES.get(pruned.family)(**config)
-    found = _strip_weight_norm(fresh)
+    plain = not any(_weight_norm_api(m) for m in pruned.modules())
+    found = _strip_weight_norm(fresh) if plain else []
     fresh.load_state_dict(pruned.state_dict())
     _reapply_weight_norm(found)
     for attr in ("size_name", "ddsp_transforms", "kept_controls"):
