@@ -282,3 +282,18 @@ def test_light_inference_path_equals_module_path(name: str) -> None:
         full = [model(f0[:, i: i + 1], loud[:, i: i + 1], model.init_state(2, seed=1))["audio"].detach() for i in range(2)]
     for a, b in zip(light, full):
         assert torch.allclose(a, b, atol=1e-5 * max(1.0, b.abs().max().item()))
+
+
+@pytest.mark.parametrize("name", ALL_SIZES)
+def test_streaming_with_changing_buffer_sizes_equals_offline(name: str) -> None:
+    model = _model(name)
+    f0, loud = _inputs(frames=64)
+    with torch.no_grad():
+        offline = model(f0, loud, model.init_state(2, seed=9))["audio"]
+        state, parts, i = model.init_state(2, seed=9), [], 0
+        for step in (1, 20, 4, 1, 30, 8):
+            out = model(f0[:, i: i + step], loud[:, i: i + step], state)
+            state, i = out["state"], i + step
+            parts.append(out["audio"])
+    peak = offline.abs().max().item()
+    assert (torch.cat(parts, dim=1) - offline).abs().max().item() <= STREAM_TOL * max(peak, 1.0)
