@@ -44,20 +44,8 @@ if TYPE_CHECKING:
     from suite.data.store import ClipSet
 
 __all__ = [
-    "TrainConfig",
-    "TrainResult",
-    "TrainingDiverged",
-    "LossFn",
-    "train",
-    "mss_loss_fn",
-    "validation_mss",
-    "resolve_device",
-    "batch_to_tensors",
-    "forward_batch",
-    "derive_seed",
-    "LAST_CKPT",
-    "BEST_CKPT",
-    "OPTIM_STATE",
+    "TrainConfig", "TrainResult", "TrainingDiverged", "LossFn", "train", "mss_loss_fn", "validation_mss",
+    "resolve_device", "batch_to_tensors", "forward_batch", "derive_seed", "LAST_CKPT", "BEST_CKPT", "OPTIM_STATE",
 ]
 
 LAST_CKPT = "last.pt"
@@ -223,15 +211,8 @@ def mss_loss_fn(scales: tuple[int, ...] | None = None) -> LossFn:
 
 
 @torch.no_grad()
-def validation_mss(
-    model: nn.Module,
-    clips: ClipSet,
-    *,
-    batch_size: int = 16,
-    device: str | torch.device = "cpu",
-    frames: int | None = None,
-    seed: int = 0,
-) -> float:
+def validation_mss(model: nn.Module, clips: ClipSet, *, batch_size: int = 16, device: str | torch.device = "cpu",
+                   frames: int | None = None, seed: int = 0) -> float:
     """Mean per-clip MSS between the clips and the model's renderings (eval mode, seeded noise).
 
     The model's training/eval mode is restored afterwards.
@@ -301,15 +282,8 @@ def _trainable(model: nn.Module) -> list[nn.Parameter]:
     return params
 
 
-def _save_state(
-    model: nn.Module,
-    out_dir: Path,
-    step: int,
-    cfg: TrainConfig,
-    opt: torch.optim.Optimizer,
-    sched: torch.optim.lr_scheduler.LRScheduler,
-    train_meta: dict[str, Any],
-) -> Path:
+def _save_state(model: nn.Module, out_dir: Path, step: int, cfg: TrainConfig, opt: torch.optim.Optimizer,
+                sched: torch.optim.lr_scheduler.LRScheduler, train_meta: dict[str, Any]) -> Path:
     """Write ``last.optim.pt`` then ``last.pt`` (both atomically) for ``step``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     optim = {"format": _OPTIM_FORMAT, "step": step, "optimizer": opt.state_dict(), "scheduler": sched.state_dict()}
@@ -364,18 +338,9 @@ def _progress(enabled: bool, total: int, start: int) -> Any:
 
     console = Console(stderr=True)
     show = enabled and console.is_terminal
-    bar = Progress(
-        TextColumn("[bold]train"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}  valid {task.fields[valid]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not show,
-        transient=False,
-    )
+    bar = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("loss {task.fields[loss]}  valid {task.fields[valid]}"), TimeElapsedColumn(),
+                   TextColumn("ETA"), TimeRemainingColumn(), console=console, disable=not show, transient=False)
     task = bar.add_task("train", total=total, completed=start, loss="-", valid="-")
     return bar, task
 
@@ -423,16 +388,8 @@ def train(
             torch.set_num_threads(prev_threads)
 
 
-def _run(
-    model: nn.Module,
-    train_set: ClipSet,
-    valid_set: ClipSet | None,
-    cfg: TrainConfig,
-    loss_fn: LossFn | None,
-    out_dir: str | os.PathLike[str] | None,
-    resume: bool,
-    progress: bool,
-) -> TrainResult:
+def _run(model: nn.Module, train_set: ClipSet, valid_set: ClipSet | None, cfg: TrainConfig, loss_fn: LossFn | None,
+         out_dir: str | os.PathLike[str] | None, resume: bool, progress: bool) -> TrainResult:
     t0 = time.perf_counter()
     device = resolve_device(cfg.device)
     out = Path(out_dir) if out_dir is not None else None
@@ -537,14 +494,6 @@ def _run(
     if out is not None and last_path is None:  # zero steps to do and nothing on disk yet
         last_path = _save_state(model, out, start, cfg, opt, sched, train_meta())
     model.eval()
-    return TrainResult(
-        model=model,
-        steps=max(start, cfg.steps),
-        seconds=time.perf_counter() - t0,
-        history=history,
-        best_valid=best_valid,
-        last_valid=last_valid,
-        checkpoint=last_path,
-        best_checkpoint=best_path,
-        start_step=start,
-    )
+    return TrainResult(model=model, steps=max(start, cfg.steps), seconds=time.perf_counter() - t0, history=history,
+                       best_valid=best_valid, last_valid=last_valid, checkpoint=last_path, best_checkpoint=best_path,
+                       start_step=start)
