@@ -25,9 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, required=True, help="total optimizer steps")
     p.add_argument("--out", required=True, help="output directory for last.pt / best.pt")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0, help="seeds initialisation, batch order, crops and noise (default 0)")
+    p.add_argument("--batch-size", type=int, default=16, help="clips per step (default 16)")
+    p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
     p.add_argument("--frames", type=int, default=None, help="crop clips to this many frames (250 per second)")
     p.add_argument("--random-crop", action="store_true", help="crop training clips at random offsets")
     p.add_argument("--valid-every", type=int, default=1000, help="steps between validations (and at the end)")
@@ -92,10 +92,13 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
+    import torch
+
     from suite.data.store import load_meta, load_split
     from suite.errors import UserError
     from suite.train import LAST_CKPT, TrainConfig, TrainingDiverged, train
 
+    torch.manual_seed(args.seed)  # the initial weights follow --seed too
     model = build_model(args.family, args.size, parse_sets(args.sets))
     meta = load_meta(args.data)
     train_set = load_split(args.data, "train")

@@ -123,3 +123,12 @@ def test_synth_errors_exit_2(tmp_path: Path, dataset: Path, capsys: pytest.Captu
 
 def test_safe_name() -> None:
     assert safe_name("a/b c.1") == "a_b_c.1" and safe_name("../..") == "clip"
+
+
+def test_same_seed_same_weights(tmp_path: Path, dataset: Path) -> None:
+    outs = [tmp_path / "a", tmp_path / "b", tmp_path / "c"]
+    for out, seed in zip(outs, ["1", "1", "2"]):
+        assert main(_train_argv(dataset, out, "--seed", seed, "--steps", "2")) == 0
+    sd = [load_checkpoint(o / "last.pt")[0].state_dict() for o in outs]
+    assert all(torch.equal(sd[0][k], sd[1][k]) for k in sd[0])
+    assert not all(torch.equal(sd[0][k], sd[2][k]) for k in sd[0])
