@@ -265,7 +265,9 @@ def covering_trials(space: ResolvedSpace, budget: int) -> list[dict[str, Any]]:
     """Fixed choices of the trials enqueued before the sampler explores.
 
     Every method appears at least once, methods alternate across families (so at least two families
-    are covered when two are searched); when ``budget`` allows, every (method, family) pair appears.
+    are covered when two are searched). Then, leaving at least one trial to the sampler, the missing
+    (method, family) pairs follow in method order (so the first methods, e.g. ``scratch`` and a KD
+    method, get a candidate in every family); when ``budget`` allows, every pair appears.
     Hyper-parameters not fixed here are left to the sampler.
     """
     m, f = len(space.methods), len(space.families)
@@ -273,6 +275,8 @@ def covering_trials(space: ResolvedSpace, budget: int) -> list[dict[str, Any]]:
         pairs = [(meth, fam) for fam in space.families for meth in space.methods]
     else:
         pairs = [(space.methods[i % m], space.families[i % f]) for i in range(max(m, f))]
+        extras = [(meth, fam) for meth in space.methods for fam in space.families if (meth, fam) not in pairs]
+        pairs += extras[: max(0, budget - 1 - len(pairs))]
     out = []
     for meth, fam in pairs:
         fixed: dict[str, Any] = {"family": fam, "method": meth}

@@ -65,6 +65,9 @@ def test_covering_set_is_enqueued_first_and_covers_methods_and_families():
     fixed = covering_trials(space, budget=6)
     assert {f["method"] for f in fixed} == set(space.methods)
     assert {f["family"] for f in fixed} == set(space.families)
+    more = covering_trials(space, budget=9)
+    assert more[: len(fixed)] == fixed and len(more) == 8  # one trial left to the sampler
+    assert {f["family"] for f in more if f["method"] == "scratch"} == {"hpn", "ddx7"}
     full = covering_trials(space, budget=100)
     assert {(f["method"], f["family"]) for f in full} == {(m, f) for m in space.methods for f in space.families}
     study = optuna.create_study(directions=["minimize"], sampler=make_sampler("nsga2", 1))
