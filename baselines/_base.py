@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -18,7 +19,7 @@ from torch import Tensor, nn
 
 from baselines import dsp
 from suite.errors import UserError
-from suite.features import BLOCK_SIZE, SAMPLE_RATE, scale_f0, scale_loudness
+from suite.features import BLOCK_SIZE, SAMPLE_RATE
 from suite.registry import SIZES
 
 __all__ = [
@@ -78,9 +79,18 @@ def synth_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in _LOW_PRECISION else dtype
 
 
+_MIDI_OFFSET = 69.0 - 12.0 * math.log2(440.0)
+
+
 def scaled_inputs(f0_hz: Tensor, loudness_db: Tensor, dtype: torch.dtype | None = None) -> tuple[Tensor, Tensor]:
-    """Decoder inputs of REFERENCE §1 as ``(B, T, 1)``: ``midi(f0)/127`` and ``loudness/80 + 1`` (cast to ``dtype``)."""
-    f0s, ls = scale_f0(f0_hz).unsqueeze(-1), scale_loudness(loudness_db).unsqueeze(-1)
+    """Decoder inputs of REFERENCE §1 as ``(B, T, 1)``: ``midi(f0)/127`` (0 for f0 <= 0) and ``loudness/80 + 1``.
+
+    The same values as :func:`suite.features.scale_f0` / ``scale_loudness`` in fewer tensor ops
+    (this runs once per streaming buffer); cast to ``dtype`` when given.
+    """
+    midi = torch.log2(f0_hz.clamp(min=1e-7)).mul_(12.0).add_(_MIDI_OFFSET)
+    f0s = torch.where(f0_hz > 0, midi, 0.0).div_(127.0).unsqueeze(-1)
+    ls = torch.add(loudness_db, 80.0).div_(80.0).unsqueeze(-1)
     if dtype is not None and f0s.dtype != dtype:
         f0s, ls = f0s.to(dtype), ls.to(dtype)
     return f0s, ls
@@ -131,13 +141,13 @@ class Reverb(nn.Module):
         return dsp.reverb_impulse(self.noise, self.decay, self.wet, self.sample_rate)
 
     def _spectrum(self, kind: Any) -> Tensor:
-        """``kind`` is an FFT size (full spectrum) or ``"parts"`` (reversed partition spectra ``(K, P)``)."""
+        """``kind`` is an FFT size (full spectrum) or ``"parts"`` (reversed partition spectra ``(P, K)``)."""
 
         def compute() -> Tensor:
             h = self.impulse()
             h = h.to(synth_dtype(h.dtype))
             if kind == "parts":
-                return dsp.partition_spectra(h, self.block).flip(0).T.contiguous()
+                return dsp.partition_spectra(h, self.block).flip(0).contiguous()
             return torch.fft.rfft(h, n=kind)
 
         params = (self.noise, self.decay, self.wet)
@@ -160,7 +170,8 @@ class Reverb(nn.Module):
 
     def forward(self, x: Tensor, state: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         m = self.block
-        x = x.to(synth_dtype(x.dtype))
+        if x.dtype in _LOW_PRECISION:
+            x = x.float()
         n_blocks = x.shape[-1] // m
         if n_blocks <= self.partitioned_max_blocks:
             spec = dsp.block_spectra(torch.cat([state["prev"], x], dim=-1), m)
@@ -345,8 +356,7 @@ class DecoderFamily(DDSPFamily):
         heads = {"amplitude": 1, self.tonal_head: config[self.tonal_key], "noise_bands": config["n_bands"]}
         self.decoder = HarmonicDecoder(config["widths"], heads)
         self.reverb = Reverb()
-        self.register_buffer("_noise_re", torch.empty(0), persistent=False)
-        self.register_buffer("_noise_im", torch.empty(0), persistent=False)
+        self.register_buffer("_noise_basis_ri", torch.empty(0), persistent=False)
         self._noise_basis(config["n_bands"])
         self.register_buffer("_ratio", torch.ones(1, dtype=torch.float64), persistent=False)
         self.register_buffer("_ramp", dsp.linear_ramp(self.block_size), persistent=False)
@@ -370,14 +380,13 @@ class DecoderFamily(DDSPFamily):
     def _default_tonal(cls) -> int:
         raise NotImplementedError
 
-    def _noise_basis(self, n_bands: int) -> tuple[Tensor, Tensor]:
-        """The band -> filter-spectrum matrices for ``n_bands`` (rebuilt if the noise head was resized in place)."""
-        if self._noise_re.shape[0] != n_bands:
-            ref = self._noise_re
+    def _noise_basis(self, n_bands: int) -> Tensor:
+        """The band -> filter-spectrum matrix (real/imag interleaved) for ``n_bands``, rebuilt if the noise head was resized."""
+        if self._noise_basis_ri.shape[0] != n_bands:
+            ref = self._noise_basis_ri
             basis = dsp.noise_filter_basis(n_bands, self.block_size, 2 * self.block_size)
-            self._noise_re = basis.real.contiguous().to(ref.device)
-            self._noise_im = basis.imag.contiguous().to(ref.device)
-        return self._noise_re, self._noise_im
+            self._noise_basis_ri = torch.view_as_real(basis).reshape(n_bands, -1).to(ref.device)
+        return self._noise_basis_ri
 
     def _current_config(self) -> dict[str, Any]:
         widths = self.decoder.widths()
@@ -436,14 +445,18 @@ class DecoderFamily(DDSPFamily):
         sc = self.synth_controls(controls)
         if sc["amplitude"].dtype in _LOW_PRECISION:
             sc = {k: v.float() for k, v in sc.items()}
-        f0 = f0_hz.unsqueeze(-1).to(sc["amplitude"].dtype)
+        f0 = f0_hz.unsqueeze(-1)
+        if f0.dtype != sc["amplitude"].dtype:
+            f0 = f0.to(sc["amplitude"].dtype)
         prev = f0[:, :1] if state["frame"] == 0 else state["f0_prev"]
         f0_up, f0_last = dsp.upsample_linear_causal(f0, prev, self.block_size, self._ramp)
         phase, phase_end = dsp.oscillator_phase(f0_up.view(b, -1), state["phase"], self._ratio, self.sample_rate)
         tonal = self._tonal(sc, f0, phase[:, 0])
-        white = self._white(state["noise_key"], state["frame"], t).to(tonal.dtype)
-        basis_re, basis_im = self._noise_basis(sc["noise_bands"].shape[-1])
-        noise = dsp.filtered_noise(white, sc["noise_bands"], basis_re, basis_im, self.block_size)
+        white = self._white(state["noise_key"], state["frame"], t)
+        if white.dtype != tonal.dtype:
+            white = white.to(tonal.dtype)
+        basis = self._noise_basis(sc["noise_bands"].shape[-1])
+        noise = dsp.filtered_noise(white, sc["noise_bands"], basis, self.block_size)
         audio, reverb_state = self.reverb(tonal + noise, state["reverb"])
         new_state = {"frame": state["frame"] + t, "noise_key": state["noise_key"], "gru": h, "phase": phase_end,
                      "f0_prev": f0_last, "reverb": reverb_state}

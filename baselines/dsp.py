@@ -236,7 +236,7 @@ def noise_filter_basis(n_bands: int, taps: int, n_fft: int) -> Tensor:
     return torch.fft.rfft(bands_to_filter(eye, taps), n=n_fft).to(torch.complex64)
 
 
-def filtered_noise(noise: Tensor, bands: Tensor, basis_re: Tensor, basis_im: Tensor, taps: int) -> Tensor:
+def filtered_noise(noise: Tensor, bands: Tensor, basis_ri: Tensor, taps: int) -> Tensor:
     """Filter each block of noise by the FIR of its frame's bands (linear convolution, aligned by the filter delay).
 
     Each block is filtered on its own (no overlap between blocks), so a block's output depends only
@@ -245,16 +245,19 @@ def filtered_noise(noise: Tensor, bands: Tensor, basis_re: Tensor, basis_im: Ten
     Args:
         noise: ``(B, T, block)``.
         bands: ``(B, T, K)`` band magnitudes.
-        basis_re, basis_im: real and imaginary parts of :func:`noise_filter_basis` for ``K`` bands,
-            ``taps`` taps and an FFT size of at least ``block + taps - 1``.
+        basis_ri: :func:`noise_filter_basis` for ``K`` bands, ``taps`` taps and an FFT size of at
+            least ``block + taps - 1``, as real numbers with real and imaginary parts interleaved:
+            ``torch.view_as_real(basis).reshape(K, -1)``.
         taps: filter length (the filter is centred at ``taps // 2``).
 
     Returns:
         ``(B, T * block)``.
     """
     b, t, block = noise.shape
-    n_fft = 2 * (basis_re.shape[-1] - 1)
-    spec = torch.complex(bands @ basis_re.to(bands.dtype), bands @ basis_im.to(bands.dtype))
+    n_fft = basis_ri.shape[-1] - 2
+    if basis_ri.dtype != bands.dtype:
+        basis_ri = basis_ri.to(bands.dtype)
+    spec = torch.view_as_complex((bands @ basis_ri).view(b, t, -1, 2))
     y = torch.fft.irfft(torch.fft.rfft(noise, n=n_fft) * spec, n=n_fft)
     half = taps // 2
     return y[..., half: half + block].reshape(b, t * block)
@@ -301,19 +304,19 @@ def convolve_partitioned(x_spec: Tensor, fdl: Tensor, parts_rev: Tensor, block: 
     Args:
         x_spec: ``(B, F, block + 1)`` overlap-save spectra of the new blocks (:func:`block_spectra`).
         fdl: ``(B, P - 1, block + 1)`` spectra of the previous ``P - 1`` blocks (the delay line).
-        parts_rev: ``(block + 1, P)`` partition spectra, partition order reversed (``partition_spectra(h).flip(0).T``).
+        parts_rev: ``(P, block + 1)`` partition spectra, partition order reversed (``partition_spectra(h).flip(0)``).
         block: samples per block.
 
     Returns:
         ``(B, F * block)`` output and the new delay line ``(B, P - 1, block + 1)``.
     """
     b, f, _ = x_spec.shape
-    p = parts_rev.shape[-1]
+    p = parts_rev.shape[0]
     ext = torch.cat([fdl, x_spec], dim=1)  # (B, P - 1 + F, K)
     if f == 1:
-        acc = (ext.transpose(1, 2) * parts_rev).sum(-1).unsqueeze(1)  # (B, 1, K)
+        acc = (ext * parts_rev).sum(1, keepdim=True)  # (B, 1, K)
     else:
-        acc = (ext.unfold(1, p, 1) * parts_rev).sum(-1)  # (B, F, K, P) -> (B, F, K)
+        acc = (ext.unfold(1, p, 1) * parts_rev.T).sum(-1)  # (B, F, K, P) -> (B, F, K)
     y = torch.fft.irfft(acc, n=2 * block)[..., block:]
     return y.reshape(b, f * block), ext[:, f:]
 
