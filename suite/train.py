@@ -8,15 +8,16 @@ distillation does); validation is always the plain MSS to the target on the held
 
 Determinism: everything random in a step (batch order, crop offsets, the model's noise) is drawn from
 generators seeded by ``(seed, step)``, so a run stopped after ``k`` steps and resumed from its
-``last.pt`` ends with the same weights as an uninterrupted run.
+``last.pt`` ends with the same weights as an uninterrupted run (bit for bit on CPU; CUDA kernels
+may be non-deterministic).
 
 Files written to ``out_dir``:
 
 * ``last.pt``  - checkpoint (:func:`suite.checkpoint.save_checkpoint`) every ``checkpoint_every``
   steps and at the end; its ``meta["train"]`` holds the step, the config, the best validation loss
   and the history (JSON-able).
-* ``last.optim.pt`` - optimizer and scheduler state of the same step (tensors and plain types, so it
-  loads with ``weights_only=True``); written before ``last.pt``.
+* ``optim-<step>.pt`` - optimizer and scheduler state of that step (tensors and plain types, so it
+  loads with ``weights_only=True``); written before the ``last.pt`` that names it.
 * ``best.pt`` - checkpoint of the lowest validation MSS seen.
 """
 
@@ -50,7 +51,8 @@ __all__ = [
 
 LAST_CKPT = "last.pt"
 BEST_CKPT = "best.pt"
-OPTIM_STATE = "last.optim.pt"
+OPTIM_STATE = "optim-{step:08d}.pt"
+"""Optimizer/scheduler state of one step; ``last.pt`` names its own (``meta["train"]["optim_file"]``)."""
 _OPTIM_FORMAT = "ddspbench.optim/1"
 
 LossFn = Callable[[dict[str, Any], dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
@@ -284,13 +286,23 @@ def _trainable(model: nn.Module) -> list[nn.Parameter]:
 
 def _save_state(model: nn.Module, out_dir: Path, step: int, cfg: TrainConfig, opt: torch.optim.Optimizer,
                 sched: torch.optim.lr_scheduler.LRScheduler, train_meta: dict[str, Any]) -> Path:
-    """Write ``last.optim.pt`` then ``last.pt`` (both atomically) for ``step``."""
+    """Write the step's optimizer file, then ``last.pt`` naming it, then drop older optimizer files.
+
+    Every write is atomic and ``last.pt`` only ever names a complete optimizer file, so a crash at any
+    point leaves a consistent pair to resume from.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     optim = {"format": _OPTIM_FORMAT, "step": step, "optimizer": opt.state_dict(), "scheduler": sched.state_dict()}
-    tmp = out_dir / (OPTIM_STATE + ".tmp")
+    name = OPTIM_STATE.format(step=step)
+    tmp = out_dir / (name + ".tmp")
     torch.save(optim, tmp)
-    os.replace(tmp, out_dir / OPTIM_STATE)
-    return save_checkpoint(model, out_dir / LAST_CKPT, {"train": {**train_meta, "step": step, "config": cfg.to_dict()}})
+    os.replace(tmp, out_dir / name)
+    meta = {"train": {**train_meta, "step": step, "config": cfg.to_dict(), "optim_file": name}}
+    path = save_checkpoint(model, out_dir / LAST_CKPT, meta)
+    for old in out_dir.glob("optim-*.pt"):
+        if old.name != name:
+            old.unlink(missing_ok=True)
+    return path
 
 
 def _load_resume(model: nn.Module, out_dir: Path, device: torch.device) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -298,18 +310,25 @@ def _load_resume(model: nn.Module, out_dir: Path, device: torch.device) -> tuple
     last = out_dir / LAST_CKPT
     if not last.is_file():
         return None
+    def bad(why: str) -> UserError:
+        return UserError(f"{last}: cannot resume ({why})")
+
     try:
         payload = torch.load(last, map_location=device, weights_only=True)
-        optim = torch.load(out_dir / OPTIM_STATE, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise UserError(f"{out_dir / OPTIM_STATE}: optimizer state missing; cannot resume") from None
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise UserError(f"{last}: cannot resume ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        raise bad(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
     meta = (payload.get("meta") or {}).get("train") if isinstance(payload, dict) else None
-    if not isinstance(meta, dict) or not isinstance(optim, dict) or optim.get("format") != _OPTIM_FORMAT:
-        raise UserError(f"{last}: not a ddspbench training checkpoint; cannot resume")
-    if optim.get("step") != meta.get("step"):
-        raise UserError(f"{out_dir}: {LAST_CKPT} (step {meta.get('step')}) and {OPTIM_STATE} (step {optim.get('step')}) disagree")
+    if not isinstance(meta, dict) or not isinstance(meta.get("optim_file"), str):
+        raise bad("not a ddspbench training checkpoint")
+    opath = out_dir / Path(meta["optim_file"]).name
+    if not opath.is_file():
+        raise bad(f"its optimizer state {opath.name} is missing")
+    try:
+        optim = torch.load(opath, map_location=device, weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise bad(f"{opath.name}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+    if not isinstance(optim, dict) or optim.get("format") != _OPTIM_FORMAT or optim.get("step") != meta.get("step"):
+        raise bad(f"{opath.name} is not the optimizer state of step {meta.get('step')}")
     ident = model_identity(model)
     if (payload.get("family"), payload.get("config")) != (ident["family"], ident["config"]):
         raise UserError(
@@ -435,8 +454,8 @@ def _run(model: nn.Module, train_set: ClipSet, valid_set: ClipSet | None, cfg: T
         valid_set = None
     valid_clips = valid_set.crop(cfg.frames) if (valid_set is not None and cfg.frames) else valid_set
     if loaded is None and out is not None:  # a fresh run: no stale file of an earlier run may pass for this one's
-        for name in (LAST_CKPT, OPTIM_STATE, BEST_CKPT):
-            (out / name).unlink(missing_ok=True)
+        for stale in [out / LAST_CKPT, out / BEST_CKPT, *out.glob("optim-*.pt")]:
+            stale.unlink(missing_ok=True)
 
     def train_meta() -> dict[str, Any]:
         return {"history": history, "best_valid": best_valid, "last_valid": last_valid, "acc": dict(acc), "acc_n": acc_n}

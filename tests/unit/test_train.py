@@ -157,7 +157,9 @@ def test_checkpoint_round_trip(tmp_path: Path, double_family: type) -> None:
     best, bmeta = load_checkpoint(tmp_path / BEST_CKPT)
     assert bmeta["train"]["valid"] == res.best_valid
     # the optimizer file loads with weights_only=True
-    opt = torch.load(tmp_path / "last.optim.pt", weights_only=True)
+    assert meta["train"]["optim_file"] == "optim-00000010.pt"
+    assert sorted(p.name for p in tmp_path.glob("optim-*.pt")) == ["optim-00000010.pt"]  # step 5's is gone
+    opt = torch.load(tmp_path / "optim-00000010.pt", weights_only=True)
     assert opt["step"] == 10 and "state" in opt["optimizer"]
 
 
@@ -173,6 +175,17 @@ def test_resume_equals_uninterrupted(tmp_path: Path, double_family: type, random
     assert _same_weights(resumed.model, full.model)
     assert resumed.history == full.history
     assert resumed.best_valid == full.best_valid
+
+
+def test_resume_with_missing_or_foreign_optimizer_state_is_a_user_error(tmp_path: Path, double_family: type) -> None:
+    train(_model(), make_clips(), None, _cfg(steps=3), out_dir=tmp_path, progress=False)
+    opt_file = tmp_path / "optim-00000003.pt"
+    opt_file.rename(tmp_path / "moved.pt")
+    with pytest.raises(UserError, match="optim-00000003.pt is missing"):
+        train(_model(), make_clips(), None, _cfg(steps=6), out_dir=tmp_path, resume=True, progress=False)
+    torch.save({"format": "ddspbench.optim/1", "step": 2}, opt_file)
+    with pytest.raises(UserError, match="not the optimizer state of step 3"):
+        train(_model(), make_clips(), None, _cfg(steps=6), out_dir=tmp_path, resume=True, progress=False)
 
 
 def test_resume_without_checkpoint_starts_fresh_and_rejects_other_model(tmp_path: Path, double_family: type) -> None:
