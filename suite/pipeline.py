@@ -254,9 +254,9 @@ class Workspace:
                     self._train_teacher(family, key, tdir)
         info = json.loads(done.read_text())
         model, _ = load_checkpoint(tdir / "model.pt", map_location=self.cfg.device)
+        # Eval mode only: compressors freeze the teacher themselves where they train against it, and
+        # torch-pruning traces autograd, so a teacher without requires_grad would not be pruned at all.
         model.eval()
-        for p in model.parameters():
-            p.requires_grad_(False)
         self._teachers[family] = (model, info)
         self._ensure_teacher_record(family, model, info, tdir)
         return model, info

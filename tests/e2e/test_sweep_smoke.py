@@ -58,6 +58,12 @@ def test_smoke_preset_cut_down_end_to_end(tmp_path):
         assert os.path.isfile(r.artifacts["checkpoint"])
     for r in cands:
         assert math.isfinite(r.metrics["mss_teacher"])
+    teacher_params = {r.family: r.metrics["params"] for r in teachers}
+    pruned = [r for r in cands if "prune" in r.method.split("+")]
+    assert pruned and all(r.metrics["params"] < teacher_params[r.family] for r in pruned)
+    for r in cands:  # every candidate is cheaper than its teacher in bytes (students, pruned or quantized)
+        teacher_bytes = next(t.metrics["param_bytes"] for t in teachers if t.family == r.family)
+        assert r.metrics["param_bytes"] < teacher_bytes, (r.candidate_id, r.method)
     objectives = ["mss", "rtf_stream_64", "param_bytes"]
     values = np.array([[r.metrics[o] for o in objectives] for r in cands], dtype=float)
     assert is_pareto_front(values).any()
