@@ -3,7 +3,7 @@
 Paper: Fang et al., "DepGraph: Towards Any Structural Pruning", CVPR 2023 (torch-pruning); magnitude
 criterion after Li et al., "Pruning Filters for Efficient ConvNets", ICLR 2017.
 
-For a pruning ratio ``r``, every prunable layer keeps ``round((1 - r) * C)`` of its ``C`` output
+For a pruning ratio ``r``, every prunable layer keeps ``floor((1 - r) C)`` of its ``C`` output
 channels (hidden units), chosen per dependency group by the importance
 ``I_i = sum_{layers l in group} ||W_l[i]||_2^2`` (rows of the producing layers, the matching columns
 of the consuming ones, LayerNorm scales, and for a GRU the gate rows/recurrent column of unit ``i``,
@@ -183,7 +183,7 @@ class Prune(Compressor):
     """Structured pruning with real smaller layers (torch-pruning + a GRU pruner), then fine-tuning.
 
     Fang et al., "DepGraph: Towards Any Structural Pruning", CVPR 2023; magnitude criterion after Li et
-    al., ICLR 2017. Each prunable layer keeps ``round((1 - ratio) C)`` channels ranked per dependency
+    al., ICLR 2017. Each prunable layer keeps ``floor((1 - ratio) C)`` channels ranked per dependency
     group by ``I_i = sum_l ||W_l[i]||_2^2`` (GRU units scored on their own gate rows and recurrent
     column); fine-tuning minimises ``MSS(x, s)``, or with ``kd_weight > 0``
     ``w_target MSS(x, s) + w_kd MSS(t, s)`` against the unpruned teacher. ``n_harmonics``,
@@ -215,6 +215,7 @@ class Prune(Compressor):
             from compressors._dsp_prune import dsp_prune
 
             model, report["dsp"] = dsp_prune(model, ctx, **dsp)
+        torch.manual_seed(ctx.seed)  # the "random" importance draws from torch's global generator
         model = structured_prune(model, float(params["ratio"]), importance=str(params["importance"]))
         model.size_name = "custom"
         report["config"] = dict(model.config)
