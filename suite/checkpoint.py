@@ -52,7 +52,7 @@ def model_identity(model: nn.Module) -> dict[str, Any]:
 def apply_transform(model: nn.Module, name: str, **params: Any) -> nn.Module:
     """Apply a registered structural transform and record it on the model."""
     out = TRANSFORMS.get(name)(model, **params)
-    out.ddsp_transforms = [*getattr(model, "ddsp_transforms", []), {"name": name, "params": dict(params)}]
+    out.ddsp_transforms = [*getattr(model, "ddsp_transforms", []), {"name": name, "params": dict(params)}]  # type: ignore[assignment]
     for attr in ("family", "size_name", "config"):
         if hasattr(model, attr) and not hasattr(out, attr):
             setattr(out, attr, getattr(model, attr))

@@ -68,7 +68,7 @@ def provenance(device: str = "cpu", threads: int | None = None, seed: int | None
         "device": device,
         "threads": threads if threads is not None else torch.get_num_threads(),
         "seed": seed,
-        "time_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "time_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))

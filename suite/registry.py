@@ -63,6 +63,14 @@ class Entry(Generic[T]):
     meta: Mapping[str, Any] = field(default_factory=dict)
 
 
+def _name_of(obj: object) -> str:
+    """The ``__name__`` of a registered object (functions and classes), used when no name is given."""
+    name = getattr(obj, "__name__", None)
+    if not isinstance(name, str):
+        raise ValueError(f"{obj!r} has no __name__: register it with an explicit name")
+    return name
+
+
 class Registry(Generic[T]):
     """Named entries of one kind.
 
@@ -88,14 +96,14 @@ class Registry(Generic[T]):
         """
         if callable(name) and obj is None and not isinstance(name, str):  # bare decorator
             target = name
-            self._add(getattr(target, "__name__"), target, description, meta)
+            self._add(_name_of(target), target, description, meta)
             return target
         if obj is not None:
-            self._add(name if name is not None else getattr(obj, "__name__"), obj, description, meta)
+            self._add(name if name is not None else _name_of(obj), obj, description, meta)
             return obj
 
         def decorator(target: T) -> T:
-            self._add(name if name is not None else getattr(target, "__name__"), target, description, meta)
+            self._add(name if name is not None else _name_of(target), target, description, meta)
             return target
 
         return decorator
