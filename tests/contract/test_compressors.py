@@ -240,3 +240,15 @@ class TestDDX7BF16Contract(CompressorContract):
     family = "ddx7"
     teacher_config = {"n_blocks": 3, "hidden": 16}
     params = {"method": "bf16", "measure_frames": 16, "measure_repeats": 1}
+
+
+class TestQuantizeOnnxContract(CompressorContract):
+    method = "quantize"
+    params = {"method": "onnx_int8", "measure_frames": 16, "measure_repeats": 1}
+
+    @pytest.fixture(scope="class", autouse=True)
+    def _needs_onnxruntime(self) -> None:
+        from compressors import onnx_available
+        from tests.conftest import require_system
+
+        require_system("onnx + onnxruntime (pip install 'ddspbench[onnx]')", onnx_available())
