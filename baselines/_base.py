@@ -31,6 +31,7 @@ __all__ = [
     "SizeSpec",
     "mlp",
     "fast_fft_len",
+    "first_or_carried",
     "register_sizes",
     "scaled_inputs",
     "synth_dtype",
@@ -57,6 +58,7 @@ class SizeSpec:
 
 def fast_fft_len(n: int) -> int:
     """The smallest ``2^a 3^b 5^c >= n`` (sizes pocketfft and cuFFT handle fast)."""
+    n = int(n)  # a traced shape arrives as a 0-d tensor
     best = 1 << (n - 1).bit_length()
     p5 = 1
     while p5 < best:
@@ -94,6 +96,17 @@ def scaled_inputs(f0_hz: Tensor, loudness_db: Tensor, dtype: torch.dtype | None 
     if dtype is not None and f0s.dtype != dtype:
         f0s, ls = f0s.to(dtype), ls.to(dtype)
     return f0s, ls
+
+
+def first_or_carried(frame: int | Tensor, first: Tensor, carried: Tensor) -> Tensor:
+    """``first`` at the start of a signal (``frame == 0``), else ``carried``.
+
+    ``frame`` is a Python int in eager streaming, or a 0-d int64 tensor in an exported graph
+    (:mod:`baselines.export`), where the choice must stay data (a ``torch.where``), not a Python branch.
+    """
+    if isinstance(frame, Tensor):
+        return torch.where(frame == 0, first, carried)
+    return first if frame == 0 else carried
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -345,7 +358,7 @@ class DecoderFamily(DDSPFamily):
     Subclasses set ``tonal_head`` (the head whose size is ``n_harmonics``/``n_wavetables``) and
     implement ``_tonal(sc, f0, phase)``.
 
-    Streaming state: ``{"frame": int, "noise_key": (B, 1, 1) int64, "gru": (1, B, g), "phase": (B, 1) float64,
+    Streaming state: ``{"frame": int (or a 0-d int64 tensor), "noise_key": (B, 1, 1) int64, "gru": (1, B, g), "phase": (B, 1) float64,
     "f0_prev": (B, 1, 1), "reverb": Reverb state}``.
     """
 
@@ -417,14 +430,14 @@ class DecoderFamily(DDSPFamily):
 
     noise_chunk_blocks: ClassVar[int] = 1024
 
-    def _white(self, key: Tensor, frame: int, t: int) -> Tensor:
+    def _white(self, key: Tensor, frame: int | Tensor, t: int) -> Tensor:
         """Noise blocks ``frame .. frame+t-1`` of the stream ``key`` (:func:`dsp.counter_uniform`).
 
         In inference, blocks are drawn a chunk at a time and sliced per buffer (the same values:
         the noise is a pure function of key and block index).
         """
         chunk = self.noise_chunk_blocks
-        if torch.is_grad_enabled() or self.training or t > chunk:
+        if isinstance(frame, Tensor) or torch.is_grad_enabled() or self.training or t > chunk:
             return dsp.counter_uniform(key, frame, t, self.block_size)
         cache = getattr(self, "_noise_cache", None)
         if cache is None or cache[0] is not key or not cache[1] <= frame <= cache[1] + chunk - t:
@@ -448,7 +461,7 @@ class DecoderFamily(DDSPFamily):
         f0 = f0_hz.unsqueeze(-1)
         if f0.dtype != sc["amplitude"].dtype:
             f0 = f0.to(sc["amplitude"].dtype)
-        prev = f0[:, :1] if state["frame"] == 0 else state["f0_prev"]
+        prev = first_or_carried(state["frame"], f0[:, :1], state["f0_prev"])
         f0_up, f0_last = dsp.upsample_linear_causal(f0, prev, self.block_size, self._ramp)
         phase, phase_end = dsp.oscillator_phase(f0_up.view(b, -1), state["phase"], self._ratio, self.sample_rate)
         tonal = self._tonal(sc, f0, phase[:, 0])

@@ -28,6 +28,7 @@ from baselines._base import (
     ModelConfigError,
     Reverb,
     SizeSpec,
+    first_or_carried,
     register_sizes,
     scaled_inputs,
     synth_dtype,
@@ -99,7 +100,8 @@ class TCNBlock(nn.Module):
         key = tuple((p.data_ptr(), p._version) for c in convs for p in c.parameters())
         if getattr(self, "_fast_key", None) != key:
             with torch.no_grad():
-                self._fast = [(c.weight.reshape(c.out_channels, -1).contiguous(), c.bias.clone()) for c in convs]
+                self._fast = [(c.weight.detach().reshape(c.out_channels, -1).contiguous(), c.bias.detach().clone())
+                              for c in convs]
             self._fast_key = key
         return self._fast
 
@@ -267,7 +269,7 @@ class DDX7(DDSPFamily):
         ol = self.synth_controls({"ol": raw})["ol"]
         ol = ol.to(synth_dtype(ol.dtype))
         frames = torch.cat([f0_hz.unsqueeze(-1).to(ol.dtype), ol], dim=-1)  # (B, T, 7)
-        prev = frames[:, :1] if state["frame"] == 0 else state["prev"]
+        prev = first_or_carried(state["frame"], frames[:, :1], state["prev"])
         up, last = dsp.upsample_linear_causal(frames, prev, self.block_size, self._ramp)
         phases, phase_end = dsp.oscillator_phase(up[..., 0], state["phase"], self._ratios, self.sample_rate)
         fm = dsp.fm_synth(phases, up[..., 1:].transpose(1, 2), self.patch.modulators, self.patch.carriers)

@@ -185,20 +185,24 @@ def noise_key(seed: Tensor) -> Tensor:
     return _hash32(_hash32(lo * 0x27D4EB2F + 0x165667B1) ^ hi).view(-1, 1, 1)
 
 
-def counter_uniform(key: Tensor, start_block: int, n_blocks: int, block: int) -> Tensor:
+def counter_uniform(key: Tensor, start_block: int | Tensor, n_blocks: int, block: int) -> Tensor:
     """Uniform noise in ``[-1, 1)`` as a pure function of ``(key, block index, sample in block)``.
 
     Args:
         key: ``(B, 1, 1)`` from :func:`noise_key`, one stream per batch item.
-        start_block: index of the first block (the running block counter).
+        start_block: index of the first block (the running block counter), a Python int or a 0-d int64 tensor.
         n_blocks: blocks to draw.
         block: samples per block.
 
     Returns:
         ``(B, n_blocks, block)`` float32 on ``key``'s device.
     """
-    counter = torch.arange(start_block * block, (start_block + n_blocks) * block, device=key.device,
-                           dtype=torch.int64).view(1, n_blocks, block)
+    if isinstance(start_block, Tensor):  # a 0-d int64 counter (traced/exported graphs keep it as data)
+        counter = (torch.arange(n_blocks * block, device=key.device, dtype=torch.int64)
+                   + start_block * block).view(1, n_blocks, block)
+    else:
+        counter = torch.arange(start_block * block, (start_block + n_blocks) * block, device=key.device,
+                               dtype=torch.int64).view(1, n_blocks, block)
     x = _hash32((counter & _MASK32) ^ key)
     return (x >> 8).float().mul_(2.0 / (1 << 24)).sub_(1.0)
 

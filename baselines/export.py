@@ -1,0 +1,255 @@
+"""An exported inference path: the model's own forward traced for one buffer size, state as tensors.
+
+Streaming a family model eagerly costs a hundred-odd small tensor ops per buffer, each paying
+Python and dispatcher overhead (several microseconds) that dwarfs the arithmetic at 64-sample
+buffers. :func:`export_streaming` traces the model's ``forward`` (the same code, no second
+streaming implementation) for a fixed batch and buffer length, with the streaming state flattened
+into a list of tensors (the block counter ``frame`` becomes a 0-d int64 tensor, so the graph is valid
+for every buffer of the stream, the first included). The returned :class:`StreamingRunner` carries
+the state between calls.
+
+Backends:
+
+* ``"torchscript"``: ``torch.jit.trace`` + ``torch.jit.freeze`` (weights, cached reverb spectra and
+  noise-filter basis folded in as constants); ``optimize=True`` adds ``torch.jit.optimize_for_inference``.
+* ``"onnxruntime"``: ``torch.onnx.export(..., dynamo=False)`` of the same traced step, run by an
+  ``InferenceSession`` with one intra-op thread and all graph optimisations. The synth's FFTs and
+  the reverb's complex-valued delay line are outside what the legacy exporter and ONNX handle, so
+  a model whose graph does not export is refused with a :class:`UserError` naming the failing op.
+
+What is frozen at export: the weights, the batch size, the buffer length and the eval-mode
+inference path. Export again after changing the model. One offline render is a runner whose buffer
+is the whole clip (:func:`export_offline`).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from suite.errors import UserError
+
+__all__ = ["BACKENDS", "StreamingRunner", "export_streaming", "export_offline", "onnxruntime_available"]
+
+BACKENDS: tuple[str, ...] = ("torchscript", "onnxruntime")
+
+# A flattened state: nested dicts/lists of tensors and ints -> leaves + a spec to rebuild them.
+_Spec = Any
+
+
+def _flatten(obj: Any, leaves: list[Tensor]) -> _Spec:
+    if isinstance(obj, dict):
+        return ("dict", [(k, _flatten(v, leaves)) for k, v in obj.items()])
+    if isinstance(obj, (list, tuple)):
+        return ("list", [_flatten(v, leaves) for v in obj])
+    if isinstance(obj, bool) or not isinstance(obj, (int, Tensor)):
+        raise UserError(f"export: cannot flatten a streaming state entry of type {type(obj).__name__}")
+    leaves.append(obj if isinstance(obj, Tensor) else torch.tensor(int(obj), dtype=torch.int64))
+    return ("leaf", None)
+
+
+def _unflatten(spec: _Spec, leaves: list[Tensor]) -> Any:
+    it = iter(leaves)
+
+    def build(s: _Spec) -> Any:
+        kind, body = s
+        if kind == "dict":
+            return {k: build(v) for k, v in body}
+        if kind == "list":
+            return [build(v) for v in body]
+        return next(it)
+
+    return build(spec)
+
+
+class _Step(nn.Module):
+    """``(f0, loudness, *state leaves) -> (audio, *new state leaves)``: the model's forward on flat tensors."""
+
+    def __init__(self, model: nn.Module, spec: _Spec) -> None:
+        super().__init__()
+        self.model = model
+        self.spec = spec
+
+    def forward(self, f0_hz: Tensor, loudness_db: Tensor, *leaves: Tensor) -> tuple[Tensor, ...]:
+        out = self.model(f0_hz, loudness_db, _unflatten(self.spec, list(leaves)))
+        new_leaves: list[Tensor] = []
+        _flatten(out["state"], new_leaves)
+        return (out["audio"], *new_leaves)
+
+
+def onnxruntime_available() -> bool:
+    """Whether onnx and onnxruntime can be imported."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class StreamingRunner:
+    """Runs an exported step buffer by buffer, carrying the state.
+
+    Call it with ``f0_hz, loudness_db`` of shape ``(batch, buffer_frames)``; it returns the audio
+    ``(batch, 64 * buffer_frames)`` and keeps the new state for the next call. :meth:`reset` starts
+    a fresh signal (a new runner starts fresh too).
+    """
+
+    def __init__(self, step: Callable[..., tuple[Any, ...]], init_state: Callable[[int, int | None], Any],
+                 spec: _Spec, batch: int, buffer_frames: int, backend: str, seed: int | None) -> None:
+        self._step = step
+        self._init_state = init_state
+        self._spec = spec
+        self.batch = batch
+        self.buffer_frames = buffer_frames
+        self.backend = backend
+        self.seed = seed
+        self._leaves: list[Any] = []
+        self.reset()
+
+    def reset(self, seed: int | None = None) -> None:
+        """A fresh stream; ``seed`` fixes the noise (default: the seed given at export)."""
+        leaves: list[Tensor] = []
+        spec = _flatten(self._init_state(self.batch, self.seed if seed is None else seed), leaves)
+        if spec != self._spec:
+            raise UserError("export: the model's state layout changed since it was exported; export it again")
+        self._leaves = [x.numpy() for x in leaves] if self.backend == "onnxruntime" else leaves
+
+    def state(self) -> Any:
+        """The current state as the eager model would hold it (tensors; ``frame`` a 0-d tensor)."""
+        return _unflatten(self._spec, [torch.as_tensor(x) for x in self._leaves])
+
+    def __call__(self, f0_hz: Tensor, loudness_db: Tensor) -> Tensor:
+        want = (self.batch, self.buffer_frames)
+        if tuple(f0_hz.shape) != want or tuple(loudness_db.shape) != want:
+            raise UserError(f"exported runner takes (batch, frames) = {want}, got {tuple(f0_hz.shape)} "
+                            f"and {tuple(loudness_db.shape)}")
+        if self.backend == "onnxruntime":
+            outs = self._step(f0_hz.numpy(), loudness_db.numpy(), *self._leaves)
+            self._leaves = list(outs[1:])
+            return torch.from_numpy(outs[0])
+        with torch.inference_mode():
+            outs = self._step(f0_hz, loudness_db, *self._leaves)
+        self._leaves = list(outs[1:])
+        return outs[0]
+
+
+def _check_exportable(model: nn.Module) -> None:
+    if not callable(getattr(model, "init_state", None)):
+        raise UserError(f"export: {type(model).__name__} has no init_state (not a streaming family model)")
+    for name, mod in model.named_modules():
+        if "quantized" in type(mod).__module__ or type(mod).__name__ == "OrtDecoder":
+            raise UserError(f"export: {name} is a {type(mod).__module__}.{type(mod).__name__} layer, "
+                            "which the exported path does not support; export the float model")
+    for p in model.parameters():
+        if p.dtype not in (torch.float32, torch.float64):
+            raise UserError(f"export: parameters of dtype {p.dtype} are not supported (float32 models only)")
+
+
+def _onnx_step(step: _Step, args: tuple[Tensor, ...], n_state: int) -> Callable[..., Any]:
+    if not onnxruntime_available():
+        raise UserError("export: backend 'onnxruntime' needs onnx and onnxruntime (pip install 'ddspbench[onnx]')")
+    import onnxruntime as ort
+
+    names_in = ["f0_hz", "loudness_db", *[f"state_{i}" for i in range(n_state)]]
+    names_out = ["audio", *[f"new_state_{i}" for i in range(n_state)]]
+    buf = io.BytesIO()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(step, args, buf, dynamo=False, opset_version=17, input_names=names_in,
+                              output_names=names_out)
+    except Exception as exc:  # the exporter's errors are many kinds; the message names the op
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"export: the model does not export to ONNX ({first[:200]})") from exc
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        sess = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise UserError(f"export: ONNX Runtime cannot load the exported model ({str(exc).splitlines()[0][:200]})") from exc
+    in_names = [i.name for i in sess.get_inputs()]  # the exporter drops inputs the graph never reads
+
+    def run(*arrays: np.ndarray) -> list[np.ndarray]:
+        feed = {n: a for n, a in zip(names_in, arrays) if n in in_names}
+        outs = sess.run(None, feed)
+        return outs
+
+    return run
+
+
+def export_streaming(model: nn.Module, buffer_frames: int, backend: str = "torchscript", *, batch: int = 1,
+                     seed: int | None = 0, optimize: bool = False) -> StreamingRunner:
+    """Trace ``model``'s forward for buffers of ``buffer_frames`` frames (64 samples each).
+
+    Args:
+        model: a float family model (``forward(f0_hz, loudness_db, state)`` and ``init_state``); put in eval mode.
+        buffer_frames: frames per call (1 = a 64-sample buffer).
+        backend: ``"torchscript"`` or ``"onnxruntime"``.
+        batch: batch size of every call.
+        seed: noise seed of the runner's fresh states (``None``: drawn from torch's RNG at each reset).
+        optimize: TorchScript only: also run ``torch.jit.optimize_for_inference``.
+
+    Raises:
+        UserError: unknown backend, a model with quantized/ONNX layers or non-float weights, a missing
+            onnxruntime, or a graph that does not export.
+    """
+    if backend not in BACKENDS:
+        raise UserError(f"export: unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+    if int(buffer_frames) < 1 or int(batch) < 1:
+        raise UserError(f"export: buffer_frames and batch must be >= 1, got {buffer_frames} and {batch}")
+    buffer_frames, batch = int(buffer_frames), int(batch)
+    _check_exportable(model)
+    model = model.eval()
+    leaves: list[Tensor] = []
+    spec = _flatten(model.init_state(batch, seed=0), leaves)  # type: ignore[operator]
+    step = _Step(model, spec).eval()
+    t = torch.arange(buffer_frames, dtype=torch.float32)
+    f0 = (220.0 + 10.0 * torch.sin(t)).expand(batch, -1).contiguous()
+    loud = (-30.0 + 5.0 * torch.cos(t)).expand(batch, -1).contiguous()
+    args = (f0, loud, *leaves)
+    with torch.no_grad():
+        probe = step(*args)
+        if _flatten_spec_of(model, probe, batch, spec) is False:
+            raise UserError("export: the model's state changes layout between calls; it cannot be exported")
+        if backend == "onnxruntime":
+            fn = _onnx_step(step, args, len(leaves))
+        else:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                    traced = torch.jit.trace(step, args, check_trace=False)
+                fn = torch.jit.freeze(traced.eval())
+                if optimize:
+                    fn = torch.jit.optimize_for_inference(fn)
+            except Exception as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise UserError(f"export: TorchScript tracing failed ({first[:200]})") from exc
+    return StreamingRunner(fn, model.init_state, spec, batch, buffer_frames, backend, seed)  # type: ignore[arg-type]
+
+
+def _flatten_spec_of(model: nn.Module, outs: tuple[Tensor, ...], batch: int, spec: _Spec) -> bool:
+    """Whether the step's outputs have one state leaf per input leaf, each of the input's shape and dtype."""
+    ref: list[Tensor] = []
+    _flatten(model.init_state(batch, seed=0), ref)  # type: ignore[operator]
+    new = list(outs[1:])
+    return len(new) == len(ref) and all(a.shape == b.shape and a.dtype == b.dtype for a, b in zip(new, ref))
+
+
+def export_offline(model: nn.Module, frames: int, backend: str = "torchscript", **kwargs: Any) -> Callable[[Tensor, Tensor], Tensor]:
+    """A whole-clip renderer for inputs of ``frames`` frames: a fresh runner state at every call."""
+    runner = export_streaming(model, frames, backend, **kwargs)
+
+    def render(f0_hz: Tensor, loudness_db: Tensor) -> Tensor:
+        runner.reset()
+        return runner(f0_hz, loudness_db)
+
+    return render

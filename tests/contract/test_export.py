@@ -1,0 +1,137 @@
+"""Contract tests of the exported inference path (baselines/export.py): same audio as the eager forward."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+import baselines  # noqa: F401  (registers the families)
+from baselines import export as export_mod
+from baselines.export import export_offline, export_streaming
+from suite.errors import UserError
+from suite.registry import SIZES
+
+FRAMES = 24
+TOL = 1e-4  # max |exported - eager| relative to the peak of the eager offline audio
+REDUCED = [name for name in SIZES.list() if name.endswith("/reduced")]
+_MODELS: dict[str, torch.nn.Module] = {}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _model(name: str) -> torch.nn.Module:
+    if name not in _MODELS:
+        torch.manual_seed(0)
+        model = SIZES.get(name)().eval()
+        with torch.no_grad():  # a non-zero wet mix, so the reverb's delay line shapes the output
+            model.reverb.wet.fill_(-1.0)
+        _MODELS[name] = model
+    return _MODELS[name]
+
+
+def _inputs(frames: int = FRAMES) -> tuple[torch.Tensor, torch.Tensor]:
+    t = torch.arange(frames, dtype=torch.float32)
+    f0 = (220.0 + 30.0 * torch.sin(t / 7.0))[None]
+    f0[:, frames // 3: frames // 3 + 2] = 0.0  # unvoiced frames
+    loud = (-40.0 + 10.0 * torch.cos(t / 5.0))[None]
+    return f0, loud
+
+
+def _eager(model: torch.nn.Module, f0: torch.Tensor, loud: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    with torch.no_grad():
+        return model(f0, loud, model.init_state(f0.shape[0], seed=seed))["audio"]
+
+
+def _stream(runner: export_mod.StreamingRunner, f0: torch.Tensor, loud: torch.Tensor) -> torch.Tensor:
+    fb = runner.buffer_frames
+    return torch.cat([runner(f0[:, i: i + fb], loud[:, i: i + fb]) for i in range(0, f0.shape[1], fb)], dim=-1)
+
+
+def _rel_err(a: torch.Tensor, ref: torch.Tensor) -> float:
+    return float((a - ref).abs().max() / ref.abs().max())
+
+
+@pytest.mark.parametrize("buffer_frames", [1, 4])
+@pytest.mark.parametrize("name", REDUCED)
+def test_torchscript_stream_equals_eager_offline(name: str, buffer_frames: int) -> None:
+    model = _model(name)
+    f0, loud = _inputs()
+    ref = _eager(model, f0, loud)
+    runner = export_streaming(model, buffer_frames, "torchscript", seed=0)
+    out = _stream(runner, f0, loud)
+    assert out.shape == ref.shape
+    assert _rel_err(out, ref) < TOL
+    # The state is carried: the stream's last buffer differs from the same buffer rendered from a fresh state.
+    fb = buffer_frames
+    fresh = export_streaming(model, fb, "torchscript", seed=0)
+    last = fresh(f0[:, -fb:], loud[:, -fb:])
+    assert float((last - out[:, -64 * fb:]).abs().max()) > 1e-3 * float(ref.abs().max())
+    # A second runner, and a reset runner, restart from a fresh state.
+    runner.reset()
+    assert _rel_err(_stream(runner, f0, loud), ref) < TOL
+    assert _rel_err(_stream(export_streaming(model, fb, "torchscript", seed=0), f0, loud), ref) < TOL
+
+
+@pytest.mark.parametrize("name", REDUCED)
+def test_offline_export_equals_eager(name: str) -> None:
+    model = _model(name)
+    f0, loud = _inputs()
+    render = export_offline(model, FRAMES)
+    ref = _eager(model, f0, loud)
+    assert _rel_err(render(f0, loud), ref) < TOL
+    assert _rel_err(render(f0, loud), ref) < TOL  # every call starts fresh
+
+
+def test_seed_changes_the_noise_and_state_view() -> None:
+    model = _model("hpn/reduced")
+    f0, loud = _inputs()
+    runner = export_streaming(model, 4, seed=3)
+    out = _stream(runner, f0, loud)
+    assert _rel_err(out, _eager(model, f0, loud, seed=3)) < TOL
+    assert _rel_err(out, _eager(model, f0, loud, seed=0)) > 1e-3
+    state = runner.state()
+    assert int(state["frame"]) == FRAMES and state["gru"].shape == (1, 1, 16)
+
+
+def test_wrong_buffer_shape_is_a_user_error() -> None:
+    runner = export_streaming(_model("ddx7/reduced"), 2)
+    f0, loud = _inputs(4)
+    with pytest.raises(UserError, match=r"\(batch, frames\) = \(1, 2\)"):
+        runner(f0, loud)
+
+
+def test_unknown_backend_and_missing_onnxruntime(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _model("hpn/reduced")
+    with pytest.raises(UserError, match="unknown backend"):
+        export_streaming(model, 1, "tensorrt")
+    monkeypatch.setattr(export_mod, "onnxruntime_available", lambda: False)
+    with pytest.raises(UserError, match="needs onnx and onnxruntime") as err:
+        export_streaming(model, 1, "onnxruntime")
+    assert "\n" not in str(err.value)
+
+
+def test_quantized_model_is_refused() -> None:
+    from compressors import quantize_int8
+
+    model = quantize_int8(_model("hpn/reduced"))
+    with pytest.raises(UserError, match="quantized") as err:
+        export_streaming(model, 1)
+    assert "\n" not in str(err.value)
+
+
+def test_onnx_refusal_names_the_op() -> None:
+    """The synth's integer noise hash and complex FFTs do not export to ONNX: a one-line UserError, not a traceback."""
+    from tests.conftest import require_system
+
+    require_system("onnx + onnxruntime", export_mod.onnxruntime_available())
+    with pytest.raises(UserError, match="does not export to ONNX") as err:
+        export_streaming(_model("hpn/reduced"), 1, "onnxruntime")
+    assert "\n" not in str(err.value)
