@@ -24,6 +24,7 @@ is the whole clip (:func:`export_offline`).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
 from collections.abc import Callable
@@ -35,7 +36,8 @@ from torch import Tensor, nn
 
 from suite.errors import UserError
 
-__all__ = ["BACKENDS", "StreamingRunner", "export_streaming", "export_offline", "onnxruntime_available"]
+__all__ = ["BACKENDS", "ExportedModel", "StreamingRunner", "export_offline", "export_streaming", "exported_model",
+           "onnxruntime_available"]
 
 BACKENDS: tuple[str, ...] = ("torchscript", "onnxruntime")
 
@@ -161,12 +163,14 @@ def _onnx_step(step: _Step, args: tuple[Tensor, ...], n_state: int) -> Callable[
     names_out = ["audio", *[f"new_state_{i}" for i in range(n_state)]]
     buf = io.BytesIO()
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
             torch.onnx.export(step, args, buf, dynamo=False, opset_version=17, input_names=names_in,
                               output_names=names_out)
     except Exception as exc:  # the exporter's errors are many kinds; the message names the op
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first.split(" [Caused by")[0].strip()
         raise UserError(f"export: the model does not export to ONNX ({first[:200]})") from exc
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
@@ -253,3 +257,34 @@ def export_offline(model: nn.Module, frames: int, backend: str = "torchscript", 
         return runner(f0_hz, loudness_db)
 
     return render
+
+
+class ExportedModel:
+    """A family model's call interface (``init_state`` / ``__call__(f0, loud, state)``) over an exported runner.
+
+    Lets timing code written for eager models (:mod:`suite.metrics.speed`) run the exported path
+    unchanged. ``offline=True``: every call renders from a fresh state (one whole clip per call);
+    otherwise ``init_state`` restarts the stream and each call continues it (the ``state`` passed
+    around is only a token; the runner holds the real one).
+    """
+
+    def __init__(self, runner: StreamingRunner, offline: bool = False) -> None:
+        self.runner = runner
+        self.offline = offline
+
+    def init_state(self, batch_size: int, seed: int | None = None) -> dict[str, Any]:
+        if batch_size != self.runner.batch:
+            raise UserError(f"exported model takes batch {self.runner.batch}, got {batch_size}")
+        self.runner.reset(seed)
+        return {"exported": True}
+
+    def __call__(self, f0_hz: Tensor, loudness_db: Tensor, state: Any = None) -> dict[str, Any]:
+        if self.offline:
+            self.runner.reset()
+        return {"audio": self.runner(f0_hz, loudness_db), "state": {"exported": True}}
+
+
+def exported_model(model: nn.Module, frames: int, backend: str = "torchscript", *, offline: bool = False,
+                   batch: int = 1, seed: int | None = 0) -> ExportedModel:
+    """:func:`export_streaming` wrapped as an :class:`ExportedModel` (the speed metric's view of a model)."""
+    return ExportedModel(export_streaming(model, frames, backend, batch=batch, seed=seed), offline=offline)

@@ -191,6 +191,7 @@ def measure_speed(
     min_buffers: int = 200,
     budget_s: float | None = 30.0,
     seed: int = 0,
+    backend: str = "eager",
 ) -> dict[str, Any]:
     """Offline RTF and streaming figures keyed by buffer size, with the provenance of the figures.
 
@@ -206,20 +207,37 @@ def measure_speed(
         min_buffers: streaming buffers timed per size (whole passes over the clip).
         budget_s: wall-time cap per measurement (results say how many calls were timed).
         seed: seed of the streaming state's noise.
+        backend: ``"eager"`` (the model's forward), or ``"torchscript"`` / ``"onnxruntime"``: the
+            exported path of :mod:`baselines.export`, traced once per buffer size (and once for the
+            whole clip offline) before timing; CPU only.
     """
     from suite.provenance import provenance
 
     model = model.to(device).eval()
     f0, loud = inputs if inputs is not None else example_inputs(frames, device=device, seed=seed)
     f0, loud = f0.to(device), loud.to(device)
+
+    def target(n_frames: int, whole_clip: bool) -> Any:
+        if backend == "eager":
+            return model
+        from baselines.export import exported_model
+        from suite.errors import UserError
+
+        if device != "cpu":
+            raise UserError(f"speed: backend {backend!r} is measured on CPU only, got device {device!r}")
+        return exported_model(model, n_frames, backend, offline=whole_clip, batch=f0.shape[0], seed=seed)
+
     out: dict[str, Any] = {}
     with num_threads(threads):
         if offline:
-            out["offline"] = measure_offline(model, f0, loud, repeats=repeats, device=device, budget_s=budget_s)
+            out["offline"] = measure_offline(target(f0.shape[-1], True), f0, loud, repeats=repeats, device=device,
+                                             budget_s=budget_s)
         out["stream"] = {
-            int(b): measure_stream(model, f0, loud, int(b), min_buffers=min_buffers, device=device, budget_s=budget_s, seed=seed)
+            int(b): measure_stream(target(int(b) // BLOCK_SIZE, False), f0, loud, int(b), min_buffers=min_buffers,
+                                   device=device, budget_s=budget_s, seed=seed)
             for b in buffers
         }
         prov = provenance(device=device, threads=torch.get_num_threads())
     out["provenance"] = {k: prov[k] for k in ("threads", "torch_version", "cpu_model", "device", "machine", "time_utc")}
+    out["provenance"]["backend"] = backend
     return out

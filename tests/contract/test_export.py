@@ -135,3 +135,19 @@ def test_onnx_refusal_names_the_op() -> None:
     with pytest.raises(UserError, match="does not export to ONNX") as err:
         export_streaming(_model("hpn/reduced"), 1, "onnxruntime")
     assert "\n" not in str(err.value)
+
+
+def test_speed_metric_backend_option() -> None:
+    """``measure_speed(backend="torchscript")`` times the exported path; the default stays eager."""
+    from suite.metrics.speed import measure_speed
+
+    model = _model("hpn/reduced")
+    kw = {"buffers": (64, 256), "frames": 16, "repeats": 2, "min_buffers": 4, "budget_s": 1.0}
+    eager = measure_speed(model, **kw)  # type: ignore[arg-type]
+    ts = measure_speed(model, backend="torchscript", **kw)  # type: ignore[arg-type]
+    assert eager["provenance"]["backend"] == "eager" and ts["provenance"]["backend"] == "torchscript"
+    for res in (eager, ts):
+        assert res["offline"]["rtf"] > 0 and set(res["stream"]) == {64, 256}
+        assert all(v["rtf"] > 0 and v["buffers"] >= 4 for v in res["stream"].values())
+    with pytest.raises(UserError, match="unknown backend"):
+        measure_speed(model, backend="tvm", **kw)  # type: ignore[arg-type]
