@@ -185,9 +185,10 @@ class ResolvedSpace:
     methods: list[str]
     sizes: dict[str, list[str]]
     params: dict[str, dict[str, ParamSpec]] = field(default_factory=dict)
+    student_methods: frozenset[str] = STUDENT_METHODS
 
     def needs_student(self, method: str) -> bool:
-        return split_method(method)[0] in STUDENT_METHODS
+        return split_method(method)[0] in self.student_methods
 
     def params_of(self, component: str) -> dict[str, ParamSpec]:
         return self.params.get(component, {})
@@ -234,7 +235,10 @@ def resolve_space(cfg: SweepConfig) -> ResolvedSpace:
         merged = dict(DEFAULT_PARAMS.get(comp, {}))
         merged.update(cfg.space.params.get(comp, {}))
         params[comp] = merged
-    return ResolvedSpace(families=families, methods=methods, sizes=sizes, params=params)
+    # A compressor that takes a student ``size`` trains a new student (e.g. kd_feature too).
+    students = STUDENT_METHODS | {c for c in components if "size" in getattr(COMPRESSORS.get(c), "defaults", {})}
+    return ResolvedSpace(families=families, methods=methods, sizes=sizes, params=params,
+                         student_methods=frozenset(students))
 
 
 def _suggest(trial: optuna.trial.Trial, name: str, spec: ParamSpec) -> Any:

@@ -134,6 +134,11 @@ def test_resolve_space_checks_names_against_registries():
     assert space.families == ["hpn"]
     assert space.sizes["hpn"] == ["reduced"]
     assert "quantize" in space.params and "method" in space.params["quantize"]
+    cfg.space.methods = ["kd_*", "prune"]  # wildcards expand through the registry
+    wild = resolve_space(cfg)
+    assert {"kd_audio", "kd_control", "prune"} <= set(wild.methods)
+    assert all(wild.needs_student(m) for m in wild.methods if m.startswith("kd_"))
+    assert not wild.needs_student("prune")
     cfg.space.families = ["nosuchfamily"]
     with pytest.raises(UserError, match="nosuchfamily"):
         resolve_space(cfg)
