@@ -23,7 +23,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -155,6 +155,8 @@ class Workspace:
         self._splits: dict[str, ClipSet] | None = None
         self._teachers: dict[str, tuple[nn.Module, dict[str, Any]]] = {}
         self._dataset_name: str | None = None
+        self.note: Callable[[str], None] = lambda text: None
+        """Where progress notes go (the sweep display sets it)."""
 
     def apply_threads(self) -> None:
         """Set torch's intra-op threads for training (``cfg.threads``; None leaves torch's default)."""
@@ -251,6 +253,8 @@ class Workspace:
         if not done.is_file():
             with file_lock(tdir.with_name(tdir.name + ".lock")):
                 if not done.is_file():
+                    self.note(f"training the {family} teacher ({teacher_size_label(family, self.cfg)}, "
+                              f"{self.cfg.teacher.steps} steps) once, cached in {tdir}")
                     self._train_teacher(family, key, tdir)
         info = json.loads(done.read_text())
         model, _ = load_checkpoint(tdir / "model.pt", map_location=self.cfg.device)

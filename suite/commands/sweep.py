@@ -116,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finished, _ = count_trials(study)
     with SweepDisplay(cfg.objectives) as display:
+        ws.note = display.note
         display.note(f"study {cfg.study!r} (preset {cfg.preset}) in {mask_url(storage_url)}; results in {out}")
         display.note(f"objectives (minimised): {', '.join(cfg.objectives)}; sampler {cfg.sampler}, seed {cfg.seed}")
         if finished:

@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     study, storage = open_study(cfg, storage_url, worker_offset=os.getpid() % 100_003, write_attrs=False)
     ws = Workspace(cfg, out, cache=args.cache)
     with SweepDisplay(cfg.objectives) as display:
+        ws.note = display.note
         display.note(f"worker {os.getpid()} on study {cfg.study!r} in {mask_url(storage_url)}; results in {out}")
         summary = run_trials(study, storage, storage_url, cfg, ws, display=display, grace_s=args.grace)
     print(f"worker done: ran {summary.ran} trials ({summary.ok} ok, {summary.failed} failed); "
