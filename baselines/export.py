@@ -222,7 +222,7 @@ def export_streaming(model: nn.Module, buffer_frames: int, backend: str = "torch
     args = (f0, loud, *leaves)
     with torch.no_grad():
         probe = step(*args)
-        if _flatten_spec_of(model, probe, batch, spec) is False:
+        if not _same_layout(model, probe, batch):
             raise UserError("export: the model's state changes layout between calls; it cannot be exported")
         if backend == "onnxruntime":
             fn = _onnx_step(step, args, len(leaves))
@@ -240,7 +240,7 @@ def export_streaming(model: nn.Module, buffer_frames: int, backend: str = "torch
     return StreamingRunner(fn, model.init_state, spec, batch, buffer_frames, backend, seed)  # type: ignore[arg-type]
 
 
-def _flatten_spec_of(model: nn.Module, outs: tuple[Tensor, ...], batch: int, spec: _Spec) -> bool:
+def _same_layout(model: nn.Module, outs: tuple[Tensor, ...], batch: int) -> bool:
     """Whether the step's outputs have one state leaf per input leaf, each of the input's shape and dtype."""
     ref: list[Tensor] = []
     _flatten(model.init_state(batch, seed=0), ref)  # type: ignore[operator]

@@ -1,0 +1,208 @@
+"""Eager vs exported (TorchScript) inference speed of the baseline families, one thread.
+
+For every registered family size (or those matching ``--sizes``), on a 4 s clip: offline (one call
+for the whole clip) and streaming at 64/256/512-sample buffers with the state carried, once through
+the eager ``forward`` and once through :func:`baselines.export.export_streaming` (the same forward,
+traced and frozen for that buffer size). Per mode: wall RTF (median buffer time / buffer duration;
+offline: median clip time / clip duration), CPU RTF (this thread's ``time.thread_time`` per second
+of audio over whole passes, less inflated by other processes), and the exported audio's max error
+against the eager offline render (relative to its peak). ONNX Runtime is tried once per size and
+its refusal reason recorded (the synth does not export to ONNX).
+
+Results go to ``benchmarks/results_export.md`` and ``.json`` with machine, date, torch version,
+commit and load average.
+
+Run: ``.venv/bin/python benchmarks/bench_export.py [--sizes 'hpn/*'] [--passes 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import fnmatch
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from baselines.export import export_streaming
+from suite.catalog import load_catalog
+from suite.errors import UserError
+from suite.metrics.speed import example_inputs
+from suite.provenance import cpu_model, git_commit
+from suite.registry import SIZES
+
+__all__ = ["GOALS", "time_stream", "run", "to_markdown", "main"]
+
+HERE = Path(__file__).resolve().parent
+SR = 16000
+GOALS: dict[str, dict[str, float]] = {
+    "hpn/full": {"offline": 0.05, "64": 0.15},
+    "wavetable/full": {"64": 0.2},
+    "hpn/reduced": {"64": 0.05},
+    "wavetable/reduced": {"64": 0.05},
+    "ddx7/reduced": {"64": 0.05},
+}
+"""RTF goals on one core (issue 3)."""
+
+
+def time_stream(step: Callable[[int, int], torch.Tensor], reset: Callable[[], None], frames: int, fb: int,
+                passes: int, warmup: int = 20) -> tuple[float, float, torch.Tensor]:
+    """``step(start, stop)`` renders frames ``start:stop``; ``reset()`` starts a fresh stream.
+
+    Returns wall RTF (median call / buffer duration), CPU RTF (thread time per second of audio over
+    whole passes) and the audio of the last pass.
+    """
+    starts = list(range(0, frames - fb + 1, fb))
+    reset()
+    for s in starts[:warmup]:
+        step(s, s + fb)
+    times: list[float] = []
+    cpu = 0.0
+    audio: list[torch.Tensor] = []
+    for _ in range(passes):
+        reset()
+        audio = []
+        c0 = time.thread_time()
+        for s in starts:
+            t0 = time.perf_counter()
+            audio.append(step(s, s + fb))
+            times.append(time.perf_counter() - t0)
+        cpu += time.thread_time() - c0
+    dur = fb * 64 / SR
+    return float(np.median(times)) / dur, cpu / (passes * len(starts) * dur), torch.cat(audio, dim=-1)
+
+
+def _eager_fns(model: torch.nn.Module, f0: torch.Tensor, loud: torch.Tensor
+               ) -> tuple[Callable[[int, int], torch.Tensor], Callable[[], None]]:
+    holder: dict[str, Any] = {}
+
+    def reset() -> None:
+        holder["state"] = model.init_state(1, seed=0)  # type: ignore[operator]
+
+    def step(a: int, b: int) -> torch.Tensor:
+        with torch.inference_mode():
+            out = model(f0[:, a:b], loud[:, a:b], holder["state"])
+        holder["state"] = out["state"]
+        return out["audio"]
+
+    return step, reset
+
+
+def run(patterns: str, buffers: tuple[int, ...], frames: int, passes: int) -> dict[str, Any]:
+    load_catalog()
+    names = [n for n in SIZES.list() if any(fnmatch.fnmatch(n, p.strip()) for p in patterns.split(","))]
+    f0, loud = example_inputs(frames, seed=0)
+    rows: list[dict[str, Any]] = []
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for name in names:
+            torch.manual_seed(0)
+            model = SIZES.get(name)().eval()
+            with torch.inference_mode():
+                ref = model(f0, loud, model.init_state(1, seed=0))["audio"]
+            peak = float(ref.abs().max())
+            row: dict[str, Any] = {"size": name, "modes": {}}
+            for fb in [frames, *[b // 64 for b in buffers]]:
+                key = "offline" if fb == frames else str(fb * 64)
+                n_pass = passes if fb > 1 or "reduced" in name else 1
+                e_step, e_reset = _eager_fns(model, f0, loud)
+                e_wall, e_cpu, _ = time_stream(e_step, e_reset, frames, fb, max(n_pass, 3) if fb == frames else n_pass,
+                                               warmup=2 if fb == frames else 20)
+                t0 = time.perf_counter()
+                runner = export_streaming(model, fb, "torchscript", seed=0)
+                export_s = time.perf_counter() - t0
+
+                def x_step(a: int, b: int, runner: Any = runner) -> torch.Tensor:
+                    return runner(f0[:, a:b], loud[:, a:b])
+
+                x_wall, x_cpu, audio = time_stream(x_step, runner.reset, frames, fb,
+                                                   max(n_pass, 3) if fb == frames else n_pass,
+                                                   warmup=2 if fb == frames else 20)
+                err = float((audio - ref).abs().max()) / max(peak, 1e-12)
+                row["modes"][key] = {"eager_wall": e_wall, "eager_cpu": e_cpu, "ts_wall": x_wall, "ts_cpu": x_cpu,
+                                     "err": err, "export_s": export_s}
+                print(f"{name} {key}: eager {e_wall:.4f}/{e_cpu:.4f} torchscript {x_wall:.4f}/{x_cpu:.4f} "
+                      f"err {err:.1e}", flush=True)
+            try:
+                export_streaming(model, 1, "onnxruntime")
+                row["onnx"] = "exported"
+            except UserError as exc:
+                row["onnx"] = str(exc)
+            rows.append(row)
+    finally:
+        torch.set_num_threads(old)
+    return {"rows": rows, "frames": frames, "buffers": list(buffers), "passes": passes}
+
+
+def _cell(name: str, key: str, value: float) -> str:
+    goal = GOALS.get(name, {}).get(key)
+    mark = "" if goal is None else (f" (meets <= {goal})" if value <= goal else f" (misses <= {goal})")
+    return f"{value:.4f}{mark}"
+
+
+def to_markdown(data: dict[str, Any]) -> str:
+    keys = ["offline", *[str(b) for b in data["buffers"]]]
+    lines = [
+        "# Eager vs exported (TorchScript) inference speed (single thread)",
+        "",
+        f"- date (UTC): {data['date']}",
+        f"- machine: {data['cpu']} ({os.cpu_count()} cores), torch {torch.__version__}, threads 1",
+        f"- commit: {data['commit']}",
+        f"- load average before / after: {data['load_before']} / {data['load_after']} (other processes share "
+        "the cores: wall figures are inflated when the load exceeds 1)",
+        f"- clip: {data['frames']} frames ({data['frames'] * 64 / SR:.0f} s); {data['passes']} timed pass(es) per "
+        "mode (full models at 64 samples: 1 pass), after a warm-up",
+        "- eager: the model's forward called buffer by buffer (`torch.inference_mode`); torchscript: "
+        "`baselines.export.export_streaming` (the same forward traced for that buffer size, state as tensors, "
+        "`torch.jit.freeze`). Offline = one call for the whole clip.",
+        "- wall RTF: median call time / audio duration of the call; CPU RTF: thread CPU time per second of "
+        "audio over whole passes. err: max |exported - eager offline| / peak.",
+        "",
+        "## CPU-time RTF (eager -> torchscript)",
+        "",
+        "| size | " + " | ".join(keys) + " | max err |",
+        "|---|" + "---:|" * (len(keys) + 1),
+    ]
+    for row in data["rows"]:
+        m = row["modes"]
+        cells = [f"{m[k]['eager_cpu']:.4f} -> {_cell(row['size'], k, m[k]['ts_cpu'])}" for k in keys]
+        lines.append(f"| {row['size']} | " + " | ".join(cells) + f" | {max(v['err'] for v in m.values()):.1e} |")
+    lines += ["", "## Wall-clock RTF (eager -> torchscript)", "",
+              "| size | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
+    for row in data["rows"]:
+        m = row["modes"]
+        cells = [f"{m[k]['eager_wall']:.4f} -> {_cell(row['size'], k, m[k]['ts_wall'])}" for k in keys]
+        lines.append(f"| {row['size']} | " + " | ".join(cells) + " |")
+    lines += ["", "## ONNX Runtime", ""]
+    for row in data["rows"]:
+        lines.append(f"- {row['size']}: {row['onnx']}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="*", help="comma-separated glob patterns of sizes (default: all)")
+    ap.add_argument("--buffers", default="64,256,512", help="streaming buffer sizes in samples")
+    ap.add_argument("--frames", type=int, default=1000, help="clip length in frames (1000 = 4 s)")
+    ap.add_argument("--passes", type=int, default=2, help="timed passes over the clip per mode")
+    ap.add_argument("--out", type=Path, default=HERE / "results_export.md")
+    args = ap.parse_args(argv)
+    load_before = tuple(round(x, 2) for x in os.getloadavg())
+    data = run(args.sizes, tuple(int(b) for b in args.buffers.split(",")), args.frames, args.passes)
+    data.update(date=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), cpu=cpu_model(), commit=git_commit(),
+                load_before=load_before, load_after=tuple(round(x, 2) for x in os.getloadavg()))
+    args.out.write_text(to_markdown(data))
+    args.out.with_suffix(".json").write_text(json.dumps(data, indent=1))
+    print(args.out.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
