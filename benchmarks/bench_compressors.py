@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import tempfile
 import time
@@ -44,6 +45,16 @@ def _render(model: torch.nn.Module, test: Any) -> torch.Tensor:
         return model(torch.as_tensor(test.f0_hz), torch.as_tensor(test.loudness_db), state=model.init_state(len(test), seed=0))["audio"]
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--teacher-steps", type=int, default=100)
@@ -66,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     load_catalog()
     t_start = time.time()
+    load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-compress-") as tmp:
         data = DATASETS.get("synthetic")(Path(tmp) / "data", recordings=args.recordings, clips_per_recording=2, seed=0)
         train_set, valid_set, test = (load_split(data, s) for s in ("train", "valid", "test"))
@@ -117,18 +129,19 @@ def main(argv: list[str] | None = None) -> int:
         print(rows[-1], flush=True)
 
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    machine = f"{platform.machine()} {platform.processor() or ''} ({torch.get_num_threads()} thread), torch {torch.__version__}"
+    machine = f"{_cpu_name()} x{os.cpu_count()} ({torch.get_num_threads()} thread used), torch {torch.__version__}"
+    load = f"load average {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
     meta = {
         "date": stamp, "machine": machine, "teacher_steps": args.teacher_steps, "student_steps": args.steps,
         "batch_size": args.batch_size, "frames": args.frames, "train_clips": len(train_set), "test_clips": len(test),
-        "rtf_clip_s": 4.0, "repeats": args.repeats, "wall_s": round(time.time() - t_start, 1),
+        "rtf_clip_s": 4.0, "repeats": args.repeats, "wall_s": round(time.time() - t_start, 1), "load": load,
     }
     out = Path(args.out)
     (out / "results_compressors.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     lines = [
         "# Compressors on HpN full, synthetic data",
         "",
-        f"Measured {stamp} on {machine} by `benchmarks/bench_compressors.py` (whole run {meta['wall_s']:.0f} s).",
+        f"Measured {stamp} on {machine} by `benchmarks/bench_compressors.py` (whole run {meta['wall_s']:.0f} s, {load}).",
         f"Teacher: HpN full trained {args.teacher_steps} steps; every student/fine-tune {args.steps} steps "
         f"(batch {args.batch_size}, {args.frames}-frame random crops, seed 0) on {len(train_set)} synthetic clips.",
         f"RTF: one 4 s clip, offline, 1 thread, median of {args.repeats} calls. MSS: mean over {len(test)} "
