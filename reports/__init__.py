@@ -8,12 +8,13 @@ Public API (docs/CONTRACTS.md, "Reports API"): :func:`load_results`, :func:`buil
 
 from __future__ import annotations
 
-from reports.build import FORMATS, build_report
+from reports.build import FORMATS, SMOKE_WARNING, build_report
 from reports.load import load_results
 from reports.pareto import hypervolume, is_pareto_front, non_dominated_ranks
 from reports.tables import leaderboard, print_leaderboard
 
 __all__ = [
+    "SMOKE_WARNING",
     "FORMATS",
     "build_report",
     "hypervolume",

@@ -113,6 +113,12 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return [{k: clean(v) for k, v in r.items()} for r in df.to_dict("records")]
 
 
+SMOKE_WARNING = (
+    "SMOKE PRESET: tiny data, tens of training steps and reduced-width teachers. These numbers only show that "
+    "the machinery works end to end; they say nothing about the quality of any method."
+)
+
+
 def build_report(
     results_dirs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
@@ -184,8 +190,11 @@ def build_report(
     obj_names = ", ".join(n for n, _ in objs)
     notes = [f"Pareto fronts over ({obj_names}) within each dataset/instrument; KD vs others matches budgets on "
              f"{budget} in log-spaced bands ({per_decade} per decade)."]
+    if "preset" in df.columns and (df["preset"] == "smoke").any():
+        df.attrs["warnings"] = [SMOKE_WARNING]
     if "md" in fmts:
         md = ["# ddspbench report\n\n", *(f"> **Warning:** mixed: {html.escape(w, quote=False)}\n\n" for w in df.attrs.get("mixed", [])),
+              *(f"> **{html.escape(w, quote=False)}**\n\n" for w in df.attrs.get("warnings", [])),
               f"{notes[0]}\n\n", to_markdown(shown, failed)]
         if plots:
             md.append("\n## Pareto plots\n\n" + "".join(f"![{k}](plots/{p.name})\n" for k, p in plots.items()))

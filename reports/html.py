@@ -257,6 +257,8 @@ def write_html(
     ]
     for w in df.attrs.get("mixed", []):
         parts.append(f'<p class="warn">Mixed hardware or metric definitions (allowed by the user): {_e(w)}</p>')
+    for w in df.attrs.get("warnings", []):
+        parts.append(f'<p class="warn"><strong>{_e(w)}</strong></p>')
     for n in notes:
         parts.append(f'<p class="muted">{_e(n)}</p>')
     parts.append('<nav><a href="#leaderboard">Leaderboard</a><a href="#plots">Pareto plots</a>'

@@ -70,6 +70,7 @@ def _row(rec: ResultRecord, base: Path) -> dict[str, Any]:
         "instrument": rec.instrument,
         "seed": rec.seed,
         "status": rec.status,
+        "preset": prov.get("preset") or (rec.method_params or {}).get("preset"),
         "error": rec.error,
         "results_dir": str(base),
         "per_clip": {k: [float("nan") if v is None else float(v) for v in vs] for k, vs in rec.per_clip.items()},

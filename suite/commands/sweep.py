@@ -160,14 +160,9 @@ def finish_report(out: Path, cfg: Any) -> Path | None:
         paths = reports.build_report([out], report_dir, metric=quality, objectives=objectives, rtf_metric=rtf,
                                      allow_mixed_hardware=True)
     reports.print_leaderboard(reports.load_results([out], allow_mixed_hardware=mixed), console=console, metric=quality)
-    if cfg.preset == "smoke":
-        note = ("SMOKE PRESET: tiny data, tens of training steps and reduced-width teachers. These numbers only "
-                "show that the machinery works end to end; they say nothing about the quality of any method.")
-        md = paths.get("md")
-        if md is not None and md.is_file():
-            md.write_text(f"> **{note}**\n\n" + md.read_text(encoding="utf-8"), encoding="utf-8")
-        (report_dir / "SMOKE.txt").write_text(note + "\n", encoding="utf-8")
-        console.print(f"[bold yellow]{note}[/]")
+    if cfg.preset == "smoke":  # the report pages carry the same warning (reports reads the records' preset)
+        (report_dir / "SMOKE.txt").write_text(reports.SMOKE_WARNING + "\n", encoding="utf-8")
+        console.print(reports.SMOKE_WARNING, style="bold yellow", markup=False, highlight=False)
     board = paths.get("md") or next(iter(paths.values()), report_dir)
     print(f"leaderboard: {board}")
     return report_dir

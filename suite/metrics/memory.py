@@ -163,7 +163,10 @@ def _measure(checkpoint: str, frames: int, threads: int, plugins: Sequence[str])
         "peak_mem_bytes": max(0, peak - baseline),
         "baseline_bytes": baseline,
         "peak_bytes": peak,
-        "method": f"peak RSS ({method}, also sampled at 1 ms) minus baseline after warm-up, fresh process",
+        # The definition names both sources: which one caught the peak varies from run to run and goes
+        # in ``peak_source``, so rows measured the same way keep the same definition.
+        "method": "peak RSS (max of VmHWM and memory_profiler at 1 ms) minus baseline after warm-up, fresh process",
+        "peak_source": method,
         "frames": frames,
         "threads": threads,
     }

@@ -69,6 +69,6 @@ def test_smoke_preset_cut_down_end_to_end(tmp_path):
     assert is_pareto_front(values).any()
     assert (out / "targets").is_dir() and list((out / "targets").glob("*.wav"))
     report = (out / "report" / "report.md").read_text()
-    assert "SMOKE PRESET" in report.splitlines()[0]
-    assert (out / "report" / "index.html").is_file()
+    assert "SMOKE PRESET" in "\n".join(report.splitlines()[:3])
+    assert "SMOKE PRESET" in (out / "report" / "index.html").read_text()
     assert (out / "config.smoke.yaml").is_file()

@@ -47,3 +47,17 @@ def test_three_objectives_and_a_non_quality_ranking_metric(tmp_path):
     assert {r["uid"] for r in data["pareto_front"]} == {"c0", "c2", "c3", "c4"}
     assert data["kd_vs_others"] and "mss" in data["kd_vs_others"][0]  # KD compared on quality, not on params
     assert data["hypervolume"][0]["method"] == "(all)" and data["hypervolume"][0]["hypervolume"] > 0
+
+
+def test_smoke_records_carry_a_warning_into_every_page(tmp_path):
+    root = tmp_path / "smoke"
+    for i, method in enumerate(["teacher", "scratch", "kd_audio"]):
+        append_record(root / "records.jsonl", ResultRecord.with_units(
+            candidate_id=f"s{i}", family="hpn", size="reduced", method=method, dataset="synthetic", seed=0,
+            metrics={"mss": 5.0 + i, "params": 1000.0 * (i + 1)}, provenance={"preset": "smoke"},
+        ))
+    written = build_report([root], tmp_path / "rep", formats=("md", "html"), n_clips=1)
+    assert "SMOKE PRESET" in written["md"].read_text()
+    assert "SMOKE PRESET" in written["html"].read_text()
+    plain = build_report([_minimal_dir(tmp_path / "plain")], tmp_path / "rep2", formats=("md",), n_clips=1)
+    assert "SMOKE PRESET" not in plain["md"].read_text()
