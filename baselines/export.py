@@ -13,9 +13,13 @@ Backends:
 * ``"torchscript"``: ``torch.jit.trace`` + ``torch.jit.freeze`` (weights, cached reverb spectra and
   noise-filter basis folded in as constants); ``optimize=True`` adds ``torch.jit.optimize_for_inference``.
 * ``"onnxruntime"``: ``torch.onnx.export(..., dynamo=False)`` of the same traced step, run by an
-  ``InferenceSession`` with one intra-op thread and all graph optimisations. The synth's FFTs and
-  the reverb's complex-valued delay line are outside what the legacy exporter and ONNX handle, so
-  a model whose graph does not export is refused with a :class:`UserError` naming the failing op.
+  ``InferenceSession`` with one intra-op thread and all graph optimisations. The synth's noise hash
+  (bitwise ops on int64), its FFTs and the reverb's complex-valued delay line are outside what the
+  legacy exporter and ONNX handle, so today every family is refused with a :class:`UserError`
+  naming the failing op (the path stays for models whose graph does export).
+
+Measured speed (eager vs exported, wall and CPU time): ``benchmarks/bench_export.py`` ->
+``benchmarks/results_export.md``.
 
 What is frozen at export: the weights, the batch size, the buffer length and the eval-mode
 inference path. Export again after changing the model. One offline render is a runner whose buffer
