@@ -170,7 +170,7 @@ def _onnx_step(step: _Step, args: tuple[Tensor, ...], n_state: int) -> Callable[
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
                 contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
-            torch.onnx.export(step, args, buf, dynamo=False, opset_version=17, input_names=names_in,
+            torch.onnx.export(step, args, buf, dynamo=False, opset_version=17, input_names=names_in,  # type: ignore[arg-type]
                               output_names=names_out)
     except Exception as exc:  # the exporter's errors are many kinds; the message names the op
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
