@@ -161,6 +161,11 @@ def structured_prune(
         return list(out["controls"].values())
 
     model.eval()
+    # torch-pruning builds its dependency graph from autograd: a frozen decoder (a KD teacher, say)
+    # would trace to nothing and come back unpruned. Trace with gradients on, then restore the flags.
+    frozen_names = {n for n, p in decoder.named_parameters() if not p.requires_grad}
+    for p in decoder.parameters():
+        p.requires_grad_(True)
     with warnings.catch_warnings(), opaque_gru_tracing(decoder):
         warnings.simplefilter("ignore")
         pruner = tp.pruner.MetaPruner(
@@ -175,6 +180,8 @@ def structured_prune(
             output_transform=controls,
         )
     pruner.step()
+    for n, p in decoder.named_parameters():
+        p.requires_grad_(n not in frozen_names)
     return rebuild(model)
 
 

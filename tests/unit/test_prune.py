@@ -196,3 +196,16 @@ def test_pruning_a_weight_normed_ddx7_leaves_the_original_working() -> None:
     assert res.model.config["channels"] == [8, 8, 8] and res.model.config["trunk"] == 8
     again = teacher(f0, loud, state=teacher.init_state(1, seed=0))["audio"]
     torch.testing.assert_close(again, ref, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("family", ["hpn", "ddx7"])
+def test_a_frozen_model_is_still_pruned(family: str) -> None:
+    """torch-pruning traces autograd: a frozen teacher must still be pruned (into a new, trainable candidate)."""
+    torch.manual_seed(0)
+    model = FAMILIES.get(family)(**({"hidden": 32} if family == "hpn" else {})).eval()
+    frozen = clone_model(model)
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    pruned = structured_prune(frozen, 0.5)
+    assert count_params(pruned) < count_params(model)
+    assert all(p.requires_grad for p in pruned.decoder.parameters())  # the candidate is fine-tuned next
