@@ -34,21 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def parse_params(items: list[str]) -> dict[str, Any]:
     """``["size=reduced", "prune.ratio=0.5"]`` -> ``{"size": "reduced", "prune.ratio": 0.5}`` (YAML values)."""
-    import yaml
+    from suite.commands._options import parse_key_values
 
-    from suite.errors import UserError
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not all(part.isidentifier() for part in key.split(".")):
-            raise UserError(f"--set {item!r}: expected KEY=VALUE or STEP.KEY=VALUE")
-        try:
-            out[key] = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            raise UserError(f"--set {item!r}: value is not valid YAML") from None
-    return out
+    return parse_key_values(items, dotted=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -35,22 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _parse_sets(items: list[str]) -> dict[str, Any]:
-    import yaml
+    from suite.commands._options import parse_key_values
 
-    from suite.errors import UserError
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or not key:
-            raise UserError(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
-        out[key] = value
-    return out
+    return parse_key_values(items, dashes=True)
 
 
 class _StderrLog(logging.Handler):

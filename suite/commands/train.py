@@ -40,21 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def parse_sets(items: list[str]) -> dict[str, Any]:
     """``["hidden=64", "widths={gru: 32}"]`` -> ``{"hidden": 64, "widths": {"gru": 32}}`` (values parsed as YAML)."""
-    import yaml
+    from suite.commands._options import parse_key_values
 
-    from suite.errors import UserError
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key.isidentifier():
-            raise UserError(f"--set {item!r}: expected KEY=VALUE")
-        try:
-            out[key] = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            raise UserError(f"--set {item!r}: value is not valid YAML") from None
-    return out
+    return parse_key_values(items)
 
 
 def build_model(family: str, size: str | None, sets: dict[str, Any]) -> Any:
