@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,14 @@ def real_recordings() -> Path:
     if not SHARED_REAL.is_dir() or not any(SHARED_REAL.glob("*.wav")):
         require_system("../shared/data/real recordings", False)
     return SHARED_REAL
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One torch intra-op thread for a test module, restored afterwards (use via ``pytest.mark.usefixtures``)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -10,7 +10,6 @@ frames, so every check runs in about a second.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,16 +22,10 @@ from suite.checkpoint import load_checkpoint, save_checkpoint
 from suite.data.store import ClipSet
 from suite.registry import COMPRESSORS, FAMILIES
 
+# One intra-op thread: tiny models are fastest so, and parallel runs do not oversubscribe the CPU.
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 FRAMES = 32
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: tiny models are fastest so, and parallel test runs do not oversubscribe the CPU."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 
 def tiny_clips(n: int = 6, frames: int = 250, seed: int = 0) -> ClipSet:

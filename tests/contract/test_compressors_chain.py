@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import torch
 
 from compressors import CompressContext, get_compressor, parse_chain
 from compressors.chain import REGISTERED_CHAINS, Chain, run_chain, split_params
@@ -14,14 +11,13 @@ from suite.errors import UserError
 from suite.registry import COMPRESSORS
 from tests.contract.test_compressors import tiny_context, tiny_teacher
 
+# One intra-op thread: tiny models are fastest so, and parallel runs do not oversubscribe the CPU.
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
+def _catalog() -> None:
     load_catalog()
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def test_registered_chains_are_valid_and_listed() -> None:

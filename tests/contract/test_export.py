@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
@@ -13,18 +11,13 @@ from baselines.export import export_offline, export_streaming
 from suite.errors import UserError
 from suite.registry import SIZES
 
+# One intra-op thread: tiny models are fastest so, and parallel runs do not oversubscribe the CPU.
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 FRAMES = 24
 TOL = 1e-4  # max |exported - eager| relative to the peak of the eager offline audio
 REDUCED = [name for name in SIZES.list() if name.endswith("/reduced")]
 _MODELS: dict[str, torch.nn.Module] = {}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _model(name: str) -> torch.nn.Module:

@@ -11,6 +11,9 @@ import baselines  # noqa: F401  (registers the families)
 from suite.checkpoint import load_checkpoint, save_checkpoint
 from suite.registry import FAMILIES, SIZES
 
+# One intra-op thread: tiny models are fastest so, and parallel runs do not oversubscribe the CPU.
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 ALL_SIZES = SIZES.list()
 FRAMES = 48  # short inputs: full-size models are slow on 2 cores
 STREAM_TOL = 1e-4  # max abs difference streaming vs offline, relative to the peak of the offline audio
@@ -26,15 +29,6 @@ REFERENCE_PARAMS: dict[str, tuple[int, int]] = {
 }
 
 _MODELS: dict[str, torch.nn.Module] = {}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # type: ignore[no-untyped-def]
-    """Tiny per-buffer ops run far faster on one thread than on a contended pool; restored afterwards."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _model(name: str) -> torch.nn.Module:

@@ -6,7 +6,6 @@ trains each family (held-out MSS falls well below the untrained model's), not a 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,15 +25,7 @@ FAMILY_NAMES = FAMILIES.list()
 STEPS = 200
 RATIO = 0.8  # trained held-out MSS must be below this fraction of the untrained model's
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]  # one thread: tiny models train fastest so
 
 
 @pytest.fixture(scope="module")

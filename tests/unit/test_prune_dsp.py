@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
@@ -15,14 +13,13 @@ from suite.catalog import load_catalog
 from suite.errors import UserError
 from tests.contract.test_compressors import tiny_clips, tiny_context, tiny_teacher
 
+# One intra-op thread: tiny models are fastest so, and parallel runs do not oversubscribe the CPU.
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
+def _catalog() -> None:
     load_catalog()
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def test_band_resampler_interpolates_an_even_grid() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,9 @@ from suite.train import (
     train,
     validation_mss,
 )
+
+# One intra-op thread: tiny models are fastest so, and parallel runs do not oversubscribe the CPU.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 SR, HOP = 16_000, 64
 DOUBLE = "train_test_double"
@@ -95,15 +97,6 @@ def double_family(monkeypatch: pytest.MonkeyPatch) -> type[TinySynth]:
     monkeypatch.setitem(FAMILIES._entries, DOUBLE, Entry(DOUBLE, TinySynth, "test double"))
     monkeypatch.setitem(SIZES._entries, f"{DOUBLE}/tiny", Entry(f"{DOUBLE}/tiny", lambda: _named(TinySynth(8, 3)), "tiny"))
     return TinySynth
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny models train fastest on one thread (and do not oversubscribe a shared CPU)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _named(m: TinySynth) -> TinySynth:
