@@ -114,6 +114,7 @@ def _decode(data: bytes) -> tuple[np.ndarray, int, int]:
         audio, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except Exception as exc:  # noqa: BLE001 - libsndfile reports every bad file as some error
         first = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+        first = re.sub(r"Error opening <[^>]*>: ", "", first)  # the in-memory buffer's repr says nothing
         raise ValueError(f"not a readable audio file ({first})") from None
     if audio.shape[0] == 0:
         raise ValueError("holds no samples")
