@@ -15,9 +15,9 @@ from suite.commands.synth import safe_name
 from suite.commands.train import build_model, parse_sets
 from suite.data.store import save_dataset
 from suite.errors import UserError
-from tests.unit.test_train import DOUBLE, TinySynth, _one_thread, double_family, make_clips  # noqa: F401 (fixtures)
+from tests.unit.test_train import DOUBLE, TinySynth, double_family, make_clips  # noqa: F401 (fixtures)
 
-pytestmark = pytest.mark.usefixtures("double_family")
+pytestmark = pytest.mark.usefixtures("double_family", "one_thread")
 
 
 @pytest.fixture
