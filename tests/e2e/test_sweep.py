@@ -161,7 +161,7 @@ def _wait_mid_trial(proc: subprocess.Popen[str], url: str, timeout: float = 300)
         except Exception:  # noqa: BLE001 - the study may not exist yet
             continue
         if states.count(optuna.trial.TrialState.COMPLETE) >= 1 and optuna.trial.TrialState.RUNNING in states:
-            time.sleep(0.5)
+            time.sleep(0.2)
             return
     raise AssertionError("no trial started in time")
 
@@ -170,7 +170,8 @@ def _wait_mid_trial(proc: subprocess.Popen[str], url: str, timeout: float = 300)
 def test_killed_sweep_resumes_without_losing_or_duplicating(tmp_path, tiny_data, sig):
     n = 2
     out = tmp_path / "out"
-    cfg = _config(tmp_path / "tiny.yaml", tiny_data, trials=n, student_steps=60)
+    # The second trial trains long enough (several seconds even on an idle machine) to be caught mid-way.
+    cfg = _config(tmp_path / "tiny.yaml", tiny_data, trials=n, student_steps=600)
     cmd = _cli("sweep", "--config", str(cfg), "--out", str(out), "--no-report")
     url = default_storage_url(out)
     proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

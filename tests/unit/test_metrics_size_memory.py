@@ -81,7 +81,8 @@ def test_peak_memory_of_a_big_activation_exceeds_a_small_one(tmp_path: Path, toy
     m_small = peak_inference_memory(small, frames=50, plugins=plugins)
     m_big = peak_inference_memory(big, frames=50, plugins=plugins)
     assert m_big["peak_mem_bytes"] > m_small["peak_mem_bytes"] + 150 * 1024 * 1024
-    assert m_big["peak_mem_bytes"] < 400 * 1024 * 1024  # the activation, not the whole process
+    # The toy holds two 200 MiB tensors at once (torch.ones and its product): the activation, not the process.
+    assert m_big["peak_mem_bytes"] <= 2 * 200 * 1024 * 1024 + 64 * 1024 * 1024
     assert m_small["baseline_bytes"] > 0
 
 
