@@ -79,9 +79,16 @@ def check_device(device: str) -> None:
 
 
 def _sigterm_as_interrupt() -> None:
+    """SIGINT and SIGTERM both raise KeyboardInterrupt, so the running trial is recorded as interrupted.
+
+    SIGINT is set explicitly: a process started in the background by a non-interactive shell inherits
+    SIGINT as *ignored*, and Python then never raises KeyboardInterrupt for it.
+    """
+
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, handler)
 
 
