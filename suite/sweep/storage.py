@@ -15,15 +15,14 @@ Passwords in URLs are never printed or written: :func:`mask_url` replaces them w
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from suite.errors import UserError
+from suite.locks import file_lock
 
 if TYPE_CHECKING:
     import optuna
@@ -114,14 +113,8 @@ def slot_lock(url: str, storage: optuna.storages.BaseStorage, study_name: str) -
     kind = storage_kind(url)
     if kind in ("journal", "sqlite"):
         path = _journal_path(url) if kind == "journal" else Path(url.split(":///", 1)[-1])
-        lock_path = path.with_name(path.name + ".slots.lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with file_lock(path.with_name(path.name + ".slots.lock")):
             yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
         return
     engine = getattr(storage, "engine", None)
     if kind == "postgresql" and engine is not None:
