@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,6 +39,7 @@ from reports.tables import (
     failed_rows,
     filter_frame,
     frame_markdown,
+    json_value,
     leaderboard,
     to_csv,
     to_json_obj,
@@ -101,16 +101,7 @@ def front_table(df: pd.DataFrame, objectives: Sequence[tuple[str, Any]]) -> tupl
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    def clean(v: Any) -> Any:
-        if isinstance(v, (np.integer,)):
-            return int(v)
-        if isinstance(v, (float, np.floating)):
-            return float(v) if math.isfinite(v) else None
-        if isinstance(v, np.bool_):
-            return bool(v)
-        return None if v is pd.NA else v
-
-    return [{k: clean(v) for k, v in r.items()} for r in df.to_dict("records")]
+    return [{k: json_value(v) for k, v in r.items()} for r in df.to_dict("records")]
 
 
 SMOKE_WARNING = (

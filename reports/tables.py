@@ -207,29 +207,31 @@ def to_csv(board: pd.DataFrame) -> str:
     return board.rename(columns=renamed).to_csv(index=False)
 
 
+def json_value(v: Any) -> Any:
+    """A pandas/numpy cell as a plain JSON value (non-finite floats and missing values become None)."""
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return float(v) if math.isfinite(v) else None
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return None if v is None or v is pd.NA else v
+
+
 def to_json_obj(board: pd.DataFrame, failed: pd.DataFrame | None = None) -> dict[str, Any]:
     """A JSON-able leaderboard: ranked rows with metrics, intervals and units, plus failed rows."""
     units = board.attrs.get("units", {})
     mets = board.attrs.get("metric_order", [])
 
-    def num(v: Any) -> Any:
-        if isinstance(v, (np.integer,)):
-            return int(v)
-        if isinstance(v, (float, np.floating)):
-            return float(v) if math.isfinite(v) else None
-        if isinstance(v, np.bool_):
-            return bool(v)
-        return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
-
     rows = []
     for _, r in board.iterrows():
         rows.append({
-            **{c: num(r[c]) for c in board.columns if c == "rank" or c in ID_COLUMNS or c == "pareto"},
-            "metrics": {m: num(r[m]) for m in mets},
-            "intervals": {m: [num(r[f"{m}_ci_low"]), num(r[f"{m}_ci_high"])]
+            **{c: json_value(r[c]) for c in board.columns if c == "rank" or c in ID_COLUMNS or c == "pareto"},
+            "metrics": {m: json_value(r[m]) for m in mets},
+            "intervals": {m: [json_value(r[f"{m}_ci_low"]), json_value(r[f"{m}_ci_high"])]
                           for m in mets if f"{m}_ci_low" in board.columns and np.isfinite(r[f"{m}_ci_low"])},
         })
-    fails = [] if failed is None else [{k: num(v) for k, v in r.items()} for r in failed.to_dict("records")]
+    fails = [] if failed is None else [{k: json_value(v) for k, v in r.items()} for r in failed.to_dict("records")]
     return {"ranked_by": board.attrs.get("ranked_by"), "units": {m: units.get(m, "") for m in mets},
             "rows": rows, "failed": fails, "mixed": list(board.attrs.get("mixed", []))}
 
