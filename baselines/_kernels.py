@@ -1,0 +1,574 @@
+"""Compiled (numba) kernels of the native streaming engine (:mod:`baselines.native`).
+
+One call renders one buffer of one family model for every stream of a batch: decoder, synth and
+reverb in native code, so a 64-sample buffer costs one dispatch instead of a couple of hundred
+tensor ops. The maths is the float32 maths of the torch modules, step for step (the same causal
+upsampling, float64 phase accumulation, counter-based noise, per-block noise filtering and uniformly
+partitioned reverb); where an operation's rounding cannot be the same (summation order, a sine
+evaluated in float64 then rounded, accumulators in float64), the result is at least as accurate.
+
+Weights live in one flat float32 array ``P`` addressed by a layer table ``LT`` (int64 rows:
+``weight offset, rows, cols, bias offset, norm-gain offset, norm-bias offset``; ``-1`` where a layer
+has no such part). Every kernel works in place on the state arrays it is given.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+__all__ = ["decoder_family_process", "ddx7_process", "BLOCK", "N_FFT"]
+
+BLOCK = 64
+N_FFT = 2 * BLOCK
+_BINS = BLOCK + 1
+_TWO_PI = 2.0 * math.pi
+_TWO_PI_F32 = np.float32(_TWO_PI)
+_MASK32 = 0xFFFFFFFF
+_HASH_MUL = 0x45D9F3B
+_LN10 = math.log(10.0)
+
+# Reassociation lets LLVM vectorise dot-product reductions; no flag that changes NaN/inf handling.
+_FM = {"reassoc", "contract", "arcp", "nsz"}
+
+
+def _fft_tables(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    bits = n.bit_length() - 1
+    rev = np.array([int(format(i, f"0{bits}b")[::-1], 2) for i in range(n)], dtype=np.int64)
+    m = np.arange(n // 2)
+    return rev, np.cos(2.0 * np.pi * m / n), -np.sin(2.0 * np.pi * m / n)
+
+
+_BITREV, _TW_RE, _TW_IM = _fft_tables(N_FFT)
+
+
+@njit(cache=True, inline="always")
+def _fft(re: np.ndarray, im: np.ndarray) -> None:
+    """In-place forward radix-2 DFT of length ``N_FFT`` (``X_k = sum_n x_n e^{-2 pi i k n / N}``)."""
+    n = N_FFT
+    for i in range(n):
+        j = _BITREV[i]
+        if j > i:
+            re[i], re[j] = re[j], re[i]
+            im[i], im[j] = im[j], im[i]
+    size = 2
+    while size <= n:
+        half = size // 2
+        step = n // size
+        for start in range(0, n, size):
+            for k in range(half):
+                wr = _TW_RE[k * step]
+                wi = _TW_IM[k * step]
+                a = start + k
+                b = a + half
+                tr = wr * re[b] - wi * im[b]
+                ti = wr * im[b] + wi * re[b]
+                re[b] = re[a] - tr
+                im[b] = im[a] - ti
+                re[a] += tr
+                im[a] += ti
+        size *= 2
+
+
+@njit(cache=True, inline="always")
+def _sin(x: float) -> float:
+    """sin of a float64 argument of moderate size (|x| < 1e5), vectorisable (no libm call).
+
+    Reduction to ``r = x - q pi`` in ``[-pi/2, pi/2]`` and the Taylor series to ``r^19`` (error below
+    1e-13, far under float32 rounding).
+    """
+    q = math.floor(x * (1.0 / math.pi) + 0.5)
+    r = x - q * math.pi
+    r2 = r * r
+    p = -1.0 / 121645100408832000.0
+    p = 1.0 / 355687428096000.0 + r2 * p
+    p = -1.0 / 1307674368000.0 + r2 * p
+    p = 1.0 / 6227020800.0 + r2 * p
+    p = -1.0 / 39916800.0 + r2 * p
+    p = 1.0 / 362880.0 + r2 * p
+    p = -1.0 / 5040.0 + r2 * p
+    p = 1.0 / 120.0 + r2 * p
+    p = -1.0 / 6.0 + r2 * p
+    s = r + r * r2 * p
+    odd = q - 2.0 * math.floor(q * 0.5)
+    return s * (1.0 - 2.0 * odd)
+
+
+@njit(cache=True, inline="always")
+def _exp_sigmoid(x: np.float32) -> np.float32:
+    """``2 sigmoid(x) ** ln(10) + 1e-7`` in float32 (REFERENCE §1)."""
+    s = np.float32(1.0) / (np.float32(1.0) + np.float32(math.exp(-np.float64(x))))
+    return np.float32(2.0) * np.float32(np.float64(s) ** _LN10) + np.float32(1e-7)
+
+
+@njit(cache=True, inline="always")
+def _sigmoid32(x: np.float32) -> np.float32:
+    return np.float32(1.0) / (np.float32(1.0) + np.float32(math.exp(-np.float64(x))))
+
+
+@njit(cache=True, fastmath=_FM)
+def _linear(P: np.ndarray, row: np.ndarray, X: np.ndarray, Y: np.ndarray) -> None:
+    """``Y = X W^T + b`` for a layer-table row; BLAS for frame batches, a vectorised loop for one frame."""
+    n_out = row[1]
+    n_in = row[2]
+    W = P[row[0]: row[0] + n_out * n_in].reshape((n_out, n_in))
+    b = P[row[3]: row[3] + n_out]
+    t_len = X.shape[0]
+    if t_len > 1 and n_out * n_in >= 1024:
+        Y[:, :] = np.dot(X, W.T)
+        for t in range(t_len):
+            for o in range(n_out):
+                Y[t, o] += b[o]
+        return
+    for t in range(t_len):
+        for o in range(n_out):
+            acc = np.float32(0.0)
+            for i in range(n_in):
+                acc += W[o, i] * X[t, i]
+            Y[t, o] = acc + b[o]
+
+
+@njit(cache=True)
+def _layer_norm_lrelu(P: np.ndarray, row: np.ndarray, Y: np.ndarray, eps: float, slope: np.float32) -> None:
+    """In place: LayerNorm over the last axis (biased variance) then LeakyReLU."""
+    n = row[1]
+    g = P[row[4]: row[4] + n]
+    be = P[row[5]: row[5] + n]
+    for t in range(Y.shape[0]):
+        mean = 0.0
+        for i in range(n):
+            mean += Y[t, i]
+        mean /= n
+        var = 0.0
+        for i in range(n):
+            d = Y[t, i] - mean
+            var += d * d
+        inv = 1.0 / math.sqrt(var / n + eps)
+        for i in range(n):
+            v = np.float32((Y[t, i] - mean) * inv) * g[i] + be[i]
+            Y[t, i] = v if v >= 0 else v * slope
+
+
+@njit(cache=True)
+def _mlp(P: np.ndarray, LT: np.ndarray, first: int, count: int, X: np.ndarray, eps: float,
+         slope: np.float32) -> np.ndarray:
+    for li in range(first, first + count):
+        Y = np.empty((X.shape[0], LT[li, 1]), dtype=np.float32)
+        _linear(P, LT[li], X, Y)
+        _layer_norm_lrelu(P, LT[li], Y, eps, slope)
+        X = Y
+    return X
+
+
+@njit(cache=True, fastmath=_FM)
+def _gru(P: np.ndarray, row: np.ndarray, GI: np.ndarray, h: np.ndarray, out: np.ndarray) -> None:
+    """PyTorch's GRU recurrence (gates r, z, n) over the frames of ``GI = x W_ih^T + b_ih``; ``h`` updated in place."""
+    g = h.shape[0]
+    Whh = P[row[4]: row[4] + 3 * g * g].reshape((3 * g, g))
+    bhh = P[row[5]: row[5] + 3 * g]
+    gh = np.empty(3 * g, dtype=np.float32)
+    for t in range(GI.shape[0]):
+        for o in range(3 * g):
+            acc = np.float32(0.0)
+            for i in range(g):
+                acc += Whh[o, i] * h[i]
+            gh[o] = acc + bhh[o]
+        for j in range(g):
+            r = _sigmoid32(GI[t, j] + gh[j])
+            z = _sigmoid32(GI[t, g + j] + gh[g + j])
+            n = np.float32(math.tanh(np.float64(GI[t, 2 * g + j] + r * gh[2 * g + j])))
+            h[j] = n + z * (h[j] - n)
+            out[t, j] = h[j]
+
+
+@njit(cache=True)
+def _decoder(P: np.ndarray, LT: np.ndarray, meta: np.ndarray, f0s: np.ndarray, ls: np.ndarray, h: np.ndarray,
+             eps: float, slope: np.float32) -> np.ndarray:
+    """The HpN/Wavetable decoder on ``T`` frames of one stream -> raw heads ``(T, n_heads)``."""
+    n_f0, n_ld, n_out = meta[0], meta[1], meta[2]
+    t_len = f0s.shape[0]
+    x = np.empty((t_len, 1), dtype=np.float32)
+    x[:, 0] = f0s
+    a = _mlp(P, LT, 0, n_f0, x, eps, slope)
+    x2 = np.empty((t_len, 1), dtype=np.float32)
+    x2[:, 0] = ls
+    b = _mlp(P, LT, n_f0, n_ld, x2, eps, slope)
+    cat = np.empty((t_len, a.shape[1] + b.shape[1]), dtype=np.float32)
+    cat[:, : a.shape[1]] = a
+    cat[:, a.shape[1]:] = b
+    gru_row = LT[n_f0 + n_ld]
+    GI = np.empty((t_len, gru_row[1]), dtype=np.float32)
+    _linear(P, gru_row, cat, GI)
+    g = h.shape[0]
+    hid = np.empty((t_len, g + 2), dtype=np.float32)
+    _gru(P, gru_row, GI, h, hid)
+    hid[:, g] = f0s
+    hid[:, g + 1] = ls
+    y = _mlp(P, LT, n_f0 + n_ld + 1, n_out, hid, eps, slope)
+    head_row = LT[n_f0 + n_ld + 1 + n_out]
+    heads = np.empty((t_len, head_row[1]), dtype=np.float32)
+    _linear(P, head_row, y, heads)
+    return heads
+
+
+@njit(cache=True, inline="always")
+def _scaled_inputs(f0: np.float32, loud: np.float32) -> tuple[np.float32, np.float32]:
+    """``midi(f0)/127`` (0 for f0 <= 0) and ``loudness/80 + 1`` in float32, as :func:`baselines._base.scaled_inputs`."""
+    if f0 > 0:
+        midi = np.float32(math.log2(max(np.float64(f0), 1e-7))) * np.float32(12.0) \
+            + np.float32(69.0 - 12.0 * math.log2(440.0))
+        f0s = midi / np.float32(127.0)
+    else:
+        f0s = np.float32(0.0)
+    return f0s, (loud + np.float32(80.0)) / np.float32(80.0)
+
+
+@njit(cache=True, fastmath=_FM)
+def _reverb_block(x: np.ndarray, prev: np.ndarray, ring_re: np.ndarray, ring_im: np.ndarray, pos: int,
+                  h_re: np.ndarray, h_im: np.ndarray, y: np.ndarray) -> int:
+    """One 64-sample block of uniformly partitioned overlap-save convolution; returns the new ring position.
+
+    ``ring`` holds the spectra of the last ``P`` input pairs ``[prev, x]`` (``pos`` the newest),
+    ``h`` the spectra of the impulse's ``P`` partitions (partition 0 first).
+    """
+    re = np.empty(N_FFT)
+    im = np.zeros(N_FFT)
+    for i in range(BLOCK):
+        re[i] = prev[i]
+        re[BLOCK + i] = x[i]
+    _fft(re, im)
+    n_parts = ring_re.shape[0]
+    pos = pos + 1
+    if pos == n_parts:
+        pos = 0
+    for k in range(_BINS):
+        ring_re[pos, k] = re[k]
+        ring_im[pos, k] = im[k]
+    acc_re = np.zeros(_BINS)
+    acc_im = np.zeros(_BINS)
+    s = pos
+    for i in range(n_parts):
+        for k in range(_BINS):
+            xr = np.float64(ring_re[s, k])
+            xi = np.float64(ring_im[s, k])
+            hr = np.float64(h_re[i, k])
+            hi = np.float64(h_im[i, k])
+            acc_re[k] += xr * hr - xi * hi
+            acc_im[k] += xr * hi + xi * hr
+        s -= 1
+        if s < 0:
+            s = n_parts - 1
+    # Inverse real FFT: conjugate-symmetric spectrum, forward transform of its conjugate.
+    re[0] = acc_re[0]
+    im[0] = 0.0
+    re[BLOCK] = acc_re[BLOCK]
+    im[BLOCK] = 0.0
+    for k in range(1, BLOCK):
+        re[k] = acc_re[k]
+        im[k] = -acc_im[k]
+        re[N_FFT - k] = acc_re[k]
+        im[N_FFT - k] = acc_im[k]
+    _fft(re, im)
+    for i in range(BLOCK):
+        y[i] = np.float32(re[BLOCK + i] / N_FFT)
+        prev[i] = x[i]
+    return pos
+
+
+@njit(cache=True)
+def _white(key: int, block_index: int, out: np.ndarray) -> None:
+    """The counter-based uniform noise of :func:`baselines.dsp.counter_uniform` for one block."""
+    for j in range(BLOCK):
+        x = ((block_index * BLOCK + j) & _MASK32) ^ key
+        x = x & _MASK32
+        x = (((x >> 16) ^ x) * _HASH_MUL) & _MASK32
+        x = (((x >> 16) ^ x) * _HASH_MUL) & _MASK32
+        x = (x >> 16) ^ x
+        out[j] = np.float32(x >> 8) * np.float32(2.0 / (1 << 24)) - np.float32(1.0)
+
+
+@njit(cache=True, fastmath=_FM)
+def _filtered_noise(bands: np.ndarray, noise_mat: np.ndarray, white: np.ndarray, out: np.ndarray) -> None:
+    """FIR of the frame's bands (``bands @ noise_mat``, 64 taps centred at 32) applied to one noise block alone."""
+    taps = noise_mat.shape[1]
+    fir = np.zeros(taps, dtype=np.float32)
+    for b in range(bands.shape[0]):
+        v = bands[b]
+        for m in range(taps):
+            fir[m] += v * noise_mat[b, m]
+    half = taps // 2
+    for n in range(BLOCK):
+        acc = np.float32(0.0)
+        lo = max(0, n + half - (BLOCK - 1))
+        hi = min(taps - 1, n + half)
+        for m in range(lo, hi + 1):
+            acc += fir[m] * white[n + half - m]
+        out[n] = acc
+
+
+@njit(cache=True)
+def _upsample_f0(prev: np.float32, cur: np.float32, out: np.ndarray) -> None:
+    """Causal linear upsampling of one frame (``prev + (cur - prev) (j + 1) / 64``) in float32."""
+    d = cur - prev
+    for j in range(BLOCK):
+        out[j] = prev + d * np.float32((j + 1) / BLOCK)
+
+
+@njit(cache=True)
+def _advance_phase(f0_up: np.ndarray, phase0: float, step: float, out: np.ndarray) -> float:
+    """Running float64 phase at ``step`` rad/Hz per sample, wrapped to [0, 2 pi) and cast to float32; returns the end phase."""
+    c = 0.0
+    p = phase0
+    for j in range(BLOCK):
+        c += np.float64(f0_up[j]) * step
+        p = (c + phase0) % _TWO_PI
+        out[j] = np.float32(p)
+    return p
+
+
+@njit(cache=True, fastmath={"contract"})
+def _harmonic_block(phase: np.ndarray, amps: np.ndarray, out: np.ndarray) -> None:
+    """``out[j] = sum_k amps[k] sin(float32(phase[j] (k + 1)))`` (amplitudes held over the block)."""
+    n_h = amps.shape[0]
+    for j in range(BLOCK):
+        ph = phase[j]
+        acc = 0.0
+        for k in range(n_h):
+            arg = np.float64(ph * np.float32(k + 1))
+            acc += np.float64(amps[k]) * _sin(arg)
+        out[j] = np.float32(acc)
+
+
+@njit(cache=True)
+def _wavetable_block(phase: np.ndarray, mixed: np.ndarray, out: np.ndarray) -> None:
+    """Linear-interpolated lookup in one frame's mixed table (as :func:`baselines.dsp.wavetable_oscillator`)."""
+    length = mixed.shape[0]
+    scale = np.float32(length / _TWO_PI)
+    for j in range(BLOCK):
+        pos = phase[j] * scale
+        f = np.float32(math.floor(pos))
+        frac = pos - f
+        i0 = int(f) % length
+        i1 = (i0 + 1) % length
+        a = mixed[i0]
+        out[j] = a + (mixed[i1] - a) * frac
+
+
+@njit(cache=True)
+def decoder_family_process(P: np.ndarray, LT: np.ndarray, meta: np.ndarray, eps: float, slope: float,
+                           f0_hz: np.ndarray, loud_db: np.ndarray,
+                           h: np.ndarray, f0_prev: np.ndarray, phase: np.ndarray, frame: np.ndarray, key: np.ndarray,
+                           rv_prev: np.ndarray, rv_re: np.ndarray, rv_im: np.ndarray, rv_pos: np.ndarray,
+                           h_re: np.ndarray, h_im: np.ndarray, noise_mat: np.ndarray, tables: np.ndarray,
+                           out: np.ndarray) -> None:
+    """Render ``T`` frames of an HpN (``meta[3] == 0``) or Wavetable (``meta[3] == 1``) model for every stream.
+
+    Args:
+        P, LT: flat weights and layer table (f0 MLP, loudness MLP, GRU, output MLP, merged heads).
+        meta: ``[n_f0_layers, n_loudness_layers, n_out_layers, kind, n_tonal, n_bands]``.
+        eps, slope: LayerNorm epsilon and LeakyReLU slope.
+        f0_hz, loud_db: ``(B, T)`` float32 frames.
+        h ``(B, g)``, f0_prev ``(B,)``, phase ``(B,)`` float64, frame ``(B,)`` int64, key ``(B,)`` int64,
+        rv_prev ``(B, 64)``, rv_re / rv_im ``(B, P, 65)``, rv_pos ``(B,)``: the streaming state (updated).
+        h_re, h_im: reverb partition spectra ``(P, 65)``.
+        noise_mat: ``(n_bands, 64)`` band -> FIR taps.
+        tables: ``(W, L)`` wavetables (Wavetable only; any array for HpN).
+        out: ``(B, 64 T)`` float32 audio.
+    """
+    kind, n_tonal, n_bands = meta[3], meta[4], meta[5]
+    slope32 = np.float32(slope)
+    n_b, t_len = f0_hz.shape
+    f0s = np.empty(t_len, dtype=np.float32)
+    ls = np.empty(t_len, dtype=np.float32)
+    f0_up = np.empty(BLOCK, dtype=np.float32)
+    ph = np.empty(BLOCK, dtype=np.float32)
+    tonal = np.empty(BLOCK, dtype=np.float32)
+    white = np.empty(BLOCK, dtype=np.float32)
+    noise = np.empty(BLOCK, dtype=np.float32)
+    x = np.empty(BLOCK, dtype=np.float32)
+    ctrl = np.empty(1 + n_tonal + n_bands, dtype=np.float32)
+    amps = np.empty(n_tonal, dtype=np.float32)
+    mixed = np.empty(tables.shape[1], dtype=np.float32)
+    step = _TWO_PI / 16000.0
+    for bi in range(n_b):
+        for t in range(t_len):
+            f0s[t], ls[t] = _scaled_inputs(f0_hz[bi, t], loud_db[bi, t])
+        heads = _decoder(P, LT, meta, f0s, ls, h[bi], eps, slope32)
+        for t in range(t_len):
+            f0 = f0_hz[bi, t]
+            for c in range(ctrl.shape[0]):
+                ctrl[c] = _exp_sigmoid(heads[t, c])
+            amp = ctrl[0]
+            if kind == 0:
+                total = np.float32(0.0)
+                for k in range(n_tonal):
+                    d = ctrl[1 + k]
+                    if f0 * np.float32(k + 1) >= np.float32(8000.0):
+                        d = d * np.float32(1e-4)
+                    amps[k] = d
+                    total += d
+                for k in range(n_tonal):
+                    amps[k] = amps[k] / total * amp
+            else:
+                total = np.float32(0.0)
+                for k in range(n_tonal):
+                    total += ctrl[1 + k]
+                scale = amp / total
+                for m in range(mixed.shape[0]):
+                    mixed[m] = 0.0
+                for k in range(n_tonal):
+                    w = ctrl[1 + k] * scale
+                    for m in range(mixed.shape[0]):
+                        mixed[m] += w * tables[k, m]
+            prev = f0 if frame[bi] == 0 else f0_prev[bi]
+            _upsample_f0(prev, f0, f0_up)
+            f0_prev[bi] = f0
+            phase[bi] = _advance_phase(f0_up, phase[bi], step, ph)
+            if kind == 0:
+                _harmonic_block(ph, amps, tonal)
+            else:
+                _wavetable_block(ph, mixed, tonal)
+            _white(key[bi], frame[bi], white)
+            _filtered_noise(ctrl[1 + n_tonal:], noise_mat, white, noise)
+            for j in range(BLOCK):
+                x[j] = tonal[j] + noise[j]
+            rv_pos[bi] = _reverb_block(x, rv_prev[bi], rv_re[bi], rv_im[bi], rv_pos[bi], h_re, h_im,
+                                       out[bi, t * BLOCK: (t + 1) * BLOCK])
+            frame[bi] += 1
+
+
+@njit(cache=True, fastmath=_FM)
+def _conv_frame(W: np.ndarray, b: np.ndarray, xin: np.ndarray, t: int, d: int, out: np.ndarray) -> None:
+    """Causal dilated conv (k=3) output at column ``t + 2d`` of ``xin (C, 2d + T)``; ``W`` is ``(O, C * 3)``."""
+    n_in = xin.shape[0]
+    for o in range(W.shape[0]):
+        acc = np.float32(0.0)
+        for i in range(n_in):
+            acc += W[o, 3 * i] * xin[i, t] + W[o, 3 * i + 1] * xin[i, t + d] + W[o, 3 * i + 2] * xin[i, t + 2 * d]
+        out[o] = acc + b[o]
+
+
+@njit(cache=True)
+def _fm_block(f0_up: np.ndarray, lv: np.ndarray, ratios: np.ndarray, phase: np.ndarray, mods: np.ndarray,
+              n_mods: np.ndarray, carriers: np.ndarray, out: np.ndarray) -> None:
+    """Six-operator phase modulation over one block (as :func:`baselines.dsp.fm_synth`), phases carried."""
+    n_ops = ratios.shape[0]
+    ph = np.empty((n_ops, BLOCK), dtype=np.float32)
+    for k in range(n_ops):
+        phase[k] = _advance_phase(f0_up, phase[k], ratios[k] * (_TWO_PI / 16000.0), ph[k])
+    op = np.empty((n_ops, BLOCK), dtype=np.float32)
+    for k in range(n_ops - 1, -1, -1):
+        for j in range(BLOCK):
+            arg = ph[k, j]
+            if n_mods[k] > 0:
+                total = op[mods[k, 0], j]
+                for m in range(1, n_mods[k]):
+                    total += op[mods[k, m], j]
+                arg = arg + _TWO_PI_F32 * total
+            op[k, j] = lv[k, j] * np.float32(_sin(np.float64(arg)))
+    for j in range(BLOCK):
+        s = op[carriers[0], j]
+        for c in range(1, carriers.shape[0]):
+            s += op[carriers[c], j]
+        out[j] = s
+
+
+@njit(cache=True)
+def ddx7_process(P: np.ndarray, LT: np.ndarray, dil: np.ndarray, f0_hz: np.ndarray, loud_db: np.ndarray,
+                 hist: np.ndarray, hoff: np.ndarray, prev7: np.ndarray, phase: np.ndarray, frame: np.ndarray,
+                 ratios: np.ndarray, mods: np.ndarray, n_mods: np.ndarray, carriers: np.ndarray, max_ol: float,
+                 rv_prev: np.ndarray, rv_re: np.ndarray, rv_im: np.ndarray, rv_pos: np.ndarray,
+                 h_re: np.ndarray, h_im: np.ndarray, out: np.ndarray) -> None:
+    """Render ``T`` frames of a DDX7 model for every stream.
+
+    Args:
+        P, LT: flat weights; per TCN block three table rows (conv1, conv2, residual; the residual row's
+            weight offset is ``-1`` for an identity residual). Conv weights are ``(O, I * 3)``, weight norm applied.
+        dil: per block dilation.
+        hist: ``(B, S)`` float32 conv input histories, block ``i``'s conv1 history at ``hoff[2i]``
+            (``(C_in, 2d)`` row-major) and conv2's at ``hoff[2i + 1]``.
+        prev7: ``(B, 7)`` previous ``[f0, ol_1..ol_6]`` frame; phase ``(B, 6)`` float64; frame ``(B,)``.
+        ratios, mods, n_mods, carriers: the FM patch (0-based operators).
+        max_ol: level scale (0.32).
+        rv_*, h_re, h_im: reverb state and partition spectra; out: ``(B, 64 T)``.
+    """
+    n_b, t_len = f0_hz.shape
+    n_blocks = dil.shape[0]
+    n_ops = ratios.shape[0]
+    max32 = np.float32(max_ol)
+    lv = np.empty((n_ops, BLOCK), dtype=np.float32)
+    f0_up = np.empty(BLOCK, dtype=np.float32)
+    fm = np.empty(BLOCK, dtype=np.float32)
+    cur = np.empty(1 + n_ops, dtype=np.float32)
+    for bi in range(n_b):
+        x = np.empty((2, t_len), dtype=np.float32)
+        for t in range(t_len):
+            x[0, t], x[1, t] = _scaled_inputs(f0_hz[bi, t], loud_db[bi, t])
+        for blk in range(n_blocks):
+            d = dil[blk]
+            ctx = 2 * d
+            r1, r2, r3 = LT[3 * blk], LT[3 * blk + 1], LT[3 * blk + 2]
+            c_in = x.shape[0]
+            c_h = r1[1]
+            c_out = r2[1]
+            W1 = P[r1[0]: r1[0] + r1[1] * r1[2]].reshape((r1[1], r1[2]))
+            b1 = P[r1[3]: r1[3] + r1[1]]
+            W2 = P[r2[0]: r2[0] + r2[1] * r2[2]].reshape((r2[1], r2[2]))
+            b2 = P[r2[3]: r2[3] + r2[1]]
+            h1 = hist[bi, hoff[2 * blk]: hoff[2 * blk] + c_in * ctx].reshape((c_in, ctx))
+            h2 = hist[bi, hoff[2 * blk + 1]: hoff[2 * blk + 1] + c_h * ctx].reshape((c_h, ctx))
+            xin = np.empty((c_in, ctx + t_len), dtype=np.float32)
+            xin[:, :ctx] = h1
+            xin[:, ctx:] = x
+            yin = np.empty((c_h, ctx + t_len), dtype=np.float32)
+            yin[:, :ctx] = h2
+            col = np.empty(max(c_h, c_out), dtype=np.float32)
+            for t in range(t_len):
+                _conv_frame(W1, b1, xin, t, d, col)
+                for o in range(c_h):
+                    yin[o, ctx + t] = col[o] if col[o] > 0 else np.float32(0.0)
+            y = np.empty((c_out, t_len), dtype=np.float32)
+            last = blk == n_blocks - 1
+            for t in range(t_len):
+                _conv_frame(W2, b2, yin, t, d, col)
+                for o in range(c_out):
+                    v = col[o]
+                    if not last and v < 0:
+                        v = np.float32(0.0)
+                    y[o, t] = v
+            if r3[0] < 0:
+                for o in range(c_out):
+                    for t in range(t_len):
+                        y[o, t] += x[o, t]
+            else:
+                W3 = P[r3[0]: r3[0] + r3[1] * r3[2]].reshape((r3[1], r3[2]))
+                b3 = P[r3[3]: r3[3] + r3[1]]
+                for t in range(t_len):
+                    for o in range(c_out):
+                        acc = np.float32(0.0)
+                        for i in range(c_in):
+                            acc += W3[o, i] * x[i, t]
+                        y[o, t] += acc + b3[o]
+            h1[:, :] = xin[:, t_len:]
+            h2[:, :] = yin[:, t_len:]
+            x = y
+        for t in range(t_len):
+            cur[0] = f0_hz[bi, t]
+            for k in range(n_ops):
+                cur[1 + k] = max32 * _sigmoid32(x[k, t])
+            if frame[bi] == 0:
+                for c in range(1 + n_ops):
+                    prev7[bi, c] = cur[c]
+            _upsample_f0(prev7[bi, 0], cur[0], f0_up)
+            for k in range(n_ops):
+                _upsample_f0(prev7[bi, 1 + k], cur[1 + k], lv[k])
+            for c in range(1 + n_ops):
+                prev7[bi, c] = cur[c]
+            _fm_block(f0_up, lv, ratios, phase[bi], mods, n_mods, carriers, fm)
+            for j in range(BLOCK):
+                fm[j] = fm[j] / max32
+            rv_pos[bi] = _reverb_block(fm, rv_prev[bi], rv_re[bi], rv_im[bi], rv_pos[bi], h_re, h_im,
+                                       out[bi, t * BLOCK: (t + 1) * BLOCK])
+            frame[bi] += 1

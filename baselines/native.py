@@ -1,0 +1,286 @@
+"""The native streaming engine: a family model compiled to one native call per buffer (CPU).
+
+Eager and TorchScript streaming pay a few microseconds for each of the ~200 tensor ops a 64-sample
+buffer runs, which alone is several times the buffer's arithmetic. :class:`NativeEngine` copies a
+float32 model's weights (weight norm applied, reverb impulse and its partition spectra computed,
+wavetables and noise-filter matrix built) into flat arrays and renders buffers with the numba
+kernels of :mod:`baselines._kernels`: decoder, synth and reverb in one compiled call, the state held
+in preallocated arrays. It is an inference path for a *frozen* model: rebuild after changing weights.
+
+Equal audio: the kernels follow the torch modules' float32 maths step for step (same causal
+upsampling, float64 phases, counter-based noise, per-block noise filters, partitioned reverb), so
+an engine's output equals the model's forward up to float rounding (tested at every buffer size
+against the eager model, tolerance in ``tests/contract/test_native.py``).
+
+What it supports: HpN, Wavetable and DDX7 models with plain float32 layers, any widths (pruned
+decoders included), any batch size; buffers of any whole number of frames, which may change
+between calls. Quantized, bfloat16/float64 or ONNX-decoder models are refused with a
+:class:`~suite.errors.UserError`. The first build compiles the kernels (cached on disk by numba,
+so later processes load them in a fraction of a second). Matrix products of multi-frame buffers use
+the BLAS that numba links (scipy's OpenBLAS); its thread count follows ``threadpoolctl``
+(:func:`suite.metrics.speed.num_threads` limits it with torch's).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from suite.errors import UserError
+
+__all__ = ["NativeEngine", "NativeRunner", "native_available"]
+
+_BLOCK = 64
+
+
+def native_available() -> bool:
+    """Whether numba imports (the engine's only extra requirement)."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class _Pack:
+    """Accumulates float32 arrays into one flat buffer and a layer table of offsets."""
+
+    def __init__(self) -> None:
+        self.chunks: list[np.ndarray] = []
+        self.size = 0
+        self.rows: list[list[int]] = []
+
+    def add(self, t: Tensor | None) -> int:
+        if t is None:
+            return -1
+        a = t.detach().to(torch.float32).contiguous().cpu().numpy().ravel()
+        off = self.size
+        self.chunks.append(a)
+        self.size += a.size
+        return off
+
+    def layer(self, weight: Tensor | None, bias: Tensor | None, gain: Tensor | None = None,
+              beta: Tensor | None = None, rows: int = 0, cols: int = 0) -> None:
+        if weight is not None:
+            rows, cols = int(weight.shape[0]), int(weight[0].numel())
+        self.rows.append([self.add(weight), rows, cols, self.add(bias), self.add(gain), self.add(beta)])
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        flat = np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
+        return np.ascontiguousarray(flat, dtype=np.float32), np.asarray(self.rows, dtype=np.int64).reshape(-1, 6)
+
+
+def _check_model(model: nn.Module) -> str:
+    family = getattr(model, "family", None)
+    if family not in ("hpn", "wavetable", "ddx7") or not callable(getattr(model, "init_state", None)):
+        raise UserError(f"native engine: {type(model).__name__} is not an HpN, Wavetable or DDX7 family model")
+    for name, mod in model.named_modules():
+        if "quantized" in type(mod).__module__ or type(mod).__name__ == "OrtDecoder":
+            raise UserError(f"native engine: {name} is a {type(mod).__module__}.{type(mod).__name__} layer; "
+                            "the engine runs float32 models only")
+    for p in model.parameters():
+        if p.dtype != torch.float32:
+            raise UserError(f"native engine: parameters of dtype {p.dtype} are not supported (float32 models only)")
+    if family != "ddx7" and not model.decoder._plain():  # type: ignore[union-attr, operator]
+        raise UserError("native engine: the decoder has layers other than plain Linear/LayerNorm/LeakyReLU/GRU")
+    return str(family)
+
+
+def _reverb_spectra(model: nn.Module) -> tuple[np.ndarray, np.ndarray]:
+    from baselines import dsp
+
+    with torch.no_grad():
+        h = model.reverb.impulse().float()  # type: ignore[union-attr, operator]
+        parts = dsp.partition_spectra(h, _BLOCK)  # (P, 65), partition 0 first
+    return (np.ascontiguousarray(parts.real.numpy(), dtype=np.float32),
+            np.ascontiguousarray(parts.imag.numpy(), dtype=np.float32))
+
+
+class NativeEngine:
+    """A compiled renderer of one family model (weights copied at construction).
+
+    Args:
+        model: an HpN, Wavetable or DDX7 model with float32 parameters.
+        batch: streams rendered per call.
+        seed: noise seed of fresh states (``None``: drawn from torch's RNG at each reset), with the
+            same meaning as ``model.init_state(batch, seed)``.
+
+    Call with ``f0_hz, loudness_db`` of shape ``(batch, frames)`` (numpy or torch, any float dtype);
+    returns float32 audio ``(batch, 64 * frames)`` and advances the stream. :meth:`reset` starts a
+    fresh one.
+    """
+
+    def __init__(self, model: nn.Module, batch: int = 1, seed: int | None = 0) -> None:
+        from baselines import _kernels  # noqa: F401  (import compiles or loads the cached kernels)
+
+        self.family = _check_model(model)
+        if int(batch) < 1:
+            raise UserError(f"native engine: batch must be >= 1, got {batch}")
+        self.batch = int(batch)
+        self.seed = seed
+        self._model = model
+        with torch.no_grad():
+            self._h_re, self._h_im = _reverb_spectra(model)
+            if self.family == "ddx7":
+                self._build_ddx7(model)
+            else:
+                self._build_decoder_family(model)
+        self.reset(seed)
+
+    # -- weights ---------------------------------------------------------------------------------
+    def _build_decoder_family(self, model: nn.Module) -> None:
+        from baselines import dsp
+
+        dec = model.decoder
+        pack = _Pack()
+        norms = [m for m in dec.modules() if isinstance(m, nn.LayerNorm)]
+        slopes = {float(m.negative_slope) for m in dec.modules() if isinstance(m, nn.LeakyReLU)}
+        epss = {float(m.eps) for m in norms}
+        if len(epss) > 1 or len(slopes) > 1:
+            raise UserError("native engine: the decoder mixes LayerNorm epsilons or LeakyReLU slopes")
+        self._eps = epss.pop() if epss else 1e-5
+        self._slope = slopes.pop() if slopes else 0.01
+        counts = []
+        for seq in (dec.f0_mlp, dec.loudness_mlp):
+            lins = [m for m in seq if isinstance(m, nn.Linear)]
+            lns = [m for m in seq if isinstance(m, nn.LayerNorm)]
+            for lin, ln in zip(lins, lns):
+                pack.layer(lin.weight, lin.bias, ln.weight, ln.bias)
+            counts.append(len(lins))
+        gru = dec.gru
+        pack.rows.append([pack.add(gru.weight_ih_l0), int(gru.weight_ih_l0.shape[0]), int(gru.weight_ih_l0.shape[1]),
+                          pack.add(gru.bias_ih_l0), pack.add(gru.weight_hh_l0), pack.add(gru.bias_hh_l0)])
+        lins = [m for m in dec.out_mlp if isinstance(m, nn.Linear)]
+        lns = [m for m in dec.out_mlp if isinstance(m, nn.LayerNorm)]
+        for lin, ln in zip(lins, lns):
+            pack.layer(lin.weight, lin.bias, ln.weight, ln.bias)
+        counts.append(len(lins))
+        names = ["amplitude", model.tonal_head, "noise_bands"]
+        pack.layer(torch.cat([dec.heads[n].weight for n in names]), torch.cat([dec.heads[n].bias for n in names]))
+        self._P, self._LT = pack.arrays()
+        n_tonal = int(dec.heads[model.tonal_head].out_features)
+        n_bands = int(dec.heads["noise_bands"].out_features)
+        kind = 0 if self.family == "hpn" else 1
+        self._meta = np.array([*counts, kind, n_tonal, n_bands], dtype=np.int64)
+        self._gru_width = int(gru.hidden_size)
+        fir = dsp.bands_to_filter(torch.eye(n_bands, dtype=torch.float64), _BLOCK)
+        self._noise_mat = np.ascontiguousarray(fir.numpy(), dtype=np.float32)
+        tables = model.tables().float() if kind == 1 else torch.zeros(1, 1)
+        self._tables = np.ascontiguousarray(tables.numpy(), dtype=np.float32)
+
+    def _build_ddx7(self, model: nn.Module) -> None:
+        pack = _Pack()
+        dils, hsizes = [], []
+        for blk in model.decoder.blocks():
+            wbs = blk._fast_weights()
+            pack.layer(wbs[0][0], wbs[0][1])
+            pack.layer(wbs[1][0], wbs[1][1])
+            if blk.residual is None:
+                pack.layer(None, None, rows=int(blk.conv2.out_channels), cols=int(blk.conv1.in_channels))
+            else:
+                pack.layer(wbs[2][0], wbs[2][1])
+            dils.append(int(blk.dilation))
+            hsizes += [int(blk.conv1.in_channels) * 2 * blk.dilation, int(blk.conv2.in_channels) * 2 * blk.dilation]
+        self._P, self._LT = pack.arrays()
+        self._dil = np.asarray(dils, dtype=np.int64)
+        self._hoff = np.concatenate([[0], np.cumsum(hsizes)[:-1]]).astype(np.int64)
+        self._hist_size = int(sum(hsizes))
+        patch = model.patch
+        n_ops = len(patch.ratios)
+        self._ratios = np.asarray(patch.ratios, dtype=np.float64)
+        self._mods = np.zeros((n_ops, max(1, max(len(m) for m in patch.modulators))), dtype=np.int64)
+        self._n_mods = np.zeros(n_ops, dtype=np.int64)
+        for k, ms in enumerate(patch.modulators):
+            self._n_mods[k] = len(ms)
+            self._mods[k, : len(ms)] = ms
+        self._carriers = np.asarray(patch.carriers, dtype=np.int64)
+        from baselines.ddx7 import MAX_OL
+
+        self._max_ol = float(MAX_OL)
+
+    # -- state -----------------------------------------------------------------------------------
+    def reset(self, seed: int | None = None) -> None:
+        """A fresh stream for every batch item; ``seed`` as in ``model.init_state`` (default: the engine's)."""
+        from baselines import dsp
+
+        seed = self.seed if seed is None else seed
+        b = self.batch
+        n_parts = self._h_re.shape[0]
+        self._frame = np.zeros(b, dtype=np.int64)
+        self._rv_prev = np.zeros((b, _BLOCK), dtype=np.float32)
+        self._rv_re = np.zeros((b, n_parts, _BLOCK + 1), dtype=np.float32)
+        self._rv_im = np.zeros((b, n_parts, _BLOCK + 1), dtype=np.float32)
+        self._rv_pos = np.zeros(b, dtype=np.int64)
+        if self.family == "ddx7":
+            self._hist = np.zeros((b, self._hist_size), dtype=np.float32)
+            self._prev7 = np.zeros((b, 1 + len(self._ratios)), dtype=np.float32)
+            self._phase = np.zeros((b, len(self._ratios)), dtype=np.float64)
+            return
+        seeds = self._model._seeds(b, seed, torch.device("cpu"))  # type: ignore[operator]
+        self._key = np.ascontiguousarray(dsp.noise_key(seeds).view(-1).numpy(), dtype=np.int64)
+        self._h = np.zeros((b, self._gru_width), dtype=np.float32)
+        self._f0_prev = np.zeros(b, dtype=np.float32)
+        self._phase = np.zeros(b, dtype=np.float64)
+
+    @property
+    def frame(self) -> int:
+        """Frames rendered since the last reset (of the first stream)."""
+        return int(self._frame[0])
+
+    # -- rendering -------------------------------------------------------------------------------
+    def __call__(self, f0_hz: Any, loudness_db: Any) -> np.ndarray:
+        f0 = _frames(f0_hz)
+        loud = _frames(loudness_db)
+        if f0.shape != loud.shape or f0.shape[0] != self.batch or f0.shape[1] < 1:
+            raise UserError(f"native engine: takes f0 and loudness of shape ({self.batch}, frames >= 1), got "
+                            f"{tuple(f0.shape)} and {tuple(loud.shape)}")
+        from baselines import _kernels as k
+
+        out = np.empty((self.batch, _BLOCK * f0.shape[1]), dtype=np.float32)
+        if self.family == "ddx7":
+            k.ddx7_process(self._P, self._LT, self._dil, f0, loud, self._hist, self._hoff, self._prev7, self._phase,
+                           self._frame, self._ratios, self._mods, self._n_mods, self._carriers, self._max_ol,
+                           self._rv_prev, self._rv_re, self._rv_im, self._rv_pos, self._h_re, self._h_im, out)
+        else:
+            k.decoder_family_process(self._P, self._LT, self._meta, self._eps, self._slope, f0, loud, self._h,
+                                     self._f0_prev, self._phase, self._frame, self._key, self._rv_prev, self._rv_re,
+                                     self._rv_im, self._rv_pos, self._h_re, self._h_im, self._noise_mat, self._tables,
+                                     out)
+        return out
+
+
+def _frames(x: Any) -> np.ndarray:
+    if isinstance(x, Tensor):
+        x = x.detach().cpu().numpy()
+    a = np.asarray(x)
+    if a.ndim != 2:
+        raise UserError(f"native engine: expects (batch, frames) arrays, got shape {a.shape}")
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+class NativeRunner:
+    """:class:`baselines.export.StreamingRunner`'s interface over a :class:`NativeEngine` (torch in, torch out).
+
+    ``buffer_frames`` is what the runner was made for (calls must match it, as for the other backends).
+    """
+
+    backend = "native"
+
+    def __init__(self, model: nn.Module, buffer_frames: int, *, batch: int = 1, seed: int | None = 0) -> None:
+        self.engine = NativeEngine(model, batch=batch, seed=seed)
+        self.batch = int(batch)
+        self.buffer_frames = int(buffer_frames)
+        self.seed = seed
+
+    def reset(self, seed: int | None = None) -> None:
+        self.engine.reset(seed)
+
+    def __call__(self, f0_hz: Tensor, loudness_db: Tensor) -> Tensor:
+        want = (self.batch, self.buffer_frames)
+        if tuple(f0_hz.shape) != want or tuple(loudness_db.shape) != want:
+            raise UserError(f"exported runner takes (batch, frames) = {want}, got {tuple(f0_hz.shape)} "
+                            f"and {tuple(loudness_db.shape)}")
+        return torch.from_numpy(self.engine(f0_hz, loudness_db))
