@@ -19,11 +19,12 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["decoder_family_process", "ddx7_process", "BLOCK", "N_FFT"]
+__all__ = ["decoder_family_process", "ddx7_process", "BLOCK", "N_FFT", "SPEC_PAD"]
 
 BLOCK = 64
 N_FFT = 2 * BLOCK
 _BINS = BLOCK + 1
+SPEC_PAD = 72  # spectrum bins (65) padded to a multiple of 8 float32 lanes
 _TWO_PI = 2.0 * math.pi
 _TWO_PI_F32 = np.float32(_TWO_PI)
 _MASK32 = 0xFFFFFFFF
@@ -32,6 +33,8 @@ _LN10 = math.log(10.0)
 
 # Reassociation lets LLVM vectorise dot-product reductions; no flag that changes NaN/inf handling.
 _FM = {"reassoc", "contract", "arcp", "nsz"}
+# Layers with at least this many weights go through BLAS even for one frame (its gemv streams memory faster).
+_BLAS_MIN = 16384
 
 
 def _fft_tables(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -72,28 +75,30 @@ def _fft(re: np.ndarray, im: np.ndarray) -> None:
         size *= 2
 
 
+_ROUND_MAGIC = 6755399441055744.0  # 1.5 * 2**52: adding and subtracting it rounds a double to an integer
+
+
 @njit(cache=True, inline="always")
 def _sin(x: float) -> float:
-    """sin of a float64 argument of moderate size (|x| < 1e5), vectorisable (no libm call).
+    """sin of a float64 argument of moderate size (|x| < 1e6), vectorisable (no libm call, no branch).
 
-    Reduction to ``r = x - q pi`` in ``[-pi/2, pi/2]`` and the Taylor series to ``r^19`` (error below
-    1e-13, far under float32 rounding).
+    ``r = x - 2 pi round(x / 2 pi)`` folded into ``[-pi/2, pi/2]``, then the Taylor series to ``r^15``
+    (truncation error below 1e-11, far under float32 rounding; the reduction loses about ``|x| 1e-16``).
+    Callers must not enable the ``reassoc`` fast-math flag, which would cancel the rounding trick.
     """
-    q = math.floor(x * (1.0 / math.pi) + 0.5)
-    r = x - q * math.pi
+    q = (x * (1.0 / _TWO_PI) + _ROUND_MAGIC) - _ROUND_MAGIC
+    r = x - q * _TWO_PI
+    r = math.pi - r if r > 0.5 * math.pi else r
+    r = -math.pi - r if r < -0.5 * math.pi else r
     r2 = r * r
-    p = -1.0 / 121645100408832000.0
-    p = 1.0 / 355687428096000.0 + r2 * p
-    p = -1.0 / 1307674368000.0 + r2 * p
+    p = -1.0 / 1307674368000.0
     p = 1.0 / 6227020800.0 + r2 * p
     p = -1.0 / 39916800.0 + r2 * p
     p = 1.0 / 362880.0 + r2 * p
     p = -1.0 / 5040.0 + r2 * p
     p = 1.0 / 120.0 + r2 * p
     p = -1.0 / 6.0 + r2 * p
-    s = r + r * r2 * p
-    odd = q - 2.0 * math.floor(q * 0.5)
-    return s * (1.0 - 2.0 * odd)
+    return r + r * r2 * p
 
 
 @njit(cache=True, inline="always")
@@ -110,14 +115,17 @@ def _sigmoid32(x: np.float32) -> np.float32:
 
 @njit(cache=True, fastmath=_FM)
 def _linear(P: np.ndarray, row: np.ndarray, X: np.ndarray, Y: np.ndarray) -> None:
-    """``Y = X W^T + b`` for a layer-table row; BLAS for frame batches, a vectorised loop for one frame."""
+    """``Y = X W^T + b`` for a layer-table row: BLAS (gemm/gemv) for large layers and frame batches, a loop for small ones."""
     n_out = row[1]
     n_in = row[2]
     W = P[row[0]: row[0] + n_out * n_in].reshape((n_out, n_in))
     b = P[row[3]: row[3] + n_out]
     t_len = X.shape[0]
-    if t_len > 1 and n_out * n_in >= 1024:
-        Y[:, :] = np.dot(X, W.T)
+    if n_out * n_in >= _BLAS_MIN or (t_len > 1 and n_out * n_in >= 1024):
+        if t_len == 1:
+            Y[0, :] = np.dot(W, X[0])
+        else:
+            Y[:, :] = np.dot(X, W.T)
         for t in range(t_len):
             for o in range(n_out):
                 Y[t, o] += b[o]
@@ -170,11 +178,16 @@ def _gru(P: np.ndarray, row: np.ndarray, GI: np.ndarray, h: np.ndarray, out: np.
     bhh = P[row[5]: row[5] + 3 * g]
     gh = np.empty(3 * g, dtype=np.float32)
     for t in range(GI.shape[0]):
-        for o in range(3 * g):
-            acc = np.float32(0.0)
-            for i in range(g):
-                acc += Whh[o, i] * h[i]
-            gh[o] = acc + bhh[o]
+        if 3 * g * g >= _BLAS_MIN:
+            gh[:] = np.dot(Whh, h)
+            for o in range(3 * g):
+                gh[o] += bhh[o]
+        else:
+            for o in range(3 * g):
+                acc = np.float32(0.0)
+                for i in range(g):
+                    acc += Whh[o, i] * h[i]
+                gh[o] = acc + bhh[o]
         for j in range(g):
             r = _sigmoid32(GI[t, j] + gh[j])
             z = _sigmoid32(GI[t, g + j] + gh[g + j])
@@ -225,13 +238,14 @@ def _scaled_inputs(f0: np.float32, loud: np.float32) -> tuple[np.float32, np.flo
     return f0s, (loud + np.float32(80.0)) / np.float32(80.0)
 
 
-@njit(cache=True, fastmath=_FM)
-def _reverb_block(x: np.ndarray, prev: np.ndarray, ring_re: np.ndarray, ring_im: np.ndarray, pos: int,
-                  h_re: np.ndarray, h_im: np.ndarray, y: np.ndarray) -> int:
+@njit(cache=True, fastmath={"contract"})
+def _reverb_block(x: np.ndarray, prev: np.ndarray, ring: np.ndarray, pos: int, parts: np.ndarray, y: np.ndarray) -> int:
     """One 64-sample block of uniformly partitioned overlap-save convolution; returns the new ring position.
 
-    ``ring`` holds the spectra of the last ``P`` input pairs ``[prev, x]`` (``pos`` the newest),
-    ``h`` the spectra of the impulse's ``P`` partitions (partition 0 first).
+    ``ring (P, 2 SPEC_PAD)`` holds the spectra of the last ``P`` input pairs ``[prev, x]`` (``pos`` the
+    newest), ``parts`` the spectra of the impulse's ``P`` partitions (partition 0 first), both as
+    ``[real bins | imaginary bins]`` rows padded to ``SPEC_PAD`` bins (zeros) so the product vectorises.
+    Products and sums in float32, as the torch model's complex64 ones.
     """
     re = np.empty(N_FFT)
     im = np.zeros(N_FFT)
@@ -239,37 +253,36 @@ def _reverb_block(x: np.ndarray, prev: np.ndarray, ring_re: np.ndarray, ring_im:
         re[i] = prev[i]
         re[BLOCK + i] = x[i]
     _fft(re, im)
-    n_parts = ring_re.shape[0]
+    n_parts = ring.shape[0]
     pos = pos + 1
     if pos == n_parts:
         pos = 0
     for k in range(_BINS):
-        ring_re[pos, k] = re[k]
-        ring_im[pos, k] = im[k]
-    acc_re = np.zeros(_BINS)
-    acc_im = np.zeros(_BINS)
+        ring[pos, k] = re[k]
+        ring[pos, SPEC_PAD + k] = im[k]
+    acc = np.zeros(2 * SPEC_PAD, dtype=np.float32)
     s = pos
     for i in range(n_parts):
-        for k in range(_BINS):
-            xr = np.float64(ring_re[s, k])
-            xi = np.float64(ring_im[s, k])
-            hr = np.float64(h_re[i, k])
-            hi = np.float64(h_im[i, k])
-            acc_re[k] += xr * hr - xi * hi
-            acc_im[k] += xr * hi + xi * hr
+        for k in range(SPEC_PAD):
+            xr = ring[s, k]
+            xi = ring[s, SPEC_PAD + k]
+            hr = parts[i, k]
+            hi = parts[i, SPEC_PAD + k]
+            acc[k] += xr * hr - xi * hi
+            acc[SPEC_PAD + k] += xr * hi + xi * hr
         s -= 1
         if s < 0:
             s = n_parts - 1
     # Inverse real FFT: conjugate-symmetric spectrum, forward transform of its conjugate.
-    re[0] = acc_re[0]
+    re[0] = acc[0]
     im[0] = 0.0
-    re[BLOCK] = acc_re[BLOCK]
+    re[BLOCK] = acc[BLOCK]
     im[BLOCK] = 0.0
     for k in range(1, BLOCK):
-        re[k] = acc_re[k]
-        im[k] = -acc_im[k]
-        re[N_FFT - k] = acc_re[k]
-        im[N_FFT - k] = acc_im[k]
+        re[k] = acc[k]
+        im[k] = -acc[SPEC_PAD + k]
+        re[N_FFT - k] = acc[k]
+        im[N_FFT - k] = acc[SPEC_PAD + k]
     _fft(re, im)
     for i in range(BLOCK):
         y[i] = np.float32(re[BLOCK + i] / N_FFT)
@@ -330,15 +343,19 @@ def _advance_phase(f0_up: np.ndarray, phase0: float, step: float, out: np.ndarra
 
 @njit(cache=True, fastmath={"contract"})
 def _harmonic_block(phase: np.ndarray, amps: np.ndarray, out: np.ndarray) -> None:
-    """``out[j] = sum_k amps[k] sin(float32(phase[j] (k + 1)))`` (amplitudes held over the block)."""
-    n_h = amps.shape[0]
+    """``out[j] = sum_k amps[k] sin(float32(phase[j] (k + 1)))`` (amplitudes held over the block).
+
+    The argument is rounded to float32 as in the torch model; the sine and the sum are float64.
+    Harmonic-major loop order, so the loop over samples vectorises.
+    """
+    acc = np.zeros(BLOCK)
+    for k in range(amps.shape[0]):
+        kf = np.float32(k + 1)
+        a = np.float64(amps[k])
+        for j in range(BLOCK):
+            acc[j] += a * _sin(np.float64(phase[j] * kf))
     for j in range(BLOCK):
-        ph = phase[j]
-        acc = 0.0
-        for k in range(n_h):
-            arg = np.float64(ph * np.float32(k + 1))
-            acc += np.float64(amps[k]) * _sin(arg)
-        out[j] = np.float32(acc)
+        out[j] = np.float32(acc[j])
 
 
 @njit(cache=True)
@@ -360,8 +377,8 @@ def _wavetable_block(phase: np.ndarray, mixed: np.ndarray, out: np.ndarray) -> N
 def decoder_family_process(P: np.ndarray, LT: np.ndarray, meta: np.ndarray, eps: float, slope: float,
                            f0_hz: np.ndarray, loud_db: np.ndarray,
                            h: np.ndarray, f0_prev: np.ndarray, phase: np.ndarray, frame: np.ndarray, key: np.ndarray,
-                           rv_prev: np.ndarray, rv_re: np.ndarray, rv_im: np.ndarray, rv_pos: np.ndarray,
-                           h_re: np.ndarray, h_im: np.ndarray, noise_mat: np.ndarray, tables: np.ndarray,
+                           rv_prev: np.ndarray, rv_ring: np.ndarray, rv_pos: np.ndarray,
+                           parts: np.ndarray, noise_mat: np.ndarray, tables: np.ndarray,
                            out: np.ndarray) -> None:
     """Render ``T`` frames of an HpN (``meta[3] == 0``) or Wavetable (``meta[3] == 1``) model for every stream.
 
@@ -371,8 +388,8 @@ def decoder_family_process(P: np.ndarray, LT: np.ndarray, meta: np.ndarray, eps:
         eps, slope: LayerNorm epsilon and LeakyReLU slope.
         f0_hz, loud_db: ``(B, T)`` float32 frames.
         h ``(B, g)``, f0_prev ``(B,)``, phase ``(B,)`` float64, frame ``(B,)`` int64, key ``(B,)`` int64,
-        rv_prev ``(B, 64)``, rv_re / rv_im ``(B, P, 65)``, rv_pos ``(B,)``: the streaming state (updated).
-        h_re, h_im: reverb partition spectra ``(P, 65)``.
+        rv_prev ``(B, 64)``, rv_ring ``(B, P, 2 SPEC_PAD)``, rv_pos ``(B,)``: the streaming state (updated).
+        parts: reverb partition spectra ``(P, 2 SPEC_PAD)`` (see :func:`_reverb_block`).
         noise_mat: ``(n_bands, 64)`` band -> FIR taps.
         tables: ``(W, L)`` wavetables (Wavetable only; any array for HpN).
         out: ``(B, 64 T)`` float32 audio.
@@ -434,19 +451,28 @@ def decoder_family_process(P: np.ndarray, LT: np.ndarray, meta: np.ndarray, eps:
             _filtered_noise(ctrl[1 + n_tonal:], noise_mat, white, noise)
             for j in range(BLOCK):
                 x[j] = tonal[j] + noise[j]
-            rv_pos[bi] = _reverb_block(x, rv_prev[bi], rv_re[bi], rv_im[bi], rv_pos[bi], h_re, h_im,
+            rv_pos[bi] = _reverb_block(x, rv_prev[bi], rv_ring[bi], rv_pos[bi], parts,
                                        out[bi, t * BLOCK: (t + 1) * BLOCK])
             frame[bi] += 1
 
 
 @njit(cache=True, fastmath=_FM)
-def _conv_frame(W: np.ndarray, b: np.ndarray, xin: np.ndarray, t: int, d: int, out: np.ndarray) -> None:
-    """Causal dilated conv (k=3) output at column ``t + 2d`` of ``xin (C, 2d + T)``; ``W`` is ``(O, C * 3)``."""
+def _conv_frame(W: np.ndarray, b: np.ndarray, xin: np.ndarray, t: int, d: int, col: np.ndarray,
+                out: np.ndarray) -> None:
+    """Causal dilated conv (k=3) output at column ``t + 2d`` of ``xin (C, 2d + T)``; ``W`` is ``(O, C * 3)``.
+
+    The three taps of every channel are gathered into ``col`` first, so the product is contiguous.
+    """
     n_in = xin.shape[0]
+    for i in range(n_in):
+        col[3 * i] = xin[i, t]
+        col[3 * i + 1] = xin[i, t + d]
+        col[3 * i + 2] = xin[i, t + 2 * d]
+    n = 3 * n_in
     for o in range(W.shape[0]):
         acc = np.float32(0.0)
-        for i in range(n_in):
-            acc += W[o, 3 * i] * xin[i, t] + W[o, 3 * i + 1] * xin[i, t + d] + W[o, 3 * i + 2] * xin[i, t + 2 * d]
+        for i in range(n):
+            acc += W[o, i] * col[i]
         out[o] = acc + b[o]
 
 
@@ -479,8 +505,8 @@ def _fm_block(f0_up: np.ndarray, lv: np.ndarray, ratios: np.ndarray, phase: np.n
 def ddx7_process(P: np.ndarray, LT: np.ndarray, dil: np.ndarray, f0_hz: np.ndarray, loud_db: np.ndarray,
                  hist: np.ndarray, hoff: np.ndarray, prev7: np.ndarray, phase: np.ndarray, frame: np.ndarray,
                  ratios: np.ndarray, mods: np.ndarray, n_mods: np.ndarray, carriers: np.ndarray, max_ol: float,
-                 rv_prev: np.ndarray, rv_re: np.ndarray, rv_im: np.ndarray, rv_pos: np.ndarray,
-                 h_re: np.ndarray, h_im: np.ndarray, out: np.ndarray) -> None:
+                 rv_prev: np.ndarray, rv_ring: np.ndarray, rv_pos: np.ndarray,
+                 parts: np.ndarray, out: np.ndarray) -> None:
     """Render ``T`` frames of a DDX7 model for every stream.
 
     Args:
@@ -492,7 +518,7 @@ def ddx7_process(P: np.ndarray, LT: np.ndarray, dil: np.ndarray, f0_hz: np.ndarr
         prev7: ``(B, 7)`` previous ``[f0, ol_1..ol_6]`` frame; phase ``(B, 6)`` float64; frame ``(B,)``.
         ratios, mods, n_mods, carriers: the FM patch (0-based operators).
         max_ol: level scale (0.32).
-        rv_*, h_re, h_im: reverb state and partition spectra; out: ``(B, 64 T)``.
+        rv_*, parts: reverb state and partition spectra; out: ``(B, 64 T)``.
     """
     n_b, t_len = f0_hz.shape
     n_blocks = dil.shape[0]
@@ -525,14 +551,15 @@ def ddx7_process(P: np.ndarray, LT: np.ndarray, dil: np.ndarray, f0_hz: np.ndarr
             yin = np.empty((c_h, ctx + t_len), dtype=np.float32)
             yin[:, :ctx] = h2
             col = np.empty(max(c_h, c_out), dtype=np.float32)
+            taps = np.empty(3 * max(c_in, c_h), dtype=np.float32)
             for t in range(t_len):
-                _conv_frame(W1, b1, xin, t, d, col)
+                _conv_frame(W1, b1, xin, t, d, taps, col)
                 for o in range(c_h):
                     yin[o, ctx + t] = col[o] if col[o] > 0 else np.float32(0.0)
             y = np.empty((c_out, t_len), dtype=np.float32)
             last = blk == n_blocks - 1
             for t in range(t_len):
-                _conv_frame(W2, b2, yin, t, d, col)
+                _conv_frame(W2, b2, yin, t, d, taps, col)
                 for o in range(c_out):
                     v = col[o]
                     if not last and v < 0:
@@ -569,6 +596,6 @@ def ddx7_process(P: np.ndarray, LT: np.ndarray, dil: np.ndarray, f0_hz: np.ndarr
             _fm_block(f0_up, lv, ratios, phase[bi], mods, n_mods, carriers, fm)
             for j in range(BLOCK):
                 fm[j] = fm[j] / max32
-            rv_pos[bi] = _reverb_block(fm, rv_prev[bi], rv_re[bi], rv_im[bi], rv_pos[bi], h_re, h_im,
+            rv_pos[bi] = _reverb_block(fm, rv_prev[bi], rv_ring[bi], rv_pos[bi], parts,
                                        out[bi, t * BLOCK: (t + 1) * BLOCK])
             frame[bi] += 1

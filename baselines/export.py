@@ -21,6 +21,9 @@ Backends:
 Measured speed (eager vs exported, wall and CPU time): ``benchmarks/bench_export.py`` ->
 ``benchmarks/results_export.md``.
 
+* ``"native"``: not a trace but :class:`baselines.native.NativeEngine`, the model's weights in numba-compiled
+  kernels (decoder, synth and reverb in one native call per buffer); same audio to float rounding.
+
 What is frozen at export: the weights, the batch size, the buffer length and the eval-mode
 inference path. Export again after changing the model. One offline render is a runner whose buffer
 is the whole clip (:func:`export_offline`).
@@ -43,7 +46,7 @@ from suite.errors import UserError
 __all__ = ["BACKENDS", "ExportedModel", "StreamingRunner", "export_offline", "export_streaming", "exported_model",
            "onnxruntime_available"]
 
-BACKENDS: tuple[str, ...] = ("torchscript", "onnxruntime")
+BACKENDS: tuple[str, ...] = ("torchscript", "onnxruntime", "native")
 
 # A flattened state: nested dicts/lists of tensors and ints -> leaves + a spec to rebuild them.
 _Spec = Any
@@ -201,7 +204,7 @@ def export_streaming(model: nn.Module, buffer_frames: int, backend: str = "torch
     Args:
         model: a float family model (``forward(f0_hz, loudness_db, state)`` and ``init_state``); put in eval mode.
         buffer_frames: frames per call (1 = a 64-sample buffer).
-        backend: ``"torchscript"`` or ``"onnxruntime"``.
+        backend: ``"torchscript"``, ``"onnxruntime"`` or ``"native"``.
         batch: batch size of every call.
         seed: noise seed of the runner's fresh states (``None``: drawn from torch's RNG at each reset).
         optimize: TorchScript only: also run ``torch.jit.optimize_for_inference``.
@@ -217,6 +220,12 @@ def export_streaming(model: nn.Module, buffer_frames: int, backend: str = "torch
     buffer_frames, batch = int(buffer_frames), int(batch)
     _check_exportable(model)
     model = model.eval()
+    if backend == "native":
+        from baselines.native import NativeRunner, native_available
+
+        if not native_available():
+            raise UserError("export: backend 'native' needs numba (pip install numba)")
+        return NativeRunner(model, buffer_frames, batch=batch, seed=seed)  # type: ignore[return-value]
     leaves: list[Tensor] = []
     spec = _flatten(model.init_state(batch, seed=0), leaves)  # type: ignore[operator]
     step = _Step(model, spec).eval()

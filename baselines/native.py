@@ -89,14 +89,18 @@ def _check_model(model: nn.Module) -> str:
     return str(family)
 
 
-def _reverb_spectra(model: nn.Module) -> tuple[np.ndarray, np.ndarray]:
+def _reverb_spectra(model: nn.Module) -> np.ndarray:
+    """The impulse's partition spectra as the kernels store them: ``(P, 2 SPEC_PAD)`` rows ``[real | imag]``."""
     from baselines import dsp
+    from baselines._kernels import SPEC_PAD
 
     with torch.no_grad():
         h = model.reverb.impulse().float()  # type: ignore[union-attr, operator]
-        parts = dsp.partition_spectra(h, _BLOCK)  # (P, 65), partition 0 first
-    return (np.ascontiguousarray(parts.real.numpy(), dtype=np.float32),
-            np.ascontiguousarray(parts.imag.numpy(), dtype=np.float32))
+        parts = dsp.partition_spectra(h, _BLOCK)  # (P, 65) complex64, partition 0 first
+    out = np.zeros((parts.shape[0], 2 * SPEC_PAD), dtype=np.float32)
+    out[:, : parts.shape[1]] = parts.real.numpy()
+    out[:, SPEC_PAD: SPEC_PAD + parts.shape[1]] = parts.imag.numpy()
+    return out
 
 
 class NativeEngine:
@@ -123,7 +127,7 @@ class NativeEngine:
         self.seed = seed
         self._model = model
         with torch.no_grad():
-            self._h_re, self._h_im = _reverb_spectra(model)
+            self._parts = _reverb_spectra(model)
             if self.family == "ddx7":
                 self._build_ddx7(model)
             else:
@@ -208,11 +212,9 @@ class NativeEngine:
 
         seed = self.seed if seed is None else seed
         b = self.batch
-        n_parts = self._h_re.shape[0]
         self._frame = np.zeros(b, dtype=np.int64)
         self._rv_prev = np.zeros((b, _BLOCK), dtype=np.float32)
-        self._rv_re = np.zeros((b, n_parts, _BLOCK + 1), dtype=np.float32)
-        self._rv_im = np.zeros((b, n_parts, _BLOCK + 1), dtype=np.float32)
+        self._rv_ring = np.zeros((b, *self._parts.shape), dtype=np.float32)
         self._rv_pos = np.zeros(b, dtype=np.int64)
         if self.family == "ddx7":
             self._hist = np.zeros((b, self._hist_size), dtype=np.float32)
@@ -243,12 +245,11 @@ class NativeEngine:
         if self.family == "ddx7":
             k.ddx7_process(self._P, self._LT, self._dil, f0, loud, self._hist, self._hoff, self._prev7, self._phase,
                            self._frame, self._ratios, self._mods, self._n_mods, self._carriers, self._max_ol,
-                           self._rv_prev, self._rv_re, self._rv_im, self._rv_pos, self._h_re, self._h_im, out)
+                           self._rv_prev, self._rv_ring, self._rv_pos, self._parts, out)
         else:
             k.decoder_family_process(self._P, self._LT, self._meta, self._eps, self._slope, f0, loud, self._h,
-                                     self._f0_prev, self._phase, self._frame, self._key, self._rv_prev, self._rv_re,
-                                     self._rv_im, self._rv_pos, self._h_re, self._h_im, self._noise_mat, self._tables,
-                                     out)
+                                     self._f0_prev, self._phase, self._frame, self._key, self._rv_prev, self._rv_ring,
+                                     self._rv_pos, self._parts, self._noise_mat, self._tables, out)
         return out
 
 

@@ -44,14 +44,27 @@ DEFAULT_BUFFERS: tuple[int, ...] = (64, 256, 512)
 
 @contextlib.contextmanager
 def num_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``torch.set_num_threads(n)`` (None: unchanged); the old value is restored."""
+    """Run the block with ``torch.set_num_threads(n)`` (None: unchanged); the old value is restored.
+
+    The BLAS libraries loaded in the process (the OpenBLAS that numpy and the native engine's numba
+    kernels call) are limited to ``n`` threads too, through threadpoolctl when it is installed.
+    """
     old = torch.get_num_threads()
+    limiter: Any = None
     if n is not None:
         torch.set_num_threads(int(n))
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            pass
+        else:
+            limiter = threadpool_limits(limits=int(n), user_api="blas")
     try:
         yield
     finally:
         torch.set_num_threads(old)
+        if limiter is not None:
+            limiter.restore_original_limits()
 
 
 def time_calls(
@@ -207,9 +220,9 @@ def measure_speed(
         min_buffers: streaming buffers timed per size (whole passes over the clip).
         budget_s: wall-time cap per measurement (results say how many calls were timed).
         seed: seed of the streaming state's noise.
-        backend: ``"eager"`` (the model's forward), or ``"torchscript"`` / ``"onnxruntime"``: the
-            exported path of :mod:`baselines.export`, traced once per buffer size (and once for the
-            whole clip offline) before timing; CPU only.
+        backend: ``"eager"`` (the model's forward), or ``"torchscript"`` / ``"onnxruntime"`` /
+            ``"native"``: the exported path of :mod:`baselines.export`, built once per buffer size (and
+            once for the whole clip offline) before timing; CPU only.
     """
     from suite.provenance import provenance
 
