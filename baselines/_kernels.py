@@ -304,7 +304,11 @@ def _white(key: int, block_index: int, out: np.ndarray) -> None:
 
 @njit(cache=True, fastmath=_FM)
 def _filtered_noise(bands: np.ndarray, noise_mat: np.ndarray, white: np.ndarray, out: np.ndarray) -> None:
-    """FIR of the frame's bands (``bands @ noise_mat``, 64 taps centred at 32) applied to one noise block alone."""
+    """FIR of the frame's bands (``bands @ noise_mat``, 64 taps centred at 32) applied to one noise block alone.
+
+    ``out[n] = sum_m fir[m] white[n + 32 - m]`` (zero outside the block): the samples ``32 .. 95`` of the
+    block's full linear convolution, as the torch model's FFT filtering keeps.
+    """
     taps = noise_mat.shape[1]
     fir = np.zeros(taps, dtype=np.float32)
     for b in range(bands.shape[0]):
@@ -312,13 +316,15 @@ def _filtered_noise(bands: np.ndarray, noise_mat: np.ndarray, white: np.ndarray,
         for m in range(taps):
             fir[m] += v * noise_mat[b, m]
     half = taps // 2
-    for n in range(BLOCK):
-        acc = np.float32(0.0)
-        lo = max(0, n + half - (BLOCK - 1))
-        hi = min(taps - 1, n + half)
-        for m in range(lo, hi + 1):
-            acc += fir[m] * white[n + half - m]
-        out[n] = acc
+    pad = np.zeros(BLOCK + 2 * taps, dtype=np.float32)  # white at [taps, taps + BLOCK), zeros around it
+    for j in range(BLOCK):
+        pad[taps + j] = white[j]
+        out[j] = 0.0
+    for m in range(taps):
+        c = fir[m]
+        base = taps + half - m
+        for n in range(BLOCK):
+            out[n] += c * pad[base + n]
 
 
 @njit(cache=True)

@@ -118,8 +118,9 @@ class NativeEngine:
     """
 
     def __init__(self, model: nn.Module, batch: int = 1, seed: int | None = 0) -> None:
-        from baselines import _kernels  # noqa: F401  (import compiles or loads the cached kernels)
+        from baselines import _kernels
 
+        self._k = _kernels
         self.family = _check_model(model)
         if int(batch) < 1:
             raise UserError(f"native engine: batch must be >= 1, got {batch}")
@@ -239,8 +240,7 @@ class NativeEngine:
         if f0.shape != loud.shape or f0.shape[0] != self.batch or f0.shape[1] < 1:
             raise UserError(f"native engine: takes f0 and loudness of shape ({self.batch}, frames >= 1), got "
                             f"{tuple(f0.shape)} and {tuple(loud.shape)}")
-        from baselines import _kernels as k
-
+        k = self._k
         out = np.empty((self.batch, _BLOCK * f0.shape[1]), dtype=np.float32)
         if self.family == "ddx7":
             k.ddx7_process(self._P, self._LT, self._dil, f0, loud, self._hist, self._hoff, self._prev7, self._phase,
@@ -254,8 +254,14 @@ class NativeEngine:
 
 
 def _frames(x: Any) -> np.ndarray:
+    """``(batch, frames)`` float32 C-contiguous numpy (no copy when the input already is one)."""
     if isinstance(x, Tensor):
-        x = x.detach().cpu().numpy()
+        try:
+            x = x.numpy()  # a view for CPU tensors without autograd history
+        except (RuntimeError, TypeError):  # autograd history, another device or a non-numpy dtype
+            x = x.detach().to("cpu", torch.float32).numpy()
+    if type(x) is np.ndarray and x.dtype == np.float32 and x.ndim == 2 and x.flags.c_contiguous:
+        return x
     a = np.asarray(x)
     if a.ndim != 2:
         raise UserError(f"native engine: expects (batch, frames) arrays, got shape {a.shape}")
@@ -280,8 +286,8 @@ class NativeRunner:
         self.engine.reset(seed)
 
     def __call__(self, f0_hz: Tensor, loudness_db: Tensor) -> Tensor:
-        want = (self.batch, self.buffer_frames)
-        if tuple(f0_hz.shape) != want or tuple(loudness_db.shape) != want:
+        if f0_hz.shape[-1] != self.buffer_frames or loudness_db.shape[-1] != self.buffer_frames:
+            want = (self.batch, self.buffer_frames)
             raise UserError(f"exported runner takes (batch, frames) = {want}, got {tuple(f0_hz.shape)} "
                             f"and {tuple(loudness_db.shape)}")
         return torch.from_numpy(self.engine(f0_hz, loudness_db))

@@ -1,11 +1,11 @@
-"""Eager vs exported (TorchScript) inference speed of the baseline families, one thread.
+"""Inference speed of the baseline families through each backend (eager, TorchScript, native), one thread.
 
 For every registered family size (or those matching ``--sizes``), on a 4 s clip: offline (one call
 for the whole clip) and streaming at 64/256/512-sample buffers with the state carried, once through
-the eager ``forward`` and once through :func:`baselines.export.export_streaming` (the same forward,
-traced and frozen for that buffer size). Per mode: wall RTF (median buffer time / buffer duration;
+the eager ``forward``, once through :func:`baselines.export.export_streaming` with TorchScript (the same
+forward, traced and frozen for that buffer size) and once with the native engine (:mod:`baselines.native`). Per mode: wall RTF (median buffer time / buffer duration;
 offline: median clip time / clip duration), CPU RTF (this thread's ``time.thread_time`` per second
-of audio over whole passes, less inflated by other processes), and the exported audio's max error
+of audio over whole passes, less inflated by other processes), and each backend's max audio error
 against the eager offline render (relative to its peak). ONNX Runtime is tried once per size and
 its refusal reason recorded (the synth does not export to ONNX).
 
@@ -37,7 +37,7 @@ from suite.metrics.speed import example_inputs
 from suite.provenance import cpu_model, git_commit
 from suite.registry import SIZES
 
-__all__ = ["GOALS", "time_stream", "run", "to_markdown", "main"]
+__all__ = ["BACKENDS", "GOALS", "time_stream", "run", "to_markdown", "main"]
 
 HERE = Path(__file__).resolve().parent
 SR = 16000
@@ -116,7 +116,24 @@ def profile_exported(model: torch.nn.Module, f0: torch.Tensor, loud: torch.Tenso
     return {"graph_nodes": nodes, "op_us_per_buffer": total, "ops": ops}
 
 
-def run(patterns: str, buffers: tuple[int, ...], frames: int, passes: int) -> dict[str, Any]:
+BACKENDS: tuple[str, ...] = ("eager", "torchscript", "native")
+
+
+def _exported_fns(model: torch.nn.Module, backend: str, fb: int, f0: torch.Tensor, loud: torch.Tensor
+                  ) -> tuple[Callable[[int, int], torch.Tensor], Callable[[], None]]:
+    runner = export_streaming(model, fb, backend, seed=0)
+
+    def step(a: int, b: int) -> torch.Tensor:
+        return runner(f0[:, a:b], loud[:, a:b])
+
+    return step, runner.reset
+
+
+def run(patterns: str, buffers: tuple[int, ...], frames: int, passes: int,
+        backends: tuple[str, ...] = BACKENDS) -> dict[str, Any]:
+    """Time every size matching ``patterns`` offline and at ``buffers`` through each backend (CPU, one thread)."""
+    from threadpoolctl import threadpool_limits
+
     load_catalog()
     names = [n for n in SIZES.list() if any(fnmatch.fnmatch(n, p.strip()) for p in patterns.split(","))]
     f0, loud = example_inputs(frames, seed=0)
@@ -124,87 +141,95 @@ def run(patterns: str, buffers: tuple[int, ...], frames: int, passes: int) -> di
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        for name in names:
-            torch.manual_seed(0)
-            model = SIZES.get(name)().eval()
-            with torch.inference_mode():
-                ref = model(f0, loud, model.init_state(1, seed=0))["audio"]
-            peak = float(ref.abs().max())
-            row: dict[str, Any] = {"size": name, "modes": {}}
-            for fb in [frames, *[b // 64 for b in buffers]]:
-                key = "offline" if fb == frames else str(fb * 64)
-                n_pass = passes if fb > 1 or "reduced" in name else 1
-                e_step, e_reset = _eager_fns(model, f0, loud)
-                e_wall, e_cpu, _ = time_stream(e_step, e_reset, frames, fb, max(n_pass, 3) if fb == frames else n_pass,
-                                               warmup=2 if fb == frames else 20)
-                t0 = time.perf_counter()
-                runner = export_streaming(model, fb, "torchscript", seed=0)
-                export_s = time.perf_counter() - t0
-
-                def x_step(a: int, b: int, runner: Any = runner) -> torch.Tensor:
-                    return runner(f0[:, a:b], loud[:, a:b])
-
-                x_wall, x_cpu, audio = time_stream(x_step, runner.reset, frames, fb,
-                                                   max(n_pass, 3) if fb == frames else n_pass,
-                                                   warmup=2 if fb == frames else 20)
-                err = float((audio - ref[:, : audio.shape[-1]]).abs().max()) / max(peak, 1e-12)
-                row["modes"][key] = {"eager_wall": e_wall, "eager_cpu": e_cpu, "ts_wall": x_wall, "ts_cpu": x_cpu,
-                                     "err": err, "export_s": export_s}
-                print(f"{name} {key}: eager {e_wall:.4f}/{e_cpu:.4f} torchscript {x_wall:.4f}/{x_cpu:.4f} "
-                      f"err {err:.1e}", flush=True)
-            if 64 in buffers:
-                row["profile64"] = profile_exported(model, f0, loud)
-            try:
-                export_streaming(model, 1, "onnxruntime")
-                row["onnx"] = "exported"
-            except UserError as exc:
-                row["onnx"] = str(exc)
-            rows.append(row)
+        with threadpool_limits(limits=1, user_api="blas"):
+            for name in names:
+                torch.manual_seed(0)
+                model = SIZES.get(name)().eval()
+                with torch.inference_mode():
+                    ref = model(f0, loud, model.init_state(1, seed=0))["audio"]
+                peak = float(ref.abs().max())
+                row: dict[str, Any] = {"size": name, "modes": {}}
+                for fb in [frames, *[b // 64 for b in buffers]]:
+                    key = "offline" if fb == frames else str(fb * 64)
+                    n_pass = passes if fb > 1 or "reduced" in name else 1
+                    n_pass = max(n_pass, 3) if fb == frames else n_pass
+                    mode: dict[str, Any] = {}
+                    for backend in backends:
+                        t0 = time.perf_counter()
+                        if backend == "eager":
+                            step, reset = _eager_fns(model, f0, loud)
+                        else:
+                            step, reset = _exported_fns(model, backend, fb, f0, loud)
+                        build_s = time.perf_counter() - t0
+                        wall, cpu, audio = time_stream(step, reset, frames, fb, n_pass,
+                                                       warmup=2 if fb == frames else 20)
+                        err = float((audio - ref[:, : audio.shape[-1]]).abs().max()) / max(peak, 1e-12)
+                        mode[backend] = {"wall": wall, "cpu": cpu, "err": err, "build_s": build_s}
+                    row["modes"][key] = mode
+                    print(f"{name} {key}: " + "  ".join(f"{b} {v['wall']:.4f}/{v['cpu']:.4f} (err {v['err']:.1e})"
+                                                        for b, v in mode.items()), flush=True)
+                if 64 in buffers and "torchscript" in backends:
+                    row["profile64"] = profile_exported(model, f0, loud)
+                try:
+                    export_streaming(model, 1, "onnxruntime")
+                    row["onnx"] = "exported"
+                except UserError as exc:
+                    row["onnx"] = str(exc)
+                rows.append(row)
     finally:
         torch.set_num_threads(old)
-    return {"rows": rows, "frames": frames, "buffers": list(buffers), "passes": passes}
+    return {"rows": rows, "frames": frames, "buffers": list(buffers), "passes": passes, "backends": list(backends)}
 
 
-def _cell(name: str, key: str, value: float) -> str:
+def _cell(name: str, key: str, values: list[float]) -> str:
+    """``a / b / c`` for the backends; the goal verdict is for the fastest."""
+    text = " / ".join(f"{v:.4f}" for v in values)
     goal = GOALS.get(name, {}).get(key)
-    mark = "" if goal is None else (f" (meets <= {goal})" if value <= goal else f" (misses <= {goal})")
-    return f"{value:.4f}{mark}"
+    if goal is None:
+        return text
+    return text + (f" (meets <= {goal})" if min(values) <= goal else f" (misses <= {goal})")
 
 
 def to_markdown(data: dict[str, Any]) -> str:
     keys = ["offline", *[str(b) for b in data["buffers"]]]
+    backends = data.get("backends", list(BACKENDS))
+    order = " / ".join(backends)
     lines = [
-        "# Eager vs exported (TorchScript) inference speed (single thread)",
+        "# Inference speed of the baseline families by backend (single thread)",
         "",
         f"- date (UTC): {data['date']}",
-        f"- machine: {data['cpu']} ({os.cpu_count()} cores), torch {torch.__version__}, threads 1",
+        f"- machine: {data['cpu']} ({os.cpu_count()} cores), torch {torch.__version__}, threads 1 (torch and BLAS)",
         f"- commit: {data['commit']}",
         f"- load average before / after: {data['load_before']} / {data['load_after']} (other processes share "
         "the cores: wall figures are inflated when the load exceeds 1)",
         f"- clip: {data['frames']} frames ({data['frames'] * 64 / SR:.0f} s); {data['passes']} timed pass(es) per "
         "mode (full models at 64 samples: 1 pass), after a warm-up",
-        "- eager: the model's forward called buffer by buffer (`torch.inference_mode`); torchscript: "
+        "- backends: eager = the model's forward called buffer by buffer (`torch.inference_mode`); torchscript = "
         "`baselines.export.export_streaming` (the same forward traced for that buffer size, state as tensors, "
-        "`torch.jit.freeze`). Offline = one call for the whole clip.",
+        "`torch.jit.freeze`); native = `baselines.native.NativeEngine` (the weights in numba-compiled kernels, "
+        "one native call per buffer). Offline = one call for the whole clip.",
         "- wall RTF: median call time / audio duration of the call; CPU RTF: thread CPU time per second of "
-        "audio over whole passes. err: max |exported - eager offline| / peak.",
+        "audio over whole passes. err: max |backend - eager offline| / peak, over all modes.",
+        "- goals (issue 3) are judged on the fastest backend; physical floors of this machine: "
+        "`results_roofline.md`.",
         "",
-        "## CPU-time RTF (eager -> torchscript)",
+        f"## CPU-time RTF ({order})",
         "",
-        "| size | " + " | ".join(keys) + " | max err |",
+        "| size | " + " | ".join(keys) + " | max err " + "/".join(b for b in backends if b != "eager") + " |",
         "|---|" + "---:|" * (len(keys) + 1),
     ]
     for row in data["rows"]:
         m = row["modes"]
-        cells = [f"{m[k]['eager_cpu']:.4f} -> {_cell(row['size'], k, m[k]['ts_cpu'])}" for k in keys]
-        lines.append(f"| {row['size']} | " + " | ".join(cells) + f" | {max(v['err'] for v in m.values()):.1e} |")
-    lines += ["", "## Wall-clock RTF (eager -> torchscript)", "",
+        cells = [_cell(row["size"], k, [m[k][b]["cpu"] for b in backends]) for k in keys]
+        errs = " / ".join(f"{max(m[k][b]['err'] for k in keys):.1e}" for b in backends if b != "eager")
+        lines.append(f"| {row['size']} | " + " | ".join(cells) + f" | {errs} |")
+    lines += ["", f"## Wall-clock RTF ({order})", "",
               "| size | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
     for row in data["rows"]:
         m = row["modes"]
-        cells = [f"{m[k]['eager_wall']:.4f} -> {_cell(row['size'], k, m[k]['ts_wall'])}" for k in keys]
+        cells = [_cell(row["size"], k, [m[k][b]["wall"] for b in backends]) for k in keys]
         lines.append(f"| {row['size']} | " + " | ".join(cells) + " |")
-    lines += ["", "## Where an exported 64-sample buffer's time goes (torch.profiler, self CPU per buffer)", "",
+    lines += ["", "## Where a TorchScript 64-sample buffer's time goes (torch.profiler, self CPU per buffer)", "",
               "Profiler overhead inflates these; they rank the costs. `_to_copy`/`empty` come from 0-d constant "
               "tensors the tracer made of Python scalars; `addmm` is the decoder's matrix-vector products.", ""]
     for row in data["rows"]:
@@ -226,10 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--buffers", default="64,256,512", help="streaming buffer sizes in samples")
     ap.add_argument("--frames", type=int, default=1000, help="clip length in frames (1000 = 4 s)")
     ap.add_argument("--passes", type=int, default=2, help="timed passes over the clip per mode")
+    ap.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated backends to time")
     ap.add_argument("--out", type=Path, default=HERE / "results_export.md")
     args = ap.parse_args(argv)
     load_before = tuple(round(x, 2) for x in os.getloadavg())
-    data = run(args.sizes, tuple(int(b) for b in args.buffers.split(",")), args.frames, args.passes)
+    data = run(args.sizes, tuple(int(b) for b in args.buffers.split(",")), args.frames, args.passes,
+               tuple(b.strip() for b in args.backends.split(",")))
     data.update(date=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), cpu=cpu_model(), commit=git_commit(),
                 load_before=load_before, load_after=tuple(round(x, 2) for x in os.getloadavg()))
     args.out.write_text(to_markdown(data))

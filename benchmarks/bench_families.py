@@ -8,7 +8,10 @@ It also checks that the streamed audio equals the offline audio. Results go to
 ``benchmarks/results_families.md`` and ``.json`` with the machine, date, torch version, commit
 and the load average around the run (other processes on the machine inflate the figures).
 
-Run: ``.venv/bin/python benchmarks/bench_families.py [--sizes 'hpn/*'] [--repeats 10]``.
+``--backend native`` (or ``torchscript``) times the exported path instead of the eager forward
+(results in ``results_families_<backend>.md``); stream errors are then against the eager offline render.
+
+Run: ``.venv/bin/python benchmarks/bench_families.py [--sizes 'hpn/*'] [--repeats 10] [--backend native]``.
 """
 
 from __future__ import annotations
@@ -42,15 +45,30 @@ GOALS: dict[str, dict[str, float]] = {
 """RTF goals on one core (issue 3)."""
 
 
-def stream_error(model: torch.nn.Module, f0: torch.Tensor, loud: torch.Tensor, buffer: int) -> float:
-    """Max |streamed - offline| / peak |offline| for one clip cut into ``buffer``-sample buffers."""
+def _target(model: torch.nn.Module, backend: str, frames: int, offline: bool) -> Any:
+    """The model itself (eager) or its exported path for calls of ``frames`` frames."""
+    if backend == "eager":
+        return model
+    from baselines.export import exported_model
+
+    return exported_model(model, frames, backend, offline=offline, seed=0)
+
+
+def stream_error(model: torch.nn.Module, f0: torch.Tensor, loud: torch.Tensor, buffer: int,
+                 target: Any = None) -> float:
+    """Max |streamed - offline| / peak |offline| for one clip cut into ``buffer``-sample buffers.
+
+    The reference is the eager model's offline render; the stream runs through ``target``
+    (default: the eager model; or an exported path built for ``buffer``).
+    """
     step = buffer // 64
+    target = model if target is None else target
     with torch.inference_mode():
         ref = model(f0, loud, model.init_state(f0.shape[0], seed=0))["audio"]
-        state = model.init_state(f0.shape[0], seed=0)
+        state = target.init_state(f0.shape[0], seed=0)
         parts = []
         for i in range(0, f0.shape[-1], step):
-            out = model(f0[:, i: i + step], loud[:, i: i + step], state)
+            out = target(f0[:, i: i + step], loud[:, i: i + step], state)
             state = out["state"]
             parts.append(out["audio"])
         got = torch.cat(parts, dim=-1)
@@ -93,10 +111,14 @@ def op_overhead_us(n: int = 2000) -> float:
     return times[len(times) // 2] * 1e6
 
 
-def run(patterns: str, repeats: int, min_buffers: int, buffers: tuple[int, ...], budget_s: float) -> dict[str, Any]:
-    """Measure every size matching ``patterns``; returns the JSON-able results."""
+def run(patterns: str, repeats: int, min_buffers: int, buffers: tuple[int, ...], budget_s: float,
+        backend: str = "eager") -> dict[str, Any]:
+    """Measure every size matching ``patterns`` through ``backend``; returns the JSON-able results."""
+    from threadpoolctl import threadpool_limits
+
     load_catalog()
     torch.set_num_threads(1)
+    threadpool_limits(limits=1, user_api="blas")
     load_before = os.getloadavg()
     op_before = op_overhead_us()
     rows: dict[str, Any] = {}
@@ -105,10 +127,11 @@ def run(patterns: str, repeats: int, min_buffers: int, buffers: tuple[int, ...],
         model = SIZES.get(name)().eval()
         f0, loud = example_inputs(seed=0)
         res = measure_speed(model, buffers=buffers, inputs=(f0, loud), threads=1, repeats=repeats,
-                            min_buffers=min_buffers, budget_s=budget_s)
-        res["stream_error"] = {str(b): stream_error(model, f0, loud, b) for b in buffers}
-        res["cpu_rtf"] = {"offline": cpu_rtf(model, f0, loud, None, passes=3),
-                          **{str(b): cpu_rtf(model, f0, loud, b) for b in buffers}}
+                            min_buffers=min_buffers, budget_s=budget_s, backend=backend)
+        targets = {b: _target(model, backend, b // 64, False) for b in buffers}
+        res["stream_error"] = {str(b): stream_error(model, f0, loud, b, targets[b]) for b in buffers}
+        res["cpu_rtf"] = {"offline": cpu_rtf(_target(model, backend, f0.shape[-1], True), f0, loud, None, passes=3),
+                          **{str(b): cpu_rtf(targets[b], f0, loud, b) for b in buffers}}
         res["params"] = int(sum(p.numel() for p in model.parameters()))
         rows[name] = res
         print(name, f"offline {res['offline']['rtf']:.4f}",
@@ -121,12 +144,20 @@ def run(patterns: str, repeats: int, min_buffers: int, buffers: tuple[int, ...],
         "torch_version": torch.__version__,
         "git_commit": git_commit(),
         "threads": 1,
+        "backend": backend,
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
         "op_overhead_us_before_after": [op_before, op_overhead_us()],
         "buffers": list(buffers),
         "results": rows,
     }
+
+
+_BACKEND_TEXT = {
+    "eager": "eager (the model's forward under `torch.inference_mode`)",
+    "torchscript": "torchscript (`baselines.export`: the forward traced per buffer size and frozen)",
+    "native": "native (`baselines.native.NativeEngine`: the weights in numba-compiled kernels, one call per buffer)",
+}
 
 
 def _goal_cell(name: str, key: str, value: float) -> str:
@@ -140,11 +171,12 @@ def to_markdown(data: dict[str, Any]) -> str:
     """The results as a Markdown page."""
     bufs = data["buffers"]
     lines = [
-        "# Baseline family speed (single thread)",
+        f"# Baseline family speed (single thread, backend {data.get('backend', 'eager')})",
         "",
         f"- date (UTC): {data['date_utc']}",
         f"- machine: {data['cpu_model']} ({data['cpu_count']} cores), torch {data['torch_version']}, "
-        f"threads {data['threads']}",
+        f"threads {data['threads']} (torch and BLAS)",
+        "- backend: " + _BACKEND_TEXT.get(data.get("backend", "eager"), data.get("backend", "eager")),
         f"- commit: {data['git_commit']}",
         f"- load average before / after: {tuple(round(x, 2) for x in data['load_average_before'])} / "
         f"{tuple(round(x, 2) for x in data['load_average_after'])} (other processes share the 2 cores: "
@@ -187,10 +219,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-buffers", type=int, default=500, help="streaming buffers timed per buffer size")
     ap.add_argument("--buffers", default="64,256,512", help="streaming buffer sizes in samples")
     ap.add_argument("--budget-s", type=float, default=60.0, help="wall-time cap per measurement")
-    ap.add_argument("--out", type=Path, default=HERE / "results_families.md", help="Markdown output (JSON beside it)")
+    ap.add_argument("--backend", default="eager", choices=["eager", "torchscript", "native"],
+                    help="inference path to time (default eager)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="Markdown output, JSON beside it (default results_families.md, or results_families_<backend>.md)")
     args = ap.parse_args(argv)
+    if args.out is None:
+        suffix = "" if args.backend == "eager" else f"_{args.backend}"
+        args.out = HERE / f"results_families{suffix}.md"
     buffers = tuple(int(b) for b in args.buffers.split(","))
-    data = run(args.sizes, args.repeats, args.min_buffers, buffers, args.budget_s)
+    data = run(args.sizes, args.repeats, args.min_buffers, buffers, args.budget_s, args.backend)
     args.out.write_text(to_markdown(data))
     args.out.with_suffix(".json").write_text(json.dumps(data, indent=2, default=str) + "\n")
     print(f"wrote {args.out}")
