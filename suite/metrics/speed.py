@@ -52,19 +52,19 @@ def num_threads(n: int | None) -> Iterator[None]:
     old = torch.get_num_threads()
     limiter: Any = None
     if n is not None:
-        torch.set_num_threads(int(n))
         try:
             from threadpoolctl import threadpool_limits
         except ImportError:
             pass
-        else:
+        else:  # before torch's own setting: restoring a BLAS that shares torch's OpenMP pool resets it too
             limiter = threadpool_limits(limits=int(n), user_api="blas")
+        torch.set_num_threads(int(n))
     try:
         yield
     finally:
-        torch.set_num_threads(old)
         if limiter is not None:
             limiter.restore_original_limits()
+        torch.set_num_threads(old)
 
 
 def time_calls(

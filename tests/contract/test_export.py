@@ -144,3 +144,28 @@ def test_speed_metric_backend_option() -> None:
         assert all(v["rtf"] > 0 and v["buffers"] >= 4 for v in res["stream"].values())
     with pytest.raises(UserError, match="unknown backend"):
         measure_speed(model, backend="tvm", **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", REDUCED)
+def test_native_backend_streams_the_eager_audio(name: str) -> None:
+    model = _model(name)
+    f0, loud = _inputs()
+    ref = _eager(model, f0, loud)
+    runner = export_streaming(model, 4, "native", seed=0)
+    assert _rel_err(_stream(runner, f0, loud), ref) < TOL
+    runner.reset()  # a fresh stream renders the same audio again
+    assert _rel_err(_stream(runner, f0, loud), ref) < TOL
+    render = export_offline(model, FRAMES, "native")
+    assert _rel_err(render(f0, loud), ref) < TOL
+
+
+def test_native_backend_in_the_speed_metric() -> None:
+    from suite.metrics.speed import measure_speed
+
+    model = _model("hpn/reduced")
+    f0, loud = _inputs(40)
+    res = measure_speed(model, buffers=[64, 256], inputs=(f0, loud), backend="native", repeats=2, min_buffers=20,
+                        budget_s=5.0)
+    assert res["provenance"]["backend"] == "native"
+    assert 0 < res["offline"]["rtf"] < 10
+    assert set(res["stream"]) == {64, 256} and all(0 < s["rtf"] < 10 for s in res["stream"].values())

@@ -85,3 +85,18 @@ def test_bad_buffer_sizes_are_refused() -> None:
         measure_stream(ToyLinear(), f0, loud, 100)
     with pytest.raises(ValueError, match="longer than"):
         measure_stream(ToyLinear(), f0, loud, 64 * 16)
+
+
+def test_num_threads_limits_blas_too() -> None:
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from suite.metrics.speed import num_threads
+
+    blas = [lib for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+    if not blas:
+        pytest.skip("no BLAS library loaded in this process")
+    before = [lib["num_threads"] for lib in blas]
+    with num_threads(1):
+        inside = [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+        assert inside and all(n == 1 for n in inside)
+    after = [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+    assert after[: len(before)] == before
