@@ -129,8 +129,13 @@ def evaluate_model(
     n_audio_examples: int = 4,
     seed: int = 0,
     ckpt_dir: str | os.PathLike[str] | None = None,
+    speed_backend: str = "eager",
 ) -> EvalResult:
     """Measure ``metrics`` for ``model`` on ``test_set`` (see module docstring for names and groups).
+
+    ``speed_backend`` is the inference path the speed metrics time: ``eager`` (the model's forward,
+    any model) or an exported path of :mod:`baselines.export` (``torchscript``, ``native``; float
+    models on CPU). Its name goes into the speed metrics' definitions.
 
     Raises:
         CandidateFailed: the model's output holds NaN or infinity.
@@ -153,7 +158,8 @@ def evaluate_model(
                 for k in range(min(n_audio_examples, len(test_set))):
                     write_wav(out_dir / f"{test_set.clip_ids[k]}.wav", pred[k])
                 res.artifacts["audio"] = str(out_dir)
-        _cost_metrics(res, names, model, test_set, stream_buffers, device, threads, checkpoint_path, seed)
+        _cost_metrics(res, names, model, test_set, stream_buffers, device, threads, checkpoint_path, seed,
+                      speed_backend)
     if checkpoint_path is not None:
         res.artifacts.setdefault("checkpoint", str(checkpoint_path))
     res.metrics = {n: res.metrics.get(n) for n in names}
@@ -218,7 +224,7 @@ def _audio_metrics(
 
 def _cost_metrics(
     res: EvalResult, names: list[str], model: nn.Module, test_set: ClipSet, buffers: Sequence[int],
-    device: str, threads: int | None, checkpoint_path: Any, seed: int,
+    device: str, threads: int | None, checkpoint_path: Any, seed: int, backend: str = "eager",
 ) -> None:
     stream = [b for b in buffers if f"rtf_stream_{b}" in names or f"p99_ms_stream_{b}" in names or f"miss_rate_stream_{b}" in names]
     thr = torch.get_num_threads()
@@ -227,17 +233,21 @@ def _cost_metrics(
 
         f0 = torch.as_tensor(test_set.f0_hz[:1], dtype=torch.float32)
         loud = torch.as_tensor(test_set.loudness_db[:1], dtype=torch.float32)
-        sp = measure_speed(model, buffers=stream, offline="rtf_offline" in names, inputs=(f0, loud), device=device, threads=None, seed=seed)
+        sp = measure_speed(model, buffers=stream, offline="rtf_offline" in names, inputs=(f0, loud), device=device,
+                           threads=None, seed=seed, backend=backend)
         secs = f0.shape[-1] / 250.0
+        via = "" if backend == "eager" else f", backend={backend}"
         if "offline" in sp:
             res.metrics["rtf_offline"] = sp["offline"]["rtf"]
-            res.metric_defs["rtf_offline"] = f"whole {secs:g} s clip, median of {sp['offline']['repeats']}, threads={thr}, {device}"
+            res.metric_defs["rtf_offline"] = (f"whole {secs:g} s clip, median of {sp['offline']['repeats']}, "
+                                              f"threads={thr}, {device}{via}")
         for b in stream:
             s = sp["stream"][b]
             for key, val in ((f"rtf_stream_{b}", s["rtf"]), (f"p99_ms_stream_{b}", s["p99_ms"]), (f"miss_rate_stream_{b}", s["miss_rate"])):
                 if key in names:
                     res.metrics[key] = val
-                    res.metric_defs[key] = f"{b}-sample buffers, state carried, {s['buffers']} buffers, threads={thr}, {device}"
+                    res.metric_defs[key] = (f"{b}-sample buffers, state carried, {s['buffers']} buffers, "
+                                            f"threads={thr}, {device}{via}")
     if {"params", "params_trainable"} & set(names):
         from suite.metrics.size import count_params
 

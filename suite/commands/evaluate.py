@@ -30,6 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--buffers", default="64,256,512", help="streaming buffer sizes in samples (default 64,256,512)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch threads while measuring (default 1)")
+    p.add_argument("--speed-backend", default="eager", choices=["eager", "torchscript", "native"],
+                   help="inference path the speed metrics time (default eager; native/torchscript: float models, CPU)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N clips")
     p.add_argument("--n-audio", type=int, default=4, help="rendered examples written with --out (default 4)")
     p.add_argument("--seed", type=int, default=0)
@@ -103,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate_model(
             model, clips, metrics=names, teacher=teacher, embedding=args.embedding, stream_buffers=buffers,
             device=args.device, threads=args.threads, checkpoint_path=ckpt, audio_out=audio_out,
-            n_audio_examples=args.n_audio, seed=args.seed, ckpt_dir=args.ckpt_dir,
+            n_audio_examples=args.n_audio, seed=args.seed, ckpt_dir=args.ckpt_dir, speed_backend=args.speed_backend,
         )
         fields = dataclasses.asdict(result)
         if args.out:

@@ -101,3 +101,20 @@ def test_a_failed_memory_child_leaves_the_metric_empty(monkeypatch: pytest.Monke
     res = evaluate_model(ToyLinear(width=4), _clips(2), metrics="memory", checkpoint_path=ckpt)
     assert res.metrics["peak_mem_bytes"] is None and "boom" in res.metric_defs["peak_mem_bytes"]
     assert res.metrics["checkpoint_bytes"] == float(ckpt.stat().st_size) and res.metrics["param_bytes"]
+
+
+def test_speed_metrics_through_the_native_backend() -> None:
+    import torch
+
+    import baselines  # noqa: F401  (registers the families)
+    from suite.registry import SIZES
+
+    torch.manual_seed(0)
+    model = SIZES.get("hpn/reduced")().eval()
+    res = evaluate_model(model, _clips(n=1, frames=40), metrics="rtf_offline,rtf_stream_64", stream_buffers=(64,),
+                         speed_backend="native")
+    assert 0 < res.metrics["rtf_offline"] < 10 and 0 < res.metrics["rtf_stream_64"] < 10  # type: ignore[operator]
+    assert res.metric_defs["rtf_offline"].endswith("backend=native")
+    assert res.metric_defs["rtf_stream_64"].endswith("backend=native")
+    with pytest.raises(UserError, match="native engine"):  # a non-family model has no native path
+        evaluate_model(ToyLinear(width=8), _clips(n=1), metrics="rtf_offline", stream_buffers=(), speed_backend="native")
