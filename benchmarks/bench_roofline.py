@@ -139,7 +139,7 @@ def measure_gemm(shapes: list[tuple[int, int, int]], repeats: int) -> list[dict[
 
 
 def _matvec_fns(mats: list[np.ndarray]) -> dict[str, Callable[[], Any]]:
-    """Functions computing every ``W @ x`` of ``mats`` in sequence, with torch and with numpy."""
+    """Functions computing every ``W @ x`` of ``mats`` in sequence, with torch, numpy and scipy's BLAS."""
     rng = np.random.default_rng(1)
     vecs = [rng.standard_normal(w.shape[1], dtype=np.float32) for w in mats]
     tmats = [torch.from_numpy(w) for w in mats]
@@ -153,11 +153,23 @@ def _matvec_fns(mats: list[np.ndarray]) -> dict[str, Callable[[], Any]]:
         for w, v in zip(mats, vecs):
             w @ v
 
-    return {"torch.mv": torch_seq, "numpy": numpy_seq}
+    fns: dict[str, Callable[[], Any]] = {"torch.mv": torch_seq, "numpy": numpy_seq}
+    try:  # scipy's own OpenBLAS: the BLAS that numba kernels (the native engine) call
+        from scipy.linalg.blas import sgemv
+    except ImportError:
+        return fns
+    tmats_f = [w.T for w in mats]  # Fortran-ordered views: sgemv(trans=1) computes W @ x without a copy
+
+    def scipy_seq() -> None:
+        for wt, v in zip(tmats_f, vecs):
+            sgemv(1.0, wt, v, trans=1)
+
+    fns["scipy"] = scipy_seq
+    return fns
 
 
 def measure_matvec(mats: list[np.ndarray], repeats: int) -> dict[str, Any]:
-    """GB/s of weights read by matrix-vector products over ``mats`` (torch and numpy; best of both kept)."""
+    """GB/s of weights read by matrix-vector products over ``mats`` (torch, numpy, scipy; the best kept)."""
     nbytes = float(sum(w.nbytes for w in mats))
     out: dict[str, Any] = {"bytes": nbytes, "matrices": len(mats), "libs": {}}
     for lib, fn in _matvec_fns(mats).items():
@@ -517,10 +529,11 @@ def to_markdown(data: dict[str, Any]) -> str:
         g = r["gflops"]
         lines.append(f"| {r['lib']} | ({r['m']} x {r['k']}) @ ({r['k']} x {r['n']}) | {g['median']:.1f} | "
                      f"{g['best']:.1f} | {g['cpu_median']:.1f} |")
-    lines += ["", "### Matrix-vector throughput, GB/s of float32 weights read (best of torch.mv / numpy)", "",
+    lines += ["", "### Matrix-vector throughput, GB/s of float32 weights read (best of torch.mv / numpy / scipy BLAS)", "",
               "The same weights are read back to back, so sets that fit in a cache level are read from it.", "",
-              "| weight set | bytes | matrices | median | best | CPU-time | torch.mv median | numpy median |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+              "| weight set | bytes | matrices | median | best | CPU-time | torch.mv median | numpy median | "
+              "scipy median |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     probe_rows = list(data["matvec_probes"])
     for row in data["rows"]:
         probe_rows += [row["matvec_sequence"], row["matvec_contiguous"]]
@@ -530,7 +543,8 @@ def to_markdown(data: dict[str, Any]) -> str:
         libs = p["libs"]
         lines.append(f"| {p['label']} | {_fmt_bytes(p['bytes'])} | {p['matrices']} | {p['gbs_median']:.1f} | "
                      f"{p['gbs_best']:.1f} | {p['gbs_cpu_median']:.1f} | {libs['torch.mv']['gbs']['median']:.1f} | "
-                     f"{libs['numpy']['gbs']['median']:.1f} |")
+                     f"{libs['numpy']['gbs']['median']:.1f} | "
+                     f"{libs['scipy']['gbs']['median'] if 'scipy' in libs else float('nan'):.1f} |")
     lines += [
         "",
         "## Decoder-only RTF floors vs the goals",
