@@ -132,6 +132,7 @@ def _exported_fns(model: torch.nn.Module, backend: str, fb: int, f0: torch.Tenso
 def run(patterns: str, buffers: tuple[int, ...], frames: int, passes: int,
         backends: tuple[str, ...] = BACKENDS) -> dict[str, Any]:
     """Time every size matching ``patterns`` offline and at ``buffers`` through each backend (CPU, one thread)."""
+    import scipy.linalg.cython_blas  # noqa: F401  (loaded before the limit below, so it covers the native kernels' BLAS)
     from threadpoolctl import threadpool_limits
 
     load_catalog()

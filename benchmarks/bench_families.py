@@ -114,6 +114,7 @@ def op_overhead_us(n: int = 2000) -> float:
 def run(patterns: str, repeats: int, min_buffers: int, buffers: tuple[int, ...], budget_s: float,
         backend: str = "eager") -> dict[str, Any]:
     """Measure every size matching ``patterns`` through ``backend``; returns the JSON-able results."""
+    import scipy.linalg.cython_blas  # noqa: F401  (loaded before the limit below, so it covers the native kernels' BLAS)
     from threadpoolctl import threadpool_limits
 
     load_catalog()

@@ -404,6 +404,8 @@ def run(patterns: str, repeats: int, stream_frames: int, read_mb: float) -> dict
     data: dict[str, Any] = {"sizes": names, "repeats": repeats}
     t_start = time.perf_counter()
     torch.set_num_threads(1)
+    import scipy.linalg.cython_blas  # noqa: F401  (scipy's BLAS loaded before the limit, so the limit covers it)
+
     with threadpool_limits(limits=1):
         data["threads"] = {"torch": torch.get_num_threads(), "blas_limit": 1}
         print("call overhead ...", flush=True)

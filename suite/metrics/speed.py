@@ -53,6 +53,12 @@ def num_threads(n: int | None) -> Iterator[None]:
     limiter: Any = None
     if n is not None:
         try:
+            # threadpoolctl limits only the libraries loaded when the limit is set: load scipy's BLAS
+            # (the one numba-compiled kernels call, e.g. the native engine's) first.
+            import scipy.linalg.cython_blas  # noqa: F401
+        except ImportError:
+            pass
+        try:
             from threadpoolctl import threadpool_limits
         except ImportError:
             pass
