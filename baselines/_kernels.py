@@ -35,6 +35,8 @@ _LN10 = math.log(10.0)
 _FM = {"reassoc", "contract", "arcp", "nsz"}
 # Layers with at least this many weights go through BLAS even for one frame (its gemv streams memory faster).
 _BLAS_MIN = 16384
+# Up to this many frames, large layers use a row-at-a-time loop instead of a BLAS gemm.
+_FEW_FRAMES = 16
 
 
 def _fft_tables(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -115,13 +117,15 @@ def _sigmoid32(x: np.float32) -> np.float32:
 
 @njit(cache=True, fastmath=_FM)
 def _linear(P: np.ndarray, row: np.ndarray, X: np.ndarray, Y: np.ndarray) -> None:
-    """``Y = X W^T + b`` for a layer-table row: BLAS (gemm/gemv) for large layers and frame batches, a loop for small ones."""
+    """``Y = X W^T + b`` for a layer-table row: BLAS gemv for one frame of a large layer, BLAS gemm for
+    many frames, a loop reading each weight row once otherwise."""
     n_out = row[1]
     n_in = row[2]
     W = P[row[0]: row[0] + n_out * n_in].reshape((n_out, n_in))
     b = P[row[3]: row[3] + n_out]
     t_len = X.shape[0]
-    if n_out * n_in >= _BLAS_MIN or (t_len > 1 and n_out * n_in >= 1024):
+    big = n_out * n_in >= _BLAS_MIN
+    if (big and t_len == 1) or (t_len > _FEW_FRAMES and n_out * n_in >= 1024):
         if t_len == 1:
             Y[0, :] = np.dot(W, X[0])
         else:
@@ -130,8 +134,26 @@ def _linear(P: np.ndarray, row: np.ndarray, X: np.ndarray, Y: np.ndarray) -> Non
             for o in range(n_out):
                 Y[t, o] += b[o]
         return
-    for t in range(t_len):
-        for o in range(n_out):
+    # One weight row at a time against every frame: the weights are read once (no packing copy,
+    # which is what a BLAS gemm spends its time on for a handful of frames).
+    t4 = t_len - t_len % 4
+    for o in range(n_out):
+        for t in range(0, t4, 4):  # four frames per pass over the row: each weight loaded once for four products
+            a0 = np.float32(0.0)
+            a1 = np.float32(0.0)
+            a2 = np.float32(0.0)
+            a3 = np.float32(0.0)
+            for i in range(n_in):
+                w = W[o, i]
+                a0 += w * X[t, i]
+                a1 += w * X[t + 1, i]
+                a2 += w * X[t + 2, i]
+                a3 += w * X[t + 3, i]
+            Y[t, o] = a0 + b[o]
+            Y[t + 1, o] = a1 + b[o]
+            Y[t + 2, o] = a2 + b[o]
+            Y[t + 3, o] = a3 + b[o]
+        for t in range(t4, t_len):
             acc = np.float32(0.0)
             for i in range(n_in):
                 acc += W[o, i] * X[t, i]
