@@ -9,10 +9,11 @@ from __future__ import annotations
 import copy
 import functools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -34,6 +35,7 @@ __all__ = [
     "first_or_carried",
     "register_sizes",
     "scaled_inputs",
+    "stream_seeds",
     "synth_dtype",
     "uniform_widths",
 ]
@@ -330,11 +332,29 @@ class DDSPFamily(nn.Module):
         """A parameter whose device and dtype the computations follow."""
         return next(self.parameters())
 
+    per_item_seeds: ClassVar[bool] = True
+    """``init_state(batch, seed=[s_0, ..., s_{batch-1}])`` takes one stream seed per item (see :func:`stream_seeds`)."""
+
     @staticmethod
-    def _seeds(batch_size: int, seed: int | None, device: torch.device) -> Tensor:
+    def _seeds(batch_size: int, seed: int | Sequence[int] | Tensor | None, device: torch.device) -> Tensor:
+        """Per-item stream seeds: ``seed * 1_000_003 + item`` for an int, the given values for a sequence."""
         if seed is None:
             return torch.randint(0, 2**62, (batch_size,), dtype=torch.int64).to(device)
-        return (torch.arange(batch_size, dtype=torch.int64) + int(seed) * 1_000_003).to(device)
+        if isinstance(seed, (int, np.integer)):
+            return (torch.arange(batch_size, dtype=torch.int64) + int(seed) * 1_000_003).to(device)
+        seeds = torch.as_tensor(seed, dtype=torch.int64).reshape(-1)
+        if seeds.numel() != batch_size:
+            raise ModelConfigError(f"init_state: {seeds.numel()} stream seeds for a batch of {batch_size}")
+        return seeds.to(device)
+
+
+def stream_seeds(seed: int, start: int, count: int) -> list[int]:
+    """The stream seeds of items ``start .. start + count - 1`` of a long list seeded by ``seed``.
+
+    ``init_state(n, seed=stream_seeds(s, 0, n))`` equals ``init_state(n, seed=s)``, and a clip keeps its
+    noise however the list is cut into batches (pass ``stream_seeds(s, first_index, batch)``).
+    """
+    return [int(seed) * 1_000_003 + int(start) + j for j in range(int(count))]
 
 
 def register_sizes(cls: type[DDSPFamily]) -> type[DDSPFamily]:
@@ -407,8 +427,9 @@ class DecoderFamily(DDSPFamily):
                 self.tonal_key: int(self.decoder.heads[self.tonal_head].out_features),
                 "n_bands": int(self.decoder.heads["noise_bands"].out_features)}
 
-    def init_state(self, batch_size: int, seed: int | None = None) -> dict[str, Any]:
-        """A fresh streaming state; ``seed`` fixes the noise (``None`` draws one from torch's global RNG)."""
+    def init_state(self, batch_size: int, seed: int | Sequence[int] | None = None) -> dict[str, Any]:
+        """A fresh streaming state; ``seed`` fixes the noise (``None`` draws one from torch's global RNG;
+        a sequence gives each item its own stream seed, see :func:`stream_seeds`)."""
         ref = self._ref()
         dev, dt = ref.device, ref.dtype
         sdt = synth_dtype(dt)

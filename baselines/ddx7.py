@@ -14,7 +14,7 @@ width -> 6 levels): together they are the reference TCN, so the counts match exa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -236,7 +236,7 @@ class DDX7(DDSPFamily):
         return {"instrument": self.config["instrument"], "hidden": channels[0], "n_blocks": len(channels),
                 "channels": channels, "trunk": trunk}
 
-    def init_state(self, batch_size: int, seed: int | None = None) -> dict[str, Any]:
+    def init_state(self, batch_size: int, seed: int | Sequence[int] | None = None) -> dict[str, Any]:
         """A fresh streaming state (DDX7 has no noise; ``seed`` is accepted for a uniform interface).
 
         ``{"frame": int, "tcn": per block [conv1 history, conv2 history], "phase": (B, 6) float64,

@@ -93,7 +93,11 @@ def _threads(n: int | None) -> Iterator[None]:
 def render(
     model: nn.Module, clips: ClipSet, *, device: str = "cpu", batch_size: int = 8, seed: int = 0
 ) -> np.ndarray:
-    """The model's audio for every clip (N, S) as float32, in batches, with noise seeded per batch."""
+    """The model's audio for every clip (N, S) as float32, in batches.
+
+    Family models get one noise stream per clip (:func:`batch_seeds`), so a clip's audio does not
+    depend on ``batch_size``; other models get a seed per batch.
+    """
     model = model.to(device).eval()
     outs = []
     with torch.inference_mode():
@@ -102,10 +106,20 @@ def render(
             loud = torch.as_tensor(batch["loudness_db"], dtype=torch.float32, device=device)
             torch.manual_seed(seed + i)
             init = getattr(model, "init_state", None)
-            state = init(f0.shape[0], seed=seed + i) if callable(init) else None
+            state = init(f0.shape[0], seed=batch_seeds(model, seed, i, batch_size, f0.shape[0])) if callable(init) else None
             out = model(f0, loud, state) if state is not None else model(f0, loud)
             outs.append(out["audio"].detach().float().cpu().numpy())
     return np.concatenate(outs, axis=0) if outs else np.zeros((0, clips.audio.shape[1]), np.float32)
+
+
+def batch_seeds(model: nn.Module, seed: int, index: int, batch_size: int, count: int) -> Any:
+    """The ``seed=`` for ``init_state`` of batch ``index``: per-clip stream seeds where the model takes them
+    (``per_item_seeds``, the baseline families), else ``seed + index`` (one seed per batch)."""
+    if getattr(model, "per_item_seeds", False):
+        from baselines._base import stream_seeds
+
+        return stream_seeds(seed, index * batch_size, count)
+    return seed + index
 
 
 def _check_finite(audio: np.ndarray, who: str) -> None:

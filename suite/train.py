@@ -186,14 +186,15 @@ def batch_to_tensors(batch: dict[str, np.ndarray], device: torch.device) -> dict
     return {k: torch.as_tensor(np.ascontiguousarray(batch[k]), dtype=torch.float32).to(device) for k in ("audio", "f0_hz", "loudness_db")}
 
 
-def _fresh_state(model: nn.Module, batch_size: int, seed: int) -> Any:
+def _fresh_state(model: nn.Module, batch_size: int, seed: int | list[int]) -> Any:
     """A fresh, seeded streaming state when the model offers one (its noise then depends on ``seed``)."""
     init = getattr(model, "init_state", None)
     return init(batch_size, seed=seed) if callable(init) else None
 
 
-def forward_batch(model: nn.Module, batch: dict[str, torch.Tensor], seed: int) -> dict[str, Any]:
-    """The model's output for a batch, from a fresh streaming state whose noise is seeded by ``seed``."""
+def forward_batch(model: nn.Module, batch: dict[str, torch.Tensor], seed: int | list[int]) -> dict[str, Any]:
+    """The model's output for a batch, from a fresh streaming state whose noise is seeded by ``seed``
+    (an int, or one stream seed per item for models with ``per_item_seeds``)."""
     state = _fresh_state(model, int(batch["f0_hz"].shape[0]), seed)
     out = model(batch["f0_hz"], batch["loudness_db"], state=state)
     if not isinstance(out, dict) or "audio" not in out:

@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from suite.checkpoint import load_checkpoint
     from suite.data.store import load_split
     from suite.errors import UserError
+    from suite.evaluate import batch_seeds
     from suite.features import SAMPLE_RATE
     from suite.train import batch_to_tensors, derive_seed, forward_batch, resolve_device
 
@@ -59,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     with torch.no_grad():
         for i, b in enumerate(clips.batches(args.batch_size)):
             t = batch_to_tensors(b, device)
-            audio = forward_batch(model, t, derive_seed(args.seed, i, salt=6))["audio"].float().cpu().numpy()
+            seeds = batch_seeds(model, derive_seed(args.seed, 0, salt=6), i, args.batch_size, len(t["f0_hz"]))
+            audio = forward_batch(model, t, seeds)["audio"].float().cpu().numpy()
             if not np.isfinite(audio).all():
                 raise UserError(f"{args.model}: the model's output holds NaN/inf")
             ids = clips.clip_ids[i * args.batch_size : i * args.batch_size + len(audio)]

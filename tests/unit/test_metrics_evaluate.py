@@ -118,3 +118,19 @@ def test_speed_metrics_through_the_native_backend() -> None:
     assert res.metric_defs["rtf_stream_64"].endswith("backend=native")
     with pytest.raises(UserError, match="native engine"):  # a non-family model has no native path
         evaluate_model(ToyLinear(width=8), _clips(n=1), metrics="rtf_offline", stream_buffers=(), speed_backend="native")
+
+
+def test_render_of_a_family_model_does_not_depend_on_the_batch_size() -> None:
+    import torch
+
+    import baselines  # noqa: F401  (registers the families)
+    from suite.evaluate import render
+    from suite.registry import SIZES
+
+    torch.manual_seed(0)
+    model = SIZES.get("hpn/reduced")()
+    clips = _clips(n=5, frames=30)
+    one = render(model, clips, batch_size=1, seed=3)
+    np.testing.assert_allclose(render(model, clips, batch_size=2, seed=3), one, atol=1e-5)  # batched matmul rounding only
+    np.testing.assert_allclose(render(model, clips, batch_size=5, seed=3), one, atol=1e-5)
+    assert not np.allclose(render(model, clips, batch_size=5, seed=4), one)  # the seed still matters

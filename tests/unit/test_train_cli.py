@@ -132,3 +132,22 @@ def test_same_seed_same_weights(tmp_path: Path, dataset: Path) -> None:
     sd = [load_checkpoint(o / "last.pt")[0].state_dict() for o in outs]
     assert all(torch.equal(sd[0][k], sd[1][k]) for k in sd[0])
     assert not all(torch.equal(sd[0][k], sd[2][k]) for k in sd[0])
+
+
+def test_synth_noise_does_not_depend_on_the_batch_size(tmp_path: Path, dataset: Path) -> None:
+    out = tmp_path / "run"
+    assert main(["train", "--family", "hpn", "--size", "reduced", "--data", str(dataset), "--steps", "1", "--out",
+                 str(out), "--batch-size", "4", "--no-progress"]) == 0
+    renders = {}
+    for bs in ("1", "2", "3"):
+        wavs = tmp_path / f"wavs{bs}"
+        assert main(["synth", "--model", str(out / "last.pt"), "--data", str(dataset), "--out", str(wavs),
+                     "--batch-size", bs, "--subtype", "FLOAT"]) == 0
+        renders[bs] = {p.name: sf.read(p)[0] for p in sorted(wavs.glob("*.wav"))}
+    assert list(renders["1"]) == ["t_000.wav", "t_001.wav", "t_002.wav"]
+    for bs in ("2", "3"):  # every clip keeps its own noise stream however the clips are batched
+        for name, audio in renders["1"].items():
+            np.testing.assert_allclose(renders[bs][name], audio, atol=1e-5)  # batched matmul rounding
+    # ... and the clips' noise streams differ from one another (not one stream reused)
+    a, b = renders["1"]["t_000.wav"], renders["1"]["t_001.wav"]
+    assert not np.allclose(a, b)
