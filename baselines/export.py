@@ -149,16 +149,17 @@ class StreamingRunner:
         return outs[0]
 
 
-def _check_exportable(model: nn.Module) -> None:
+def _check_exportable(model: nn.Module, backend: str) -> None:
     if not callable(getattr(model, "init_state", None)):
         raise UserError(f"export: {type(model).__name__} has no init_state (not a streaming family model)")
     for name, mod in model.named_modules():
         if "quantized" in type(mod).__module__ or type(mod).__name__ == "OrtDecoder":
             raise UserError(f"export: {name} is a {type(mod).__module__}.{type(mod).__name__} layer, "
-                            "which the exported path does not support; export the float model")
+                            f"which the {backend} path does not support; export the float model")
     for p in model.parameters():
         if p.dtype not in (torch.float32, torch.float64):
-            raise UserError(f"export: parameters of dtype {p.dtype} are not supported (float32 models only)")
+            raise UserError(f"export: parameters of dtype {p.dtype} are not supported by the {backend} path "
+                            "(float models only)")
 
 
 def _onnx_step(step: _Step, args: tuple[Tensor, ...], n_state: int) -> Callable[..., Any]:
@@ -218,7 +219,7 @@ def export_streaming(model: nn.Module, buffer_frames: int, backend: str = "torch
     if int(buffer_frames) < 1 or int(batch) < 1:
         raise UserError(f"export: buffer_frames and batch must be >= 1, got {buffer_frames} and {batch}")
     buffer_frames, batch = int(buffer_frames), int(batch)
-    _check_exportable(model)
+    _check_exportable(model, backend)
     model = model.eval()
     if backend == "native":
         from baselines.native import NativeRunner, native_available

@@ -319,6 +319,7 @@ def _evaluate(model: nn.Module, ws: Workspace, teacher: nn.Module | None, ckpt: 
         model, ws.splits()["test"], metrics=names, teacher=teacher, embedding=ev.embedding,
         stream_buffers=tuple(ev.stream_buffers), device=ws.cfg.device, threads=ev.threads,
         checkpoint_path=ckpt, audio_out=audio_out, n_audio_examples=ev.n_audio_examples, seed=ws.cfg.seed,
+        speed_backend=ev.speed_backend,
     )
     return dataclasses.asdict(result)
 

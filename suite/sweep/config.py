@@ -34,6 +34,7 @@ from suite.errors import UserError
 
 __all__ = [
     "ParamSpec",
+    "SPEED_BACKENDS",
     "DataConfig",
     "RecipeConfig",
     "TeacherConfig",
@@ -167,6 +168,9 @@ class SpaceConfig:
     params: dict[str, dict[str, ParamSpec]] = field(default_factory=dict)
 
 
+SPEED_BACKENDS: tuple[str, ...] = ("eager", "native", "torchscript")
+
+
 @dataclass
 class EvalConfig:
     """How candidates are measured (``suite.evaluate.evaluate_model`` options)."""
@@ -176,6 +180,9 @@ class EvalConfig:
     stream_buffers: list[int] = field(default_factory=lambda: [64, 256])
     n_audio_examples: int = 4
     threads: int = 1
+    speed_backend: str = "eager"
+    """Inference path the speed metrics time: ``eager`` (any candidate), or ``native`` / ``torchscript``
+    (float candidates on CPU; a candidate the path refuses, e.g. a quantized one, becomes a failed record)."""
 
 
 @dataclass
@@ -375,3 +382,9 @@ def _check_semantics(cfg: SweepConfig, where: str) -> None:
         raise UserError(f"{where}.space: families and methods must not be empty")
     if not cfg.evaluation.stream_buffers or any(b < 1 for b in cfg.evaluation.stream_buffers):
         raise UserError(f"{where}.evaluation.stream_buffers: positive buffer sizes are required")
+    if cfg.evaluation.speed_backend not in SPEED_BACKENDS:
+        raise UserError(f"{where}.evaluation.speed_backend: {cfg.evaluation.speed_backend!r} is not one of "
+                        f"{', '.join(SPEED_BACKENDS)}")
+    if cfg.evaluation.speed_backend != "eager" and cfg.device != "cpu":
+        raise UserError(f"{where}.evaluation.speed_backend: {cfg.evaluation.speed_backend!r} runs on CPU only "
+                        f"(device is {cfg.device!r}); use eager")

@@ -103,3 +103,22 @@ def test_workspace_prepares_data_once_and_limits_splits(tmp_path):
     targets = ws.write_targets()
     assert len(list(targets.glob("*.wav"))) == 1
     assert not list(read_records([tmp_path / "out"]))
+
+
+def test_native_speed_backend_in_a_sweep_candidate(tmp_path):
+    tree = preset_tree("smoke")
+    tree["data"] = {"dataset": "synthetic", "options": {"recordings": 2, "clips_per_recording": 1},
+                    "frames": 40, "max_train": 2, "max_valid": 1, "max_test": 1}
+    tree["teacher"] = {**tree["teacher"], "steps": 2}
+    tree["student"] = {**tree["student"], "steps": 2}
+    tree["evaluation"] = {**tree["evaluation"], "metrics": ["mss", "stream", "size"], "stream_buffers": [64],
+                          "speed_backend": "native"}
+    ws = Workspace(config_from_dict(tree), tmp_path / "out")
+    ok = run_candidate(CandidateSpec("hpn", "scratch", "reduced", (("scratch", {}),)), ws, candidate_id="t0000",
+                       trial=0)
+    assert ok.status == "ok", ok.error
+    assert 0 < ok.metrics["rtf_stream_64"] < 10 and ok.metric_defs["rtf_stream_64"].endswith("backend=native")
+    # the native engine runs float models only: an int8 candidate becomes a failed record naming why
+    q = run_candidate(CandidateSpec("hpn", "quantize", None, (("quantize", {"method": "int8"}),)), ws,
+                      candidate_id="t0001", trial=1)
+    assert q.status == "failed" and "native" in q.error and "\n" not in q.error

@@ -51,6 +51,8 @@ def test_round_trip_through_dict_keeps_hash():
         ({"teacher": {"lr": -1.0}}, "lr > 0"),
         ({"covering": "yes"}, "expected true or false"),
         ({"evaluation": {"stream_buffers": "64"}}, "expected a list"),
+        ({"evaluation": {"speed_backend": "tensorrt"}}, "speed_backend: 'tensorrt' is not one of"),
+        ({"evaluation": {"speed_backend": "native"}, "device": "cuda"}, "runs on CPU only"),
     ],
 )
 def test_validation_errors_are_one_line_and_name_the_key(tree, message):
