@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import fnmatch
-import json
 import os
 import time
 from collections.abc import Callable
@@ -29,7 +28,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from goals import GOALS  # benchmarks/goals.py (this script's folder is on sys.path)
+from common import (  # benchmarks/common.py (this script's folder is on sys.path)
+    GOALS,
+    load_average,
+    write_results,
+)
 
 from baselines.export import export_streaming
 from suite.catalog import load_catalog
@@ -248,14 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated backends to time")
     ap.add_argument("--out", type=Path, default=HERE / "results_export.md")
     args = ap.parse_args(argv)
-    load_before = tuple(round(x, 2) for x in os.getloadavg())
+    load_before = load_average()
     data = run(args.sizes, tuple(int(b) for b in args.buffers.split(",")), args.frames, args.passes,
                tuple(b.strip() for b in args.backends.split(",")))
     data.update(date=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), cpu=cpu_model(), commit=git_commit(),
-                load_before=load_before, load_after=tuple(round(x, 2) for x in os.getloadavg()))
-    args.out.write_text(to_markdown(data))
-    args.out.with_suffix(".json").write_text(json.dumps(data, indent=1))
-    print(args.out.read_text())
+                load_before=load_before, load_after=load_average())
+    write_results(args.out, data, to_markdown)
     return 0
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from goals import GOALS  # benchmarks/goals.py (this script's folder is on sys.path)
+from common import GOALS  # benchmarks/common.py (this script's folder is on sys.path)
 
 from suite.catalog import load_catalog
 from suite.metrics.speed import example_inputs, measure_speed

@@ -37,9 +37,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import fnmatch
-import json
 import math
-import os
 import platform
 import time
 from collections.abc import Callable
@@ -49,7 +47,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from goals import GOALS as ISSUE3_GOALS  # benchmarks/goals.py (this script's folder is on sys.path)
+from common import GOALS as ISSUE3_GOALS  # benchmarks/common.py (this script's folder is on sys.path)
+from common import load_average, write_results
 from threadpoolctl import threadpool_limits
 from torch import nn
 
@@ -71,7 +70,7 @@ GOALS: dict[str, dict[str, float]] = {
     size: {("stream64" if key == "64" else key): goal for key, goal in goals.items() if key in ("offline", "64")}
     for size, goals in ISSUE3_GOALS.items()
 }
-"""Single-thread RTF goals of issue 3 (``benchmarks/goals.py``), keyed ``offline`` / ``stream64``."""
+"""Single-thread RTF goals of issue 3 (``benchmarks/common.py``), keyed ``offline`` / ``stream64``."""
 
 GEMM_SQUARE = (512, 1024, 1536)
 """Square GEMM sizes probed besides the decoders' own batched shapes."""
@@ -657,7 +656,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--read-mb", type=float, default=200.0, help="size of the streaming-read array in MB")
     ap.add_argument("--out", type=Path, default=HERE / "results_roofline.md")
     args = ap.parse_args(argv)
-    load_before = tuple(round(x, 2) for x in os.getloadavg())
+    load_before = load_average()
     if load_before[0] > 1.5:
         print(f"warning: load average {load_before} > 1.5: bandwidths will be low and floors high; rerun later")
     old_threads = torch.get_num_threads()
@@ -667,10 +666,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(old_threads)
     data.update(date=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), provenance=provenance(threads=1),
                 numpy_version=np.__version__, blas=_blas_name(), caches=cache_sizes(), python=platform.python_version(),
-                load_before=load_before, load_after=tuple(round(x, 2) for x in os.getloadavg()))
-    args.out.write_text(to_markdown(data))
-    args.out.with_suffix(".json").write_text(json.dumps(data, indent=1))
-    print(args.out.read_text())
+                load_before=load_before, load_after=load_average())
+    write_results(args.out, data, to_markdown)
     return 0
 
 
