@@ -104,15 +104,14 @@ def _sin(x: float) -> float:
 
 
 @njit(cache=True, inline="always")
-def _exp_sigmoid(x: np.float32) -> np.float32:
-    """``2 sigmoid(x) ** ln(10) + 1e-7`` in float32 (REFERENCE §1)."""
-    s = np.float32(1.0) / (np.float32(1.0) + np.float32(math.exp(-np.float64(x))))
-    return np.float32(2.0) * np.float32(np.float64(s) ** _LN10) + np.float32(1e-7)
+def _sigmoid32(x: np.float32) -> np.float32:
+    return np.float32(1.0) / (np.float32(1.0) + np.float32(math.exp(-np.float64(x))))
 
 
 @njit(cache=True, inline="always")
-def _sigmoid32(x: np.float32) -> np.float32:
-    return np.float32(1.0) / (np.float32(1.0) + np.float32(math.exp(-np.float64(x))))
+def _exp_sigmoid(x: np.float32) -> np.float32:
+    """``2 sigmoid(x) ** ln(10) + 1e-7`` in float32 (REFERENCE §1)."""
+    return np.float32(2.0) * np.float32(np.float64(_sigmoid32(x)) ** _LN10) + np.float32(1e-7)
 
 
 @njit(cache=True, fastmath=_FM)

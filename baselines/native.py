@@ -148,21 +148,20 @@ class NativeEngine:
             raise UserError("native engine: the decoder mixes LayerNorm epsilons or LeakyReLU slopes")
         self._eps = epss.pop() if epss else 1e-5
         self._slope = slopes.pop() if slopes else 0.01
-        counts = []
-        for seq in (dec.f0_mlp, dec.loudness_mlp):
+
+        def add_mlp(seq: nn.Sequential) -> int:
+            """One table row per Linear + LayerNorm pair; returns the number of layers."""
             lins = [m for m in seq if isinstance(m, nn.Linear)]
             lns = [m for m in seq if isinstance(m, nn.LayerNorm)]
             for lin, ln in zip(lins, lns):
                 pack.layer(lin.weight, lin.bias, ln.weight, ln.bias)
-            counts.append(len(lins))
+            return len(lins)
+
+        counts = [add_mlp(dec.f0_mlp), add_mlp(dec.loudness_mlp)]
         gru = dec.gru
         pack.rows.append([pack.add(gru.weight_ih_l0), int(gru.weight_ih_l0.shape[0]), int(gru.weight_ih_l0.shape[1]),
                           pack.add(gru.bias_ih_l0), pack.add(gru.weight_hh_l0), pack.add(gru.bias_hh_l0)])
-        lins = [m for m in dec.out_mlp if isinstance(m, nn.Linear)]
-        lns = [m for m in dec.out_mlp if isinstance(m, nn.LayerNorm)]
-        for lin, ln in zip(lins, lns):
-            pack.layer(lin.weight, lin.bias, ln.weight, ln.bias)
-        counts.append(len(lins))
+        counts.append(add_mlp(dec.out_mlp))
         names = ["amplitude", model.tonal_head, "noise_bands"]
         pack.layer(torch.cat([dec.heads[n].weight for n in names]), torch.cat([dec.heads[n].bias for n in names]))
         self._P, self._LT = pack.arrays()
