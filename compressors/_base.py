@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
+from suite.candidate import ParamSpec
 from suite.errors import UserError
 
 if TYPE_CHECKING:
@@ -145,6 +146,56 @@ class Compressor(abc.ABC):
     """True for methods that must come after all training in a chain (quantization)."""
     first_only: ClassVar[bool] = False
     """True for methods that start from a fresh model and so can only be a chain's first step."""
+
+    # --- self-description: what a sweep reads (suite.sweep.space never names a compressor) -----------
+    search_space: ClassVar[Mapping[str, ParamSpec]] = {}
+    """The hyper-parameters a sweep searches and their default ranges (a config overrides them one by one);
+    every other hyper-parameter keeps its value from ``defaults``."""
+    trains_student: ClassVar[bool] = False
+    """True when the method trains a new student of a chosen ``size`` (the sweep then samples one)."""
+    families: ClassVar[frozenset[str] | None] = None
+    """The families the method works on (None: every family)."""
+    unsupported: ClassVar[Mapping[str, Mapping[str, tuple[Any, ...]]]] = {}
+    """family -> hyper-parameter -> values that do not work on that family (e.g. int8 on a decoder
+    without Linear/GRU layers); the sweep never proposes them."""
+
+    @classmethod
+    def supports_size(cls, family: str, size: str) -> bool:
+        """Whether the method can train a student of ``size`` (a size name or ``key=value``) for ``family``."""
+        return True
+
+    @classmethod
+    def space_for(cls, family: str, ranges: Mapping[str, ParamSpec]) -> dict[str, ParamSpec] | None:
+        """``ranges`` narrowed to the values that work on ``family``; None when the family is not supported.
+
+        A categorical range that loses every choice means the method cannot run on ``family`` with
+        the searched values, so that is None too.
+        """
+        if cls.families is not None and family not in cls.families:
+            return None
+        bad = cls.unsupported.get(family, {})
+        out: dict[str, ParamSpec] = {}
+        for key, spec in ranges.items():
+            narrowed = spec.without(bad.get(key, ()))
+            if narrowed is None:
+                return None
+            out[key] = narrowed
+        return out
+
+    @classmethod
+    def supports(cls, family: str, params: Mapping[str, Any] | None = None, size: str | None = None) -> bool:
+        """Whether the method runs on ``family`` with these hyper-parameter values and student ``size``."""
+        if cls.families is not None and family not in cls.families:
+            return False
+        if cls.rejects(family, {**cls.defaults, **dict(params or {})}):
+            return False
+        return size is None or not cls.trains_student or cls.supports_size(family, size)
+
+    @classmethod
+    def rejects(cls, family: str, values: Mapping[str, Any]) -> bool:
+        """Whether any of these hyper-parameter ``values`` is declared unsupported on ``family``."""
+        bad = cls.unsupported.get(family, {})
+        return any(v in bad.get(k, ()) for k, v in values.items())
 
     def resolve_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """The defaults updated with ``params``; unknown names raise a one-line :class:`UserError`."""

@@ -33,9 +33,11 @@ import torch
 from torch import nn
 
 from compressors._base import SIZE_KEYS, CompressContext, Compressor, build_student, clone_model, frozen
+from suite.candidate import ParamSpec
 from suite.errors import UserError
 from suite.metrics.mss import MSSLoss
 from suite.registry import COMPRESSORS
+from suite.train import train
 
 __all__ = [
     "Scratch",
@@ -151,9 +153,8 @@ def copy_wavetables(teacher: nn.Module, student: nn.Module) -> int:
     return copied
 
 
-def _train(model: nn.Module, ctx: CompressContext, steps: int | None, loss_fn: Any, tag: str) -> dict[str, Any]:
-    from suite.train import train
-
+def train_model(model: nn.Module, ctx: CompressContext, steps: int | None, loss_fn: Any, tag: str) -> dict[str, Any]:
+    """Train ``model`` in place on ``ctx``'s data for ``steps`` (None: ``ctx.steps``) with ``loss_fn``; a JSON-able report."""
     train_set = ctx.require_train_set(tag)
     cfg = ctx.train_config(steps)
     res = train(model, train_set, ctx.valid_set, cfg, loss_fn=loss_fn, out_dir=ctx.step_dir(tag), progress=ctx.progress)
@@ -195,12 +196,13 @@ class Scratch(_Student):
     name: ClassVar[str] = "scratch"
     defaults: ClassVar[Mapping[str, Any]] = dict(_STUDENT_DEFAULTS)
     first_only: ClassVar[bool] = True
+    trains_student: ClassVar[bool] = True
 
     def run(self, teacher: nn.Module, ctx: CompressContext, params: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
         if ctx.candidate is not None:
             raise UserError("scratch trains a fresh student: it must be the first step of a chain")
         model, info = self.student(teacher, ctx, params)
-        report = _train(model, ctx, params["steps"], None, self.name)
+        report = train_model(model, ctx, params["steps"], None, self.name)
         return model, {**info, "train": report}
 
 
@@ -215,6 +217,9 @@ class KDAudio(_Student):
 
     name: ClassVar[str] = "kd_audio"
     defaults: ClassVar[Mapping[str, Any]] = {**_STUDENT_DEFAULTS, "kd_weight": 0.5, "target_weight": 0.5, "copy_wavetables": False}
+    trains_student: ClassVar[bool] = True
+    # REFERENCE §4: audio KD weight 0.5; the range centres on it.
+    search_space: ClassVar[Mapping[str, ParamSpec]] = {"kd_weight": ParamSpec(low=0.25, high=1.0)}
 
     def run(self, teacher: nn.Module, ctx: CompressContext, params: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
         model, info = self.student(teacher, ctx, params)
@@ -222,7 +227,7 @@ class KDAudio(_Student):
             info["wavetables_copied"] = copy_wavetables(teacher, model)
         with frozen(teacher):
             loss = audio_kd_loss(teacher, float(params["kd_weight"]), float(params["target_weight"]))
-            report = _train(model, ctx, params["steps"], loss, self.name)
+            report = train_model(model, ctx, params["steps"], loss, self.name)
         return model, {**info, "train": report, "loss": "w_target*MSS(target,s) + w_kd*MSS(teacher,s)"}
 
 
@@ -238,6 +243,9 @@ class KDControl(_Student):
 
     name: ClassVar[str] = "kd_control"
     defaults: ClassVar[Mapping[str, Any]] = {**_STUDENT_DEFAULTS, "kd_weight": 1.0, "target_weight": 0.5, "copy_wavetables": False}
+    trains_student: ClassVar[bool] = True
+    # REFERENCE §4: control KD weight 1.0; the range centres on it.
+    search_space: ClassVar[Mapping[str, ParamSpec]] = {"kd_weight": ParamSpec(low=0.5, high=2.0)}
 
     def run(self, teacher: nn.Module, ctx: CompressContext, params: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
         model, info = self.student(teacher, ctx, params)
@@ -245,7 +253,7 @@ class KDControl(_Student):
             info["wavetables_copied"] = copy_wavetables(teacher, model)
         with frozen(teacher):
             loss = control_kd_loss(teacher, model, float(params["kd_weight"]), float(params["target_weight"]))
-            report = _train(model, ctx, params["steps"], loss, self.name)
+            report = train_model(model, ctx, params["steps"], loss, self.name)
         return model, {**info, "train": report, "loss": "w_target*MSS(target,s) + w_kd*sum_p L1(sigma(t_p), sigma(s_p))"}
 
 
@@ -271,6 +279,9 @@ class KDFeature(_Student):
 
     name: ClassVar[str] = "kd_feature"
     defaults: ClassVar[Mapping[str, Any]] = {**_STUDENT_DEFAULTS, "kd_weight": 1.0, "target_weight": 0.5, "projector_hidden": None}
+    trains_student: ClassVar[bool] = True
+    families: ClassVar[frozenset[str] | None] = frozenset({"hpn", "wavetable"})
+    """The GRU families return decoder features (``hidden``); DDX7's TCN decoder does not."""
 
     def run(self, teacher: nn.Module, ctx: CompressContext, params: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
         model, info = self.student(teacher, ctx, params)
@@ -289,7 +300,7 @@ class KDFeature(_Student):
         try:
             with frozen(teacher):
                 loss = feature_kd_loss(teacher, projector, float(params["kd_weight"]), float(params["target_weight"]))
-                report = _train(model, ctx, params["steps"], loss, self.name)
+                report = train_model(model, ctx, params["steps"], loss, self.name)
         finally:
             del model.kd_projector  # not part of the candidate
         n_proj = sum(p.numel() for p in projector.parameters())

@@ -30,8 +30,10 @@ import torch_pruning as tp
 from torch import nn
 
 from compressors._base import CompressContext, Compressor, clone_model, frozen
+from compressors._distill import audio_kd_loss, train_model
 from compressors._gru import GRUAwareImportance, GRUPruner, opaque_gru_tracing
 from compressors._stats import random_features
+from suite.candidate import ParamSpec
 from suite.errors import UserError
 from suite.registry import COMPRESSORS
 
@@ -208,10 +210,13 @@ class Prune(Compressor):
         "n_bands": None,
         "n_wavetables": None,
     }
+    search_space: ClassVar[Mapping[str, ParamSpec]] = {
+        "ratio": ParamSpec(low=0.25, high=0.75),
+        "finetune_steps": ParamSpec(choices=[0, 200]),
+        "kd_weight": ParamSpec(choices=[0.0, 0.5]),  # 0: plain fine-tune; > 0: audio KD from the unpruned teacher
+    }
 
     def run(self, teacher: nn.Module, ctx: CompressContext, params: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
-        from compressors._distill import _train, audio_kd_loss
-
         start = ctx.candidate if ctx.candidate is not None else teacher
         if getattr(start, "ddsp_transforms", None):
             raise UserError("prune: the model is already quantized/transformed; prune before quantizing")
@@ -232,9 +237,9 @@ class Prune(Compressor):
             if kd_w > 0:
                 with frozen(teacher):
                     loss = audio_kd_loss(teacher, kd_w, float(params["target_weight"]))
-                    report["finetune"] = _train(model, ctx, steps, loss, self.name)
+                    report["finetune"] = train_model(model, ctx, steps, loss, self.name)
             else:
-                report["finetune"] = _train(model, ctx, steps, None, self.name)
+                report["finetune"] = train_model(model, ctx, steps, None, self.name)
         else:
             report["finetune"] = None
         return model, report

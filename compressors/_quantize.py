@@ -34,6 +34,7 @@ from torch import nn
 
 from compressors._base import CompressContext, Compressor, clone_model
 from compressors._stats import measure_rtf
+from suite.candidate import ParamSpec
 from suite.checkpoint import TRANSFORMS, apply_transform
 from suite.errors import UserError
 from suite.registry import COMPRESSORS
@@ -221,6 +222,11 @@ class Quantize(Compressor):
     name: ClassVar[str] = "quantize"
     defaults: ClassVar[Mapping[str, Any]] = {"method": "int8", "measure_frames": 250, "measure_repeats": 5}
     post_training: ClassVar[bool] = True
+    search_space: ClassVar[Mapping[str, ParamSpec]] = {"method": ParamSpec(choices=["int8", "bf16"])}
+    unsupported: ClassVar[Mapping[str, Mapping[str, tuple[Any, ...]]]] = {
+        # DDX7's decoder is a TCN (Conv1d): dynamic int8 covers Linear/GRU only, onnx_int8 the GRU decoders.
+        "ddx7": {"method": ("int8", "onnx_int8")},
+    }
 
     def run(self, teacher: nn.Module, ctx: CompressContext, params: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
         method = str(params["method"])

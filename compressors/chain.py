@@ -13,16 +13,18 @@ registered in ``COMPRESSORS`` so ``ddspbench list`` shows them; any ``a+b+c`` sp
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from torch import nn
 
-from compressors._base import CompressContext, Compressor
+from compressors._base import CompressContext, Compressor, CompressResult
+from suite.candidate import ParamSpec, step_keys
 from suite.errors import UserError
 from suite.registry import COMPRESSORS
 
-__all__ = ["Chain", "parse_chain", "get_compressor", "run_chain", "split_params", "REGISTERED_CHAINS"]
+__all__ = ["Chain", "parse_chain", "get_compressor", "run_chain", "split_params", "step_space", "compress_steps",
+           "REGISTERED_CHAINS"]
 
 Step = tuple[str, dict[str, Any]]
 
@@ -119,7 +121,8 @@ class Chain(Compressor):
     """A sequence of registered compressors run one after the other (see module docstring).
 
     Subclasses (one per registered chain) set ``name`` and ``steps``; :func:`get_compressor` builds
-    one for any spec.
+    one for any spec. A chain describes itself through its steps: it trains a student when its first
+    step does, and supports a family (or size) only where every step does.
     """
 
     name: ClassVar[str] = ""
@@ -134,12 +137,18 @@ class Chain(Compressor):
                 out[f"{n}.{k}"] = v
         return out
 
+    @classmethod
+    def supports(cls, family: str, params: Mapping[str, Any] | None = None, size: str | None = None) -> bool:
+        per_step = split_params(cls.steps, params or {})
+        return all(_step_class(n).supports(family, p, size if i == 0 else None)
+                   for i, ((n, _), p) in enumerate(zip(cls.steps, per_step)))
+
     def resolve_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         per_step = split_params(self.steps, params)  # raises on keys no step accepts
         resolved: dict[str, Any] = {}
-        for (n, _), p in zip(self.steps, per_step):
+        for key, (n, _), p in zip(step_keys([n for n, _ in self.steps]), self.steps, per_step):
             for k, v in _step_class(n)().resolve_params(p).items():
-                resolved[f"{n}.{k}"] = v
+                resolved[f"{key}.{k}"] = v
         return resolved
 
     def run(self, teacher: nn.Module, ctx: CompressContext, params: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
@@ -149,10 +158,48 @@ class Chain(Compressor):
         return model, {"chain": [n for n, _ in steps], "steps": descriptions}
 
 
+def step_space(steps: Sequence[Step], family: str, ranges: Callable[[str], Mapping[str, ParamSpec]],
+               size: str | None = None) -> list[tuple[str, dict[str, ParamSpec], dict[str, Any]]] | None:
+    """What a sweep searches for ``steps`` on ``family``: per step ``(name, ranges, fixed values)``.
+
+    ``ranges(name)`` gives a step's searched ranges (its ``search_space`` with the config's overrides);
+    a value the chain fixes (``prune+kd_audio`` fine-tunes once: ``prune.finetune_steps=0``) is not
+    searched, and every range is narrowed to what the step supports on ``family``. None when any step
+    does not support ``family`` (or the first step cannot train a student of ``size``): a chain supports
+    the intersection of its steps.
+    """
+    out = []
+    for i, (name, fixed) in enumerate(steps):
+        cls = _step_class(name)
+        if i == 0 and size is not None and cls.trains_student and not cls.supports_size(family, size):
+            return None
+        narrowed = cls.space_for(family, {k: v for k, v in ranges(name).items() if k not in fixed})
+        if narrowed is None:
+            return None
+        if cls.rejects(family, {k: v for k, v in {**cls.defaults, **fixed}.items() if k not in narrowed}):
+            return None  # a value the step runs with but the sweep does not search
+        out.append((name, narrowed, dict(fixed)))
+    return out
+
+
+def compress_steps(teacher: nn.Module, ctx: CompressContext, method: str, steps: Sequence[Step]) -> CompressResult:
+    """Run a candidate's steps (:meth:`suite.candidate.Candidate.run_steps`), each with its own parameters.
+
+    One step runs as that compressor; several run as a chain whose steps are exactly these (a
+    repeated step keeps its own values, the chain's fixed step defaults are already in them).
+    """
+    if len(steps) == 1:
+        name, params = steps[0]
+        return get_compressor(name).compress(teacher, ctx, **params)
+    validate_steps(steps)
+    return _chain_class(method, [(n, dict(p)) for n, p in steps])().compress(teacher, ctx)
+
+
 def _chain_class(spec: str, steps: list[Step]) -> type[Chain]:
     doc = f"Chain {' -> '.join(n for n, _ in steps)} (each step a registered compressor)."
-    return type(f"Chain_{spec.replace('+', '_')}", (Chain,), {"name": spec, "steps": tuple(steps), "__doc__": doc,
-                                                              "defaults": {}})
+    attrs = {"name": spec, "steps": tuple(steps), "__doc__": doc, "defaults": {},
+             "trains_student": _step_class(steps[0][0]).trains_student}
+    return type(f"Chain_{spec.replace('+', '_')}", (Chain,), attrs)
 
 
 def get_compressor(spec: str) -> Compressor:

@@ -25,11 +25,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from compressors._base import CompressContext
+from compressors.chain import compress_steps
+from suite.candidate import Candidate
 from suite.errors import UserError
 from suite.locks import file_lock
 from suite.records import ResultRecord, append_record, read_records
 from suite.sweep.config import SweepConfig
-from suite.sweep.space import CandidateSpec, parse_size
 
 if TYPE_CHECKING:
     from torch import nn
@@ -335,40 +337,18 @@ def _record_fields(fields: dict[str, Any], ws: Workspace, ckpt: Path) -> dict[st
     return out
 
 
-def _student_params(spec: CandidateSpec) -> dict[str, Any]:
-    """The student-size parameters of the first step: ``size=<name>`` or the width keys (``hidden=32``)."""
-    if spec.size is None:
-        return {}
-    widths = parse_size(spec.size)
-    return dict(widths) if widths is not None else {"size": spec.size}
-
-
-def compressor_params(spec: CandidateSpec) -> dict[str, Any]:
-    """The keyword parameters of ``get_compressor(spec.method).compress``: flat for one method,
-    ``<step>.<name>`` for a chain (the student size goes to the first step)."""
-    first = spec.steps[0][0]
-    if len(spec.steps) == 1:
-        return {**_student_params(spec), **spec.steps[0][1]}
-    out = {f"{first}.{k}": v for k, v in _student_params(spec).items()}
-    for name, params in spec.steps:
-        out.update({f"{name}.{k}": v for k, v in params.items()})
-    return out
-
-
-def compress_candidate(spec: CandidateSpec, teacher: nn.Module, ws: Workspace, work_dir: Path) -> tuple[nn.Module, dict[str, Any]]:
-    """Run the candidate's compressor (or chain) on ``teacher``; returns the model and its description."""
-    from compressors import CompressContext, get_compressor
-
+def compress_candidate(spec: Candidate, teacher: nn.Module, ws: Workspace, work_dir: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Run the candidate's steps on ``teacher``, each with its own parameters; returns the model and its description."""
     sp = ws.splits()
     s = ws.cfg.student
     ctx = CompressContext(train_set=sp["train"], valid_set=sp["valid"], steps=s.steps, batch_size=s.batch_size,
                           lr=s.lr, device=ws.cfg.device, seed=ws.cfg.seed, frames=ws.cfg.data.frames,
                           work_dir=work_dir, progress=False)
-    result = get_compressor(spec.method).compress(teacher, ctx, **compressor_params(spec))
+    result = compress_steps(teacher, ctx, spec.method, spec.run_steps())
     return result.model, result.description
 
 
-def run_candidate(spec: CandidateSpec, ws: Workspace, *, candidate_id: str, trial: int | None = None) -> ResultRecord:
+def run_candidate(spec: Candidate, ws: Workspace, *, candidate_id: str, trial: int | None = None) -> ResultRecord:
     """Build, save and measure one candidate; a failure becomes a failed record (never an exception)."""
     from suite.checkpoint import save_checkpoint
 

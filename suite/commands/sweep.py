@@ -78,7 +78,7 @@ def check_device(device: str) -> None:
             raise UserError(f"device {device!r} asked for, but CUDA is not available here; use --device cpu")
 
 
-def _sigterm_as_interrupt() -> None:
+def sigterm_as_interrupt() -> None:
     """SIGINT and SIGTERM both raise KeyboardInterrupt, so the running trial is recorded as interrupted.
 
     SIGINT is set explicitly: a process started in the background by a non-interactive shell inherits
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or Path("results") / cfg.study)
     storage_url = args.storage or default_storage_url(out)
     out.mkdir(parents=True, exist_ok=True)
-    _sigterm_as_interrupt()
+    sigterm_as_interrupt()
     study, storage = open_study(cfg, storage_url)
     config_path = save_resolved_config(cfg, out, storage_url)
     ws = Workspace(cfg, out, cache=args.cache)
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         display.note(f"objectives (minimised): {', '.join(cfg.objectives)}; sampler {cfg.sampler}, seed {cfg.seed}")
         if finished:
             display.note(f"resuming: {finished} of {cfg.trials} trials already finished")
-        summary = run_trials(study, storage, storage_url, cfg, ws, display=display)
+        summary = run_trials(study, storage, storage_url, cfg, ws, display=display, space=space)
     print(f"{summary.finished_total} of {cfg.trials} trials finished ({summary.ran} run now: {summary.ok} ok, {summary.failed} failed)")
     print(f"records: {ws.records_path}\nconfig: {config_path}")
     if not args.no_report:

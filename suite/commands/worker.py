@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from suite.commands.sweep import _sigterm_as_interrupt, check_device
+    from suite.commands.sweep import check_device, sigterm_as_interrupt
     from suite.errors import UserError
     from suite.pipeline import Workspace
     from suite.sweep.progress import SweepDisplay
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         if args.trials < 1:
             raise UserError(f"--trials must be at least 1, got {args.trials}")
         cfg.trials = args.trials
-    _sigterm_as_interrupt()
+    sigterm_as_interrupt()
     study, storage = open_study(cfg, storage_url, worker_offset=os.getpid() % 100_003, write_attrs=False)
     ws = Workspace(cfg, out, cache=args.cache)
     with SweepDisplay(cfg.objectives) as display:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
+from suite.candidate import ParamSpec
 from suite.errors import UserError
 
 __all__ = [
@@ -46,57 +47,6 @@ __all__ = [
     "load_yaml",
     "config_hash",
 ]
-
-
-@dataclass
-class ParamSpec:
-    """The range of one hyper-parameter: ``choices`` (categorical) or ``low``/``high`` (int or float).
-
-    Integers in both bounds make an integer parameter; ``log`` samples on a log scale; ``step`` quantises.
-    """
-
-    choices: list[Any] | None = None
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    step: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.choices is not None:
-            if self.low is not None or self.high is not None:
-                raise UserError("a parameter has either 'choices' or 'low'/'high', not both")
-            if not isinstance(self.choices, list) or not self.choices:
-                raise UserError("'choices' must be a non-empty list")
-            for c in self.choices:
-                if c is not None and not isinstance(c, (str, int, float, bool)):
-                    raise UserError(f"choice {c!r} is not a plain value (str, number, bool or null)")
-        else:
-            if self.low is None or self.high is None:
-                raise UserError("a parameter needs 'choices' or both 'low' and 'high'")
-            if isinstance(self.low, bool) or isinstance(self.high, bool):
-                raise UserError("'low'/'high' must be numbers")
-            if self.low > self.high:
-                raise UserError(f"'low' ({self.low}) is above 'high' ({self.high})")
-            if self.log and self.low <= 0:
-                raise UserError("a log-scale parameter needs 'low' > 0")
-
-    @property
-    def kind(self) -> str:
-        """``categorical``, ``int`` or ``float``."""
-        if self.choices is not None:
-            return "categorical"
-        if isinstance(self.low, int) and isinstance(self.high, int) and (self.step is None or isinstance(self.step, int)):
-            return "int"
-        return "float"
-
-    def contains(self, value: Any) -> bool:
-        """Whether ``value`` is a legal value of this parameter."""
-        if self.choices is not None:
-            return value in self.choices
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            return False
-        assert self.low is not None and self.high is not None
-        return self.low <= value <= self.high
 
 
 @dataclass
@@ -159,7 +109,7 @@ class SpaceConfig:
             names (``reduced``) or constructor overrides (``hidden=32``); a list for every family, or
             family -> list.
         params: method -> parameter -> :class:`ParamSpec`, overriding the built-in defaults of
-            :data:`suite.sweep.space.DEFAULT_PARAMS` parameter by parameter.
+            each compressor's own ``search_space`` (:class:`compressors.Compressor`) parameter by parameter.
     """
 
     families: list[str] = field(default_factory=lambda: ["hpn", "wavetable", "ddx7"])

@@ -29,7 +29,14 @@ from suite.errors import UserError
 from suite.pipeline import Workspace, failed_record, one_line, run_candidate
 from suite.records import STANDARD_METRICS, ResultRecord, append_record, read_records
 from suite.sweep.config import SweepConfig, config_from_dict, config_hash
-from suite.sweep.space import ResolvedSpace, covering_trials, make_sampler, resolve_space, suggest_candidate
+from suite.sweep.space import (
+    ResolvedSpace,
+    chosen_method,
+    covering_trials,
+    make_sampler,
+    resolve_space,
+    suggest_candidate,
+)
 from suite.sweep.storage import mask_url, open_storage, slot_lock
 
 if TYPE_CHECKING:
@@ -196,7 +203,7 @@ def _mark_interrupted(study: optuna.Study, t: optuna.trial.FrozenTrial, ws: Work
     if write_record:
         cid = candidate_id(t.number)
         rec = failed_record(ws.cfg, candidate_id=cid, trial=t.number, family=str(t.params.get("family", "?")),
-                            size="?", method=str(t.params.get("method", "?")), method_params=dict(t.params),
+                            size="?", method=chosen_method(t.params), method_params=dict(t.params),
                             error=f"interrupted ({why}); re-run as a new trial")
         append_record(ws.records_path, rec)
     handle = _optuna.trial.Trial(study, t._trial_id)
@@ -262,7 +269,7 @@ def _no_sigint() -> Iterator[None]:
 
 def run_trials(study: optuna.Study, storage: Any, storage_url: str, cfg: SweepConfig, ws: Workspace, *,
                target: int | None = None, display: Any = None, grace_s: float = 120.0,
-               poll_s: float = 2.0, max_trials: int | None = None) -> RunSummary:
+               poll_s: float = 2.0, max_trials: int | None = None, space: ResolvedSpace | None = None) -> RunSummary:
     """Run trials until the study has ``target`` finished trials (default ``cfg.trials``).
 
     Args:
@@ -274,11 +281,12 @@ def run_trials(study: optuna.Study, storage: Any, storage_url: str, cfg: SweepCo
         grace_s: a RUNNING trial with no heartbeat for this long (and not provably alive) is stale.
         poll_s: how often to look again while other processes run the last trials.
         max_trials: stop after running this many trials in this process (None: no limit).
+        space: the study's resolved space (None: resolved here from ``cfg``); pass it to resolve once.
 
     Raises:
         KeyboardInterrupt: after recording the interrupted trial as failed (the caller exits 130).
     """
-    space = resolve_space(cfg)
+    space = resolve_space(cfg) if space is None else space
     target = cfg.trials if target is None else target
     summary = RunSummary(target=target)
     me = {"worker_host": socket.gethostname(), "worker_pid": os.getpid()}
@@ -329,7 +337,7 @@ def _run_one(study: optuna.Study, trial: optuna.trial.Trial, cfg: SweepConfig, w
                 raise
             except Exception as exc:  # noqa: BLE001 - e.g. an enqueued value outside the space
                 record = failed_record(cfg, candidate_id=cid, trial=trial.number, family=str(trial.params.get("family", "?")),
-                                       size="?", method=str(trial.params.get("method", "?")),
+                                       size="?", method=chosen_method(trial.params),
                                        method_params=dict(trial.params), error=one_line(exc))
             else:
                 if display is not None:

@@ -1,57 +1,56 @@
-"""The search space of a sweep, built from the registries, and the samplers that explore it.
+"""The search space of a sweep, built from what the registered compressors say about themselves.
 
 One trial picks, define-by-run (each choice conditional on the ones before it):
 
 1. ``family`` among the searched families;
-2. ``method``: a compressor name or a chain (``prune+quantize``);
-3. for methods that train a new student (``scratch``, ``kd_audio``, ``kd_control`` or a chain that
-   starts with one), the student size ``size.<family>`` (a per-family parameter, so each has its own
-   fixed list of choices);
-4. each component's own hyper-parameters ``<component>.<param>`` (KD weight, prune ratio, fine-tune
-   steps, quantization dtype), from :data:`DEFAULT_PARAMS` overridden by the config.
+2. ``method``: a compressor name or a chain (``prune+quantize``), among those that support the
+   family (a chain supports the intersection of its steps); when some family does not support every
+   method the parameter is per family, ``method.<family>``, so every Optuna parameter keeps one
+   fixed list of choices;
+3. for methods whose first step trains a new student (``Compressor.trains_student``), the student
+   size ``size.<family>`` (``size.<family>.<method>`` when the method supports only some sizes);
+4. each step's own hyper-parameters ``<step key>.<param>`` (``prune.ratio``, ``prune#2.ratio`` for a
+   repeated step) from the compressor's ``search_space`` overridden by the config; a value a chain
+   fixes (``prune+kd_audio`` does not fine-tune twice) is not searched; a range narrowed for a family
+   (no int8 for DDX7) is the parameter ``<step key>.<param>.<family>``.
+
+Nothing here names a compressor: registering a new one makes it searchable.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from compressors.chain import parse_chain, step_space
+from suite.candidate import Candidate, ParamSpec, parse_size, split_method, step_keys
+from suite.catalog import load_catalog
 from suite.errors import UserError
-from suite.sweep.config import ParamSpec, SweepConfig
+from suite.registry import COMPRESSORS, FAMILIES, SIZES
 
 if TYPE_CHECKING:
     import optuna
 
+    from suite.sweep.config import SweepConfig
+
 __all__ = [
-    "DEFAULT_PARAMS",
-    "STUDENT_METHODS",
     "SAMPLERS",
+    "Candidate",
     "CandidateSpec",
+    "MethodOption",
     "ResolvedSpace",
     "resolve_space",
     "suggest_candidate",
     "covering_trials",
+    "chosen_method",
     "make_sampler",
     "parse_size",
+    "split_method",
 ]
 
-DEFAULT_PARAMS: dict[str, dict[str, ParamSpec]] = {
-    "scratch": {},
-    # REFERENCE §4: audio KD weight 0.5, control KD weight 1.0; the ranges centre on them.
-    "kd_audio": {"kd_weight": ParamSpec(low=0.25, high=1.0)},
-    "kd_control": {"kd_weight": ParamSpec(low=0.5, high=2.0)},
-    "prune": {
-        "ratio": ParamSpec(low=0.25, high=0.75),
-        "finetune_steps": ParamSpec(choices=[0, 200]),
-        "kd_weight": ParamSpec(choices=[0.0, 0.5]),  # 0: plain fine-tune; > 0: audio KD from the unpruned teacher
-    },
-    "quantize": {"method": ParamSpec(choices=["int8", "bf16"])},
-}
-"""Built-in hyper-parameter ranges per compressor; a config overrides them parameter by parameter."""
-
-STUDENT_METHODS = frozenset({"scratch", "kd_audio", "kd_control"})
-"""Methods that train a new student of a chosen size (the others transform the teacher)."""
+CandidateSpec = Candidate
+"""The former name of :class:`suite.candidate.Candidate`."""
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -100,105 +99,94 @@ SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
 """Sampler name -> factory taking the seed (every sampler is seeded)."""
 
 
-def parse_size(size: str) -> dict[str, Any] | None:
-    """Constructor overrides of a custom size (``"hidden=32"``, ``"n_blocks=2,hidden=32"``), None for a name."""
-    if "=" not in size:
-        return None
-    out: dict[str, Any] = {}
-    for part in size.split(","):
-        key, sep, raw = part.partition("=")
-        key, raw = key.strip(), raw.strip()
-        if not sep or not key.isidentifier() or not raw:
-            raise UserError(f"bad size {size!r}: use a size name or key=value[,key=value]")
-        try:
-            out[key] = int(raw)
-        except ValueError:
-            try:
-                out[key] = float(raw)
-            except ValueError:
-                out[key] = raw
-    return out
-
-
-def split_method(method: str) -> list[str]:
-    """The component names of a method or chain (``prune+quantize`` -> ``[prune, quantize]``)."""
-    parts = [p.strip() for p in method.split("+")]
-    if not all(parts):
-        raise UserError(f"bad method {method!r}: use a compressor name or names joined by '+'")
-    return parts
-
-
-def _component_keys(parts: list[str]) -> list[str]:
-    """Parameter prefixes of a chain's components (a repeated component gets ``#2``, ``#3``...)."""
-    seen: dict[str, int] = {}
-    keys = []
-    for p in parts:
-        seen[p] = seen.get(p, 0) + 1
-        keys.append(p if seen[p] == 1 else f"{p}#{seen[p]}")
-    return keys
-
-
 @dataclass(frozen=True)
-class CandidateSpec:
-    """What one trial builds: a family, a student size (when the method trains one) and a chain of steps.
+class MethodOption:
+    """What one method searches on one family.
 
     Attributes:
-        family: family name.
-        method: the method or chain name as searched (``prune+quantize``).
-        size: student size (a registered size name or ``key=value`` overrides), None when the
-            candidate is derived from the teacher (prune, quantize).
-        steps: ``(compressor name, params)`` in order.
+        steps: per step ``(compressor name, searched ranges, fixed values)``, ranges narrowed to the family.
+        sizes: the student sizes to choose from (None: the method derives its model from the teacher).
     """
 
-    family: str
-    method: str
-    size: str | None
-    steps: tuple[tuple[str, dict[str, Any]], ...]
-
-    @property
-    def method_params(self) -> dict[str, Any]:
-        """Every hyper-parameter, JSON-able, as the record carries it."""
-        out: dict[str, Any] = {}
-        if self.size is not None:
-            out["size"] = self.size
-        for key, (_, params) in zip(_component_keys([s[0] for s in self.steps]), self.steps):
-            out[key] = dict(params)
-        return out
-
-    def describe(self) -> str:
-        """A short human-readable label (``hpn reduced kd_audio kd_weight=0.5``)."""
-        bits = [self.family, self.size or "teacher-size", self.method]
-        for _, params in self.steps:
-            bits += [f"{k}={_fmt(v)}" for k, v in params.items()]
-        return " ".join(bits)
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
+    steps: tuple[tuple[str, dict[str, ParamSpec], dict[str, Any]], ...]
+    sizes: list[str] | None
 
 
 @dataclass
 class ResolvedSpace:
-    """A search space with every name checked against the registries and every range merged."""
+    """A search space with every name checked against the registries and every range merged.
+
+    ``params`` holds each component's ranges (its ``search_space`` updated by the config); ``options``
+    (family -> method -> :class:`MethodOption`) holds only the supported pairs and is derived from the
+    registered compressors when not given.
+    """
 
     families: list[str]
     methods: list[str]
     sizes: dict[str, list[str]]
     params: dict[str, dict[str, ParamSpec]] = field(default_factory=dict)
-    student_methods: frozenset[str] = STUDENT_METHODS
+    options: dict[str, dict[str, MethodOption]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.options:
+            load_catalog()  # a hand-built space (tests): the compressors describe themselves
+            self.options = _options(self.families, self.methods, self.sizes, self.params)
 
     def needs_student(self, method: str) -> bool:
-        return split_method(method)[0] in self.student_methods
+        """Whether ``method``'s first step trains a new student of a chosen size."""
+        return bool(COMPRESSORS.get(split_method(method)[0]).trains_student)
 
     def params_of(self, component: str) -> dict[str, ParamSpec]:
         return self.params.get(component, {})
 
+    def methods_for(self, family: str) -> list[str]:
+        """The searched methods that support ``family``, in search order."""
+        return [m for m in self.methods if m in self.options.get(family, {})]
+
+    def supports(self, family: str, method: str) -> bool:
+        return method in self.options.get(family, {})
+
+    def method_param(self, family: str) -> str:
+        """The Optuna parameter that picks the method: ``method``, or ``method.<family>`` when some
+        family supports only part of the methods (a parameter's choices never change)."""
+        if all(self.methods_for(f) == self.methods for f in self.families):
+            return "method"
+        return f"method.{family}"
+
+    def size_param(self, family: str, method: str) -> str:
+        opt = self.options[family][method]
+        return f"size.{family}" if opt.sizes == self.sizes[family] else f"size.{family}.{method}"
+
+
+def _options(families: list[str], methods: list[str], sizes: dict[str, list[str]],
+             params: dict[str, dict[str, ParamSpec]]) -> dict[str, dict[str, MethodOption]]:
+    """family -> method -> what it searches there, for the supported pairs only."""
+
+    def ranges(name: str) -> Mapping[str, ParamSpec]:
+        return params.get(name, {})
+
+    out: dict[str, dict[str, MethodOption]] = {}
+    for fam in families:
+        out[fam] = {}
+        for method in methods:
+            steps = parse_chain(method)
+            searched = step_space(steps, fam, ranges)
+            if searched is None:
+                continue
+            fam_sizes: list[str] | None = None
+            if COMPRESSORS.get(steps[0][0]).trains_student:
+                fam_sizes = [s for s in sizes.get(fam, []) if step_space(steps, fam, ranges, s) is not None]
+                if not fam_sizes:
+                    continue
+            out[fam][method] = MethodOption(steps=tuple(searched), sizes=fam_sizes)
+        if not out[fam]:
+            raise UserError(f"space: family {fam!r} supports none of the searched methods ({', '.join(methods)})")
+    return out
+
 
 def resolve_space(cfg: SweepConfig) -> ResolvedSpace:
-    """Expand wildcards and check every family, method, size and parameter against the registries."""
-    from suite.catalog import load_catalog
-    from suite.registry import COMPRESSORS, FAMILIES, SIZES
-
+    """Expand wildcards, check every family, method, size and parameter against the registries, and
+    keep only the (family, method, size, value) combinations the compressors support."""
     load_catalog()
     families = FAMILIES.expand(cfg.space.families)
     methods: list[str] = []
@@ -226,19 +214,14 @@ def resolve_space(cfg: SweepConfig) -> ResolvedSpace:
                 names = SIZES.expand(f"{fam}/{s}")
                 expanded.extend(n.split("/", 1)[1] for n in names if n.split("/", 1)[1] not in expanded)
         sizes[fam] = expanded
-    params: dict[str, dict[str, ParamSpec]] = {}
-    components = {p for m in methods for p in split_method(m)}
     for name in cfg.space.params:
         if name not in COMPRESSORS:
             raise UserError(f"space.params: unknown compressor {name!r}; known: {', '.join(COMPRESSORS.list())}")
-    for comp in sorted(components):
-        merged = dict(DEFAULT_PARAMS.get(comp, {}))
-        merged.update(cfg.space.params.get(comp, {}))
-        params[comp] = merged
-    # A compressor that takes a student ``size`` trains a new student (e.g. kd_feature too).
-    students = STUDENT_METHODS | {c for c in components if "size" in getattr(COMPRESSORS.get(c), "defaults", {})}
+    params: dict[str, dict[str, ParamSpec]] = {}
+    for comp in sorted({p for m in methods for p in split_method(m)}):
+        params[comp] = {**COMPRESSORS.get(comp).search_space, **cfg.space.params.get(comp, {})}
     return ResolvedSpace(families=families, methods=methods, sizes=sizes, params=params,
-                         student_methods=frozenset(students))
+                         options=_options(families, methods, sizes, params))
 
 
 def _suggest(trial: optuna.trial.Trial, name: str, spec: ParamSpec) -> Any:
@@ -252,21 +235,31 @@ def _suggest(trial: optuna.trial.Trial, name: str, spec: ParamSpec) -> Any:
     return trial.suggest_float(name, float(spec.low), float(spec.high), step=spec.step, log=spec.log)
 
 
-def suggest_candidate(trial: optuna.trial.Trial, space: ResolvedSpace) -> CandidateSpec:
-    """Ask ``trial`` for one candidate, define-by-run: family, method, then what that method needs."""
-    family = trial.suggest_categorical("family", space.families)
-    method = trial.suggest_categorical("method", space.methods)
-    parts = split_method(method)
-    size = trial.suggest_categorical(f"size.{family}", space.sizes[family]) if space.needs_student(method) else None
+def suggest_candidate(trial: optuna.trial.Trial, space: ResolvedSpace) -> Candidate:
+    """Ask ``trial`` for one supported candidate, define-by-run: family, method, then what that method needs."""
+    family = str(trial.suggest_categorical("family", space.families))
+    method = str(trial.suggest_categorical(space.method_param(family), space.methods_for(family)))
+    opt = space.options[family][method]
+    size = None
+    if opt.sizes is not None:
+        size = str(trial.suggest_categorical(space.size_param(family, method), opt.sizes))
     steps = []
-    for comp, key in zip(parts, _component_keys(parts)):
-        params = {p: _suggest(trial, f"{key}.{p}", spec) for p, spec in space.params_of(comp).items()}
+    for (comp, ranges, fixed), key in zip(opt.steps, step_keys([s[0] for s in opt.steps])):
+        params = dict(fixed)
+        for p, spec in ranges.items():
+            narrowed = spec != space.params_of(comp).get(p)
+            params[p] = _suggest(trial, f"{key}.{p}.{family}" if narrowed else f"{key}.{p}", spec)
         steps.append((comp, params))
-    return CandidateSpec(family=str(family), method=str(method), size=size, steps=tuple(steps))
+    return Candidate(family=family, method=method, size=size, steps=tuple(steps))
+
+
+def chosen_method(params: Mapping[str, Any]) -> str:
+    """The method a trial's parameters picked (``method`` or ``method.<family>``), ``?`` when none."""
+    return str(params.get("method", params.get(f"method.{params.get('family')}", "?")))
 
 
 def covering_trials(space: ResolvedSpace, budget: int) -> list[dict[str, Any]]:
-    """Fixed choices of the trials enqueued before the sampler explores.
+    """Fixed choices of the trials enqueued before the sampler explores (supported pairs only).
 
     Every method appears at least once, methods alternate across families (so at least two families
     are covered when two are searched). Then, leaving at least one trial to the sampler, the missing
@@ -275,16 +268,25 @@ def covering_trials(space: ResolvedSpace, budget: int) -> list[dict[str, Any]]:
     Hyper-parameters not fixed here are left to the sampler.
     """
     m, f = len(space.methods), len(space.families)
-    if budget >= m * f:
-        pairs = [(meth, fam) for fam in space.families for meth in space.methods]
+    supported = [(meth, fam) for fam in space.families for meth in space.methods if space.supports(fam, meth)]
+    if budget >= len(supported):
+        pairs = supported
     else:
-        pairs = [(space.methods[i % m], space.families[i % f]) for i in range(max(m, f))]
-        extras = [(meth, fam) for meth in space.methods for fam in space.families if (meth, fam) not in pairs]
+        pairs = []
+        for i in range(max(m, f)):
+            meth = space.methods[i % m]
+            fams = [space.families[(i + j) % f] for j in range(f)]  # the i-th family first, then the next ones
+            fam = next((x for x in fams if space.supports(x, meth)), None)
+            if fam is not None and (meth, fam) not in pairs:
+                pairs.append((meth, fam))
+        extras = [(meth, fam) for meth in space.methods for fam in space.families
+                  if space.supports(fam, meth) and (meth, fam) not in pairs]
         pairs += extras[: max(0, budget - 1 - len(pairs))]
     out = []
     for meth, fam in pairs:
-        fixed: dict[str, Any] = {"family": fam, "method": meth}
-        if space.needs_student(meth):
-            fixed[f"size.{fam}"] = space.sizes[fam][0]
+        fixed: dict[str, Any] = {"family": fam, space.method_param(fam): meth}
+        opt = space.options[fam][meth]
+        if opt.sizes is not None:
+            fixed[space.size_param(fam, meth)] = opt.sizes[0]
         out.append(fixed)
     return out

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from suite.candidate import Candidate
 from suite.pipeline import (
     Workspace,
-    compressor_params,
     one_line,
     run_candidate,
     teacher_key,
@@ -13,7 +13,6 @@ from suite.pipeline import (
 from suite.presets import preset_tree
 from suite.records import read_records
 from suite.sweep.config import config_from_dict
-from suite.sweep.space import CandidateSpec
 
 
 def _cfg(**changes):
@@ -55,18 +54,19 @@ def test_teacher_size_label_names_the_width_override():
     assert teacher_size_label("ddx7", cfg) == "full"
 
 
-def test_compressor_params_flat_for_one_method_prefixed_for_chains():
-    one = CandidateSpec("hpn", "kd_audio", "reduced", (("kd_audio", {"kd_weight": 0.5}),))
-    assert compressor_params(one) == {"size": "reduced", "kd_weight": 0.5}
-    custom = CandidateSpec("hpn", "scratch", "hidden=32", (("scratch", {}),))
-    assert compressor_params(custom) == {"hidden": 32}
-    chain = CandidateSpec("hpn", "prune+quantize", None,
-                          (("prune", {"ratio": 0.5, "finetune_steps": 0}), ("quantize", {"method": "int8"})))
-    assert compressor_params(chain) == {"prune.ratio": 0.5, "prune.finetune_steps": 0, "quantize.method": "int8"}
-    student_chain = CandidateSpec("hpn", "kd_audio+quantize", "reduced",
-                                  (("kd_audio", {"kd_weight": 0.5}), ("quantize", {"method": "bf16"})))
-    assert compressor_params(student_chain) == {"kd_audio.size": "reduced", "kd_audio.kd_weight": 0.5,
-                                                "quantize.method": "bf16"}
+def test_run_steps_give_each_step_its_params_and_the_size_to_the_first():
+    one = Candidate("hpn", "kd_audio", "reduced", (("kd_audio", {"kd_weight": 0.5}),))
+    assert one.run_steps() == [("kd_audio", {"size": "reduced", "kd_weight": 0.5})]
+    custom = Candidate("hpn", "scratch", "hidden=32", (("scratch", {}),))
+    assert custom.run_steps() == [("scratch", {"hidden": 32})]
+    chain = Candidate("hpn", "prune+quantize", None,
+                      (("prune", {"ratio": 0.5, "finetune_steps": 0}), ("quantize", {"method": "int8"})))
+    assert chain.run_steps() == [("prune", {"ratio": 0.5, "finetune_steps": 0}), ("quantize", {"method": "int8"})]
+    student_chain = Candidate("hpn", "kd_audio+quantize", "reduced",
+                              (("kd_audio", {"kd_weight": 0.5}), ("quantize", {"method": "bf16"})))
+    assert student_chain.run_steps() == [("kd_audio", {"size": "reduced", "kd_weight": 0.5}),
+                                         ("quantize", {"method": "bf16"})]
+    assert student_chain.steps[0][1] == {"kd_weight": 0.5}  # the candidate itself is not changed
 
 
 def test_one_line_errors():
@@ -79,7 +79,7 @@ def test_a_failing_candidate_becomes_a_failed_record_not_an_exception(tmp_path):
     cfg = _cfg()
     cfg.data.path = str(tmp_path / "no-such-dataset")
     ws = Workspace(cfg, tmp_path / "out")
-    spec = CandidateSpec("hpn", "scratch", "reduced", (("scratch", {}),))
+    spec = Candidate("hpn", "scratch", "reduced", (("scratch", {}),))
     rec = run_candidate(spec, ws, candidate_id="t0000", trial=0)
     assert rec.status == "failed"
     assert rec.error and "\n" not in rec.error
@@ -114,11 +114,11 @@ def test_native_speed_backend_in_a_sweep_candidate(tmp_path):
     tree["evaluation"] = {**tree["evaluation"], "metrics": ["mss", "stream", "size"], "stream_buffers": [64],
                           "speed_backend": "native"}
     ws = Workspace(config_from_dict(tree), tmp_path / "out")
-    ok = run_candidate(CandidateSpec("hpn", "scratch", "reduced", (("scratch", {}),)), ws, candidate_id="t0000",
+    ok = run_candidate(Candidate("hpn", "scratch", "reduced", (("scratch", {}),)), ws, candidate_id="t0000",
                        trial=0)
     assert ok.status == "ok", ok.error
     assert 0 < ok.metrics["rtf_stream_64"] < 10 and ok.metric_defs["rtf_stream_64"].endswith("backend=native")
     # the native engine runs float models only: an int8 candidate becomes a failed record naming why
-    q = run_candidate(CandidateSpec("hpn", "quantize", None, (("quantize", {"method": "int8"}),)), ws,
+    q = run_candidate(Candidate("hpn", "quantize", None, (("quantize", {"method": "int8"}),)), ws,
                       candidate_id="t0001", trial=1)
     assert q.status == "failed" and "native" in q.error and "\n" not in q.error
