@@ -9,7 +9,7 @@ quantization transforms in ``suite.checkpoint.TRANSFORMS``). Use one as::
 
 from __future__ import annotations
 
-from compressors._base import CompressContext, Compressor, CompressResult, build_student, frozen
+from compressors._base import CompressContext, Compressor, CompressResult, build_student, clone_model, frozen
 from compressors._distill import KDAudio, KDControl, KDFeature, Scratch
 from compressors._onnx import OrtDecoder, onnx_available, quantize_onnx_int8
 from compressors._prune import Prune, structured_prune
@@ -22,6 +22,7 @@ __all__ = [
     "CompressContext",
     "CompressResult",
     "build_student",
+    "clone_model",
     "frozen",
     "Scratch",
     "KDAudio",

@@ -5,8 +5,9 @@ A chain is ``[(method, params), ...]``. Step ``k`` gets the original teacher and
 Quantization (any ``post_training`` method) must be the last step.
 
 Spec strings name a chain in the sweep and the CLI: ``"prune+kd_audio+quantize"``. Parameters of
-a chain are given per step as ``"<step>.<name>"`` (``prune.ratio=0.5``) or, unprefixed, for every
-step that accepts that name; a nested ``{"prune": {...}}`` also works. A few common chains are
+a chain are given per step as ``"<step>.<name>"`` (``prune.ratio=0.5``; a repeated step is
+``prune#2.ratio``) or, unprefixed, for every step that accepts that name; a nested
+``{"prune": {...}}`` also works. A few common chains are
 registered in ``COMPRESSORS`` so ``ddspbench list`` shows them; any ``a+b+c`` spec works through
 :func:`get_compressor`.
 """
@@ -79,22 +80,24 @@ def parse_chain(spec: str) -> list[Step]:
 
 
 def split_params(steps: Sequence[Step], params: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Route chain parameters to steps (``step.name``, nested ``{step: {...}}`` or unprefixed)."""
+    """Route chain parameters to steps: ``<step key>.name``, nested ``{<step key>: {...}}`` or unprefixed.
+
+    A step key is the step's name, or ``name#2``, ``name#3``... for a repeated step
+    (:func:`suite.candidate.step_keys`), so ``prune.ratio`` and ``prune#2.ratio`` of ``prune+prune`` are
+    two values; an unprefixed name goes to every step that accepts it.
+    """
     names = [n for n, _ in steps]
+    keys = step_keys(names)
     out = [dict(p) for _, p in steps]
     for key, value in params.items():
-        if key in names and isinstance(value, Mapping):
-            for i, n in enumerate(names):
-                if n == key:
-                    out[i].update(value)
+        if key in keys and isinstance(value, Mapping):
+            out[keys.index(key)].update(value)
             continue
         if "." in key:
             step, sub = key.split(".", 1)
-            hits = [i for i, n in enumerate(names) if n == step]
-            if not hits:
+            if step not in keys:
                 raise UserError(f"parameter {key!r} names step {step!r}, which is not in the chain {'+'.join(names)}")
-            for i in hits:
-                out[i][sub] = value
+            out[keys.index(step)][sub] = value
             continue
         hits = [i for i, n in enumerate(names) if key in _step_class(n).defaults]
         if not hits:
@@ -130,11 +133,11 @@ class Chain(Compressor):
 
     @classmethod
     def accepted(cls) -> dict[str, Any]:
-        """Every parameter the chain accepts: ``step.name`` for each step's own defaults."""
+        """Every parameter the chain accepts: ``<step key>.name`` for each step's own defaults."""
         out: dict[str, Any] = {}
-        for (n, p) in cls.steps:
+        for key, (n, p) in zip(step_keys([n for n, _ in cls.steps]), cls.steps):
             for k, v in {**_step_class(n).defaults, **p}.items():
-                out[f"{n}.{k}"] = v
+                out[f"{key}.{k}"] = v
         return out
 
     @classmethod

@@ -118,6 +118,12 @@ class Registry(Generic[T]):
             description = doc.strip().splitlines()[0] if doc.strip() else ""
         self._entries[name] = Entry(name=name, obj=obj, description=description, meta=dict(meta))
 
+    def unregister(self, name: str) -> T:
+        """Remove ``name`` (e.g. a plug-in a test registered for itself); returns its object."""
+        entry = self.entry(name)  # unknown names raise with the known names
+        del self._entries[name]
+        return entry.obj
+
     def get(self, name: str) -> T:
         """The object registered as ``name``; unknown names raise with the known names."""
         return self.entry(name).obj
