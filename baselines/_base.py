@@ -22,6 +22,7 @@ from baselines import dsp
 from suite.errors import UserError
 from suite.features import BLOCK_SIZE, SAMPLE_RATE
 from suite.registry import SIZES
+from suite.seeds import stream_seeds
 
 __all__ = [
     "ModelConfigError",
@@ -346,15 +347,6 @@ class DDSPFamily(nn.Module):
         if seeds.numel() != batch_size:
             raise ModelConfigError(f"init_state: {seeds.numel()} stream seeds for a batch of {batch_size}")
         return seeds.to(device)
-
-
-def stream_seeds(seed: int, start: int, count: int) -> list[int]:
-    """The stream seeds of items ``start .. start + count - 1`` of a long list seeded by ``seed``.
-
-    ``init_state(n, seed=stream_seeds(s, 0, n))`` equals ``init_state(n, seed=s)``, and a clip keeps its
-    noise however the list is cut into batches (pass ``stream_seeds(s, first_index, batch)``).
-    """
-    return [int(seed) * 1_000_003 + int(start) + j for j in range(int(count))]
 
 
 def register_sizes(cls: type[DDSPFamily]) -> type[DDSPFamily]:

@@ -32,6 +32,7 @@ is the whole clip (:func:`export_offline`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import warnings
 from collections.abc import Callable
@@ -42,6 +43,7 @@ import torch
 from torch import Tensor, nn
 
 from suite.errors import UserError
+from suite.registry import EXPORTERS
 
 __all__ = ["BACKENDS", "ExportedModel", "StreamingRunner", "export_offline", "export_streaming", "exported_model",
            "onnxruntime_available"]
@@ -302,3 +304,8 @@ def exported_model(model: nn.Module, frames: int, backend: str = "torchscript", 
                    batch: int = 1, seed: int | None = 0) -> ExportedModel:
     """:func:`export_streaming` wrapped as an :class:`ExportedModel` (the speed metric's view of a model)."""
     return ExportedModel(export_streaming(model, frames, backend, batch=batch, seed=seed), offline=offline)
+
+
+for _backend in BACKENDS:
+    EXPORTERS.register(_backend, obj=functools.partial(exported_model, backend=_backend),
+                       description=f"{_backend} export of the model (offline or streaming)")

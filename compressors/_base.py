@@ -282,10 +282,8 @@ def build_student(teacher: nn.Module, size: str | None = None, widths: Mapping[s
         widths: explicit width keys; applied after ``size``.
         seed: seeds the initialisation.
     """
-    from suite.catalog import load_catalog
     from suite.registry import FAMILIES, SIZES
 
-    load_catalog()
     t: Any = teacher
     family: str = t.family
     t_config: dict[str, Any] = dict(t.config)

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from compressors._base import CompressContext
+from compressors._rebuild import rebuild
 from suite.errors import UserError
 
 __all__ = ["dsp_prune", "average_controls", "band_resampler"]
@@ -83,8 +84,6 @@ def _new_head(old: nn.Linear, weight: torch.Tensor, bias: torch.Tensor) -> nn.Li
 def dsp_prune(model: Any, ctx: CompressContext, *, n_harmonics: int | None = None, n_bands: int | None = None,
               n_wavetables: int | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Shrink the synth of ``model`` (modified, then rebuilt from its config); returns it and a report."""
-    from compressors._prune import rebuild
-
     family = getattr(model, "family", None)
     heads: Any = getattr(getattr(model, "decoder", None), "heads", None)
     if family not in ("hpn", "wavetable") or not isinstance(heads, nn.ModuleDict):

@@ -31,7 +31,9 @@ from torch import nn
 
 from compressors._base import CompressContext, Compressor, clone_model, frozen
 from compressors._distill import audio_kd_loss, train_model
+from compressors._dsp_prune import dsp_prune
 from compressors._gru import GRUAwareImportance, GRUPruner, opaque_gru_tracing
+from compressors._rebuild import rebuild, strip_weight_norm
 from compressors._stats import random_features
 from suite.candidate import ParamSpec
 from suite.errors import UserError
@@ -54,69 +56,6 @@ def output_heads(model: nn.Module) -> list[nn.Module]:
         outs = [m for m in (getattr(head, "conv2", None), getattr(head, "residual", None)) if isinstance(m, nn.Module)]
         return outs or [head]
     raise UserError(f"cannot find the output head(s) of the {getattr(model, 'family', '?')} decoder")
-
-
-def _weight_norm_api(m: nn.Module) -> str | None:
-    """``"legacy"`` (``weight_g``/``weight_v`` hooks), ``"param"`` (parametrizations) or ``None``."""
-    from torch.nn.utils import parametrize
-
-    if hasattr(m, "weight_g") and hasattr(m, "weight_v"):
-        return "legacy"
-    if parametrize.is_parametrized(m, "weight"):
-        return "param"
-    return None
-
-
-def _strip_weight_norm(model: nn.Module) -> list[tuple[nn.Module, str]]:
-    """Fold weight norm into plain weights (torch-pruning slices ``weight``, not ``g``/``v``).
-
-    Returns the modules that had it, with the API they used.
-    """
-    from torch.nn.utils import parametrize
-
-    found = [(m, api) for m in model.modules() if (api := _weight_norm_api(m)) is not None]
-    for m, api in found:
-        if api == "legacy":
-            torch.nn.utils.remove_weight_norm(m)
-        else:
-            parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
-    return found
-
-
-def _reapply_weight_norm(found: list[tuple[nn.Module, str]]) -> None:
-    """Weight norm again on plain weights: ``v = w``, ``g = ||w||`` per output channel."""
-    from torch.nn.utils.parametrizations import weight_norm
-
-    for m, api in found:
-        if api == "legacy":
-            torch.nn.utils.weight_norm(m)
-        else:
-            weight_norm(m)
-
-
-def rebuild(pruned: Any) -> nn.Module:
-    """A fresh model built from the pruned model's re-read config, carrying the pruned weights.
-
-    Proves the config describes the pruned architecture (what :func:`suite.checkpoint.load_checkpoint`
-    will do). When ``pruned`` holds plain weights (weight norm folded for pruning), the fresh
-    model's weight-normed layers get them back as ``v = w``, ``g = ||w||``.
-    """
-    from suite.registry import FAMILIES
-
-    sync = getattr(pruned, "sync_config", None)
-    if not callable(sync):
-        raise UserError(f"{type(pruned).__name__} cannot re-read its config after pruning (no sync_config)")
-    config = sync()
-    fresh: Any = FAMILIES.get(pruned.family)(**config)
-    plain = not any(_weight_norm_api(m) for m in pruned.modules())
-    found = _strip_weight_norm(fresh) if plain else []
-    fresh.load_state_dict(pruned.state_dict())
-    _reapply_weight_norm(found)
-    for attr in ("size_name", "ddsp_transforms", "kept_controls"):
-        if hasattr(pruned, attr):
-            setattr(fresh, attr, getattr(pruned, attr))
-    fresh.train(pruned.training)
-    return fresh
 
 
 def structured_prune(
@@ -147,7 +86,7 @@ def structured_prune(
         imp = tp.importance.RandomImportance()
     else:
         raise UserError(f"unknown importance {importance!r}; known: magnitude, random")
-    _strip_weight_norm(model)
+    strip_weight_norm(model)
     decoder = model.decoder
     modules = dict(model.named_modules())
     unknown = sorted(set(keep) - set(modules))
@@ -224,8 +163,6 @@ class Prune(Compressor):
         report: dict[str, Any] = {}
         dsp = {k: params[k] for k in ("n_harmonics", "n_bands", "n_wavetables") if params[k] is not None}
         if dsp:
-            from compressors._dsp_prune import dsp_prune
-
             model, report["dsp"] = dsp_prune(model, ctx, **dsp)
         torch.manual_seed(ctx.seed)  # the "random" importance draws from torch's global generator
         model = structured_prune(model, float(params["ratio"]), importance=str(params["importance"]))

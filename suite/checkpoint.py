@@ -31,7 +31,7 @@ __all__ = ["CKPT_FORMAT", "TRANSFORMS", "save_checkpoint", "load_checkpoint", "m
 
 CKPT_FORMAT = "ddspbench.ckpt/1"
 
-TRANSFORMS: Registry[Callable[..., nn.Module]] = Registry("checkpoint transform")
+TRANSFORMS: Registry[Callable[..., nn.Module]] = Registry("checkpoint transform", from_catalog=True)
 """Structural transforms re-applied on load: name -> fn(model, **params) -> model."""
 
 
@@ -80,9 +80,6 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
 
     Raises :class:`UserError` (one line) for a missing, corrupt or foreign file.
     """
-    from suite.catalog import load_catalog
-
-    load_catalog()
     p = Path(path)
     if not p.is_file():
         raise UserError(f"checkpoint not found: {p}")

@@ -28,6 +28,7 @@ from torch import nn
 
 from suite.errors import UserError
 from suite.records import STANDARD_METRICS, metric_unit
+from suite.seeds import stream_seeds
 
 if TYPE_CHECKING:
     from suite.data.store import ClipSet
@@ -116,8 +117,6 @@ def batch_seeds(model: nn.Module, seed: int, index: int, batch_size: int, count:
     """The ``seed=`` for ``init_state`` of batch ``index``: per-clip stream seeds where the model takes them
     (``per_item_seeds``, the baseline families), else ``seed + index`` (one seed per batch)."""
     if getattr(model, "per_item_seeds", False):
-        from baselines._base import stream_seeds
-
         return stream_seeds(seed, index * batch_size, count)
     return seed + index
 

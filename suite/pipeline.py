@@ -78,10 +78,8 @@ def _data_identity(cfg: SweepConfig) -> dict[str, Any]:
 
 def teacher_config(family: str, cfg: SweepConfig) -> dict[str, Any]:
     """The constructor config of a family's teacher: the registered size, with the config's width overrides."""
-    from suite.catalog import load_catalog
     from suite.registry import SIZES
 
-    load_catalog()
     base = SIZES.get(f"{family}/{cfg.teacher.size}")()
     config = dict(base.config)
     widths = dict(cfg.teacher.widths.get(family, {}))
@@ -158,9 +156,6 @@ class Workspace:
 
     def dataset_dir(self) -> Path:
         """A prepared dataset directory: ``data.path`` when it is one, else prepared once into the cache."""
-        from suite.catalog import load_catalog
-
-        load_catalog()
         d = self.cfg.data
         if d.path and (Path(d.path) / "meta.json").is_file():
             return Path(d.path)

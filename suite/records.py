@@ -164,7 +164,7 @@ class ResultRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (non-finite floats become None)."""
-        return _json_clean(dataclasses.asdict(self))
+        return json_clean(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ResultRecord:
@@ -179,19 +179,19 @@ class ResultRecord:
         return json.dumps(self.to_dict(), sort_keys=True, allow_nan=False)
 
 
-def _json_clean(obj: Any) -> Any:
+def json_clean(obj: Any) -> Any:
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {str(k): _json_clean(v) for k, v in obj.items()}
+        return {str(k): json_clean(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_clean(v) for v in obj]
+        return [json_clean(v) for v in obj]
     if isinstance(obj, Path):
         return str(obj)
     if isinstance(obj, enum.Enum):
         return obj.value
     if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
-        return _json_clean(obj.item())
+        return json_clean(obj.item())
     return obj
 
 

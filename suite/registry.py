@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, overload
 
+from suite.catalog import load_catalog
 from suite.errors import UserError
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "EMBEDDINGS",
     "METRICS",
     "F0_TRACKERS",
+    "EXPORTERS",
     "ALL_REGISTRIES",
 ]
 
@@ -78,9 +80,17 @@ class Registry(Generic[T]):
         kind: what the entries are ("families", "compressors", ...), used in messages.
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, *, from_catalog: bool = False) -> None:
         self.kind = kind
+        self.from_catalog = from_catalog
+        """Fill the registry from :func:`suite.catalog.load_catalog` at the first lookup (the global ones)."""
         self._entries: dict[str, Entry[T]] = {}
+
+    def _loaded(self) -> dict[str, Entry[T]]:
+        """The entries, after the catalog has registered its plug-ins (the one place lookups load it)."""
+        if self.from_catalog:
+            load_catalog()
+        return self._entries
 
     @overload
     def register(self, name: str | None = None, *, description: str = "", **meta: Any) -> Callable[[T], T]: ...
@@ -131,14 +141,14 @@ class Registry(Generic[T]):
     def entry(self, name: str) -> Entry[T]:
         """The :class:`Entry` registered as ``name``."""
         try:
-            return self._entries[name]
+            return self._loaded()[name]
         except KeyError:
-            known = ", ".join(sorted(self._entries)) or "(none)"
+            known = ", ".join(sorted(self._loaded())) or "(none)"
             raise UnknownNameError(f"unknown {self.kind} name {name!r}; known: {known}") from None
 
     def list(self, pattern: str = "*") -> list[str]:
         """Sorted names matching a shell wildcard pattern (``fnmatch``)."""
-        return sorted(n for n in self._entries if fnmatch.fnmatchcase(n, pattern))
+        return sorted(n for n in self._loaded() if fnmatch.fnmatchcase(n, pattern))
 
     def expand(self, patterns: str | builtins.list[str]) -> builtins.list[str]:
         """Names for a comma-separated string or list of names/wildcards; a pattern with no match raises."""
@@ -149,7 +159,7 @@ class Registry(Generic[T]):
                 continue
             hits = self.list(pat) if any(c in pat for c in "*?[") else [self.entry(pat).name]
             if not hits:
-                known = ", ".join(sorted(self._entries)) or "(none)"
+                known = ", ".join(sorted(self._loaded())) or "(none)"
                 raise UnknownNameError(f"no {self.kind} name matches {pat!r}; known: {known}")
             out.extend(h for h in hits if h not in out)
         return out
@@ -157,36 +167,39 @@ class Registry(Generic[T]):
     @property
     def entries(self) -> Mapping[str, Entry[T]]:
         """A read-only view of the entries by name."""
-        return dict(self._entries)
+        return dict(self._loaded())
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return name in self._loaded()
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.list())
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._loaded())
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {len(self)} entries)"
 
 
 # One instance per kind. Entries are added next to their definitions.
-FAMILIES: Registry[Any] = Registry("family")
+FAMILIES: Registry[Any] = Registry("family", from_catalog=True)
 """Model families: name -> model class (``baselines/<family>.py``)."""
-SIZES: Registry[Any] = Registry("size")
+SIZES: Registry[Any] = Registry("size", from_catalog=True)
 """Named sizes, keyed ``"<family>/<size>"``: name -> zero-argument factory returning a model."""
-COMPRESSORS: Registry[Any] = Registry("compressor")
+COMPRESSORS: Registry[Any] = Registry("compressor", from_catalog=True)
 """Compression methods: name -> :class:`compressors.Compressor` subclass."""
-DATASETS: Registry[Any] = Registry("dataset")
+DATASETS: Registry[Any] = Registry("dataset", from_catalog=True)
 """Datasets: name -> builder that writes a prepared dataset directory."""
-EMBEDDINGS: Registry[Any] = Registry("embedding")
+EMBEDDINGS: Registry[Any] = Registry("embedding", from_catalog=True)
 """FAD embedding back-ends: name -> factory returning an embedding model."""
-METRICS: Registry[Any] = Registry("metric")
+METRICS: Registry[Any] = Registry("metric", from_catalog=True)
 """Metrics a result row can carry: name -> :class:`suite.records.MetricSpec`."""
-F0_TRACKERS: Registry[Any] = Registry("f0 tracker")
+F0_TRACKERS: Registry[Any] = Registry("f0 tracker", from_catalog=True)
 """Pitch trackers for the ``folder`` dataset: name -> function(audio, sr, hop) -> (f0_hz, confidence)."""
+EXPORTERS: Registry[Any] = Registry("export backend", from_catalog=True)
+"""Inference paths the speed metrics can time besides eager: name -> function(model, frames, *, offline,
+batch, seed) returning a callable model (``baselines/export.py``)."""
 
 ALL_REGISTRIES: dict[str, Registry[Any]] = {
     "families": FAMILIES,

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from suite.checkpoint import load_checkpoint, save_checkpoint
     from suite.data.store import load_meta, load_split
     from suite.errors import UserError
-    from suite.records import _json_clean
+    from suite.records import json_clean
 
     params = parse_params(list(args.sets))
     compressor = get_compressor(args.method)  # unknown names -> UserError listing the known ones
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     result = compressor.compress(teacher, ctx, **params)
-    description = _json_clean({**result.description, "teacher": str(args.teacher), "data": args.data, "seed": args.seed})
+    description = json_clean({**result.description, "teacher": str(args.teacher), "data": args.data, "seed": args.seed})
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(result.model, out / "model.pt", {"compress": description})
     (out / "description.json").write_text(json.dumps(description, indent=2, sort_keys=True))

@@ -68,12 +68,10 @@ def load_side(path: str, segment: float | None) -> tuple[list[Any], str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from suite.catalog import load_catalog
     from suite.errors import UserError
     from suite.metrics.compare import MIN_CLIPS, compare_sets
     from suite.metrics.embeddings import embed_clips, get_embedding
 
-    load_catalog()
     sides = []
     for side, path in (("A", args.a), ("B", args.b)):
         clips, kind = load_side(path, args.segment)
@@ -93,9 +91,9 @@ def run(args: argparse.Namespace) -> int:
     out["embedding"] = embedder.definition if embedder is not None else "npy"
     out["unit"] = "1"
     if args.json:
-        from suite.records import _json_clean
+        from suite.records import json_clean
 
-        print(json.dumps(_json_clean(out), sort_keys=True))
+        print(json.dumps(json_clean(out), sort_keys=True))
         return 0
     line = f"FAD {out['fad']:.4f}  KAD {out['kad']:.4f}"
     if "fad_inf" in out and out["fad_inf"] is not None:

@@ -26,12 +26,10 @@ def _count_params(factory: Any) -> dict[str, int] | None:
 
 def collect(registry: str | None = None, pattern: str = "*") -> dict[str, list[dict[str, Any]]]:
     """Registry name -> list of entries as JSON-able dicts (sizes carry their parameter counts)."""
-    from suite.catalog import load_catalog
     from suite.errors import UserError
-    from suite.records import _json_clean
+    from suite.records import json_clean
     from suite.registry import ALL_REGISTRIES
 
-    load_catalog()
     if registry is not None and registry not in ALL_REGISTRIES:
         raise UserError(f"unknown registry {registry!r}; known: {', '.join(ALL_REGISTRIES)}")
     out: dict[str, list[dict[str, Any]]] = {}
@@ -41,7 +39,7 @@ def collect(registry: str | None = None, pattern: str = "*") -> dict[str, list[d
         rows = []
         for name in reg.list(pattern):
             e = reg.entry(name)
-            row: dict[str, Any] = {"name": name, "description": e.description, **_json_clean(dict(e.meta))}
+            row: dict[str, Any] = {"name": name, "description": e.description, **json_clean(dict(e.meta))}
             if rname == "sizes":
                 row.update(_count_params(e.obj) or {})
             rows.append(row)

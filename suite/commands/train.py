@@ -47,11 +47,9 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
 
 def build_model(family: str, size: str | None, sets: dict[str, Any]) -> Any:
     """A fresh model of ``family``: a named size, optionally with settings overridden, or settings alone."""
-    from suite.catalog import load_catalog
     from suite.errors import UserError
     from suite.registry import FAMILIES, SIZES
 
-    load_catalog()
     cls = FAMILIES.get(family)  # unknown -> UserError listing the families
     known_sizes = [n.split("/", 1)[1] for n in SIZES.list(f"{family}/*")]
     if size is not None and f"{family}/{size}" not in SIZES:

@@ -27,7 +27,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from suite.errors import UserError
 from suite.features import BLOCK_SIZE, CLIP_FRAMES, SAMPLE_RATE
+from suite.provenance import provenance
+from suite.registry import EXPORTERS
 
 __all__ = [
     "DEFAULT_BUFFERS",
@@ -230,8 +233,6 @@ def measure_speed(
             ``"native"``: the exported path of :mod:`baselines.export`, built once per buffer size (and
             once for the whole clip offline) before timing; CPU only.
     """
-    from suite.provenance import provenance
-
     model = model.to(device).eval()
     f0, loud = inputs if inputs is not None else example_inputs(frames, device=device, seed=seed)
     f0, loud = f0.to(device), loud.to(device)
@@ -239,12 +240,9 @@ def measure_speed(
     def target(n_frames: int, whole_clip: bool) -> Any:
         if backend == "eager":
             return model
-        from baselines.export import exported_model
-        from suite.errors import UserError
-
         if device != "cpu":
             raise UserError(f"speed: backend {backend!r} is measured on CPU only, got device {device!r}")
-        return exported_model(model, n_frames, backend, offline=whole_clip, batch=f0.shape[0], seed=seed)
+        return EXPORTERS.get(backend)(model, n_frames, offline=whole_clip, batch=f0.shape[0], seed=seed)
 
     out: dict[str, Any] = {}
     with num_threads(threads):

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 from compressors.chain import parse_chain, step_space
 from suite.candidate import Candidate, ParamSpec, parse_size, split_method, step_keys
-from suite.catalog import load_catalog
 from suite.errors import UserError
 from suite.registry import COMPRESSORS, FAMILIES, SIZES
 
@@ -129,7 +128,6 @@ class ResolvedSpace:
 
     def __post_init__(self) -> None:
         if not self.options:
-            load_catalog()  # a hand-built space (tests): the compressors describe themselves
             self.options = _options(self.families, self.methods, self.sizes, self.params)
 
     def needs_student(self, method: str) -> bool:
@@ -187,7 +185,6 @@ def _options(families: list[str], methods: list[str], sizes: dict[str, list[str]
 def resolve_space(cfg: SweepConfig) -> ResolvedSpace:
     """Expand wildcards, check every family, method, size and parameter against the registries, and
     keep only the (family, method, size, value) combinations the compressors support."""
-    load_catalog()
     families = FAMILIES.expand(cfg.space.families)
     methods: list[str] = []
     for m in cfg.space.methods:

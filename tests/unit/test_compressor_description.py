@@ -24,7 +24,6 @@ import reports
 from compressors import CompressContext, Compressor, clone_model
 from compressors.chain import REGISTERED_CHAINS, compress_steps, parse_chain
 from suite.candidate import ParamSpec
-from suite.catalog import load_catalog
 from suite.cli import main
 from suite.presets import preset_tree
 from suite.records import read_records
@@ -73,7 +72,6 @@ class _ToyNamedSizes(Compressor):
 @pytest.fixture
 def registered(request: pytest.FixtureRequest) -> Iterator[None]:
     """Register the toy compressors for one test only."""
-    load_catalog()
     toys = [_ToyJitter, _ToyNamedSizes]
     for cls in toys:
         COMPRESSORS.register(cls.name, obj=cls)
@@ -183,7 +181,6 @@ def test_a_family_that_supports_no_searched_method_is_a_user_error(registered):
 
 
 def _tiny_hpn() -> nn.Module:
-    load_catalog()
     torch.manual_seed(0)
     return SIZES.get("hpn/reduced")()
 
