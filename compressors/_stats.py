@@ -1,55 +1,27 @@
 """What a compressor reports about a model: parameters, serialized bytes, measured speed.
 
-All figures are measured on the spot: ``serialized_bytes`` writes the real checkpoint to a temporary
-file; ``measure_rtf`` times the real model on one thread (median of repeats). Dynamic-int8 layers keep
-their weights outside ``parameters()``, so :func:`count_params` counts their packed weights too.
+All figures are measured on the spot. Parameters and bytes are the evaluation's own measurements
+(:func:`suite.metrics.size.count_params`, which counts packed int8 and ONNX weights too, and
+:func:`suite.metrics.size.serialized_bytes`, the real checkpoint file); ``measure_rtf`` times the real
+model on one thread (median of repeats).
 """
 
 from __future__ import annotations
 
-import os
 import statistics
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from suite.features import FRAME_RATE
+from suite.metrics.size import serialized_bytes, total_params
+
 __all__ = ["count_params", "serialized_bytes", "measure_rtf", "model_stats", "random_features"]
 
-
-def _packed_numel(module: nn.Module) -> int:
-    """Elements of the weights and biases a dynamically quantized Linear/GRU keeps packed (else 0)."""
-    qdyn = torch.ao.nn.quantized.dynamic
-    if isinstance(module, qdyn.Linear):
-        w, b = module._weight_bias()
-        return int(w.numel() + (b.numel() if b is not None else 0))
-    if isinstance(module, qdyn.GRU):
-        got = module._weight_bias()
-        return int(sum(t.numel() for part in got.values() for t in part.values() if t is not None))
-    return 0
-
-
-def count_params(model: nn.Module) -> int:
-    """Parameters of a model, including the packed weights of dynamically quantized layers."""
-    n = sum(p.numel() for p in model.parameters())
-    for m in model.modules():
-        n += _packed_numel(m)
-        extra = getattr(m, "extra_param_count", None)  # e.g. a decoder held by an ONNX Runtime session
-        if callable(extra):
-            n += int(extra())
-    return int(n)
-
-
-def serialized_bytes(model: nn.Module) -> int:
-    """Size in bytes of the model's real checkpoint file (:func:`suite.checkpoint.save_checkpoint`)."""
-    from suite.checkpoint import save_checkpoint
-
-    with tempfile.TemporaryDirectory(prefix="ddspbench-size-") as tmp:
-        path = save_checkpoint(model, Path(tmp) / "model.pt")
-        return int(os.path.getsize(path))
+count_params = total_params
+"""The total parameter count (an int): :func:`suite.metrics.size.total_params`."""
 
 
 def random_features(batch: int, frames: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,8 +38,6 @@ def measure_rtf(model: nn.Module, frames: int = 250, repeats: int = 5, threads: 
     One clip, ``threads`` intra-op threads, fresh state per call; the median of ``repeats`` timed
     calls after ``warmup`` untimed ones.
     """
-    from suite.features import FRAME_RATE
-
     f0, loud = random_features(1, frames)
     was_training = model.training
     model.eval()
@@ -90,7 +60,7 @@ def measure_rtf(model: nn.Module, frames: int = 250, repeats: int = 5, threads: 
 
 def model_stats(model: nn.Module) -> dict[str, Any]:
     """``{"params", "bytes"}`` of a model (serialized bytes only for checkpointable models)."""
-    out: dict[str, Any] = {"params": count_params(model)}
+    out: dict[str, Any] = {"params": total_params(model)}
     if getattr(model, "family", None) and getattr(model, "config", None) is not None:
         out["bytes"] = serialized_bytes(model)
     return out

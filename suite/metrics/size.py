@@ -23,15 +23,19 @@ whole DSP synthesizer (oscillators, noise filtering, FFT reverb), which is outsi
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, cast
 
 import torch
 from torch import nn
 
+from suite.checkpoint import save_checkpoint
 from suite.features import BLOCK_SIZE, SAMPLE_RATE
 
-__all__ = ["quantized_tensors", "count_params", "decoder_flops", "FLOPS_NOT_COUNTED"]
+__all__ = ["quantized_tensors", "count_params", "total_params", "serialized_bytes", "decoder_flops", "FLOPS_NOT_COUNTED"]
 
 FLOPS_NOT_COUNTED = (
     "element-wise ops (activations, LayerNorm, GRU gate non-linearities) and the DSP synth "
@@ -64,12 +68,34 @@ def quantized_tensors(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
 
 
 def count_params(model: nn.Module) -> dict[str, int]:
-    """``{"params", "params_trainable"}``; quantized weights counted as parameters (not trainable)."""
+    """``{"params", "params_trainable"}``; quantized weights counted as parameters (not trainable).
+
+    The one parameter count of the project (the ``params`` metric and every compressor's before/after
+    report). A module holding weights outside torch (``extra_param_count()``, e.g. a decoder inside an
+    ONNX Runtime session) adds them to the total.
+    """
     params = list(model.parameters())
     total = sum(p.numel() for p in params)
     trainable = sum(p.numel() for p in params if p.requires_grad)
     total += sum(t.numel() for _, t in quantized_tensors(model))
+    for m in model.modules():
+        extra = getattr(m, "extra_param_count", None)
+        if callable(extra):
+            total += int(extra())
     return {"params": int(total), "params_trainable": int(trainable)}
+
+
+def total_params(model: nn.Module) -> int:
+    """``count_params(model)["params"]``."""
+    return count_params(model)["params"]
+
+
+def serialized_bytes(model: nn.Module) -> int:
+    """Size in bytes of the model's real checkpoint file (:func:`suite.checkpoint.save_checkpoint`),
+    written to a temporary directory."""
+    with tempfile.TemporaryDirectory(prefix="ddspbench-size-") as tmp:
+        path = save_checkpoint(model, Path(tmp) / "model.pt")
+        return int(os.path.getsize(path))
 
 
 def _gru_flops(mod: Any, steps: int, batch: int) -> int:

@@ -240,6 +240,8 @@ def measure_speed(
     def target(n_frames: int, whole_clip: bool) -> Any:
         if backend == "eager":
             return model
+        if backend not in EXPORTERS:
+            raise UserError(f"speed: unknown backend {backend!r}; known: eager, {', '.join(EXPORTERS.list())}")
         if device != "cpu":
             raise UserError(f"speed: backend {backend!r} is measured on CPU only, got device {device!r}")
         return EXPORTERS.get(backend)(model, n_frames, offline=whole_clip, batch=f0.shape[0], seed=seed)
