@@ -3,7 +3,9 @@
 :func:`evaluate_model` renders the test clips (in batches, with seeded noise), scores them against
 the targets (MSS per clip; FAD, FAD-infinity and KAD on embeddings), measures speed (offline and
 streaming), memory and size, and returns an :class:`EvalResult` whose fields are exactly the
-ResultRecord fields of the same names (docs/CONTRACTS.md "Evaluation API"). A model whose output
+ResultRecord fields of the same names (docs/CONTRACTS.md "Evaluation API"). Each metric is a
+registered :class:`Metric` (its declaration in ``suite.records.STANDARD_METRICS`` plus how to compute
+it from one :class:`EvalContext`), so the evaluation is a loop over the asked names. A model whose output
 holds NaN or infinity raises :class:`CandidateFailed`; callers turn that into a failed record.
 
 Metric names (``suite.records.STANDARD_METRICS``) can be given one by one or as groups:
@@ -15,25 +17,37 @@ Metric names (``suite.records.STANDARD_METRICS``) can be given one by one or as 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
 from torch import nn
 
+from suite.audio_io import write_wav
+from suite.checkpoint import save_checkpoint
 from suite.errors import UserError
-from suite.records import STANDARD_METRICS, metric_unit
+from suite.metrics import memory
+from suite.metrics.compare import MIN_CLIPS, compare_sets
+from suite.metrics.embeddings import embed_clips, get_embedding
+from suite.metrics.fad import bootstrap_mean_interval
+from suite.metrics.mss import DEFAULT_SCALES, mss_per_clip
+from suite.metrics.size import count_params, decoder_flops
+from suite.metrics.speed import measure_speed, num_threads
+from suite.records import STANDARD_METRICS, STREAM_BUFFERS, Direction, Measurements, MetricSpec, metric_unit
+from suite.registry import Registry
 from suite.seeds import stream_seeds
 
 if TYPE_CHECKING:
     from suite.data.store import ClipSet
 
-__all__ = ["EvalResult", "CandidateFailed", "METRIC_GROUPS", "expand_metrics", "render", "evaluate_model"]
+__all__ = ["EvalResult", "EvalContext", "Measured", "Metric", "METRIC_IMPLS", "CandidateFailed", "METRIC_GROUPS",
+           "expand_metrics", "render", "evaluate_model"]
 
 METRIC_GROUPS: dict[str, tuple[str, ...]] = {
     "rtf": ("rtf_offline",),
@@ -49,16 +63,8 @@ class CandidateFailed(RuntimeError):
     """The candidate cannot be evaluated (e.g. NaN in its output); its record is a failed row."""
 
 
-@dataclass
-class EvalResult:
-    """What :func:`evaluate_model` measured: the ResultRecord fields of the same names."""
-
-    metrics: dict[str, float | None] = field(default_factory=dict)
-    units: dict[str, str] = field(default_factory=dict)
-    per_clip: dict[str, list[float]] = field(default_factory=dict)
-    intervals: dict[str, list[float]] = field(default_factory=dict)
-    metric_defs: dict[str, str] = field(default_factory=dict)
-    artifacts: dict[str, str] = field(default_factory=dict)
+EvalResult = Measurements
+"""What :func:`evaluate_model` measured: the result fields of a record (:class:`suite.records.Measurements`)."""
 
 
 def expand_metrics(names: str | Sequence[str], buffers: Sequence[int]) -> list[str]:
@@ -81,14 +87,6 @@ def expand_metrics(names: str | Sequence[str], buffers: Sequence[int]) -> list[s
             if e not in out:
                 out.append(e)
     return out
-
-
-@contextlib.contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    from suite.metrics.speed import num_threads
-
-    with num_threads(n):
-        yield
 
 
 def render(
@@ -127,6 +125,218 @@ def _check_finite(audio: np.ndarray, who: str) -> None:
         raise CandidateFailed(f"NaN in model output ({who}: {int(bad.sum())} of {bad.size} clips non-finite)")
 
 
+@dataclass
+class EvalContext:
+    """One evaluation: the model, the test clips and the settings every metric computes from.
+
+    Work several metrics share is done once and kept: the rendered audio, the teacher's audio, the
+    embedding comparison (FAD, FAD-infinity, KAD), one speed measurement for every timed buffer, and
+    a checkpoint file (``checkpoint_path`` or one written to a temporary directory).
+    """
+
+    model: nn.Module
+    test_set: ClipSet
+    names: list[str]
+    teacher: nn.Module | None = None
+    embedding: str = "logmel"
+    buffers: Sequence[int] = ()
+    device: str = "cpu"
+    threads: int | None = 1
+    seed: int = 0
+    ckpt_dir: str | os.PathLike[str] | None = None
+    checkpoint_path: str | os.PathLike[str] | None = None
+    speed_backend: str = "eager"
+    _memo: dict[str, Any] = field(default_factory=dict)
+    _tmp: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    def once(self, key: str, make: Callable[[], Any]) -> Any:
+        """``make()`` the first time ``key`` is asked for, the kept value after."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
+
+    def pred(self) -> np.ndarray:
+        """The model's audio for every test clip (checked finite)."""
+        return cast(np.ndarray, self.once("pred", lambda: _rendered(self.model, self, "candidate")))
+
+    def target(self) -> np.ndarray:
+        return np.asarray(self.test_set.audio, dtype=np.float32)
+
+    def teacher_audio(self) -> np.ndarray:
+        if self.teacher is None:
+            raise UserError("metric mss_teacher needs a teacher model (evaluate --teacher CKPT)")
+        teacher = self.teacher
+        return cast(np.ndarray, self.once("teacher", lambda: _rendered(teacher, self, "teacher")))
+
+    def timed_buffers(self) -> list[int]:
+        return [b for b in self.buffers if any(f"{k}_stream_{b}" in self.names for k in ("rtf", "p99_ms", "miss_rate"))]
+
+    def speed(self) -> dict[str, Any]:
+        """One :func:`suite.metrics.speed.measure_speed` over every requested buffer (and offline when asked)."""
+        def make() -> dict[str, Any]:
+            f0 = torch.as_tensor(self.test_set.f0_hz[:1], dtype=torch.float32)
+            loud = torch.as_tensor(self.test_set.loudness_db[:1], dtype=torch.float32)
+            return measure_speed(self.model, buffers=self.timed_buffers(), offline="rtf_offline" in self.names,
+                                 inputs=(f0, loud), device=self.device, threads=None, seed=self.seed,
+                                 backend=self.speed_backend)
+        return cast(dict[str, Any], self.once("speed", make))
+
+    def speed_suffix(self) -> str:
+        via = "" if self.speed_backend == "eager" else f", backend={self.speed_backend}"
+        return f"threads={torch.get_num_threads()}, {self.device}{via}"
+
+    def compared(self) -> tuple[dict[str, Any] | None, dict[str, str]]:
+        """The embedding comparison of target and model clips (None under MIN_CLIPS clips) and its definitions."""
+        def make() -> tuple[dict[str, Any] | None, dict[str, str]]:
+            emb = get_embedding(self.embedding, ckpt_dir=self.ckpt_dir, device=self.device)
+            defs = {
+                "fad": emb.definition,
+                "fad_inf": f"{emb.definition} fad-inf(linear fit over 1/N)",
+                "kad": f"{emb.definition} kad(rbf median-bandwidth, unbiased, x100)",
+            }
+            if len(self.test_set) < MIN_CLIPS:
+                return None, {n: f"{d} (not measured: FAD needs at least {MIN_CLIPS} clips)" for n, d in defs.items()}
+            clips_t = embed_clips(emb, list(self.target()))
+            clips_p = embed_clips(emb, list(self.pred()), use_cache=False)  # candidates' audio is seldom seen twice
+            out = compare_sets(clips_t, clips_p, bootstrap=N_BOOT_FAD, with_inf="fad_inf" in self.names, seed=self.seed)
+            return out, defs
+        return cast(tuple[dict[str, Any] | None, dict[str, str]], self.once("compared", make))
+
+    def checkpoint(self) -> Path:
+        """The model's checkpoint file (the given one, or one saved to a temporary directory)."""
+        if self.checkpoint_path is not None:
+            return Path(self.checkpoint_path)
+
+        def make() -> Path:
+            tmp = self._tmp.enter_context(tempfile.TemporaryDirectory(prefix="ddspbench-eval-"))
+            return save_checkpoint(self.model, Path(tmp) / "model.pt")
+        return cast(Path, self.once("checkpoint", make))
+
+    def close(self) -> None:
+        self._tmp.close()
+
+
+def _rendered(model: nn.Module, ctx: EvalContext, who: str) -> np.ndarray:
+    audio = render(model, ctx.test_set, device=ctx.device, seed=ctx.seed)
+    _check_finite(audio, who)
+    return audio
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One metric's outcome: its value (None: not measured), definition, and per-clip values / interval."""
+
+    value: float | None
+    definition: str
+    per_clip: list[float] | None = None
+    interval: list[float] | None = None
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A registered metric: its declaration (name, unit, direction, description; ``suite.records``) and
+    how to compute it from one :class:`EvalContext`."""
+
+    spec: MetricSpec
+    compute: Callable[[EvalContext], Measured]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def unit(self) -> str:
+        return self.spec.unit
+
+    @property
+    def direction(self) -> Direction:
+        return self.spec.direction
+
+    @property
+    def definition(self) -> str:
+        return self.spec.description
+
+
+METRIC_IMPLS: Registry[Metric] = Registry("metric implementation")
+"""Standard metric name -> :class:`Metric` (how :func:`evaluate_model` computes it)."""
+
+
+def _metric(*names: str) -> Callable[[Callable[..., Measured]], Callable[..., Measured]]:
+    """Register ``fn(ctx, name)`` as the computation of each of ``names`` (declared in STANDARD_METRICS)."""
+    def deco(fn: Callable[..., Measured]) -> Callable[..., Measured]:
+        for name in names:
+            METRIC_IMPLS.register(name, obj=Metric(STANDARD_METRICS[name], functools.partial(fn, name=name)))
+        return fn
+    return deco
+
+
+@_metric("mss", "mss_teacher")
+def _mss(ctx: EvalContext, name: str) -> Measured:
+    ref = ctx.target() if name == "mss" else ctx.teacher_audio()
+    pred = ctx.pred()
+    vals: list[float] = []
+    for i in range(0, pred.shape[0], 16):
+        vals += [float(v) for v in mss_per_clip(torch.from_numpy(ref[i : i + 16]), torch.from_numpy(pred[i : i + 16])).tolist()]
+    return Measured(float(np.mean(vals)), f"mss/1 scales={','.join(map(str, DEFAULT_SCALES))}", vals,
+                    list(bootstrap_mean_interval(vals, n_boot=N_BOOT_MSS, seed=ctx.seed)))
+
+
+@_metric("fad", "fad_inf", "kad")
+def _embedding_distance(ctx: EvalContext, name: str) -> Measured:
+    out, defs = ctx.compared()
+    if out is None:
+        return Measured(None, defs[name])
+    interval = out.get("intervals", {}).get(name)
+    return Measured(out.get(name), defs[name], interval=list(interval) if interval is not None else None)
+
+
+@_metric("rtf_offline")
+def _rtf_offline(ctx: EvalContext, name: str) -> Measured:
+    off = ctx.speed()["offline"]
+    secs = ctx.test_set.f0_hz.shape[-1] / 250.0
+    return Measured(off["rtf"], f"whole {secs:g} s clip, median of {off['repeats']}, {ctx.speed_suffix()}")
+
+
+@_metric(*[f"{k}_stream_{b}" for b in STREAM_BUFFERS for k in ("rtf", "p99_ms", "miss_rate")])
+def _stream(ctx: EvalContext, name: str) -> Measured:
+    kind, _, b = name.rpartition("_stream_")
+    s = ctx.speed()["stream"][int(b)]
+    return Measured(s[kind], f"{b}-sample buffers, state carried, {s['buffers']} buffers, {ctx.speed_suffix()}")
+
+
+@_metric("params", "params_trainable")
+def _params(ctx: EvalContext, name: str) -> Measured:
+    return Measured(float(ctx.once("params", lambda: count_params(ctx.model))[name]),
+                    "parameters incl. int8-packed weights (float-equivalent count)")
+
+
+@_metric("flops_per_s")
+def _flops(ctx: EvalContext, name: str) -> Measured:
+    fl = decoder_flops(ctx.model)
+    return Measured(fl["flops_per_s"], f"{fl['scope']} FLOPs/s (FlopCounterMode + formula); not counted: {fl['not_counted']}")
+
+
+@_metric("param_bytes")
+def _param_bytes(ctx: EvalContext, name: str) -> Measured:
+    return Measured(float(memory.param_bytes(ctx.model)), "parameters + buffers + packed int8 weights, bytes in memory")
+
+
+@_metric("checkpoint_bytes")
+def _checkpoint_bytes(ctx: EvalContext, name: str) -> Measured:
+    return Measured(float(memory.checkpoint_bytes(ctx.checkpoint())), "size of the ddspbench checkpoint file")
+
+
+@_metric("peak_mem_bytes")
+def _peak_mem(ctx: EvalContext, name: str) -> Measured:
+    model = ctx.model
+    plugins = [type(model).__module__] if type(model).__module__ != "__main__" else []
+    try:
+        pm = memory.peak_inference_memory(ctx.checkpoint(), threads=ctx.threads or 1, plugins=plugins)
+    except RuntimeError as exc:  # the child failed or timed out: say so in the row, keep the rest
+        return Measured(None, f"not measured: {str(exc)[:200]}")
+    return Measured(float(pm["peak_mem_bytes"]), f"4 s clip on CPU, {pm['method']}, threads={pm['threads']}")
+
+
 def evaluate_model(
     model: nn.Module,
     test_set: ClipSet,
@@ -146,6 +356,7 @@ def evaluate_model(
 ) -> EvalResult:
     """Measure ``metrics`` for ``model`` on ``test_set`` (see module docstring for names and groups).
 
+    Each metric is computed by its registered :class:`Metric` from one :class:`EvalContext`.
     ``speed_backend`` is the inference path the speed metrics time: ``eager`` (the model's forward,
     any model) or an exported path of :mod:`baselines.export` (``torchscript``, ``native``; float
     models on CPU). Its name goes into the speed metrics' definitions.
@@ -157,149 +368,36 @@ def evaluate_model(
     names = expand_metrics(metrics, stream_buffers)
     if "mss_teacher" in names and teacher is None:
         raise UserError("metric mss_teacher needs a teacher model (evaluate --teacher CKPT)")
-    res = EvalResult()
-    with _threads(threads):
-        audio_names = {"mss", "mss_teacher", "fad", "fad_inf", "kad"} & set(names)
-        if audio_names or audio_out is not None:
-            pred = render(model, test_set, device=device, seed=seed)
-            _check_finite(pred, "candidate")
-            _audio_metrics(res, names, pred, test_set, teacher, embedding, ckpt_dir, device, seed)
+    ctx = EvalContext(model=model, test_set=test_set, names=names, teacher=teacher, embedding=embedding,
+                      buffers=tuple(stream_buffers), device=device, threads=threads, seed=seed, ckpt_dir=ckpt_dir,
+                      checkpoint_path=checkpoint_path, speed_backend=speed_backend)
+    metrics: dict[str, float | None] = {}
+    defs: dict[str, str] = {}
+    per_clip: dict[str, list[float]] = {}
+    intervals: dict[str, list[float]] = {}
+    artifacts: dict[str, str] = {}
+    model.to(device).eval()
+    try:
+        with num_threads(threads):
+            if audio_out is not None:
+                ctx.pred()  # rendered (and checked finite) first: the examples are written even without audio metrics
+            for name in names:
+                if name not in METRIC_IMPLS:
+                    continue  # train_seconds: set by whoever trained the candidate
+                m = METRIC_IMPLS.get(name).compute(ctx)
+                metrics[name], defs[name] = m.value, m.definition
+                if m.per_clip is not None:
+                    per_clip[name] = m.per_clip
+                if m.interval is not None:
+                    intervals[name] = m.interval
             if audio_out is not None and n_audio_examples > 0:
-                from suite.audio_io import write_wav
-
                 out_dir = Path(audio_out)
                 for k in range(min(n_audio_examples, len(test_set))):
-                    write_wav(out_dir / f"{test_set.clip_ids[k]}.wav", pred[k])
-                res.artifacts["audio"] = str(out_dir)
-        _cost_metrics(res, names, model, test_set, stream_buffers, device, threads, checkpoint_path, seed,
-                      speed_backend)
+                    write_wav(out_dir / f"{test_set.clip_ids[k]}.wav", ctx.pred()[k])
+                artifacts["audio"] = str(out_dir)
+    finally:
+        ctx.close()
     if checkpoint_path is not None:
-        res.artifacts.setdefault("checkpoint", str(checkpoint_path))
-    res.metrics = {n: res.metrics.get(n) for n in names}
-    res.units = {n: metric_unit(n) for n in names}
-    return res
-
-
-def _audio_metrics(
-    res: EvalResult, names: list[str], pred: np.ndarray, test_set: ClipSet, teacher: nn.Module | None,
-    embedding: str, ckpt_dir: Any, device: str, seed: int,
-) -> None:
-    from suite.metrics.fad import bootstrap_mean_interval
-    from suite.metrics.mss import DEFAULT_SCALES, mss_per_clip
-
-    mss_def = f"mss/1 scales={','.join(map(str, DEFAULT_SCALES))}"
-    target = np.asarray(test_set.audio, dtype=np.float32)
-
-    def per_clip(a: np.ndarray, b: np.ndarray) -> list[float]:
-        vals: list[float] = []
-        for i in range(0, a.shape[0], 16):
-            vals += mss_per_clip(torch.from_numpy(a[i : i + 16]), torch.from_numpy(b[i : i + 16])).tolist()
-        return [float(v) for v in vals]
-
-    for name, ref in (("mss", target), ("mss_teacher", None)):
-        if name not in names:
-            continue
-        if ref is None:
-            assert teacher is not None
-            ref = render(teacher, test_set, device=device, seed=seed)
-            _check_finite(ref, "teacher")
-        vals = per_clip(ref, pred)
-        res.per_clip[name] = vals
-        res.metrics[name] = float(np.mean(vals))
-        res.intervals[name] = list(bootstrap_mean_interval(vals, n_boot=N_BOOT_MSS, seed=seed))
-        res.metric_defs[name] = mss_def
-    wanted = [n for n in ("fad", "fad_inf", "kad") if n in names]
-    if not wanted:
-        return
-    from suite.metrics.compare import MIN_CLIPS, compare_sets
-    from suite.metrics.embeddings import embed_clips, get_embedding
-
-    emb = get_embedding(embedding, ckpt_dir=ckpt_dir, device=device)
-    defs = {
-        "fad": emb.definition,
-        "fad_inf": f"{emb.definition} fad-inf(linear fit over 1/N)",
-        "kad": f"{emb.definition} kad(rbf median-bandwidth, unbiased, x100)",
-    }
-    if len(test_set) < MIN_CLIPS:
-        for n in wanted:
-            res.metrics[n] = None
-            res.metric_defs[n] = f"{defs[n]} (not measured: FAD needs at least {MIN_CLIPS} clips)"
-        return
-    clips_t = embed_clips(emb, list(target))
-    clips_p = embed_clips(emb, list(pred), use_cache=False)  # candidates' audio is seldom seen twice
-    out = compare_sets(clips_t, clips_p, bootstrap=N_BOOT_FAD, with_inf="fad_inf" in names, seed=seed)
-    for n in wanted:
-        res.metrics[n] = out.get(n)
-        res.metric_defs[n] = defs[n]
-        if n in out.get("intervals", {}):
-            res.intervals[n] = list(out["intervals"][n])
-
-
-def _cost_metrics(
-    res: EvalResult, names: list[str], model: nn.Module, test_set: ClipSet, buffers: Sequence[int],
-    device: str, threads: int | None, checkpoint_path: Any, seed: int, backend: str = "eager",
-) -> None:
-    stream = [b for b in buffers if f"rtf_stream_{b}" in names or f"p99_ms_stream_{b}" in names or f"miss_rate_stream_{b}" in names]
-    thr = torch.get_num_threads()
-    if "rtf_offline" in names or stream:
-        from suite.metrics.speed import measure_speed
-
-        f0 = torch.as_tensor(test_set.f0_hz[:1], dtype=torch.float32)
-        loud = torch.as_tensor(test_set.loudness_db[:1], dtype=torch.float32)
-        sp = measure_speed(model, buffers=stream, offline="rtf_offline" in names, inputs=(f0, loud), device=device,
-                           threads=None, seed=seed, backend=backend)
-        secs = f0.shape[-1] / 250.0
-        via = "" if backend == "eager" else f", backend={backend}"
-        if "offline" in sp:
-            res.metrics["rtf_offline"] = sp["offline"]["rtf"]
-            res.metric_defs["rtf_offline"] = (f"whole {secs:g} s clip, median of {sp['offline']['repeats']}, "
-                                              f"threads={thr}, {device}{via}")
-        for b in stream:
-            s = sp["stream"][b]
-            for key, val in ((f"rtf_stream_{b}", s["rtf"]), (f"p99_ms_stream_{b}", s["p99_ms"]), (f"miss_rate_stream_{b}", s["miss_rate"])):
-                if key in names:
-                    res.metrics[key] = val
-                    res.metric_defs[key] = (f"{b}-sample buffers, state carried, {s['buffers']} buffers, "
-                                            f"threads={thr}, {device}{via}")
-    if {"params", "params_trainable"} & set(names):
-        from suite.metrics.size import count_params
-
-        cp = count_params(model)
-        for k in ("params", "params_trainable"):
-            if k in names:
-                res.metrics[k] = float(cp[k])
-                res.metric_defs[k] = "parameters incl. int8-packed weights (float-equivalent count)"
-    if "flops_per_s" in names:
-        from suite.metrics.size import decoder_flops
-
-        fl = decoder_flops(model)
-        res.metrics["flops_per_s"] = fl["flops_per_s"]
-        res.metric_defs["flops_per_s"] = f"{fl['scope']} FLOPs/s (FlopCounterMode + formula); not counted: {fl['not_counted']}"
-    if "param_bytes" in names:
-        from suite.metrics.memory import param_bytes
-
-        res.metrics["param_bytes"] = float(param_bytes(model))
-        res.metric_defs["param_bytes"] = "parameters + buffers + packed int8 weights, bytes in memory"
-    if {"checkpoint_bytes", "peak_mem_bytes"} & set(names):
-        _checkpoint_metrics(res, names, model, checkpoint_path, threads)
-
-
-def _checkpoint_metrics(res: EvalResult, names: list[str], model: nn.Module, checkpoint_path: Any, threads: int | None) -> None:
-    from suite.checkpoint import save_checkpoint
-    from suite.metrics.memory import checkpoint_bytes, peak_inference_memory
-
-    with tempfile.TemporaryDirectory(prefix="ddspbench-eval-") as tmp:
-        path = Path(checkpoint_path) if checkpoint_path is not None else save_checkpoint(model, Path(tmp) / "model.pt")
-        if "checkpoint_bytes" in names:
-            res.metrics["checkpoint_bytes"] = float(checkpoint_bytes(path))
-            res.metric_defs["checkpoint_bytes"] = "size of the ddspbench checkpoint file"
-        if "peak_mem_bytes" in names:
-            plugins = [type(model).__module__] if type(model).__module__ != "__main__" else []
-            try:
-                pm = peak_inference_memory(path, threads=threads or 1, plugins=plugins)
-            except RuntimeError as exc:  # the child failed or timed out: say so in the row, keep the rest
-                res.metrics["peak_mem_bytes"] = None
-                res.metric_defs["peak_mem_bytes"] = f"not measured: {str(exc)[:200]}"
-                return
-            res.metrics["peak_mem_bytes"] = float(pm["peak_mem_bytes"])
-            res.metric_defs["peak_mem_bytes"] = f"4 s clip on CPU, {pm['method']}, threads={pm['threads']}"
+        artifacts.setdefault("checkpoint", str(checkpoint_path))
+    return EvalResult(metrics={n: metrics.get(n) for n in names}, units={n: metric_unit(n) for n in names},
+                      per_clip=per_clip, intervals=intervals, metric_defs=defs, artifacts=artifacts)

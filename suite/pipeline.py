@@ -30,7 +30,7 @@ from compressors.chain import compress_steps
 from suite.candidate import Candidate
 from suite.errors import UserError
 from suite.locks import file_lock
-from suite.records import ResultRecord, append_record, read_records
+from suite.records import MEASUREMENT_FIELDS, ResultRecord, append_record, read_records
 from suite.sweep.config import SweepConfig
 
 if TYPE_CHECKING:
@@ -324,7 +324,7 @@ def _evaluate(model: nn.Module, ws: Workspace, teacher: nn.Module | None, ckpt: 
 def _record_fields(fields: dict[str, Any], ws: Workspace, ckpt: Path) -> dict[str, Any]:
     from suite.provenance import provenance
 
-    out = {k: fields.get(k) or {} for k in ("metrics", "units", "per_clip", "intervals", "metric_defs", "artifacts")}
+    out = {k: fields.get(k) or {} for k in MEASUREMENT_FIELDS}
     out["artifacts"] = {**out["artifacts"], "checkpoint": str(ckpt), "target_audio": str(ws.out / "targets"),
                         "config": str(ws.out / f"config.{ws.cfg.study}.yaml")}
     prov = provenance(device=ws.cfg.device, threads=ws.cfg.evaluation.threads, seed=ws.cfg.seed)

@@ -25,6 +25,8 @@ from suite.registry import METRICS
 __all__ = [
     "Direction",
     "MetricSpec",
+    "Measurements",
+    "MEASUREMENT_FIELDS",
     "ResultRecord",
     "STANDARD_METRICS",
     "STREAM_BUFFERS",
@@ -97,8 +99,37 @@ def metric_unit(name: str) -> str:
     return spec.unit if spec else ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class Measurements:
+    """What an evaluation measured: the one declaration of a record's result fields.
+
+    :func:`suite.evaluate.evaluate_model` returns one (``EvalResult``), :class:`ResultRecord` inherits
+    them, and :data:`MEASUREMENT_FIELDS` names them for code that copies them across.
+
+    Attributes:
+        metrics: metric name -> value (None where not measured). Names: :data:`STANDARD_METRICS`.
+        units: metric name -> unit, for every key of ``metrics``.
+        per_clip: metric name -> per-test-clip values (for bootstrap intervals and significance).
+        intervals: metric name -> [low, high] 95% confidence interval.
+        metric_defs: metric name -> definition string (e.g. ``{"fad": "logmel/1"}``); rows with different
+            definitions are not comparable.
+        artifacts: name -> path (checkpoint, rendered audio folder, config).
+    """
+
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
+    per_clip: dict[str, list[float]] = field(default_factory=dict)
+    intervals: dict[str, list[float]] = field(default_factory=dict)
+    metric_defs: dict[str, str] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)
+
+
+MEASUREMENT_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Measurements))
+"""The result fields of a record (``metrics``, ``units``, ``per_clip``, ``intervals``, ``metric_defs``, ``artifacts``)."""
+
+
 @dataclass(frozen=True, slots=True)
-class ResultRecord:
+class ResultRecord(Measurements):
     """One candidate, measured.
 
     Attributes:
@@ -113,13 +144,7 @@ class ResultRecord:
         seed: the seed everything random in this candidate used.
         status: ``"ok"`` or ``"failed"``.
         error: one-line error for failed candidates.
-        metrics: metric name -> value (None where not measured). Names: :data:`STANDARD_METRICS`.
-        units: metric name -> unit, for every key of ``metrics``.
-        per_clip: metric name -> per-test-clip values (for bootstrap intervals and significance).
-        intervals: metric name -> [low, high] 95% confidence interval.
-        metric_defs: metric name -> definition string (e.g. ``{"fad": "logmel/1"}``); rows with different
-            definitions are not comparable.
-        artifacts: name -> path (checkpoint, rendered audio folder, config).
+        metrics, units, per_clip, intervals, metric_defs, artifacts: the result fields (:class:`Measurements`).
         provenance: package version, git commit, torch version, machine fingerprint, CPU, threads, device, time.
     """
 
@@ -135,12 +160,6 @@ class ResultRecord:
     trial: int | None = None
     instrument: str | None = None
     method_params: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, float | None] = field(default_factory=dict)
-    units: dict[str, str] = field(default_factory=dict)
-    per_clip: dict[str, list[float]] = field(default_factory=dict)
-    intervals: dict[str, list[float]] = field(default_factory=dict)
-    metric_defs: dict[str, str] = field(default_factory=dict)
-    artifacts: dict[str, str] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     schema: str = SCHEMA
 

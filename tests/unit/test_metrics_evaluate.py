@@ -134,3 +134,35 @@ def test_render_of_a_family_model_does_not_depend_on_the_batch_size() -> None:
     np.testing.assert_allclose(render(model, clips, batch_size=2, seed=3), one, atol=1e-5)  # batched matmul rounding only
     np.testing.assert_allclose(render(model, clips, batch_size=5, seed=3), one, atol=1e-5)
     assert not np.allclose(render(model, clips, batch_size=5, seed=4), one)  # the seed still matters
+
+
+def test_every_standard_metric_is_a_registered_metric_object() -> None:
+    from suite.evaluate import METRIC_IMPLS, Metric
+    from suite.records import STANDARD_METRICS
+
+    assert set(METRIC_IMPLS) == set(STANDARD_METRICS) - {"train_seconds"}  # train_seconds: set by the trainer
+    for name in METRIC_IMPLS:
+        m = METRIC_IMPLS.get(name)
+        assert isinstance(m, Metric) and m.name == name and m.unit == STANDARD_METRICS[name].unit
+        assert m.direction is STANDARD_METRICS[name].direction and m.definition
+
+
+def test_shared_work_is_done_once_per_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
+    import suite.evaluate as ev
+
+    calls = {"render": 0, "speed": 0}
+    real_render, real_speed = ev.render, ev.measure_speed
+
+    def render(*a: object, **k: object) -> np.ndarray:
+        calls["render"] += 1
+        return real_render(*a, **k)  # type: ignore[arg-type]
+
+    def speed(*a: object, **k: object) -> dict:
+        calls["speed"] += 1
+        return real_speed(*a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ev, "render", render)
+    monkeypatch.setattr(ev, "measure_speed", speed)
+    res = evaluate_model(ToyLinear(width=4), _clips(2), metrics="mss,rtf,stream", stream_buffers=(64, 256))
+    assert calls == {"render": 1, "speed": 1}  # one rendering for the audio metrics, one timing run for seven
+    assert all(res.metrics[f"{k}_stream_{b}"] is not None for k in ("rtf", "p99_ms", "miss_rate") for b in (64, 256))
