@@ -224,6 +224,7 @@ def export_streaming(model: nn.Module, buffer_frames: int, backend: str = "torch
     _check_exportable(model, backend)
     model = model.eval()
     if backend == "native":
+        # Lazy: the native engine compiles numba kernels at import; only this backend needs it.
         from baselines.native import NativeRunner, native_available
 
         if not native_available():

@@ -28,9 +28,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
+from compressors._stats import model_stats
 from suite.candidate import ParamSpec
 from suite.errors import UserError
+from suite.registry import FAMILIES, SIZES
+from suite.train import TrainConfig
 
 if TYPE_CHECKING:
     from suite.data.store import ClipSet
@@ -84,8 +88,6 @@ class CompressContext:
 
     def train_config(self, steps: int | None = None) -> TrainConfig:
         """The :class:`suite.train.TrainConfig` of this context (``steps`` overrides ``self.steps``)."""
-        from suite.train import TrainConfig
-
         known = {f.name for f in dataclasses.fields(TrainConfig)}
         bad = sorted(set(self.train_options) - known)
         if bad:
@@ -216,8 +218,6 @@ class Compressor(abc.ABC):
         Returns:
             A :class:`CompressResult`.
         """
-        from compressors._stats import model_stats
-
         resolved = self.resolve_params(params)
         start = ctx.candidate if ctx.candidate is not None else teacher
         before = model_stats(start)
@@ -248,13 +248,9 @@ def clone_model(model: nn.Module) -> nn.Module:
     instead of deep-copied: a deep copy shares torch's generated ``Parametrized*`` classes, so removing
     the parametrization from the copy (as pruning does) would break the original.
     """
-    from torch.nn.utils import parametrize
-
     src: Any = model
     out: Any
     if not getattr(model, "ddsp_transforms", None) and any(parametrize.is_parametrized(m) for m in model.modules()):
-        from suite.registry import FAMILIES
-
         out = FAMILIES.get(src.family)(**copy.deepcopy(dict(src.config)))
         out.load_state_dict(model.state_dict())
         for p_out, p_in in zip(out.parameters(), model.parameters()):
@@ -282,8 +278,6 @@ def build_student(teacher: nn.Module, size: str | None = None, widths: Mapping[s
         widths: explicit width keys; applied after ``size``.
         seed: seeds the initialisation.
     """
-    from suite.registry import FAMILIES, SIZES
-
     t: Any = teacher
     family: str = t.family
     t_config: dict[str, Any] = dict(t.config)

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from compressors._base import CompressContext, Compressor, clone_model
+from compressors._onnx import quantize_onnx_int8
 from compressors._stats import measure_rtf
 from suite.candidate import ParamSpec
 from suite.checkpoint import TRANSFORMS, apply_transform
@@ -236,8 +237,6 @@ class Quantize(Compressor):
         if getattr(start, "ddsp_transforms", None):
             raise UserError("quantize: the model is already quantized")
         if method == "onnx_int8":
-            from compressors._onnx import quantize_onnx_int8
-
             model = quantize_onnx_int8(start)
         else:
             model = apply_transform(clone_model(start), QUANT_METHODS[method])

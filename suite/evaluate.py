@@ -371,7 +371,7 @@ def evaluate_model(
     ctx = EvalContext(model=model, test_set=test_set, names=names, teacher=teacher, embedding=embedding,
                       buffers=tuple(stream_buffers), device=device, threads=threads, seed=seed, ckpt_dir=ckpt_dir,
                       checkpoint_path=checkpoint_path, speed_backend=speed_backend)
-    metrics: dict[str, float | None] = {}
+    values: dict[str, float | None] = {}
     defs: dict[str, str] = {}
     per_clip: dict[str, list[float]] = {}
     intervals: dict[str, list[float]] = {}
@@ -385,7 +385,7 @@ def evaluate_model(
                 if name not in METRIC_IMPLS:
                     continue  # train_seconds: set by whoever trained the candidate
                 m = METRIC_IMPLS.get(name).compute(ctx)
-                metrics[name], defs[name] = m.value, m.definition
+                values[name], defs[name] = m.value, m.definition
                 if m.per_clip is not None:
                     per_clip[name] = m.per_clip
                 if m.interval is not None:
@@ -399,5 +399,5 @@ def evaluate_model(
         ctx.close()
     if checkpoint_path is not None:
         artifacts.setdefault("checkpoint", str(checkpoint_path))
-    return EvalResult(metrics={n: metrics.get(n) for n in names}, units={n: metric_unit(n) for n in names},
+    return EvalResult(metrics={n: values.get(n) for n in names}, units={n: metric_unit(n) for n in names},
                       per_clip=per_clip, intervals=intervals, metric_defs=defs, artifacts=artifacts)

@@ -25,13 +25,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import soundfile as sf
+import torch
+
 from compressors._base import CompressContext
 from compressors.chain import compress_steps
 from suite.candidate import Candidate
+from suite.checkpoint import load_checkpoint, save_checkpoint
+from suite.data import prepare
+from suite.data.store import load_meta, load_split
 from suite.errors import UserError
+from suite.evaluate import evaluate_model
+from suite.features import SAMPLE_RATE
 from suite.locks import file_lock
+from suite.provenance import provenance
 from suite.records import MEASUREMENT_FIELDS, ResultRecord, append_record, read_records
+from suite.registry import FAMILIES, SIZES
 from suite.sweep.config import SweepConfig
+from suite.train import TrainConfig, train
 
 if TYPE_CHECKING:
     from torch import nn
@@ -78,8 +90,6 @@ def _data_identity(cfg: SweepConfig) -> dict[str, Any]:
 
 def teacher_config(family: str, cfg: SweepConfig) -> dict[str, Any]:
     """The constructor config of a family's teacher: the registered size, with the config's width overrides."""
-    from suite.registry import SIZES
-
     base = SIZES.get(f"{family}/{cfg.teacher.size}")()
     config = dict(base.config)
     widths = dict(cfg.teacher.widths.get(family, {}))
@@ -147,8 +157,6 @@ class Workspace:
     def apply_threads(self) -> None:
         """Set torch's intra-op threads for training (``cfg.threads``; None leaves torch's default)."""
         if self.cfg.threads is not None:
-            import torch
-
             if torch.get_num_threads() != self.cfg.threads:
                 torch.set_num_threads(self.cfg.threads)
 
@@ -166,8 +174,6 @@ class Workspace:
             return target
         with file_lock(target.with_name(target.name + ".lock")):
             if not (target / "meta.json").is_file():
-                from suite.data import prepare
-
                 if target.exists():
                     shutil.rmtree(target)  # a half-prepared directory from a killed process
                 prepare(name, target, seed=self.cfg.seed, cache_dir=self.cache / "features", **options)
@@ -176,8 +182,6 @@ class Workspace:
     def splits(self) -> dict[str, ClipSet]:
         """``train``/``valid``/``test`` clip sets, cropped to ``data.frames`` and limited to ``data.max_*``."""
         if self._splits is None:
-            from suite.data.store import load_meta, load_split
-
             ddir = self.dataset_dir()
             meta = load_meta(ddir)
             self._dataset_name = str(meta.get("name") or self.cfg.data.dataset)
@@ -204,11 +208,6 @@ class Workspace:
 
     def write_targets(self) -> Path:
         """Write the first test clips (the ground truth the candidates' audio is paired with), once."""
-        import numpy as np
-        import soundfile as sf
-
-        from suite.features import SAMPLE_RATE
-
         tdir = self.out / "targets"
         test = self.splits()["test"]
         n = min(self.cfg.evaluation.n_audio_examples, len(test))
@@ -228,8 +227,6 @@ class Workspace:
         if family in self._teachers:
             return self._teachers[family]
         self.apply_threads()
-        from suite.checkpoint import load_checkpoint
-
         key = teacher_key(family, self.cfg)
         tdir = self.cache / "teachers" / f"{family}-{key}"
         done = tdir / "teacher.json"
@@ -249,12 +246,6 @@ class Workspace:
         return model, info
 
     def _train_teacher(self, family: str, key: str, tdir: Path) -> None:
-        import torch
-
-        from suite.checkpoint import save_checkpoint
-        from suite.registry import FAMILIES
-        from suite.train import TrainConfig, train
-
         if tdir.exists():
             shutil.rmtree(tdir)  # a half-written teacher is never used
         tdir.mkdir(parents=True)
@@ -306,8 +297,6 @@ def _spread(n: int, k: int) -> list[int]:
 
 
 def _evaluate(model: nn.Module, ws: Workspace, teacher: nn.Module | None, ckpt: Path, audio_out: Path) -> dict[str, Any]:
-    from suite.evaluate import evaluate_model
-
     ev = ws.cfg.evaluation
     names = [*ev.metrics, *[o for o in ws.cfg.objectives if o not in ev.metrics]]
     if teacher is None:
@@ -322,8 +311,6 @@ def _evaluate(model: nn.Module, ws: Workspace, teacher: nn.Module | None, ckpt: 
 
 
 def _record_fields(fields: dict[str, Any], ws: Workspace, ckpt: Path) -> dict[str, Any]:
-    from suite.provenance import provenance
-
     out = {k: fields.get(k) or {} for k in MEASUREMENT_FIELDS}
     out["artifacts"] = {**out["artifacts"], "checkpoint": str(ckpt), "target_audio": str(ws.out / "targets"),
                         "config": str(ws.out / f"config.{ws.cfg.study}.yaml")}
@@ -345,8 +332,6 @@ def compress_candidate(spec: Candidate, teacher: nn.Module, ws: Workspace, work_
 
 def run_candidate(spec: Candidate, ws: Workspace, *, candidate_id: str, trial: int | None = None) -> ResultRecord:
     """Build, save and measure one candidate; a failure becomes a failed record (never an exception)."""
-    from suite.checkpoint import save_checkpoint
-
     cfg = ws.cfg
     size = spec.size or teacher_size_label(spec.family, cfg)
     if spec.size is None and any(name == "prune" for name, _ in spec.steps):

@@ -7,15 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from suite.errors import UserError
+from suite.registry import DATASETS  # filled from the catalog (suite.data.builders) at the first lookup
 
 __all__ = ["prepare", "dataset_options"]
 
 
 def dataset_options(name: str) -> dict[str, Any]:
     """The options a dataset builder accepts, with their defaults (``path`` and ``seed`` excluded)."""
-    import suite.data.builders  # noqa: F401  (registers the datasets)
-    from suite.registry import DATASETS
-
     sig = inspect.signature(DATASETS.get(name))
     return {
         k: (None if p.default is inspect.Parameter.empty else p.default)
@@ -48,9 +46,6 @@ def prepare(
     Raises:
         UserError: unknown dataset or option, or unusable input.
     """
-    import suite.data.builders  # noqa: F401  (registers the datasets)
-    from suite.registry import DATASETS
-
     builder = DATASETS.get(name)
     known = dataset_options(name)
     unknown = sorted(set(options) - set(known))

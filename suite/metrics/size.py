@@ -31,9 +31,11 @@ from typing import Any, cast
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from suite.checkpoint import save_checkpoint
 from suite.features import BLOCK_SIZE, SAMPLE_RATE
+from suite.metrics.speed import example_inputs
 
 __all__ = ["quantized_tensors", "count_params", "total_params", "serialized_bytes", "decoder_flops", "FLOPS_NOT_COUNTED"]
 
@@ -117,10 +119,6 @@ def decoder_flops(model: nn.Module, frames: int = 250, *, inputs: tuple[torch.Te
         ``{"flops_per_s", "counted_by_counter", "added_by_formula", "scope", "not_counted"}``
         (FLOP counts per second of audio).
     """
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from suite.metrics.speed import example_inputs
-
     target = getattr(model, "decoder", None)
     scope = "decoder" if isinstance(target, nn.Module) else "model"
     target = target if isinstance(target, nn.Module) else model

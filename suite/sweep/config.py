@@ -30,8 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
+import yaml
+
 from suite.candidate import ParamSpec
 from suite.errors import UserError
+from suite.records import STANDARD_METRICS, Direction
 
 __all__ = [
     "ParamSpec",
@@ -209,8 +212,6 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML sweep file with ``yaml.safe_load`` (tags that run code are refused)."""
-    import yaml
-
     p = Path(path)
     if not p.is_file():
         raise UserError(f"sweep config not found: {p}")
@@ -298,8 +299,6 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
 
 
 def _check_semantics(cfg: SweepConfig, where: str) -> None:
-    from suite.records import STANDARD_METRICS, Direction
-
     if cfg.trials < 1:
         raise UserError(f"{where}.trials: must be at least 1, got {cfg.trials}")
     if not cfg.study or any(c in cfg.study for c in "/\\\n"):
@@ -315,6 +314,8 @@ def _check_semantics(cfg: SweepConfig, where: str) -> None:
             raise UserError(f"{where}.objectives: {name!r} is maximised; sweep objectives are minimised")
     if len(set(cfg.objectives)) != len(cfg.objectives):
         raise UserError(f"{where}.objectives: an objective is listed twice")
+    # Lazy: suite.sweep.space imports the compressors (and torch) to read their search spaces, which
+    # validating a config must not need; space imports this module only for type checking.
     from suite.sweep.space import SAMPLERS
 
     if cfg.sampler not in SAMPLERS:
