@@ -29,7 +29,7 @@ from suite.presets import preset_tree
 from suite.records import read_records
 from suite.registry import COMPRESSORS, SIZES
 from suite.sweep.config import config_from_dict
-from suite.sweep.space import make_sampler, resolve_space, suggest_candidate
+from suite.sweep.space import chosen_method, covering_trials, make_sampler, resolve_space, suggest_candidate
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -234,3 +234,27 @@ def test_a_chain_fixed_step_default_is_not_overwritten_by_a_sampled_value():
     steps = [("prune", {"finetune_steps": 0, "ratio": 0.5}), ("quantize", {"method": "bf16", "measure_frames": 0})]
     result = compress_steps(_tiny_hpn(), CompressContext(steps=5), "prune+quantize", copy.deepcopy(steps))
     assert result.description["steps"][0]["finetune"] is None
+
+
+def test_covering_trials_enqueue_only_supported_pairs_under_per_family_names(registered):
+    tree = preset_tree("smoke")
+    tree["space"] = {**tree["space"], "families": ["hpn", "ddx7"], "methods": ["toy_jitter", "scratch", "quantize"]}
+    space = resolve_space(config_from_dict(tree))
+    assert space.methods_for("ddx7") == ["scratch", "quantize"]
+    assert space.method_param("hpn") == "method.hpn" and space.method_param("ddx7") == "method.ddx7"
+    fixed = covering_trials(space, budget=100)
+    pairs = {(f["family"], chosen_method(f)) for f in fixed}
+    assert pairs == {("hpn", "toy_jitter"), ("hpn", "scratch"), ("hpn", "quantize"), ("ddx7", "scratch"),
+                     ("ddx7", "quantize")}
+    study = optuna.create_study(directions=["minimize"], sampler=make_sampler("nsga2", 0))
+    for params in fixed:
+        study.enqueue_trial(params)
+    got = []
+    for _ in fixed:
+        trial = study.ask()
+        cand = suggest_candidate(trial, space)
+        study.tell(trial, [1.0])
+        got.append((cand.family, cand.method))
+    assert got == [(f["family"], chosen_method(f)) for f in fixed]  # the enqueued choices are replayed
+    small = covering_trials(space, budget=3)
+    assert {chosen_method(f) for f in small} == {"toy_jitter", "scratch", "quantize"}
