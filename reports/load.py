@@ -10,7 +10,8 @@ Columns (all rows, ok and failed):
 * one float column per metric any row carries (NaN where a row lacks it), plus ``<metric>_ci_low`` /
   ``<metric>_ci_high`` where a record gave an interval;
 * ``per_clip`` (dict of lists, for significance tests), ``metric_defs`` (JSON text);
-* artifacts resolved to absolute paths: ``checkpoint``, ``audio_dir``, ``target_audio_dir``;
+* artifacts resolved to absolute paths against the records file's folder: ``checkpoint``, ``audio_dir``,
+  ``target_audio_dir`` (see :func:`_resolve` for records that stored working-directory-relative paths);
 * provenance: ``machine``, ``threads``, ``device``, ``cpu_model``, ``torch_version``, ``git_commit``.
 
 ``df.attrs`` holds ``units`` (metric -> unit), ``metrics`` (the metric columns), ``results_dirs`` and
@@ -44,10 +45,27 @@ _PROVENANCE_COLS: tuple[str, ...] = (*HARDWARE_KEYS, "cpu_model", "torch_version
 
 
 def _resolve(path: str | None, base: Path) -> str | None:
+    """An artifact path of a record in folder ``base``, made absolute.
+
+    Records store paths relative to their results folder (or absolute). Records written before that
+    stored them relative to the working directory of the run (``results/smoke/candidates/t0001/audio``),
+    which is unknowable later: for those, the longest tail of the path that exists under ``base``
+    (``candidates/t0001/audio``) is taken.
+    """
     if not path:
         return None
     p = Path(path)
-    return str(p if p.is_absolute() else (base / p).resolve())
+    if p.is_absolute():
+        return str(p)
+    direct = (base / p).resolve()
+    if direct.exists():
+        return str(direct)
+    parts = p.parts
+    for i in range(1, len(parts)):
+        tail = base.joinpath(*parts[i:])
+        if tail.exists():
+            return str(tail.resolve())
+    return str(direct)
 
 
 def _default_dir(base: Path, *parts: str) -> str | None:
