@@ -85,7 +85,7 @@ def load_split(data: str | os.PathLike[str], split: str = "test") -> Any:
     """One split of a prepared dataset directory (a :class:`suite.data.store.ClipSet`)."""
     from suite.data.store import load_split as _load
 
-    return _load(data, split)
+    return _load(Path(data), split)
 
 
 def run_sweep(preset: str = "smoke", out: str | os.PathLike[str] | None = None, *,
@@ -116,7 +116,7 @@ def run_sweep(preset: str = "smoke", out: str | os.PathLike[str] | None = None, 
     from suite.commands import sweep as sweep_cmd
     from suite.sweep.config import deep_merge, load_yaml
 
-    tree: dict[str, Any] = load_yaml(config) if config else {}
+    tree: dict[str, Any] = load_yaml(Path(config)) if config else {}
     tree = deep_merge(tree, overrides) if overrides else tree
     space = tree.setdefault("space", {}) if (families or methods) else None
     for key, value in (("families", families), ("methods", methods)):

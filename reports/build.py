@@ -37,9 +37,9 @@ from reports.pareto import (
 )
 from reports.plots import default_plots, memory_metric, quality_metric
 from reports.tables import (
+    csv_units,
     failed_rows,
     filter_frame,
-    csv_units,
     frame_markdown,
     json_value,
     leaderboard,
@@ -177,7 +177,7 @@ def build_report(
     written: dict[str, Path] = {}
     plots: dict[str, Path] = {}
     if "md" in fmts or "html" in fmts:
-        plots = default_plots(df, out / "plots", rtf_metric=rtf_metric)
+        plots = default_plots(df, out / "plots", rtf_metric=rtf_metric, objectives=[n for n, _ in objs])
         written.update({f"plot:{k}": v for k, v in plots.items()})
     shown = board if top is None else board.head(top)
     obj_names = ", ".join(n for n, _ in objs)
@@ -225,5 +225,6 @@ def build_report(
         listen = df[df["pareto"] & (df["method"] != "teacher")].sort_values(metric, ascending=asc).head(max_listen)
         written["html"] = write_html(out, df=df, board=shown, failed=failed, plots=plots, fronts=front, hypervolumes=hv,
                                      kd_others=kd_o, kd_summary=kd_sum, kd_scratch=kd_s, listen=listen, quality=quality,
-                                     n_clips=n_clips, notes=notes)
+                                     n_clips=n_clips, notes=notes, objectives=[n for n, _ in objs], budget=budget,
+                                     per_decade=per_decade)
     return written
