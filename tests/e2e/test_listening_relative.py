@@ -111,3 +111,39 @@ def test_run_sweep_resumes_and_evaluate_checkpoint(swept, monkeypatch):
     row = df[df["uid"] == "t0000"].iloc[0]
     assert res.metrics["mss"] == pytest.approx(row["mss"], rel=1e-4) and res.units["mss"] == "1"
     assert res.metrics["params"] == row["params"]
+
+
+def test_optuna_dashboard_serves_the_study(swept, tmp_path):
+    """optuna-dashboard (extra ``dashboard``) on the sweep's journal: the study, its objective names and trials."""
+    import socket
+    import time
+    import urllib.request
+
+    pytest.importorskip("optuna_dashboard")
+    _, out = swept
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cli = "import sys; from optuna_dashboard._cli import main; sys.argv[0] = 'optuna-dashboard'; sys.exit(main())"
+    server = subprocess.Popen([sys.executable, "-c", cli, str(out / "study.journal"), "--host", "127.0.0.1",
+                               "--port", str(port), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        studies = None
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
+                    studies = json.loads(r.read())["studies"]
+                break
+            except OSError:
+                assert server.poll() is None, server.stdout.read() if server.stdout else ""
+                time.sleep(0.5)
+        assert studies and [s["study_name"] for s in studies] == ["smoke"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{studies[0]['study_id']}", timeout=30) as r:
+            detail = json.loads(r.read())
+        assert detail["objective_names"] == ["mss", "rtf_stream_64", "param_bytes"]
+        assert len(detail["trials"]) >= 6 and detail["best_trials"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/dashboard/studies/{studies[0]['study_id']}", timeout=30) as r:
+            assert r.status == 200 and b"<html" in r.read(2000).lower()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
