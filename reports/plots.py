@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from reports.pareto import direction_of
+from reports.pareto import direction_of, hypervolume, reference_point, to_minimise
 from reports.tables import human_bytes
 from suite.records import Direction
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["method_styles", "family_markers", "pareto_plot", "spectrogram_png", "quality_metric", "memory_metric",
-           "default_plots", "LABEL_ALL"]
+           "default_plots", "hypervolume_history_plot", "LABEL_ALL"]
 
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "p")
 _COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -174,6 +174,50 @@ def pareto_plot(
     return out
 
 
+def hypervolume_history_plot(df: pd.DataFrame, objectives: Sequence[str], out_path: str | Path, *,
+                             title: str | None = None) -> Path | None:
+    """The hypervolume of the first k trials' candidates against k (Optuna's hypervolume history, from records).
+
+    One line per (dataset, instrument) group, each relative to its final value (1.0 at the end) and
+    measured against the group's reference point (:func:`reports.pareto.reference_point`) of all its
+    ok candidates: a curve still climbing at the end says more trials would still move the front.
+    Teachers (no trial number) are left out. Returns None without at least two trials with every objective.
+    """
+    names = [o for o in objectives if o in df.columns]
+    if len(names) != len(objectives) or "trial" not in df.columns:
+        return None
+    ok = df[(df["status"] == "ok") & df["trial"].notna() & (df["method"] != "teacher")]
+    ok = ok.dropna(subset=names)
+    if ok["trial"].nunique() < 2:
+        return None
+    plt = _pyplot()
+    dirs = [direction_of(n) for n in names]
+    fig, ax = plt.subplots(figsize=(9.0, 3.6), dpi=110)
+    try:
+        for (dataset, instrument), grp in ok.groupby(["dataset", "instrument"], dropna=False, sort=True):
+            grp = grp.sort_values("trial")
+            vals = to_minimise(grp[names].to_numpy(dtype=float), dirs)
+            ref = reference_point(vals)
+            hv = np.array([hypervolume(vals[: k + 1], ref) for k in range(len(vals))])
+            if hv[-1] <= 0:
+                continue
+            label = f"{dataset} / {instrument}" if isinstance(instrument, str) and instrument else str(dataset)
+            ax.step(grp["trial"].to_numpy(dtype=float), hv / hv[-1], where="post", label=label)
+        ax.set_xlabel("trial number")
+        ax.set_ylabel("hypervolume / final (higher is better)")
+        ax.set_ylim(0, 1.05)
+        ax.set_title(title or f"Hypervolume history over ({', '.join(names)})", fontsize=10)
+        ax.grid(True, alpha=0.25)
+        ax.legend(fontsize=7, loc="lower right")
+        fig.tight_layout()
+        out = Path(out_path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, format="png")
+    finally:
+        plt.close(fig)
+    return out
+
+
 def spectrogram_png(audio: np.ndarray, sr: int, out_path: str | Path, *, floor_db: float = 80.0) -> Path:
     """A log-magnitude spectrogram image (dB, 512-point Hann STFT, hop 128, low frequencies at the bottom).
 
@@ -232,4 +276,8 @@ def default_plots(df: pd.DataFrame, out_dir: str | Path, rtf_metric: str = "rtf_
                                markers=markers, front_label=front_label)
             if path is not None:
                 made[name] = path
+    if objectives:
+        path = hypervolume_history_plot(df, objectives, out_dir / "hypervolume_history.png")
+        if path is not None:
+            made["hypervolume_history"] = path
     return made
