@@ -1,6 +1,6 @@
 """Leaderboards: filtering, ranking, and writing them as Markdown, CSV, JSON or a rich table.
 
-Markdown, HTML and terminal headers carry units (``mss [1]``, ``param_bytes [B]``); CSV columns are plain
+Markdown and HTML headers carry units (``mss [1]``, ``param_bytes [B]``; the terminal table names them in its caption); CSV columns are plain
 names (``mss``, ``mss_ci_low``, ``prune.ratio``) with the units in a sidecar (:func:`csv_units`, written as
 ``leaderboard.units.json``) and in ``report.json``. Where a record gave a confidence interval for a metric,
 Markdown and the rich table show it as ``value [low, high]`` and CSV/JSON carry ``<metric>_ci_low`` /

@@ -134,7 +134,7 @@ def test_optuna_dashboard_serves_the_study(swept, tmp_path):
         for _ in range(120):
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
-                    studies = json.loads(r.read())["studies"]
+                    studies = json.loads(r.read())["study_summaries"]
                 break
             except OSError:
                 assert server.poll() is None, server.stdout.read() if server.stdout else ""
