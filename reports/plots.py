@@ -139,16 +139,18 @@ def pareto_plot(
         if front is not None and front.any():
             pts = ok[front]
             ax.scatter(pts[x], pts[y], s=300, facecolors="none", edgecolors="#c00000", lw=1.4, zorder=4)
-        label_all = len(ok) <= LABEL_ALL
-        for _, r in ok.iterrows():
-            on_front = bool(front is not None and front.loc[r.name])
-            if label_all or on_front or r["method"] == "teacher":
-                ax.annotate(str(r["uid"]), (r[x], r[y]), xytext=(5, 4), textcoords="offset points", fontsize=7,
-                            color="#333333", zorder=5)
         for axis, col in (("x", x), ("y", y)):
             v = ok[col].to_numpy(dtype=float)
             v = v[v > 0]
             _format_axis(ax, axis, units.get(col, ""), bool(v.size and v.max() / v.min() > 20))
+        label_all = len(ok) <= LABEL_ALL
+        to_axes = ax.transData + ax.transAxes.inverted()  # scales are set: where each point sits in the axes
+        for _, r in ok.iterrows():
+            on_front = bool(front is not None and front.loc[r.name])
+            if label_all or on_front or r["method"] == "teacher":
+                right = to_axes.transform((float(r[x]), float(r[y])))[0] > 0.7  # labels stay inside the axes
+                ax.annotate(str(r["uid"]), (r[x], r[y]), xytext=(-5 if right else 5, 4), textcoords="offset points",
+                            ha="right" if right else "left", fontsize=7, color="#333333", zorder=5)
         ax.set_xlabel(_axis_label(x, units))
         ax.set_ylabel(_axis_label(y, units))
         ax.set_title(title or f"{y} vs {x}", fontsize=10)
