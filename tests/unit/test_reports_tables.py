@@ -143,3 +143,13 @@ def test_narrow_terminal_leaderboard_never_wraps_rows(frame):
         assert "candidate" in header and "method" in header and "mss" in header
         assert not [ln for ln in body if "…" in ln.split("│")[-2]]  # the ranked metric is never cut
         assert max(len(ln) for ln in lines) <= width
+
+
+def test_terminal_leaderboard_says_when_rows_are_smoke_numbers(frame):
+    smoke = frame.copy()
+    smoke["preset"] = "smoke"
+    smoke.attrs = frame.attrs
+    for df, expected in ((frame, False), (smoke, True)):
+        console = Console(record=True, width=100, file=io.StringIO())
+        print_leaderboard(df, console=console, top=5)
+        assert ("smoke preset" in console.export_text()) is expected
