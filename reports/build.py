@@ -1,7 +1,8 @@
 """``build_report``: results directories -> Markdown, CSV, JSON and HTML reports in one folder.
 
 Written files (those of the requested formats): ``report.md`` (leaderboard, Pareto fronts, KD vs
-others, KD vs scratch, failed candidates; plots linked), ``leaderboard.csv``, ``report.json``,
+others, KD vs scratch, failed candidates; plots linked), ``leaderboard.csv`` (plain column names, every
+metric and hyperparameter) with ``leaderboard.units.json`` (column -> unit), ``report.json``,
 ``index.html`` (with ``audio/`` and ``plots/``). Plots (``plots/*.png``) are made for ``md`` and
 ``html``.
 
@@ -25,7 +26,7 @@ import pandas as pd
 
 from reports.compare import kd_summary, kd_vs_others, kd_vs_scratch
 from reports.html import write_html
-from reports.load import load_results
+from reports.load import load_results, metric_columns
 from reports.pareto import (
     direction_of,
     hypervolume,
@@ -36,6 +37,7 @@ from reports.pareto import (
 )
 from reports.plots import default_plots, memory_metric, quality_metric
 from reports.tables import (
+    csv_units,
     failed_rows,
     filter_frame,
     frame_markdown,
@@ -175,7 +177,7 @@ def build_report(
     written: dict[str, Path] = {}
     plots: dict[str, Path] = {}
     if "md" in fmts or "html" in fmts:
-        plots = default_plots(df, out / "plots", rtf_metric=rtf_metric)
+        plots = default_plots(df, out / "plots", rtf_metric=rtf_metric, objectives=[n for n, _ in objs])
         written.update({f"plot:{k}": v for k, v in plots.items()})
     shown = board if top is None else board.head(top)
     obj_names = ", ".join(n for n, _ in objs)
@@ -206,11 +208,14 @@ def build_report(
             md.append("\n**KD made the student worse than scratch in:** " + html.escape("; ".join(where), quote=False) + "\n")
         written["md"] = out / "report.md"
         written["md"].write_text("".join(md), encoding="utf-8")
+    full = leaderboard(df, metric, columns=metric_columns(df))  # files carry every metric (p99, miss rates...)
     if "csv" in fmts:
         written["csv"] = out / "leaderboard.csv"
-        written["csv"].write_text(to_csv(board), encoding="utf-8")
+        written["csv"].write_text(to_csv(full), encoding="utf-8")
+        written["csv_units"] = out / "leaderboard.units.json"
+        written["csv_units"].write_text(json.dumps(csv_units(full), indent=1, sort_keys=True), encoding="utf-8")
     if "json" in fmts:
-        obj = to_json_obj(board, failed)
+        obj = to_json_obj(full, failed)
         obj.update(objectives=[n for n, _ in objs], pareto_front=_records(front), hypervolume=_records(hv),
                    kd_vs_others=_records(kd_o), kd_summary=_records(kd_sum), kd_vs_scratch=_records(kd_s), budget_metric=budget)
         written["json"] = out / "report.json"
@@ -220,5 +225,6 @@ def build_report(
         listen = df[df["pareto"] & (df["method"] != "teacher")].sort_values(metric, ascending=asc).head(max_listen)
         written["html"] = write_html(out, df=df, board=shown, failed=failed, plots=plots, fronts=front, hypervolumes=hv,
                                      kd_others=kd_o, kd_summary=kd_sum, kd_scratch=kd_s, listen=listen, quality=quality,
-                                     n_clips=n_clips, notes=notes)
+                                     n_clips=n_clips, notes=notes, objectives=[n for n, _ in objs], budget=budget,
+                                     per_decade=per_decade)
     return written

@@ -1,21 +1,29 @@
 """The HTML listening report: one self-contained folder (``index.html`` + PNG + WAV, relative links).
 
-Sections: a provenance line (and a warning when mixed hardware was allowed), the leaderboard, the
-Pareto plots, the Pareto front table with hypervolumes, KD versus the other methods at matched budget,
-the KD-worse-than-scratch flags, failed candidates, and a listening section: for each Pareto
-candidate a few test clips with audio players and spectrograms for the target, the teacher and the
-candidate side by side. WAV files are copied into the folder; nothing is fetched from elsewhere (no
-CDN, no script). Every piece of text that comes from records (candidate ids, method parameters,
-instruments, errors...) goes through :func:`html.escape`; file names inside the folder are slugs.
+Sections: a provenance line (and a warning when mixed hardware was allowed), "how to read this
+report" (what a row, a size name, MSS, FAD with the embedding the records actually used, RTF,
+intervals, the Pareto star and budget bands mean), the leaderboard (key columns first: rank, Pareto
+star, candidate, family, method, settings, the ranked metric), the Pareto plots, the Pareto front table
+with hypervolumes, KD versus the other methods at matched budget, the KD-worse-than-scratch flags,
+failed candidates, and a listening section: for each Pareto candidate a few test clips with audio
+players and spectrograms for the target, the teacher and the candidate side by side.
+
+The page is rendered from ``reports/templates/index.html.j2`` by jinja2 with autoescaping, so every
+value from records (candidate ids, method parameters, instruments, errors...) is escaped; only the
+shipped stylesheet is inserted as is. WAV files are copied into the folder; nothing is fetched from
+elsewhere (no CDN, no script; a Content-Security-Policy forbids both). File names inside the folder
+are slugs. Tables from other modules (Pareto fronts, hypervolumes, KD comparisons) are rendered
+generically, column by column, whatever fields they carry.
 """
 
 from __future__ import annotations
 
 import hashlib
-import html
+import json
 import re
 import shutil
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -25,29 +33,21 @@ import pandas as pd
 import soundfile as sf
 
 from reports.plots import spectrogram_png
-from reports.tables import ID_COLUMNS, format_value, header
+from reports.tables import ID_COLUMNS, display_value, format_value, header
 
-__all__ = ["slug", "write_html", "listening_items"]
+__all__ = ["slug", "write_html", "listening_items", "TEMPLATES"]
 
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5em auto;max-width:1400px;color:#222;
-padding:0 1em}
-h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.8em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;font-size:12px;margin:.5em 0}
-th,td{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top}
-th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
-tr.teacher td{font-weight:600;background:#fafaf0}tr.flag td{background:#fde8e8}
-.warn{background:#fff3cd;border:1px solid #e0c060;padding:.5em}.muted{color:#666;font-size:12px}
-.plots img{max-width:49%;border:1px solid #eee}
-.clip td{text-align:center}.clip audio{width:260px;display:block;margin:0 auto 4px}
-.clip img{width:260px;height:120px;display:block;margin:0 auto}
-.ci{display:block;color:#777;font-size:10px;white-space:nowrap}
-.scroll{max-height:520px;overflow:auto;border:1px solid #eee}thead th{position:sticky;top:0}
-nav a{margin-right:1em}
-code{background:#f5f5f5;padding:0 3px;word-break:break-all}
-"""
+TEMPLATES = Path(__file__).with_name("templates")
 _CSP = ("default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; "
         "base-uri 'none'; form-action 'none'")
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Any:
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+                              undefined=jinja2.StrictUndefined, trim_blocks=False, lstrip_blocks=False)
 
 
 def slug(text: str, max_len: int = 40) -> str:
@@ -56,62 +56,106 @@ def slug(text: str, max_len: int = 40) -> str:
     return f"{clean}-{hashlib.sha1(str(text).encode()).hexdigest()[:8]}"
 
 
-def _e(value: Any) -> str:
-    return html.escape(format_value(value) if not isinstance(value, str) else value, quote=True)
-
-
 def _href(path: Path, root: Path) -> str:
-    return html.escape(quote(path.relative_to(root).as_posix()), quote=True)
+    return quote(path.relative_to(root).as_posix())
 
 
-def _table(heads: Sequence[str], rows: Sequence[Sequence[Any]], row_classes: Sequence[str] | None = None,
-           numeric: set[int] | None = None) -> str:
-    numeric = numeric or set()
-    out = ["<table><thead><tr>", *(f"<th>{_e(h)}</th>" for h in heads), "</tr></thead><tbody>"]
-    for i, row in enumerate(rows):
-        cls = f' class="{_e(row_classes[i])}"' if row_classes and row_classes[i] else ""
-        cells = "".join(
-            f'<td class="num">{_e(c)}</td>' if j in numeric else f"<td>{_e(c)}</td>" for j, c in enumerate(row)
-        )
-        out.append(f"<tr{cls}>{cells}</tr>")
-    out.append("</tbody></table>")
-    return "".join(out)
-
-
-def _frame_table(df: pd.DataFrame, flag_col: str | None = None, drop: Sequence[str] = ()) -> str:
+def _frame_table(df: pd.DataFrame | None, flag_col: str | None = None, drop: Sequence[str] = (),
+                 units: dict[str, str] | None = None) -> dict[str, Any] | None:
+    """Any frame as template data, column by column (all-empty columns left out; bytes in kB/MB)."""
     if df is None or df.empty:
-        return '<p class="muted">Nothing to show.</p>'
+        return None
+    units = units or {}
     df = df.drop(columns=[c for c in drop if c in df.columns])
     df = df.loc[:, df.notna().any(axis=0)]  # e.g. instrument when no record names one
-    cols = list(df.columns)
-    rows = [[format_value(v) for v in r] for r in df.itertuples(index=False)]
-    classes = ["flag" if flag_col and bool(v) else "" for v in df[flag_col]] if flag_col else None
-    num = {i for i, c in enumerate(cols) if pd.api.types.is_float_dtype(df[c])}
-    return '<div class="scroll">' + _table(cols, rows, classes, num) + "</div>"
+    cols = [str(c) for c in df.columns]
+    num = [pd.api.types.is_float_dtype(df[c]) or pd.api.types.is_integer_dtype(df[c]) for c in df.columns]
+    flags = [bool(v) for v in df[flag_col]] if flag_col and flag_col in df.columns else [False] * len(df)
+    rows = []
+    for flag, r in zip(flags, df.itertuples(index=False)):
+        cells = [{"text": display_value(v, units.get(c)) if isinstance(v, (int, float, np.number)) else format_value(v),
+                  "num": n} for c, v, n in zip(cols, r, num)]
+        rows.append({"cls": "flag" if flag else "", "cells": cells})
+    return {"cols": cols, "rows": rows}
 
 
-def _leaderboard_html(board: pd.DataFrame) -> str:
-    """The ranked table: units in headers, intervals on a second line of their cell, teacher rows bold."""
-    if board.empty:
-        return '<p class="muted">No candidate passes the filters.</p>'
+def _cell(text: str, cls: str, ci: str = "", parts: list[str] | None = None) -> dict[str, Any]:
+    return {"text": text, "cls": cls, "ci": ci, "parts": parts or []}
+
+
+def _leaderboard(board: pd.DataFrame) -> dict[str, Any]:
+    """The ranked table as template data: key columns first, units in headers, intervals under values."""
     units = board.attrs.get("units", {})
     mets = list(board.attrs.get("metric_order") or [])
-    ids = [c for c in board.columns if c == "rank" or (c in ID_COLUMNS and board[c].notna().any())]
-    heads = ids + [header(m, units) for m in mets] + (["Pareto"] if "pareto" in board.columns else [])
-    out = ['<div class="scroll"><table><thead><tr>', *(f"<th>{_e(h)}</th>" for h in heads), "</tr></thead><tbody>"]
+    ranked = board.attrs.get("ranked_by") or (mets[0] if mets else "")
+    present = [c for c in ID_COLUMNS if c in board.columns and board[c].notna().any()
+               and board[c].astype(str).str.len().gt(0).any()]
+    lead = [c for c in ("uid", "family", "method", "hparams") if c in present]
+    tail_ids = [c for c in present if c not in lead]
+    order: list[tuple[str, str]] = [("rank", "rank")]
+    if "pareto" in board.columns:
+        order.append(("pareto", "star"))
+    order += [(c, "id") for c in lead]
+    order += [(m, "metric") for m in mets if m == ranked]
+    order += [(c, "id") for c in tail_ids if c == "size"]
+    order += [(m, "metric") for m in mets if m != ranked]
+    order += [(c, "id") for c in tail_ids if c != "size"]
+    labels = {"uid": "candidate", "hparams": "settings", "rank": "#"}
+    heads = []
+    for col, kind in order:
+        if kind == "star":
+            heads.append({"label": "★", "cls": "star", "title": "on the Pareto front"})
+        elif kind == "metric":
+            heads.append({"label": header(col, units), "cls": "", "title": ""})
+        else:
+            heads.append({"label": labels.get(col, col), "cls": "", "title": ""})
+    rows = []
     for _, r in board.iterrows():
-        cls = "teacher" if r.get("method") == "teacher" else ""
-        cells = [f'<td class="num">{_e(r[c])}</td>' if c == "rank" else f"<td>{_e(r[c])}</td>" for c in ids]
-        for m in mets:
-            lo, hi = r.get(f"{m}_ci_low"), r.get(f"{m}_ci_high")
-            ci = (f'<span class="ci">[{_e(lo)}, {_e(hi)}]</span>'
-                  if lo is not None and hi is not None and np.isfinite(lo) and np.isfinite(hi) else "")
-            cells.append(f'<td class="num">{_e(r[m])}{ci}</td>')
-        if "pareto" in board.columns:
-            cells.append(f"<td>{'&#9733;' if r['pareto'] else ''}</td>")
-        out.append(f'<tr class="{cls}">' + "".join(cells) + "</tr>")
-    out.append("</tbody></table></div>")
-    return "".join(out)
+        cells: list[dict[str, Any]] = []
+        for col, kind in order:
+            if kind == "star":
+                cells.append(_cell("★" if r["pareto"] else "", "star"))
+            elif kind == "metric":
+                unit = units.get(col)
+                lo, hi = r.get(f"{col}_ci_low"), r.get(f"{col}_ci_high")
+                ci = (f"[{display_value(lo, unit)}, {display_value(hi, unit)}]"
+                      if lo is not None and hi is not None and np.isfinite(lo) and np.isfinite(hi) else "")
+                cells.append(_cell(display_value(r[col], unit), "num", ci=ci))
+            elif col == "hparams":
+                text = format_value(r[col])
+                cells.append(_cell(text, "settings", parts=text.split()))
+            else:
+                cells.append(_cell(format_value(r[col]), "num" if col == "rank" else "id"))
+        rows.append({"cls": "teacher" if r.get("method") == "teacher" else "", "cells": cells})
+    return {"heads": heads, "rows": rows, "ranked_by": ranked,
+            "units_note": "byte counts in kB/MB of 1000" if any(units.get(m) == "B" for m in mets) else ""}
+
+
+def _defs(df: pd.DataFrame, metric: str) -> list[str]:
+    """The distinct definitions the ok rows recorded for ``metric`` (e.g. the FAD embedding ``logmel/1``)."""
+    out: set[str] = set()
+    ok = df[df["status"] == "ok"] if "status" in df.columns else df
+    for text in ok.get("metric_defs", pd.Series(dtype=object)):
+        d = json.loads(text or "{}").get(metric) if isinstance(text, str) else None
+        if d:
+            out.add(str(d))
+    return sorted(out)
+
+
+def _howto(df: pd.DataFrame, board: pd.DataFrame, objectives: Sequence[str], budget: str | None,
+           per_decade: int | None) -> dict[str, Any]:
+    fad = _defs(df, "fad")
+    examples: list[str] = []
+    if "hparams" in board.columns:
+        for method, grp in board.groupby("method", sort=True):
+            text = next((t for t in grp["hparams"] if isinstance(t, str) and t), "")
+            if text and method != "teacher":
+                examples.append(f"{method}: {text}")
+    note = ""
+    if fad and not any(d.startswith("aisfx") for d in fad):
+        note = "the command-line default embedding is aisfx, so these values do not compare with aisfx FADs"
+    return {"fad_embeddings": fad, "fad_note": note, "mss_defs": _defs(df, "mss"), "objectives": list(objectives),
+            "budget": budget, "per_decade": per_decade, "settings_examples": examples[:4]}
 
 
 def _wav_files(folder: Any, n: int) -> list[Path]:
@@ -176,46 +220,35 @@ class _Assets:
         return dst, spec
 
 
-def _player(assets: _Assets, src: Path | None, group: str, label: str) -> str:
+def _player(assets: _Assets, src: Path | None, group: str, label: str) -> dict[str, Any]:
     if src is None:
-        return f'<td class="muted">no {_e(label)} audio</td>'
+        return {"label": label, "wav": None, "spec": None}
     wav, spec = assets.add(src, group)
-    img = f'<img src="{_href(spec, assets.root)}" alt="{_e(label)} spectrogram">' if spec else ""
-    return (f'<td><audio controls preload="metadata" title="{_e(label)}" src="{_href(wav, assets.root)}">'
-            f"</audio>{img}</td>")
+    return {"label": label, "wav": _href(wav, assets.root), "spec": _href(spec, assets.root) if spec else None}
 
 
-def _listening(items: list[dict[str, Any]], root: Path, quality: str | None) -> str:
-    if not items:
-        return '<p class="muted">No rendered audio found for the Pareto candidates.</p>'
+def _listening(items: list[dict[str, Any]], root: Path, quality: str | None) -> list[dict[str, Any]]:
     assets = _Assets(root)
     out = []
     for item in items:
         row, teacher = item["row"], item["teacher"]
-        metrics = f"{quality} = {format_value(row.get(quality))}" if quality else ""
         instrument = row.get("instrument")
-        inst = f" · instrument {_e(instrument)}" if isinstance(instrument, str) and instrument else ""
-        out.append('<div class="candidate">')
-        out.append(f"<h3>{_e(row['uid'])}</h3>")
-        out.append(
-            f'<p class="muted">method <b>{_e(row["method"])}</b> · family {_e(row["family"])} · size '
-            f'{_e(row["size"])}{inst} · dataset {_e(row["dataset"])} · {_e(metrics)}'
-            f"{' · teacher ' + _e(teacher['uid']) if teacher is not None else ''}</p>"
-            f"<details><summary class=\"muted\">method parameters</summary>"
-            f"<code>{_e(row.get('method_params') or '{}')}</code></details>"
-        )
-        out.append('<table class="clip"><thead><tr><th>clip</th><th>target</th><th>teacher</th>'
-                   "<th>candidate</th></tr></thead><tbody>")
-        for c in item["clips"]:
-            out.append(
-                f"<tr><td>{_e(c['clip'])}</td>"
-                + _player(assets, c["target"], f"target-{row['target_audio_dir']}", "target")
-                + _player(assets, c["teacher"], f"teacher-{teacher['uid'] if teacher is not None else ''}", "teacher")
-                + _player(assets, c["candidate"], f"cand-{row['uid']}", "candidate")
-                + "</tr>"
-            )
-        out.append("</tbody></table></div>")
-    return "".join(out)
+        clips = [{"clip": c["clip"],
+                  "target": _player(assets, c["target"], f"target-{row['target_audio_dir']}", "target"),
+                  "teacher": _player(assets, c["teacher"], f"teacher-{teacher['uid'] if teacher is not None else ''}",
+                                     "teacher"),
+                  "candidate": _player(assets, c["candidate"], f"cand-{row['uid']}", "candidate")}
+                 for c in item["clips"]]
+        out.append({
+            "uid": str(row["uid"]), "method": str(row["method"]), "family": str(row["family"]),
+            "size": format_value(row["size"]), "dataset": format_value(row["dataset"]),
+            "instrument": instrument if isinstance(instrument, str) and instrument else "",
+            "metric": f"{quality} = {format_value(row.get(quality))}" if quality else "",
+            "teacher": str(teacher["uid"]) if teacher is not None else "",
+            "hparams": format_value(row.get("hparams") or ""),
+            "method_params": str(row.get("method_params") or "{}"), "clips": clips,
+        })
+    return out
 
 
 def write_html(
@@ -235,8 +268,13 @@ def write_html(
     n_clips: int = 3,
     title: str = "ddspbench report",
     notes: Sequence[str] = (),
+    objectives: Sequence[str] = (),
+    budget: str | None = None,
+    per_decade: int | None = None,
 ) -> Path:
     """Write ``index.html`` (and its audio/spectrogram files) into ``out_dir``; return its path."""
+    from markupsafe import Markup
+
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     prov = df.drop_duplicates(subset=[c for c in ("machine", "threads", "device") if c in df.columns])
@@ -246,48 +284,21 @@ def write_html(
         f"torch {format_value(r.get('torch_version'))}"
         for _, r in prov.iterrows()
     )
-    parts = [
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
-        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{_e(title)}</h1>",
-        f'<p class="muted">{len(df)} candidates ({int((df["status"] == "ok").sum())} ok, {len(failed)} failed) '
-        f"from {_e(', '.join(df.attrs.get('results_dirs', [])))}. Measured on: {_e(prov_txt)}.</p>",
-    ]
-    for w in df.attrs.get("mixed", []):
-        parts.append(f'<p class="warn">Mixed hardware or metric definitions (allowed by the user): {_e(w)}</p>')
-    for w in df.attrs.get("warnings", []):
-        parts.append(f'<p class="warn"><strong>{_e(w)}</strong></p>')
-    for n in notes:
-        parts.append(f'<p class="muted">{_e(n)}</p>')
-    parts.append('<nav><a href="#leaderboard">Leaderboard</a><a href="#plots">Pareto plots</a>'
-                 '<a href="#fronts">Pareto fronts</a><a href="#kd">KD vs others</a><a href="#scratch">KD vs scratch</a>'
-                 '<a href="#failed">Failed</a><a href="#listen">Listening</a></nav>')
-    parts.append(f"<h2 id=\"leaderboard\">Leaderboard</h2><p class=\"muted\">Ranked by {_e(board.attrs.get('ranked_by', ''))}; "
-                 "intervals are 95% bootstrap intervals over test clips where the record has them.</p>")
-    parts.append(_leaderboard_html(board))
-    parts.append('<h2 id="plots">Pareto plots</h2><div class="plots">')
-    for name, p in plots.items():
-        parts.append(f'<img src="{_href(p, root)}" alt="{_e(name)}">')
-    parts.append("</div>")
-    parts.append('<h2 id="fronts">Pareto fronts</h2>' + _frame_table(fronts))
-    if hypervolumes is not None and len(hypervolumes):
-        parts.append("<h3>Hypervolume per group and method</h3><p class=\"muted\">Exact volume dominated by each "
-                     "method's candidates up to a reference point just beyond the group's worst values "
-                     "(larger is better; comparable within a group only).</p>" + _frame_table(hypervolumes))
-    parts.append("<h2 id=\"kd\">KD vs others at matched budget</h2><p class=\"muted\">Best candidate of each method per "
-                 "budget band; <code>vs_kd_diff</code> &gt; 0 means the best KD candidate of the band is better "
-                 "(bootstrap over test clips).</p>"
-                 + (_frame_table(kd_summary) if kd_summary is not None and len(kd_summary) else "")
-                 + _frame_table(kd_others, drop=("band", "vs_kd")))
-    parts.append("<h2 id=\"scratch\">KD vs scratch student of the same size</h2><p class=\"muted\">Highlighted rows: KD made "
-                 "the student worse than training it from scratch.</p>" + _frame_table(kd_scratch, "kd_worse"))
-    parts.append(f"<h2 id=\"failed\">Failed candidates ({len(failed)})</h2>" + _frame_table(failed))
-    parts.append('<h2 id="listen">Listening: Pareto candidates</h2><p class="muted">Spectrograms: 0 to 8 kHz '
-                 "bottom to top, 80 dB range, time left to right.</p>")
-    parts.append(_listening(listening_items(df, listen, n_clips), root, quality))
-    parts.append("</body></html>\n")
+    units = dict(df.attrs.get("units", {}))
+    page = _environment().get_template("index.html.j2").render(
+        title=title, csp=_CSP, css=Markup((TEMPLATES / "report.css").read_text(encoding="utf-8")),
+        summary={"n": len(df), "ok": int((df["status"] == "ok").sum()), "failed": len(failed),
+                 "dirs": ", ".join(df.attrs.get("results_dirs", [])), "provenance": prov_txt},
+        mixed=list(df.attrs.get("mixed", [])), warnings=list(df.attrs.get("warnings", [])), notes=list(notes),
+        howto=_howto(df, board, objectives or [], budget, per_decade),
+        board=_leaderboard(board),
+        plots=[{"name": name, "href": _href(p, root)} for name, p in plots.items()],
+        fronts=_frame_table(fronts, units=units), hypervolumes=_frame_table(hypervolumes, units=units),
+        kd_summary=_frame_table(kd_summary, units=units),
+        kd_others=_frame_table(kd_others, drop=("band", "vs_kd"), units=units),
+        kd_scratch=_frame_table(kd_scratch, "kd_worse", units=units), failed=_frame_table(failed, units=units),
+        listen=_listening(listening_items(df, listen, n_clips), root, quality),
+    )
     index = root / "index.html"
-    index.write_text("\n".join(parts), encoding="utf-8")
+    index.write_text(page, encoding="utf-8")
     return index

@@ -4,13 +4,15 @@ Columns (all rows, ok and failed):
 
 * identity: ``uid`` (unique across the loaded directories; the ``candidate_id``, prefixed with the
   study or directory name where two directories share an id), ``candidate_id``, ``study``, ``trial``,
-  ``family``, ``size``, ``method``, ``method_params`` (compact JSON text), ``dataset``, ``instrument``,
-  ``seed``, ``results_dir``;
+  ``family``, ``size``, ``method``, ``method_params`` (compact JSON text), ``hparams`` (the method's
+  settings in one short line, :func:`hparams_text`) and ``hparam_values`` (dict ``<step>.<name>`` -> value,
+  :func:`hyperparameters`), ``dataset``, ``instrument``, ``seed``, ``results_dir``;
 * outcome: ``status`` (``ok``/``failed``) and ``error``;
 * one float column per metric any row carries (NaN where a row lacks it), plus ``<metric>_ci_low`` /
   ``<metric>_ci_high`` where a record gave an interval;
 * ``per_clip`` (dict of lists, for significance tests), ``metric_defs`` (JSON text);
-* artifacts resolved to absolute paths: ``checkpoint``, ``audio_dir``, ``target_audio_dir``;
+* artifacts resolved to absolute paths against the records file's folder: ``checkpoint``, ``audio_dir``,
+  ``target_audio_dir`` (see :func:`_resolve` for records that stored working-directory-relative paths);
 * provenance: ``machine``, ``threads``, ``device``, ``cpu_model``, ``torch_version``, ``git_commit``.
 
 ``df.attrs`` holds ``units`` (metric -> unit), ``metrics`` (the metric columns), ``results_dirs`` and
@@ -37,17 +39,35 @@ import pandas as pd
 from suite.errors import UserError
 from suite.records import ResultRecord, metric_unit, read_records
 
-__all__ = ["load_results", "records_frame", "HARDWARE_KEYS", "metric_columns", "finite", "clip_values"]
+__all__ = ["load_results", "records_frame", "HARDWARE_KEYS", "metric_columns", "finite", "clip_values",
+           "hyperparameters", "hparams_text"]
 
 HARDWARE_KEYS: tuple[str, ...] = ("machine", "threads", "device")
 _PROVENANCE_COLS: tuple[str, ...] = (*HARDWARE_KEYS, "cpu_model", "torch_version", "git_commit")
 
 
 def _resolve(path: str | None, base: Path) -> str | None:
+    """An artifact path of a record in folder ``base``, made absolute.
+
+    Records store paths relative to their results folder (or absolute). Records written before that
+    stored them relative to the working directory of the run (``results/smoke/candidates/t0001/audio``),
+    which is unknowable later: for those, the longest tail of the path that exists under ``base``
+    (``candidates/t0001/audio``) is taken.
+    """
     if not path:
         return None
     p = Path(path)
-    return str(p if p.is_absolute() else (base / p).resolve())
+    if p.is_absolute():
+        return str(p)
+    direct = (base / p).resolve()
+    if direct.exists():
+        return str(direct)
+    parts = p.parts
+    for i in range(1, len(parts)):
+        tail = base.joinpath(*parts[i:])
+        if tail.exists():
+            return str(tail.resolve())
+    return str(direct)
 
 
 def _default_dir(base: Path, *parts: str) -> str | None:
@@ -55,9 +75,50 @@ def _default_dir(base: Path, *parts: str) -> str | None:
     return str(p.resolve()) if p.is_dir() else None
 
 
+_NOT_HPARAMS = frozenset({"compressor", "preset", "size", "config"})
+
+
+def hyperparameters(method: str, method_params: dict[str, Any] | None) -> dict[str, Any]:
+    """The settings that tell two candidates of one method apart, flattened to ``<step>.<name>``.
+
+    ``method_params`` of a sweep record hold one dict per chain step keyed by its name
+    (``{"prune": {"ratio": 0.6}, "quantize": {"method": "bf16"}}``); other scalar entries (a teacher's
+    ``steps``, a hand-made record's ``ratio``) are kept under the method's name. The compressor's full
+    description, the preset, the size (its own column) and a model config are left out.
+    """
+    out: dict[str, Any] = {}
+    for key, value in sorted((method_params or {}).items()):
+        if key in _NOT_HPARAMS:
+            continue
+        if isinstance(value, dict):
+            for sub, v in sorted(value.items()):
+                if not isinstance(v, (dict, list)):
+                    out[f"{key}.{sub}"] = v
+        elif not isinstance(value, list):
+            out[f"{method}.{key}"] = value
+    return out
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def hparams_text(method: str, values: dict[str, Any]) -> str:
+    """A compact one-line form of :func:`hyperparameters`: ``ratio=0.608 ft=0`` (step prefixes only in chains)."""
+    chain = "+" in method
+    parts = []
+    for key, v in values.items():
+        step, _, name = key.partition(".")
+        parts.append(f"{key if chain and step != method else name}={_short(v)}")
+    return " ".join(parts)
+
+
 def _row(rec: ResultRecord, base: Path) -> dict[str, Any]:
     art = rec.artifacts or {}
     prov = rec.provenance or {}
+    hp = hyperparameters(rec.method, rec.method_params)
     row: dict[str, Any] = {
         "candidate_id": rec.candidate_id,
         "study": rec.study,
@@ -66,6 +127,8 @@ def _row(rec: ResultRecord, base: Path) -> dict[str, Any]:
         "size": rec.size,
         "method": rec.method,
         "method_params": json.dumps(rec.method_params, sort_keys=True, separators=(",", ":"), default=str),
+        "hparams": hparams_text(rec.method, hp),
+        "hparam_values": hp,
         "dataset": rec.dataset,
         "instrument": rec.instrument,
         "seed": rec.seed,

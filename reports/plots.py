@@ -1,30 +1,37 @@
 """Pareto plots and spectrograms (matplotlib, Agg backend, PNG files).
 
-Each method keeps one marker and one colour across every plot of a report (assigned in sorted
-method order), the teacher is a large black star, failed candidates are not drawn, and the Pareto
-front of the plotted pair of objectives is drawn as a staircase through its points. Axes spanning
-more than a factor of 20 are drawn on a log scale.
+Every plot of a report uses the same encoding: the colour is the method (assigned in sorted method
+order), the marker is the family, the teacher is drawn larger with a black edge, failed candidates are
+not drawn. The study's own Pareto set (the leaderboard's ``pareto`` column, over all the report's
+objectives) is ringed on every view, so a plot never contradicts the leaderboard; a 2-D view of a 3-D
+front shows ringed points that look dominated in that view, which is why the rings are the study's and
+not the plot's. Points carry their candidate ids (all of them up to :data:`LABEL_ALL`, otherwise the
+Pareto set and the teachers). Byte axes read in kB/MB; axes spanning more than a factor of 20 are drawn
+on a log scale.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from reports.pareto import direction_of, is_pareto_front, to_minimise
+from reports.pareto import direction_of, hypervolume, reference_point, to_minimise
+from reports.tables import human_bytes
 from suite.records import Direction
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["method_styles", "pareto_plot", "spectrogram_png", "quality_metric", "memory_metric", "default_plots"]
+__all__ = ["method_styles", "family_markers", "pareto_plot", "spectrogram_png", "quality_metric", "memory_metric",
+           "default_plots", "hypervolume_history_plot", "LABEL_ALL"]
 
-_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "p", "*")
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "p")
 _COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
             "#bcbd22", "#17becf")
+LABEL_ALL = 30  # label every point up to this many; above it only the Pareto set and the teachers
 
 
 def _pyplot():  # type: ignore[no-untyped-def]
@@ -37,13 +44,21 @@ def _pyplot():  # type: ignore[no-untyped-def]
 
 
 def method_styles(methods: Sequence[str]) -> dict[str, tuple[str, str]]:
-    """Method -> (marker, colour), stable for a given set of methods; the teacher is a black star."""
+    """Method -> (marker, colour), stable for a given set of methods; the teacher is black.
+
+    (The marker is a default; :func:`pareto_plot` draws families by :func:`family_markers`.)
+    """
     styles: dict[str, tuple[str, str]] = {}
     others = sorted({m for m in methods if m != "teacher"})
     for i, m in enumerate(others):
-        styles[m] = (_MARKERS[i % (len(_MARKERS) - 1)], _COLOURS[i % len(_COLOURS)])
+        styles[m] = (_MARKERS[i % len(_MARKERS)], _COLOURS[i % len(_COLOURS)])
     styles["teacher"] = ("*", "#000000")
     return styles
+
+
+def family_markers(families: Sequence[Any]) -> dict[str, str]:
+    """Family -> marker, stable for a given set of families."""
+    return {f: _MARKERS[i % len(_MARKERS)] for i, f in enumerate(sorted({str(f) for f in families}))}
 
 
 def quality_metric(df: pd.DataFrame) -> str | None:
@@ -68,6 +83,24 @@ def _axis_label(metric: str, units: dict[str, str]) -> str:
     return f"{metric} [{unit}] ({better} is better)" if unit else f"{metric} ({better} is better)"
 
 
+def _format_axis(ax: Any, axis: str, unit: str, log: bool) -> None:
+    from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter, ScalarFormatter
+
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    if log:
+        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    if unit == "B":
+        target.set_major_formatter(FuncFormatter(lambda v, _pos: human_bytes(v)))
+        if log:
+            target.set_minor_formatter(NullFormatter())
+        else:
+            target.set_major_locator(MaxNLocator(nbins=5))
+    elif not log:
+        fmt = ScalarFormatter(useOffset=False)
+        fmt.set_scientific(False)
+        target.set_major_formatter(fmt)
+
+
 def pareto_plot(
     df: pd.DataFrame,
     x: str,
@@ -76,8 +109,11 @@ def pareto_plot(
     *,
     title: str | None = None,
     styles: dict[str, tuple[str, str]] | None = None,
+    markers: dict[str, str] | None = None,
+    front_label: str = "Pareto set of the study",
 ) -> Path | None:
-    """Scatter ``y`` against ``x`` for the ok rows, by method, with the 2-D Pareto front drawn.
+    """Scatter ``y`` against ``x`` for the ok rows: colour by method, marker by family, candidate ids as
+    labels, the rows with a true ``pareto`` column ringed.
 
     Returns the PNG path, or None when no row has both metrics.
     """
@@ -87,34 +123,94 @@ def pareto_plot(
     if ok.empty:
         return None
     plt = _pyplot()
+    from matplotlib.lines import Line2D
+
     styles = styles or method_styles(list(df["method"].unique()))
+    markers = markers or family_markers(list(df["family"].dropna().unique()))
     units = df.attrs.get("units", {})
-    fig, ax = plt.subplots(figsize=(7.5, 5.0), dpi=110)
+    front = ok["pareto"].fillna(False).astype(bool) if "pareto" in ok.columns else None
+    fig, ax = plt.subplots(figsize=(9.0, 5.2), dpi=110)
     try:
-        for method, grp in sorted(ok.groupby("method"), key=lambda kv: (kv[0] == "teacher", kv[0])):
-            marker, colour = styles.get(method, ("o", "#333333"))
-            size = 180 if method == "teacher" else 42
-            ax.scatter(grp[x], grp[y], marker=marker, c=colour, s=size, label=method, alpha=0.85,
-                       edgecolors="white" if method != "teacher" else "black", linewidths=0.6, zorder=3)
-        vals = ok[[x, y]].to_numpy(dtype=float)
-        dirs = [direction_of(x), direction_of(y)]
-        front = is_pareto_front(to_minimise(vals, dirs))
-        pts = vals[front]
-        if len(pts):
-            pts = pts[np.argsort(pts[:, 0] * (1 if dirs[0] is Direction.MINIMIZE else -1))]
-            ax.step(pts[:, 0], pts[:, 1], where="post", color="#444444", lw=1.2, ls="--", zorder=2,
-                    label="Pareto front")
-            ax.scatter(pts[:, 0], pts[:, 1], s=140, facecolors="none", edgecolors="#444444", lw=1.0, zorder=4)
+        for (method, family), grp in sorted(ok.groupby(["method", "family"]), key=lambda kv: (kv[0][0] == "teacher", kv[0])):
+            colour = styles.get(method, ("o", "#333333"))[1]
+            teacher = method == "teacher"
+            ax.scatter(grp[x], grp[y], marker=markers.get(str(family), "o"), c=colour, s=170 if teacher else 46,
+                       alpha=0.9, edgecolors="black" if teacher else "white", linewidths=1.0 if teacher else 0.6, zorder=3)
+        if front is not None and front.any():
+            pts = ok[front]
+            ax.scatter(pts[x], pts[y], s=300, facecolors="none", edgecolors="#c00000", lw=1.4, zorder=4)
         for axis, col in (("x", x), ("y", y)):
             v = ok[col].to_numpy(dtype=float)
             v = v[v > 0]
-            if v.size and v.max() / v.min() > 20:
-                (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+            _format_axis(ax, axis, units.get(col, ""), bool(v.size and v.max() / v.min() > 20))
+        label_all = len(ok) <= LABEL_ALL
+        to_axes = ax.transData + ax.transAxes.inverted()  # scales are set: where each point sits in the axes
+        for _, r in ok.iterrows():
+            on_front = bool(front is not None and front.loc[r.name])
+            if label_all or on_front or r["method"] == "teacher":
+                right = to_axes.transform((float(r[x]), float(r[y])))[0] > 0.7  # labels stay inside the axes
+                ax.annotate(str(r["uid"]), (r[x], r[y]), xytext=(-5 if right else 5, 4), textcoords="offset points",
+                            ha="right" if right else "left", fontsize=7, color="#333333", zorder=5)
         ax.set_xlabel(_axis_label(x, units))
         ax.set_ylabel(_axis_label(y, units))
-        ax.set_title(title or f"{y} vs {x}")
+        ax.set_title(title or f"{y} vs {x}", fontsize=10)
         ax.grid(True, which="both", alpha=0.25)
-        ax.legend(fontsize=8, loc="best", framealpha=0.85)
+        method_handles = [Line2D([], [], ls="", marker="o", color=styles.get(m, ("o", "#333333"))[1], label=m)
+                          for m in sorted(ok["method"].unique(), key=lambda m: (m == "teacher", m))]
+        family_handles = [Line2D([], [], ls="", marker=markers.get(str(f), "o"), color="#555555", label=str(f))
+                          for f in sorted(ok["family"].dropna().astype(str).unique())]
+        if front is not None and front.any():
+            family_handles.append(Line2D([], [], ls="", marker="o", markersize=12, markerfacecolor="none",
+                                         markeredgecolor="#c00000", label=front_label))
+        first = ax.legend(handles=method_handles, title="method", fontsize=7, title_fontsize=7, loc="upper left",
+                          bbox_to_anchor=(1.01, 1.0), framealpha=0.9)
+        ax.add_artist(first)
+        ax.legend(handles=family_handles, title="family", fontsize=7, title_fontsize=7, loc="lower left",
+                  bbox_to_anchor=(1.01, 0.0), framealpha=0.9)
+        fig.tight_layout()
+        out = Path(out_path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, format="png")
+    finally:
+        plt.close(fig)
+    return out
+
+
+def hypervolume_history_plot(df: pd.DataFrame, objectives: Sequence[str], out_path: str | Path, *,
+                             title: str | None = None) -> Path | None:
+    """The hypervolume of the first k trials' candidates against k (Optuna's hypervolume history, from records).
+
+    One line per (dataset, instrument) group, each relative to its final value (1.0 at the end) and
+    measured against the group's reference point (:func:`reports.pareto.reference_point`) of all its
+    ok candidates: a curve still climbing at the end says more trials would still move the front.
+    Teachers (no trial number) are left out. Returns None without at least two trials with every objective.
+    """
+    names = [o for o in objectives if o in df.columns]
+    if len(names) != len(objectives) or "trial" not in df.columns:
+        return None
+    ok = df[(df["status"] == "ok") & df["trial"].notna() & (df["method"] != "teacher")]
+    ok = ok.dropna(subset=names)
+    if ok["trial"].nunique() < 2:
+        return None
+    plt = _pyplot()
+    dirs = [direction_of(n) for n in names]
+    fig, ax = plt.subplots(figsize=(9.0, 3.6), dpi=110)
+    try:
+        for (dataset, instrument), grp in ok.groupby(["dataset", "instrument"], dropna=False, sort=True):
+            grp = grp.sort_values("trial")
+            vals = to_minimise(grp[names].to_numpy(dtype=float), dirs)
+            ref = reference_point(vals)
+            hv = np.array([hypervolume(vals[: k + 1], ref) for k in range(len(vals))])
+            if hv[-1] <= 0:
+                continue
+            label = f"{dataset} / {instrument}" if isinstance(instrument, str) and instrument else str(dataset)
+            ax.step(grp["trial"].to_numpy(dtype=float), hv / hv[-1], where="post", label=label)
+        ax.set_xlabel("trial number")
+        ax.set_ylabel("hypervolume / final (higher is better)")
+        ax.set_ylim(0, 1.05)
+        ax.set_title(title or f"Hypervolume history over ({', '.join(names)})", fontsize=10)
+        ax.grid(True, alpha=0.25)
+        ax.legend(fontsize=7, loc="lower right")
         fig.tight_layout()
         out = Path(out_path)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -147,7 +243,8 @@ def spectrogram_png(audio: np.ndarray, sr: int, out_path: str | Path, *, floor_d
     return out
 
 
-def default_plots(df: pd.DataFrame, out_dir: str | Path, rtf_metric: str = "rtf_stream_64") -> dict[str, Path]:
+def default_plots(df: pd.DataFrame, out_dir: str | Path, rtf_metric: str = "rtf_stream_64",
+                  objectives: Sequence[str] = ()) -> dict[str, Path]:
     """The standard plots per (dataset, instrument) group: quality vs streaming RTF, quality vs parameter
     bytes and quality vs peak inference memory (those that are measured).
 
@@ -161,6 +258,8 @@ def default_plots(df: pd.DataFrame, out_dir: str | Path, rtf_metric: str = "rtf_
     if quality is None:
         return {}
     styles = method_styles(list(df["method"].unique()))
+    markers = family_markers(list(df["family"].dropna().unique()))
+    front_label = f"Pareto over ({', '.join(objectives)})" if objectives else "Pareto set of the study"
     rtf = rtf_metric if rtf_metric in df.columns else next(
         (c for c in df.attrs.get("metrics", []) if c.startswith("rtf_stream_")), None)
     pairs = [(rtf, "streaming RTF")] if rtf else []
@@ -175,7 +274,12 @@ def default_plots(df: pd.DataFrame, out_dir: str | Path, rtf_metric: str = "rtf_
         for x, what in pairs:
             name = f"{quality}_vs_{x}" + (f"_{tag}_{len(made)}" if tag else "")
             title = f"{quality} vs {what} ({x})" + (f": {label}" if len(groups) > 1 else "")
-            path = pareto_plot(grp, x, quality, out_dir / f"pareto_{name}.png", title=title, styles=styles)
+            path = pareto_plot(grp, x, quality, out_dir / f"pareto_{name}.png", title=title, styles=styles,
+                               markers=markers, front_label=front_label)
             if path is not None:
                 made[name] = path
+    if objectives:
+        path = hypervolume_history_plot(df, objectives, out_dir / "hypervolume_history.png")
+        if path is not None:
+            made["hypervolume_history"] = path
     return made

@@ -1,8 +1,11 @@
 """Leaderboards: filtering, ranking, and writing them as Markdown, CSV, JSON or a rich table.
 
-Column headers carry units (``mss [1]``, ``param_bytes [B]``). Where a record gave a confidence
-interval for a metric, Markdown and the rich table show it as ``value [low, high]`` and CSV/JSON carry
-``<metric>_ci_low`` / ``<metric>_ci_high``. Failed candidates are never ranked; they are listed
+Markdown and HTML headers carry units (``mss [1]``, ``param_bytes [B]``; the terminal table names them in its caption); CSV columns are plain
+names (``mss``, ``mss_ci_low``, ``prune.ratio``) with the units in a sidecar (:func:`csv_units`, written as
+``leaderboard.units.json``) and in ``report.json``. Where a record gave a confidence interval for a metric,
+Markdown and the rich table show it as ``value [low, high]`` and CSV/JSON carry ``<metric>_ci_low`` /
+``<metric>_ci_high``. Every row names its method's settings (``hparams``: ``ratio=0.6 finetune_steps=0``;
+CSV/JSON also one value per ``<step>.<name>``). Failed candidates are never ranked; they are listed
 separately with their errors.
 
 Budget filters: ``max_rtf`` applies to ``rtf_metric`` (default ``rtf_stream_64``), ``max_params`` to
@@ -41,6 +44,8 @@ __all__ = [
     "frame_markdown",
     "display_rows",
     "to_csv",
+    "csv_units",
+    "human_bytes",
     "to_json_obj",
     "print_leaderboard",
 ]
@@ -49,7 +54,7 @@ DEFAULT_COLUMNS: tuple[str, ...] = (
     "mss", "fad", "mss_teacher", "rtf_stream_64", "rtf_stream_256", "rtf_offline", "params", "param_bytes",
     "peak_mem_bytes",
 )
-ID_COLUMNS: tuple[str, ...] = ("uid", "method", "family", "size", "instrument", "dataset")
+ID_COLUMNS: tuple[str, ...] = ("uid", "method", "family", "size", "hparams", "instrument", "dataset")
 _TERMINAL_COLUMNS: tuple[str, ...] = ("fad", "rtf_stream_64", "param_bytes", "params", "rtf_offline")
 
 
@@ -110,7 +115,7 @@ def leaderboard(df: pd.DataFrame, metric: str = "mss", columns: Sequence[str] | 
     for m in mets:
         cols.append(m)
         cols += [c for c in (f"{m}_ci_low", f"{m}_ci_high") if c in df.columns]
-    extra = [c for c in ("pareto",) if c in df.columns]
+    extra = [c for c in ("pareto", "hparam_values") if c in df.columns]
     out = ok[cols + extra].reset_index(drop=True)
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     out.attrs = {**df.attrs, "ranked_by": metric, "metric_order": mets}
@@ -142,25 +147,46 @@ def format_value(x: Any) -> str:
     return str(x)
 
 
-def _cell(row: pd.Series, m: str) -> str:
-    text = format_value(row[m])
+def human_bytes(x: Any) -> str:
+    """A byte count for people: ``512 B``, ``159 kB``, ``1.68 MB`` (powers of 10**3)."""
+    if x is None or not isinstance(x, (int, float, np.integer, np.floating)) or not math.isfinite(float(x)):
+        return ""
+    v = float(x)
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(v) >= scale:
+            return f"{v / scale:.3g} {unit}"
+    return f"{v:.0f} B"
+
+
+def display_value(x: Any, unit: str | None) -> str:
+    """A cell for people: bytes in kB/MB, other numbers by :func:`format_value`."""
+    return human_bytes(x) if unit == "B" else format_value(x)
+
+
+def _cell(row: pd.Series, m: str, unit: str | None = None, intervals: bool = True) -> str:
+    text = display_value(row[m], unit)
     lo, hi = row.get(f"{m}_ci_low"), row.get(f"{m}_ci_high")
-    if text and lo is not None and hi is not None and np.isfinite(lo) and np.isfinite(hi):
-        text += f" [{format_value(lo)}, {format_value(hi)}]"
+    if intervals and text and lo is not None and hi is not None and np.isfinite(lo) and np.isfinite(hi):
+        text += f" [{display_value(lo, unit)}, {display_value(hi, unit)}]"
     return text
 
 
-def display_rows(board: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+def _shown_ids(board: pd.DataFrame) -> list[str]:
+    return [c for c in board.columns if c == "rank" or (c in ID_COLUMNS and board[c].notna().any()
+                                                          and board[c].astype(str).str.len().gt(0).any())]
+
+
+def display_rows(board: pd.DataFrame, intervals: bool = True) -> tuple[list[str], list[list[str]]]:
     """Headers (with units) and formatted cells of a leaderboard, intervals folded into their cells."""
     units = board.attrs.get("units", {})
     mets = board.attrs.get("metric_order") or [c for c in board.columns if c in units]
-    ids = [c for c in board.columns if c == "rank" or (c in ID_COLUMNS and board[c].notna().any())]
+    ids = _shown_ids(board)
     heads = ids + [header(m, units) for m in mets]
     if "pareto" in board.columns:
         heads.append("pareto")
     rows = []
     for _, r in board.iterrows():
-        cells = [format_value(r[c]) for c in ids] + [_cell(r, m) for m in mets]
+        cells = [format_value(r[c]) for c in ids] + [_cell(r, m, units.get(m), intervals) for m in mets]
         if "pareto" in board.columns:
             cells.append("yes" if r["pareto"] else "")
         rows.append(cells)
@@ -196,15 +222,33 @@ def to_markdown(board: pd.DataFrame, failed: pd.DataFrame | None = None, title: 
     return "".join(out)
 
 
+def _hparam_frame(board: pd.DataFrame) -> pd.DataFrame:
+    """One column per hyperparameter (``prune.ratio``...) from the ``hparam_values`` dicts."""
+    if "hparam_values" not in board.columns:
+        return pd.DataFrame(index=board.index)
+    values = [v if isinstance(v, dict) else {} for v in board["hparam_values"]]
+    return pd.DataFrame(values, index=board.index).reindex(columns=sorted({k for v in values for k in v}))
+
+
 def to_csv(board: pd.DataFrame) -> str:
-    """A leaderboard as CSV, raw numbers, unit in every metric header."""
+    """A leaderboard as CSV: plain column names, raw numbers, one column per hyperparameter.
+
+    Units are not in the headers (``df["mss"]`` works); :func:`csv_units` gives them.
+    """
+    flat = board.drop(columns=[c for c in ("hparam_values",) if c in board.columns])
+    hp = _hparam_frame(board)
+    return pd.concat([flat, hp.drop(columns=[c for c in hp.columns if c in flat.columns])], axis=1).to_csv(index=False)
+
+
+def csv_units(board: pd.DataFrame) -> dict[str, str]:
+    """Column -> unit of the metric columns (and their interval bounds) of :func:`to_csv`'s output."""
     units = board.attrs.get("units", {})
-    renamed = {c: header(c, units) for c in board.columns if c in units}
+    out: dict[str, str] = {}
     for c in board.columns:
-        for suffix in ("_ci_low", "_ci_high"):
-            if c.endswith(suffix) and c[: -len(suffix)] in units:
-                renamed[c] = f"{c} [{units[c[: -len(suffix)]]}]"
-    return board.rename(columns=renamed).to_csv(index=False)
+        base = c.removesuffix("_ci_low").removesuffix("_ci_high")
+        if base in units:
+            out[c] = units[base]
+    return out
 
 
 def json_value(v: Any) -> Any:
@@ -227,6 +271,7 @@ def to_json_obj(board: pd.DataFrame, failed: pd.DataFrame | None = None) -> dict
     for _, r in board.iterrows():
         rows.append({
             **{c: json_value(r[c]) for c in board.columns if c == "rank" or c in ID_COLUMNS or c == "pareto"},
+            "hyperparameters": {k: json_value(v) for k, v in (r.get("hparam_values") or {}).items()},
             "metrics": {m: json_value(r[m]) for m in mets},
             "intervals": {m: [json_value(r[f"{m}_ci_low"]), json_value(r[f"{m}_ci_high"])]
                           for m in mets if f"{m}_ci_low" in board.columns and np.isfinite(r[f"{m}_ci_low"])},
@@ -236,12 +281,49 @@ def to_json_obj(board: pd.DataFrame, failed: pd.DataFrame | None = None) -> dict
             "rows": rows, "failed": fails, "mixed": list(board.attrs.get("mixed", []))}
 
 
+_ABBREV: dict[str, str] = {
+    "rank": "#", "uid": "candidate", "hparams": "settings", "pareto": "★",
+    "rtf_stream_64": "rtf64", "rtf_stream_256": "rtf256", "rtf_stream_512": "rtf512", "rtf_offline": "rtf_off",
+    "param_bytes": "bytes", "peak_mem_bytes": "peak", "mss_teacher": "mss_t",
+}
+# columns in the order they are given up when the terminal is too narrow (first dropped first)
+_DROP_ORDER: tuple[str, ...] = ("instrument", "rtf_offline", "params", "size", "param_bytes", "family")
+_SETTINGS_WIDTH = 26  # the terminal's settings column is cut (with an ellipsis) beyond this
+
+
+def _fit_columns(heads: list[str], rows: list[list[str]], width: int, keep: set[int]) -> tuple[list[int], list[int]]:
+    """Columns to show so that the table fits ``width`` characters (rich's borders included), and each
+    column's width: optional columns are dropped first, then the settings, candidate and method texts are
+    cut (with an ellipsis, never below 8 characters); numbers are never cut."""
+    widths = [max([len(_ABBREV.get(h, h))] + [len(r[i]) for r in rows]) for i, h in enumerate(heads)]
+    widths = [min(w, _SETTINGS_WIDTH) if h == "hparams" else w for w, h in zip(widths, heads)]
+    shown = list(range(len(heads)))
+
+    def total(cols: list[int]) -> int:
+        return sum(widths[i] + 3 for i in cols) + 1
+
+    for name in _DROP_ORDER:
+        if total(shown) <= width:
+            break
+        shown = [i for i in shown if heads[i] != name or i in keep]
+    while total(shown) > width and len(shown) > len(keep):  # then the right-most optional column
+        shown.remove(next(i for i in reversed(shown) if i not in keep))
+    for name in ("hparams", "uid", "method", "family", "size"):
+        if name in heads and heads.index(name) in shown and total(shown) > width:
+            i = heads.index(name)
+            widths[i] = max(8, widths[i] - (total(shown) - width))
+    return shown, widths
+
+
 def print_leaderboard(
     df: pd.DataFrame, console: Console | None = None, top: int = 20, metric: str = "mss"
 ) -> pd.DataFrame:
     """Print the ``top`` candidates by ``metric`` as a rich table (and failed ones below it).
 
-    ``df`` is a results frame (:func:`reports.load_results`) or an already ranked leaderboard.
+    ``df`` is a results frame (:func:`reports.load_results`) or an already ranked leaderboard. The
+    table fits the console's width: headers are abbreviated (units in a caption), intervals and then
+    the least important columns are left out (dropped ones are named below the table), and no cell
+    wraps. A smoke preset's rows get a caption saying their numbers are not results.
     Returns the printed leaderboard.
     """
     from rich.console import Console
@@ -257,22 +339,48 @@ def print_leaderboard(
         attrs = dict(board.attrs)
         board = board.drop(columns=["dataset"])  # the terminal is narrow; files keep it
         board.attrs = attrs
-    heads, rows = display_rows(board.head(top))
-    title = f"Leaderboard by {board.attrs.get('ranked_by', metric)} (top {min(top, len(board))} of {len(board)})"
-    table = Table(title=title, title_justify="left")
+    shown_board = board.head(top)
     units = board.attrs.get("units", {})
-    numeric = {header(m, units) for m in board.attrs.get("metric_order", [])} | {"rank"}
-    for h in heads:
-        table.add_column(Text(h), justify="right" if h in numeric else "left", overflow="fold")
+    mets = list(board.attrs.get("metric_order", []))
+    width = console.width
+    names: list[str] = []
+    cols: list[int] = []
+    col_widths: list[int] = []
+    rows: list[list[str]] = []
+    for intervals in (True, False):
+        _, rows = display_rows(shown_board, intervals=intervals)
+        names = _shown_ids(shown_board) + mets + (["pareto"] if "pareto" in board.columns else [])
+        keep = {i for i, n in enumerate(names) if n in ("rank", "uid", "method", "hparams", metric, "pareto")}
+        cols, col_widths = _fit_columns(names, rows, width, keep)
+        if len(cols) == len(names) or not intervals:
+            break
+    dropped = [names[i] for i in range(len(names)) if i not in cols]
+    title = f"Leaderboard by {board.attrs.get('ranked_by', metric)} (top {min(top, len(board))} of {len(board)})"
+    table = Table(title=title, title_justify="left", caption_justify="left")
+    numeric = set(mets) | {"rank"}
+    for i in cols:
+        table.add_column(Text(_ABBREV.get(names[i], names[i])), justify="right" if names[i] in numeric else "left",
+                         overflow="ellipsis", no_wrap=True, width=col_widths[i])
+    method_at = names.index("method") if "method" in names else -1
     for cells in rows:  # Text(): candidate names are data, never rich markup
-        table.add_row(*map(Text, cells), style="bold" if cells[heads.index("method")] == "teacher" else None)
+        table.add_row(*(Text(cells[i]) for i in cols), style="bold" if cells[method_at] == "teacher" else None)
+    notes = []
+    unit_notes = [f"{_ABBREV.get(m, m)} [{units[m]}]" for m in mets if units.get(m) and names.index(m) in cols]
+    if unit_notes:
+        notes.append("units: " + ", ".join(unit_notes))
+    if dropped:
+        notes.append("not shown (narrow terminal): " + ", ".join(dropped))
+    if "preset" in df.columns and (df["preset"] == "smoke").any():
+        notes.append("smoke preset: these numbers only show that the machinery works")
+    if notes:
+        table.caption = Text("\n".join(notes))
     console.print(table)
     if "rank" not in df.columns:
         failed = failed_rows(df)
         if len(failed):
             ft = Table(title=f"Failed candidates ({len(failed)})", title_justify="left")
             for c in failed.columns:
-                ft.add_column(Text(c), overflow="fold")
+                ft.add_column(Text(_ABBREV.get(c, c)), overflow="fold")
             for r in failed.itertuples(index=False):
                 ft.add_row(*[Text(format_value(v)) for v in r])
             console.print(ft)

@@ -312,11 +312,22 @@ def _evaluate(model: nn.Module, ws: Workspace, teacher: nn.Module | None, ckpt: 
 
 def _record_fields(fields: dict[str, Any], ws: Workspace, ckpt: Path) -> dict[str, Any]:
     out = {k: fields.get(k) or {} for k in MEASUREMENT_FIELDS}
-    out["artifacts"] = {**out["artifacts"], "checkpoint": str(ckpt), "target_audio": str(ws.out / "targets"),
-                        "config": str(ws.out / f"config.{ws.cfg.study}.yaml")}
+    arts = {**out["artifacts"], "checkpoint": str(ckpt), "target_audio": str(ws.out / "targets"),
+            "config": str(ws.out / f"config.{ws.cfg.study}.yaml")}
+    out["artifacts"] = {k: results_relative(v, ws.out) for k, v in arts.items()}
     prov = provenance(device=ws.cfg.device, threads=ws.cfg.evaluation.threads, seed=ws.cfg.seed)
     out["provenance"] = {**prov, "preset": ws.cfg.preset}
     return out
+
+
+def results_relative(path: str | Path, out: Path) -> str:
+    """``path`` relative to the results folder ``out`` when it lies inside it, else absolute.
+
+    Records must not store paths relative to the working directory of the run: a report built from
+    another directory could not find them (docs/CONTRACTS.md, "Results directory").
+    """
+    p, root = Path(path).resolve(), out.resolve()
+    return p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
 
 
 def compress_candidate(spec: Candidate, teacher: nn.Module, ws: Workspace, work_dir: Path) -> tuple[nn.Module, dict[str, Any]]:

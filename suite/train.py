@@ -344,8 +344,34 @@ def _load_resume(model: nn.Module, out_dir: Path, device: torch.device) -> tuple
     return meta, optim
 
 
+NESTED_PROGRESS: Any = None
+"""A live rich ``Progress`` (the sweep's display sets it) that training adds a row to, with or without
+``progress=True``; the row goes when training ends."""
+
+
+class _NestedBar:
+    """Training as one row of an outer rich Progress: the ``bar.update(task, ...)`` calls of :func:`_run`."""
+
+    def __init__(self, outer: Any, total: int, start: int) -> None:
+        self.outer, self.fields = outer, {"loss": "-", "valid": "-"}
+        self.task = outer.add_task("", total=total, completed=start, kind="  train")
+
+    def __enter__(self) -> _NestedBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.outer.remove_task(self.task)
+
+    def update(self, task: Any, advance: int = 0, **fields: str) -> None:
+        self.fields.update(fields)
+        self.outer.update(task, advance=advance, description=f"loss {self.fields['loss']}  valid {self.fields['valid']}")
+
+
 def _progress(enabled: bool, total: int, start: int) -> Any:
     """A rich progress bar on stderr, or a silent stand-in when disabled or not on a terminal."""
+    if NESTED_PROGRESS is not None:
+        nested = _NestedBar(NESTED_PROGRESS, total, start)
+        return nested, nested.task
     from rich.console import Console
     from rich.progress import (
         BarColumn,

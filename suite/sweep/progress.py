@@ -42,16 +42,22 @@ class SweepDisplay:
             )
 
             self._progress = Progress(
-                TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                TextColumn("[bold]{task.fields[kind]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                 TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.description}"),
                 console=Console(file=self.stream), transient=False,
             )
             self._progress.__enter__()
-            self._task = self._progress.add_task("", total=None)
+            self._task = self._progress.add_task("", total=None, kind="trials")
+            import suite.train
+
+            suite.train.NESTED_PROGRESS = self._progress  # teacher/student training shows as a row below
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
+            import suite.train
+
+            suite.train.NESTED_PROGRESS = None
             self._progress.__exit__(*exc)
             self._progress = None
 

@@ -21,6 +21,7 @@ import signal
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -113,6 +114,10 @@ def open_study(cfg: SweepConfig, storage_url: str, *, worker_offset: int = 0,
     else:
         study = optuna.create_study(storage=storage, study_name=cfg.study, directions=_directions(cfg),
                                     sampler=sampler, load_if_exists=True)
+    if list(study.metric_names or []) != list(cfg.objectives):  # Optuna's tools then name the axes (also on resume)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(cfg.objectives))
     if write_attrs:
         study.set_user_attr(ATTR_CONFIG, cfg.to_dict())
         study.set_user_attr(ATTR_HASH, chash)
@@ -208,7 +213,7 @@ def _mark_interrupted(study: optuna.Study, t: optuna.trial.FrozenTrial, ws: Work
         append_record(ws.records_path, rec)
     handle = _optuna.trial.Trial(study, t._trial_id)
     handle.set_user_attr("interrupted", True)
-    handle.set_user_attr("record", str(ws.records_path))
+    handle.set_user_attr("record", _record_attr(ws))
     study.tell(t.number, state=TrialState.FAIL)
     if t.params:
         study.enqueue_trial(dict(t.params))
@@ -320,13 +325,27 @@ def run_trials(study: optuna.Study, storage: Any, storage_url: str, cfg: SweepCo
     return summary
 
 
+def _record_attr(ws: Workspace) -> str:
+    """The records file as stored in a trial: relative to the results folder (``records.jsonl``)."""
+    return ws.records_path.relative_to(ws.out).as_posix()
+
+
+def _set_metric_attrs(trial: optuna.trial.Trial, record: ResultRecord) -> None:
+    """Every finite metric of the record as a trial user attribute ``metric.<name>`` (for optuna-dashboard)."""
+    import math
+
+    for name, value in sorted(record.metrics.items()):
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            trial.set_user_attr(f"metric.{name}", float(value))
+
+
 def _run_one(study: optuna.Study, trial: optuna.trial.Trial, cfg: SweepConfig, ws: Workspace,
              space: ResolvedSpace, display: Any) -> ResultRecord:
     from optuna.trial import TrialState
 
     cid = candidate_id(trial.number)
     trial.set_user_attr("candidate_id", cid)
-    trial.set_user_attr("record", str(ws.records_path))
+    trial.set_user_attr("record", _record_attr(ws))
     t0 = time.perf_counter()
     appended = False
     with _Heartbeat(trial):
@@ -347,6 +366,7 @@ def _run_one(study: optuna.Study, trial: optuna.trial.Trial, cfg: SweepConfig, w
             appended = True
             if record.status != "ok":
                 trial.set_user_attr("error", record.error)
+            _set_metric_attrs(trial, record)
             _tell_from_record(study, trial.number, record, cfg)
         except KeyboardInterrupt:
             with _no_sigint():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -95,3 +96,43 @@ def test_players_and_images_are_present_and_load(report, tmp_path):
     assert n_img >= n_audio and result["img"] == n_img and result["img_ok"] == n_img
     for src in re.findall(r'<(?:audio|img)[^>]* src="([^"]+)"', page):
         assert (report.parent / src).is_file()
+
+
+# Measures where the leaderboard's key columns end (CSS pixels), into data-layout.
+_LAYOUT = """<script>
+window.addEventListener("load", function () {
+  var heads = Array.from(document.querySelectorAll("table.board thead th"));
+  var res = {viewport: window.innerWidth, page: document.documentElement.scrollWidth, cols: {}};
+  heads.forEach(function (th) { var r = th.getBoundingClientRect(); res.cols[th.textContent.trim()] = [r.left, r.right]; });
+  document.body.setAttribute("data-layout", JSON.stringify(res));
+});
+</script>"""
+
+KEY_COLUMNS = ("★", "candidate", "family", "method", "settings", "mss [1]")
+
+
+def test_leaderboard_key_columns_visible_at_1000px(report, tmp_path):
+    page = report.read_text()
+    probe = report.with_name("layout.html")
+    text = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page)
+    probe.write_text(text.replace("</body>", _LAYOUT + "</body>"))
+    shot = tmp_path / "report-1000.png"
+    try:
+        res = _chromium(tmp_path, "--window-size=1000,1400", "--dump-dom", probe.as_uri())
+        _chromium(tmp_path, "--window-size=1000,1400", f"--screenshot={shot}", report.as_uri())
+    finally:
+        probe.unlink()
+    match = re.search(r'data-layout="([^"]*)"', res.stdout)
+    assert match, f"page did not finish loading; stderr tail: {res.stderr[-500:]}"
+    layout = json.loads(html.unescape(match.group(1)))
+    assert layout["viewport"] <= 1000
+    assert layout["page"] <= layout["viewport"]  # the page itself never scrolls sideways; wide tables scroll inside
+    for col in KEY_COLUMNS:
+        assert col in layout["cols"], (col, sorted(layout["cols"]))
+        left, right = layout["cols"][col]
+        assert 0 <= left and right <= layout["viewport"], (col, left, right)
+    assert shot.is_file() and shot.stat().st_size > 20_000
+    artifacts = os.environ.get("DDSPBENCH_ARTIFACTS")
+    if artifacts:
+        Path(artifacts).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, Path(artifacts) / "report_html_1000px.png")

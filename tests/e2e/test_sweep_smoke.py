@@ -55,7 +55,7 @@ def test_smoke_preset_cut_down_end_to_end(tmp_path):
             v = r.metrics.get(name)
             assert isinstance(v, (int, float)) and math.isfinite(v), (r.candidate_id, name, v)
         assert (out / "candidates" / r.candidate_id / "audio").is_dir()
-        assert os.path.isfile(r.artifacts["checkpoint"])
+        assert os.path.isfile(out / r.artifacts["checkpoint"])  # relative to the results folder (or absolute)
     for r in cands:
         assert math.isfinite(r.metrics["mss_teacher"])
     teacher_params = {r.family: r.metrics["params"] for r in teachers}

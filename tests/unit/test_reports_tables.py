@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 
@@ -8,9 +9,18 @@ import pytest
 from rich.console import Console
 
 from reports import leaderboard, load_results, print_leaderboard
-from reports.tables import failed_rows, filter_frame, markdown_table, to_csv, to_json_obj, to_markdown
+from reports.tables import (
+    csv_units,
+    failed_rows,
+    filter_frame,
+    markdown_table,
+    to_csv,
+    to_json_obj,
+    to_markdown,
+)
 from suite.errors import UserError
-from tests.unit.test_reports_data import HOSTILE, write_results_dir
+from suite.records import append_record
+from tests.unit.test_reports_data import HOSTILE, make_records, write_results_dir
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +36,7 @@ def test_leaderboard_ranks_ok_rows_by_the_metric(frame):
     assert len(board) == (frame["status"] == "ok").sum()
     assert {"mss_ci_low", "mss_ci_high", "rtf_stream_64", "param_bytes"} <= set(board.columns)
     by_rtf = leaderboard(frame, "rtf_stream_64")
-    assert by_rtf["rtf_stream_64"].is_monotonic_increasing and by_rtf.columns[7] == "rtf_stream_64"
+    assert by_rtf["rtf_stream_64"].is_monotonic_increasing and by_rtf.columns[8] == "rtf_stream_64"
     with pytest.raises(UserError, match="metrics present"):
         leaderboard(frame, "kad")
 
@@ -59,8 +69,12 @@ def test_markdown_csv_json_carry_units_intervals_and_failures(frame):
     first = board.iloc[0]
     assert f"[{first['mss_ci_low']:.4g}, {first['mss_ci_high']:.4g}]" in md
     csv = pd.read_csv(io.StringIO(to_csv(board)))
-    assert {"mss [1]", "mss_ci_low [1]", "rtf_stream_64 [s/s]", "params [count]"} <= set(csv.columns)
-    assert csv["mss [1]"].iloc[0] == pytest.approx(first["mss"])
+    assert {"mss", "mss_ci_low", "rtf_stream_64", "params", "hparams"} <= set(csv.columns)
+    assert not [c for c in csv.columns if "[" in c]  # plain names: df["mss"] works
+    assert csv["mss"].iloc[0] == pytest.approx(first["mss"])
+    units = csv_units(board)
+    assert units["mss"] == "1" and units["mss_ci_low"] == "1" and units["param_bytes"] == "B"
+    assert set(units) <= set(csv.columns)
     obj = json.loads(json.dumps(to_json_obj(board, failed), allow_nan=False))
     assert obj["units"]["param_bytes"] == "B" and obj["rows"][0]["intervals"]["mss"][0] == pytest.approx(first["mss_ci_low"])
     assert len(obj["failed"]) == 4 and obj["failed"][0]["error"]
@@ -76,7 +90,7 @@ def test_rich_leaderboard_prints_names_literally(frame):
     board = print_leaderboard(frame, console=console, top=60)
     text = console.export_text()
     assert HOSTILE in text  # shown as text, not interpreted
-    assert "Failed candidates (4)" in text and "rtf_stream_64 [s/s]" in text
+    assert "Failed candidates (4)" in text and "rtf64 [s/s]" in text
     assert len(board) == (frame["status"] == "ok").sum()
     weird = frame.copy()
     weird.loc[weird.index[0], "uid"] = "[bold red]x[/bold red]"
@@ -84,3 +98,58 @@ def test_rich_leaderboard_prints_names_literally(frame):
     console = Console(record=True, width=200, file=io.StringIO())
     print_leaderboard(weird, console=console, top=60)
     assert "[bold red]x[/bold red]" in console.export_text()
+
+
+def test_hyperparameters_are_named_in_every_output(tmp_path):
+    from reports.load import hparams_text, hyperparameters
+    chain = {"prune": {"ratio": 0.6075, "finetune_steps": 0}, "quantize": {"method": "bf16"}, "preset": "smoke",
+             "compressor": {"params": {"x": 1}}, "size": "reduced"}
+    hp = hyperparameters("prune+quantize", chain)
+    assert hp == {"prune.finetune_steps": 0, "prune.ratio": 0.6075, "quantize.method": "bf16"}
+    assert hparams_text("prune+quantize", hp) == "prune.finetune_steps=0 prune.ratio=0.608 quantize.method=bf16"
+    assert hparams_text("quantize", hyperparameters("quantize", {"quantize": {"method": "int8"}})) == "method=int8"
+    recs = make_records(tmp_path, families=("hpn",), instruments=("violin",))
+    recs[1] = dataclasses.replace(recs[1], method_params={"quantize": {"method": "int8"}})
+    recs[2] = dataclasses.replace(recs[2], method_params={"quantize": {"method": "bf16"}})
+    for r in recs:
+        append_record(tmp_path / "records.jsonl", r)
+    frame = load_results(tmp_path)
+    board = leaderboard(frame, "mss")
+    row1 = board[board["uid"] == recs[1].candidate_id].iloc[0]
+    assert row1["hparams"] == "quantize.method=int8" or row1["hparams"] == "method=int8"
+    csv = pd.read_csv(io.StringIO(to_csv(board)))
+    assert set(csv.loc[csv["uid"].isin([recs[1].candidate_id, recs[2].candidate_id]), "quantize.method"]) == {"int8", "bf16"}
+    obj = to_json_obj(board)
+    by_id = {r["uid"]: r for r in obj["rows"]}
+    assert by_id[recs[2].candidate_id]["hyperparameters"] == {"quantize.method": "bf16"}
+    assert "int8" in to_markdown(board) and "bf16" in to_markdown(board)
+    console = Console(record=True, width=80, file=io.StringIO())
+    print_leaderboard(frame, console=console, top=60)
+    text = console.export_text()
+    assert "int8" in text and max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_narrow_terminal_leaderboard_never_wraps_rows(frame):
+    for width in (80, 100, 160):
+        console = Console(record=True, width=width, file=io.StringIO())
+        board = print_leaderboard(frame, console=console, top=60)
+        lines = console.export_text().splitlines()
+        end = next(i for i, ln in enumerate(lines) if ln.startswith("└"))
+        body = [ln for ln in lines[:end] if ln.startswith("│")]
+        top = min(60, len(board))
+        assert len([ln for ln in body if ln.split("│")[1].strip()]) == top  # one line per row: no fragments
+        assert len(body) == top
+        header = next(ln for ln in lines if ln.startswith("┃"))
+        assert "candidate" in header and "method" in header and "mss" in header
+        assert not [ln for ln in body if "…" in ln.split("│")[-2]]  # the ranked metric is never cut
+        assert max(len(ln) for ln in lines) <= width
+
+
+def test_terminal_leaderboard_says_when_rows_are_smoke_numbers(frame):
+    smoke = frame.copy()
+    smoke["preset"] = "smoke"
+    smoke.attrs = frame.attrs
+    for df, expected in ((frame, False), (smoke, True)):
+        console = Console(record=True, width=100, file=io.StringIO())
+        print_leaderboard(df, console=console, top=5)
+        assert ("smoke preset" in console.export_text()) is expected

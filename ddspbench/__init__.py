@@ -1,0 +1,174 @@
+"""ddspbench: the public API in one import name, for notebooks and scripts.
+
+```python
+import ddspbench
+
+df = ddspbench.run_sweep(preset="smoke", out="results/smoke")       # runs (or resumes) the study
+df = ddspbench.load_results("results/smoke")                          # one row per candidate
+df[["uid", "method", "hparams", "mss", "rtf_stream_64", "param_bytes"]]
+res = ddspbench.evaluate_checkpoint("results/smoke/candidates/t0001/model.pt",
+                                    "results/smoke/cache/data/<dataset>", metrics=["mss", "rtf", "size"])
+res.metrics["mss"], res.units["mss"]
+```
+
+This module only re-exports and wraps the packages' own functions (``reports``, ``suite``); it imports
+nothing heavy until a function is called, so ``import ddspbench`` is fast.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from suite.evaluate import EvalResult
+
+__all__ = [
+    "__version__",
+    "load_results",
+    "build_report",
+    "print_leaderboard",
+    "leaderboard",
+    "run_sweep",
+    "evaluate_checkpoint",
+    "load_checkpoint",
+    "load_split",
+    "UserError",
+]
+
+from suite import __version__
+from suite.errors import UserError
+
+
+def load_results(dirs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+                 allow_mixed_hardware: bool = False) -> pd.DataFrame:
+    """Results directories -> one DataFrame, one row per candidate (see :func:`reports.load_results`)."""
+    from reports import load_results as _load
+
+    return _load(dirs, allow_mixed_hardware=allow_mixed_hardware)
+
+
+def build_report(results_dirs: Any, out_dir: str | os.PathLike[str], **kwargs: Any) -> dict[str, Path]:
+    """Markdown, CSV, JSON and HTML reports of results directories (see :func:`reports.build_report`)."""
+    from reports import build_report as _build
+
+    return _build(results_dirs, out_dir, **kwargs)
+
+
+def print_leaderboard(df: pd.DataFrame, **kwargs: Any) -> pd.DataFrame:
+    """The leaderboard as a rich table in the terminal (see :func:`reports.print_leaderboard`)."""
+    from reports import print_leaderboard as _print
+
+    return _print(df, **kwargs)
+
+
+def leaderboard(df: pd.DataFrame, metric: str = "mss", columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The ok rows of a results frame ranked by ``metric`` (see :func:`reports.leaderboard`)."""
+    from reports import leaderboard as _board
+
+    return _board(df, metric, columns)
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
+    """``(model, meta)`` of a ddspbench checkpoint (``weights_only`` loading; see :mod:`suite.checkpoint`)."""
+    from suite.checkpoint import load_checkpoint as _load
+
+    return _load(path)
+
+
+def load_split(data: str | os.PathLike[str], split: str = "test") -> Any:
+    """One split of a prepared dataset directory (a :class:`suite.data.store.ClipSet`)."""
+    from suite.data.store import load_split as _load
+
+    return _load(Path(data), split)
+
+
+def run_sweep(preset: str = "smoke", out: str | os.PathLike[str] | None = None, *,
+              config: str | os.PathLike[str] | None = None, report: bool = True,
+              families: str | Sequence[str] | None = None, methods: str | Sequence[str] | None = None,
+              storage: str | None = None, cache: str | os.PathLike[str] | None = None,
+              **overrides: Any) -> pd.DataFrame:
+    """Run (or resume) a sweep exactly as ``ddspbench sweep`` does, then return its results frame.
+
+    Args:
+        preset: ``smoke``, ``quick`` or ``paper``.
+        out: the results directory (default ``results/<study>``).
+        config: a sweep YAML file (applied over the preset).
+        report: build ``<out>/report`` and print the leaderboard at the end.
+        families, methods: the search space's families / methods (``"hpn,ddx7"`` or a list).
+        storage: an Optuna storage URL (default: a journal file in ``out``).
+        cache: where prepared data and teachers are cached (default ``<out>/cache``).
+        **overrides: any key of a sweep file, nested as in YAML, e.g. ``trials=4``,
+            ``teacher={"steps": 20}``, ``data={"max_test": 3}``, ``objectives=["mss", "param_bytes"]``.
+
+    Raises:
+        UserError: a bad setting (the message the CLI would print after ``error:``).
+    """
+    import argparse
+
+    import yaml
+
+    from suite.commands import sweep as sweep_cmd
+    from suite.sweep.config import deep_merge, load_yaml
+
+    tree: dict[str, Any] = load_yaml(Path(config)) if config else {}
+    tree = deep_merge(tree, overrides) if overrides else tree
+    space = tree.setdefault("space", {}) if (families or methods) else None
+    for key, value in (("families", families), ("methods", methods)):
+        if value is not None and space is not None:
+            space[key] = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
+    parser = argparse.ArgumentParser(prog="ddspbench sweep")
+    sweep_cmd.add_arguments(parser)
+    with tempfile.TemporaryDirectory(prefix="ddspbench-sweep-") as tmp:
+        argv = ["--preset", preset]
+        if tree:
+            path = Path(tmp) / "overrides.yaml"
+            path.write_text(yaml.safe_dump(tree, sort_keys=False), encoding="utf-8")
+            argv += ["--config", str(path)]
+        if out is not None:
+            argv += ["--out", str(out)]
+        if storage is not None:
+            argv += ["--storage", storage]
+        if cache is not None:
+            argv += ["--cache", str(cache)]
+        if not report:
+            argv.append("--no-report")
+        args = parser.parse_args(argv)
+        study = sweep_cmd.resolve_config(args).study
+        code = sweep_cmd.run(args)
+    out = Path("results") / study if out is None else out  # the CLI's default
+    if code not in (0, 1):
+        raise UserError(f"sweep ended with exit code {code}")
+    return load_results(out, allow_mixed_hardware=True)
+
+
+def evaluate_checkpoint(path: str | os.PathLike[str], data: str | os.PathLike[str], *,
+                        metrics: str | Sequence[str] = ("mss", "rtf", "size"), split: str = "test",
+                        teacher: str | os.PathLike[str] | None = None, **kwargs: Any) -> EvalResult:
+    """Measure one checkpoint on a prepared dataset's split (what ``ddspbench evaluate`` does).
+
+    Args:
+        path: a ddspbench checkpoint (``model.pt``).
+        data: a prepared dataset directory (``ddspbench data`` or a sweep's ``cache/data/...``).
+        metrics: metric names or groups (``mss``, ``fad``, ``rtf``, ``stream``, ``memory``, ``size``...).
+        split: which split to measure on.
+        teacher: a teacher checkpoint, for ``mss_teacher``.
+        **kwargs: passed to :func:`suite.evaluate.evaluate_model` (``embedding``, ``stream_buffers``,
+            ``device``, ``threads``, ``audio_out``, ``seed``...).
+
+    Returns:
+        An :class:`suite.evaluate.EvalResult` (``metrics``, ``units``, ``per_clip``, ``intervals``,
+        ``metric_defs``, ``artifacts``).
+    """
+    from suite.evaluate import evaluate_model
+
+    model, _ = load_checkpoint(path)
+    teacher_model = load_checkpoint(teacher)[0] if teacher is not None else None
+    names = [m.strip() for m in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
+    return evaluate_model(model, load_split(data, split), metrics=names, teacher=teacher_model,
+                          checkpoint_path=path, **kwargs)

@@ -1,0 +1,55 @@
+"""What a reader sees: the page explains itself, key columns come first, plots agree with the leaderboard."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from reports import build_report, load_results
+from reports.plots import _format_axis, _pyplot, default_plots, hypervolume_history_plot
+from reports.tables import human_bytes
+from tests.unit.test_reports_data import write_results_dir
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    return write_results_dir(tmp_path_factory.mktemp("view") / "r", families=("hpn", "ddx7"), instruments=("violin",))
+
+
+def test_page_explains_itself_and_names_the_embedding_used(results, tmp_path):
+    written = build_report([results], tmp_path / "rep", formats=("html", "json"), objectives="mss,rtf_stream_64,param_bytes")
+    page = written["html"].read_text()
+    howto = page[page.index('id="howto"'):page.index('id="plots"')]
+    for term in ("MSS", "FAD", "RTF &lt; 1 means faster than real time", "bootstrap interval", "Budget bands",
+                 "full:hidden=64", ":pruned", "Pareto"):
+        assert term in howto, term
+    assert "<code>logmel/1</code>" in howto  # the embedding the records used, not the CLI default
+    assert "<code>param_bytes</code>" in howto  # the objectives and budget metric are named
+    heads = re.findall(r"<th[^>]*>([^<]*)</th>", page[page.index('<table class="board">'):])[:7]
+    assert heads[:5] == ["#", "★", "candidate", "family", "method"] and heads[5] == "mss [1]"
+    assert page.count("★</td>") == sum(r["pareto"] for r in json.loads(written["json"].read_text())["rows"])
+    assert re.search(r'<td class="num">\d+(\.\d+)? (kB|MB)', page)  # bytes read in kB/MB
+    assert "hypervolume_history" in page
+
+
+def test_plots_ring_the_studys_front_and_read_bytes_in_kb(results, tmp_path):
+    df = load_results(results)
+    df["pareto"] = False
+    df.loc[df.index[:3], "pareto"] = True
+    made = default_plots(df, tmp_path, objectives=["mss", "rtf_stream_64", "param_bytes"])
+    assert "hypervolume_history" in made and all(p.stat().st_size > 10_000 for p in made.values())
+    assert hypervolume_history_plot(df, ["mss", "rtf_stream_4096"], tmp_path / "x.png") is None
+    plt = _pyplot()
+    fig, ax = plt.subplots()
+    ax.plot([1e5, 1.6e6], [0, 1])
+    _format_axis(ax, "x", "B", log=False)
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    plt.close(fig)
+    assert labels and all(re.fullmatch(r"-?[\d.]+ (B|kB|MB)", t) for t in labels), labels
+    assert not ax.xaxis.get_offset_text().get_text()  # no 1e6 offset
+    assert human_bytes(159_436) == "159 kB" and human_bytes(1_678_559) == "1.68 MB" and human_bytes(512) == "512 B"
+    assert human_bytes(np.nan) == ""
