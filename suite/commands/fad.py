@@ -10,7 +10,6 @@ fast no-weights one.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bootstrap", type=int, default=0, help="bootstrap resamples for 95%% intervals (0: none)")
     p.add_argument("--inf", action="store_true", help="also FAD-infinity (extrapolation over subset sizes)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and FAD-infinity subsets (default 0)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -93,9 +92,9 @@ def run(args: argparse.Namespace) -> int:
     out["embedding"] = embedder.definition if embedder is not None else "npy"
     out["unit"] = "1"
     if args.json:
-        from suite.records import _json_clean
+        from suite.commands._options import print_json
 
-        print(json.dumps(_json_clean(out), sort_keys=True))
+        print_json(out)
         return 0
     line = f"FAD {out['fad']:.4f}  KAD {out['kad']:.4f}"
     if "fad_inf" in out and out["fad_inf"] is not None:
