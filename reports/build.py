@@ -35,6 +35,7 @@ from reports.pareto import (
     to_minimise,
 )
 from reports.plots import default_plots, memory_metric, quality_metric
+from reports.spreadsheet import neutralise_frame
 from reports.tables import (
     failed_rows,
     filter_frame,
@@ -208,7 +209,7 @@ def build_report(
         written["md"].write_text("".join(md), encoding="utf-8")
     if "csv" in fmts:
         written["csv"] = out / "leaderboard.csv"
-        written["csv"].write_text(to_csv(board), encoding="utf-8")
+        written["csv"].write_text(to_csv(neutralise_frame(board)), encoding="utf-8")
     if "json" in fmts:
         obj = to_json_obj(board, failed)
         obj.update(objectives=[n for n, _ in objs], pareto_front=_records(front), hypervolume=_records(hv),

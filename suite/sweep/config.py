@@ -398,7 +398,7 @@ def _check_semantics(cfg: SweepConfig, where: str) -> None:
 
     if cfg.trials < 1:
         raise UserError(f"{where}.trials: must be at least 1, got {cfg.trials}")
-    if not cfg.study or any(c in cfg.study for c in "/\\\n"):
+    if not cfg.study or any(c in cfg.study for c in "/\\\n\r\0") or cfg.study.startswith("."):
         raise UserError(f"{where}.study: {cfg.study!r} is not a usable study name")
     if not cfg.objectives:
         raise UserError(f"{where}.objectives: at least one objective is needed")
