@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     import optuna
 
 __all__ = ["default_storage_url", "mask_url", "mask_secrets", "url_secrets", "open_storage", "slot_lock",
-           "storage_kind", "repair_journal"]
+           "storage_kind", "repair_journal", "quote_password"]
 
 _SCHEME = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.\-]*://)")
 _SECRET_QUERY = re.compile(r"(?P<key>(?:^|[?&;])[^=&;?]*(?:pass|pwd|secret|token|key)[^=&;]*=)(?P<value>[^&;]*)",
@@ -96,6 +96,21 @@ def url_secrets(url: str) -> list[str]:
     return sorted(out, key=len, reverse=True)
 
 
+def quote_password(url: str) -> str:
+    """``url`` with a raw ``@``, ``/``, ``:``, ``?`` or ``#`` in its password percent-encoded.
+
+    Drivers split ``user:p@ss@host`` at the first ``@`` (connecting to host ``ss@host`` and printing
+    it in their error); the userinfo really ends at the last one.
+    """
+    m = _SCHEME.search(url)
+    split = _split_userinfo(url[m.end():]) if m and m.start() == 0 else None
+    if split is None or ":" not in split[0]:
+        return url
+    user, password = split[0].split(":", 1)
+    safe = "".join(urllib.parse.quote(c, safe="") if c in "@/:?#" else c for c in password)
+    return f"{url[: m.end()]}{user}:{safe}{split[1]}" if m else url
+
+
 def mask_secrets(text: str, url: str) -> str:
     """``text`` (e.g. a driver's error message) with ``url``'s secrets masked wherever they appear."""
     text = mask_url(text)
@@ -143,6 +158,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
                 repair_journal(path, lock)
             backend = JournalFileBackend(str(path), lock_obj=lock)
             return optuna.storages.JournalStorage(backend)
+        url = quote_password(url)
         if kind == "postgresql":
             url = _postgres_driver(url)
         if kind == "sqlite":
