@@ -167,10 +167,11 @@ def evaluate_model(
             _audio_metrics(res, names, pred, test_set, teacher, embedding, ckpt_dir, device, seed)
             if audio_out is not None and n_audio_examples > 0:
                 from suite.audio_io import write_wav
+                from suite.names import safe_name
 
                 out_dir = Path(audio_out)
                 for k in range(min(n_audio_examples, len(test_set))):
-                    write_wav(out_dir / f"{test_set.clip_ids[k]}.wav", pred[k])
+                    write_wav(out_dir / f"{safe_name(test_set.clip_ids[k])}.wav", pred[k])
                 res.artifacts["audio"] = str(out_dir)
         _cost_metrics(res, names, model, test_set, stream_buffers, device, threads, checkpoint_path, seed,
                       speed_backend)

@@ -211,13 +211,14 @@ class Workspace:
         import soundfile as sf
 
         from suite.features import SAMPLE_RATE
+        from suite.names import safe_name
 
         tdir = self.out / "targets"
         test = self.splits()["test"]
         n = min(self.cfg.evaluation.n_audio_examples, len(test))
         tdir.mkdir(parents=True, exist_ok=True)
         for i in range(n):
-            path = tdir / f"{test.clip_ids[i]}.wav"
+            path = tdir / f"{safe_name(test.clip_ids[i])}.wav"
             if not path.is_file():
                 tmp = path.with_name(path.stem + ".tmp.wav")
                 sf.write(tmp, np.asarray(test.audio[i], dtype=np.float32), SAMPLE_RATE)

@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _candidate_id(path: Path, meta: dict[str, Any]) -> str:
     """The checkpoint's own candidate id, else ``<stem>-<hash8>``; always a safe single path component."""
-    from suite.commands.synth import safe_name
+    from suite.names import safe_name
 
     if meta.get("candidate_id"):
         return safe_name(str(meta["candidate_id"]), fallback="candidate")
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from suite.audio_io import write_wav
     from suite.checkpoint import load_checkpoint
     from suite.commands._options import check_out_dir, positive_int, print_json
-    from suite.commands.synth import safe_name
+    from suite.names import safe_name
     from suite.train import resolve_device
     from suite.data.store import load_meta, load_split
     from suite.errors import UserError

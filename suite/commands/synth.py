@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import re
+
+from suite.names import safe_name
 
 HELP = "render a split's clips with a checkpoint to <clip_id>.wav files (16 kHz)"
 
@@ -21,16 +22,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the models' noise")
     p.add_argument("--subtype", default="PCM_16", choices=("PCM_16", "PCM_24", "FLOAT"), help="wav sample format")
     p.add_argument("--json", action="store_true", help="print the written files as JSON")
-
-
-def safe_name(clip_id: str, fallback: str = "clip") -> str:
-    """A single path component for a name read from a file (a clip or candidate id).
-
-    Path separators and odd characters become ``_``, leading/trailing dots go (no ``..``), and the
-    result is at most 120 characters, so the name can never leave the folder it is joined to.
-    """
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", str(clip_id)).strip("._-")[:120].strip("._-")
-    return name or fallback
 
 
 def run(args: argparse.Namespace) -> int:
