@@ -66,13 +66,13 @@ def run(args: argparse.Namespace) -> int:
     from suite.audio_io import write_wav
     from suite.checkpoint import load_checkpoint
     from suite.commands._options import check_out_dir, positive_int, print_json
-    from suite.names import safe_name
-    from suite.train import resolve_device
     from suite.data.store import load_meta, load_split
     from suite.errors import UserError
     from suite.evaluate import CandidateFailed, evaluate_model, expand_metrics
+    from suite.names import safe_name
     from suite.provenance import provenance
     from suite.records import ResultRecord, append_record
+    from suite.train import resolve_device
 
     check_out_dir(args.out)
     positive_int(args.threads, "--threads")

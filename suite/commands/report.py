@@ -29,14 +29,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from pathlib import Path
+
+    from rich.console import Console
 
     from reports import build_report, load_results, print_leaderboard
     from reports.tables import filter_frame
     from suite.commands._options import check_out_dir, positive_int, print_json
     out = check_out_dir(args.out or Path(args.results[0]) / "report")
+    assert out is not None
     positive_int(args.clips, "--clips", minimum=0)
     positive_int(args.top, "--top")
     written = build_report(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 HELP = "join an existing sweep study (e.g. on PostgreSQL) and run trials until it has N finished"
 
