@@ -72,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
     from suite.metrics.compare import MIN_CLIPS, compare_sets
     from suite.metrics.embeddings import embed_clips, get_embedding
 
+    if args.bootstrap < 0:
+        raise UserError(f"--bootstrap must be at least 0, got {args.bootstrap}")
+    if args.segment is not None and not args.segment >= 0.5:
+        raise UserError(f"--segment must be at least 0.5 seconds, got {args.segment}")
     load_catalog()
     sides = []
     for side, path in (("A", args.a), ("B", args.b)):

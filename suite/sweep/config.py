@@ -498,6 +498,8 @@ def _check_sections(cfg: SweepConfig, where: str) -> None:
     for fam in families:
         if f"{fam}/{cfg.teacher.size}" not in SIZES:
             raise UserError(f"{where}.teacher.size: {fam} has no size {cfg.teacher.size!r}")
+        for size in cfg.sizes_for(fam):
+            _check_custom_size(FAMILIES.get(fam), fam, size, f"{where}.space.sizes")
     for method, specs in cfg.space.params.items():
         if method not in COMPRESSORS:
             raise UserError(f"{where}.space.params: unknown compressor {method!r}; known: {', '.join(COMPRESSORS.list())}")
@@ -506,6 +508,26 @@ def _check_sections(cfg: SweepConfig, where: str) -> None:
         if extra:
             raise UserError(f"{where}.space.params.{method}: unknown parameter {extra[0]!r}; "
                             f"{method} takes {', '.join(sorted(accepted)) or '(none)'}")
+
+
+def _check_custom_size(cls: Any, family: str, size: str, where: str) -> None:
+    """A custom student size (``hidden=32``) must build a ``family`` model: positive numbers, known settings.
+
+    Student sizes are small by design, so building one costs milliseconds.
+    """
+    from suite.errors import one_line_message
+    from suite.sweep.space import parse_size
+
+    overrides = parse_size(size)
+    if not overrides:
+        return
+    for key, value in overrides.items():
+        if isinstance(value, (int, float)) and value <= 0:
+            raise UserError(f"{where}: {size!r}: {key} must be > 0")
+    try:
+        cls(**overrides)
+    except (TypeError, ValueError, RuntimeError, KeyError) as exc:
+        raise UserError(f"{where}: {size!r} does not build a {family} model ({one_line_message(exc, 160)})") from None
 
 
 def _first_non_positive(tree: Any, prefix: str = "") -> tuple[str, Any] | None:

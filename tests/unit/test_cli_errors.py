@@ -157,6 +157,9 @@ BAD_INPUTS: list[tuple[str, str]] = [
     ("fad {missing} {missing}", "not found"),
     ("fad {empty} {empty}", "no audio files"),
     ("fad {badnpy} {badnpy}", "N x D"),
+    ("fad {empty} {empty} --bootstrap -1", "--bootstrap"),
+    ("fad {empty} {empty} --segment 0.01", "--segment"),
+    (f"{SWEEP} --sizes hidden=-4 --out {{new}}", "hidden must be > 0"),
 ]
 if not CUDA:
     BAD_INPUTS += [(f"{TRAIN} --device cuda --out {{new}}", "CUDA is not available"),

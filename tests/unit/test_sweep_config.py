@@ -154,6 +154,8 @@ BAD_SECTIONS = [
     ({"teacher": {"size": "huge"}}, "teacher.size"),
     ({"space": {"params": {"prune": {"nosuch": {"choices": [1]}}}}}, "unknown parameter 'nosuch'"),
     ({"study": ".."}, "study"),
+    ({"space": {"sizes": ["hidden=-4"]}}, "hidden must be > 0"),
+    ({"space": {"sizes": ["nosuch=3"]}}, "does not build a hpn model"),
 ]
 
 
