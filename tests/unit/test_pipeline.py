@@ -113,7 +113,6 @@ def test_native_speed_backend_in_a_sweep_candidate(tmp_path):
     tree["student"] = {**tree["student"], "steps": 2}
     tree["evaluation"] = {**tree["evaluation"], "metrics": ["mss", "stream", "size"], "stream_buffers": [64],
                           "speed_backend": "native"}
-    tree["objectives"] = ["mss", "rtf_stream_64", "params"]  # measured by these metrics (param_bytes is not)
     ws = Workspace(config_from_dict(tree), tmp_path / "out")
     ok = run_candidate(CandidateSpec("hpn", "scratch", "reduced", (("scratch", {}),)), ws, candidate_id="t0000",
                        trial=0)

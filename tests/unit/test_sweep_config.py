@@ -142,7 +142,6 @@ BAD_SECTIONS = [
     ({"evaluation": {"threads": 0}}, "evaluation.threads"),
     ({"evaluation": {"n_audio_examples": -1}}, "n_audio_examples"),
     ({"evaluation": {"stream_buffers": [64, 100]}}, "stream_buffers"),
-    ({"evaluation": {"metrics": ["mss", "size"]}}, "'rtf_stream_64' is not measured"),
     ({"data": {"options": {"nosuch": 1}}}, "data.options"),
     ({"data": {"options": {"recordings": "abc"}}}, "recordings"),
     ({"data": {"dataset": "nosuch"}}, "data.dataset"),
