@@ -266,3 +266,19 @@ def test_file_system_errors_are_user_errors(monkeypatch, capsys, tmp_path):
     assert main(["list"]) == 2
     err = capsys.readouterr().err
     assert err == f"error: {tmp_path / 'x'}: No space left on device\n"
+
+
+def test_report_goes_on_past_bad_record_lines_with_a_warning(tmp_path, capsys):
+    from suite.records import ResultRecord, append_record
+
+    for i, mss in enumerate([4.0, 5.0]):
+        append_record(tmp_path / "records.jsonl", ResultRecord.with_units(
+            candidate_id=f"c{i}", family="hpn", size="reduced", method="scratch", dataset="d", seed=0,
+            metrics={"mss": mss, "rtf_stream_64": 0.1 + i, "params": 10.0}))
+    with open(tmp_path / "records.jsonl", "ab") as fh:
+        fh.write(b'{"schema": "ddspbench.result/1", "candidate_id": "x", "bogus": 1}\n\xff\n')
+    assert main(["report", "--results", str(tmp_path), "--format", "csv", "--json"]) == 0
+    cap = capsys.readouterr()
+    warnings = [line for line in cap.err.splitlines() if line.startswith("warning: ")]
+    assert any(":3: skipped" in w and "bogus" in w for w in warnings) and any(":4: skipped" in w for w in warnings)
+    assert "Traceback" not in cap.err and '"rows": 2' in cap.out
