@@ -15,7 +15,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--objectives", default=None, help="2 or 3 metrics for the Pareto fronts (default METRIC,RTF-METRIC)")
     p.add_argument("--families", default=None, help="only these families (comma-separated)")
     p.add_argument("--family", dest="families", default=None, help=argparse.SUPPRESS)  # old spelling, kept working
-    p.add_argument("--instrument", default=None, help="only these instruments (comma-separated)")
+    p.add_argument("--instruments", default=None, help="only these instruments (comma-separated)")
+    p.add_argument("--instrument", dest="instruments", default=None, help=argparse.SUPPRESS)  # old spelling, kept working
     p.add_argument("--max-rtf", type=float, default=None, help="only candidates with RTF-METRIC <= this")
     p.add_argument("--rtf-metric", default="rtf_stream_64", help="the RTF column --max-rtf applies to")
     p.add_argument("--max-params", type=float, default=None, help="only candidates with at most this many parameters")
@@ -42,13 +43,13 @@ def run(args: argparse.Namespace) -> int:
     positive_int(args.top, "--top")
     written = build_report(
         args.results, out, args.format, metric=args.metric, objectives=args.objectives,
-        family=args.families, instrument=args.instrument, max_rtf=args.max_rtf, rtf_metric=args.rtf_metric,
+        family=args.families, instrument=args.instruments, max_rtf=args.max_rtf, rtf_metric=args.rtf_metric,
         max_params=args.max_params, max_mb=args.max_mb, allow_mixed_hardware=args.allow_mixed_hardware,
         budget_metric=args.budget_metric, n_clips=args.clips,
     )
     console = Console()
     df = filter_frame(load_results(args.results, allow_mixed_hardware=args.allow_mixed_hardware),
-                      family=args.families, instrument=args.instrument, max_rtf=args.max_rtf,
+                      family=args.families, instrument=args.instruments, max_rtf=args.max_rtf,
                       rtf_metric=args.rtf_metric, max_params=args.max_params, max_mb=args.max_mb)
     if args.json:
         rows = df.head(args.top) if args.top else df

@@ -58,6 +58,8 @@ def test_one_spelling_per_flag_with_the_old_one_hidden():
         assert p._option_string_actions["--family"].dest == p._option_string_actions["--families"].dest == "families"
         assert p._option_string_actions["--family"].help == argparse.SUPPRESS
     assert "--family " not in subs["report"].format_help()
+    report = subs["report"]._option_string_actions
+    assert report["--instrument"].dest == report["--instruments"].dest and report["--instrument"].help == argparse.SUPPRESS
 
 
 @pytest.fixture(scope="module")
