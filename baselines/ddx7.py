@@ -191,9 +191,9 @@ class DDX7(DDSPFamily):
     control_names: ClassVar[tuple[str, ...]] = ("ol",)
     SIZE_SPECS: ClassVar[tuple[SizeSpec, ...]] = (
         SizeSpec("full", {"hidden": 128, "n_blocks": 5}, 415_764,
-                 note="5 blocks x 128 channels, violin patch (REFERENCE §2: 415,764 params)"),
+                 note="5 blocks x 128 channels, violin patch (reference implementation: 415,764 params)"),
         SizeSpec("reduced", {"hidden": 64, "n_blocks": 3}, 67_924,
-                 note="3 blocks x 64 channels, violin patch (REFERENCE §2: 67,924 params)"),
+                 note="3 blocks x 64 channels, violin patch (reference implementation: 67,924 params)"),
     )
 
     def __init__(self, **kwargs: Any) -> None:

@@ -40,8 +40,8 @@ class HarmonicPlusNoise(DecoderFamily):
     tonal_head: ClassVar[str] = "harmonic_distribution"
     tonal_key: ClassVar[str] = "n_harmonics"
     SIZE_SPECS: ClassVar[tuple[SizeSpec, ...]] = (
-        SizeSpec("full", {"hidden": 512}, 4_314_408, note="hidden 512 (REFERENCE §2: 4,314,408 params)"),
-        SizeSpec("reduced", {"hidden": 16}, 23_512, note="hidden 16 (REFERENCE §2: 23,512 params)"),
+        SizeSpec("full", {"hidden": 512}, 4_314_408, note="hidden 512 (reference implementation: 4,314,408 params)"),
+        SizeSpec("reduced", {"hidden": 16}, 23_512, note="hidden 16 (reference implementation: 23,512 params)"),
     )
 
     def __init__(self, **kwargs: Any) -> None:

@@ -48,9 +48,9 @@ class Wavetable(DecoderFamily):
     tonal_key: ClassVar[str] = "n_wavetables"
     SIZE_SPECS: ClassVar[tuple[SizeSpec, ...]] = (
         SizeSpec("full", {"hidden": 512}, 4_283_608, 4_281_560,
-                 note="hidden 512 (REFERENCE §2: 4,283,608 params, 4,281,560 trainable)"),
+                 note="hidden 512 (reference implementation: 4,283,608 params, 4,281,560 trainable)"),
         SizeSpec("reduced", {"hidden": 16}, 32_392, 30_344,
-                 note="hidden 16 (REFERENCE §2: 32,392 params, 30,344 trainable)"),
+                 note="hidden 16 (reference implementation: 32,392 params, 30,344 trainable)"),
     )
 
     def __init__(self, **kwargs: Any) -> None:

@@ -36,6 +36,7 @@ from reports.pareto import (
     to_minimise,
 )
 from reports.plots import default_plots, memory_metric, quality_metric
+from reports.spreadsheet import neutralise_frame
 from reports.tables import (
     csv_units,
     failed_rows,
@@ -211,7 +212,7 @@ def build_report(
     full = leaderboard(df, metric, columns=metric_columns(df))  # files carry every metric (p99, miss rates...)
     if "csv" in fmts:
         written["csv"] = out / "leaderboard.csv"
-        written["csv"].write_text(to_csv(full), encoding="utf-8")
+        written["csv"].write_text(to_csv(neutralise_frame(full)), encoding="utf-8")
         written["csv_units"] = out / "leaderboard.units.json"
         written["csv_units"].write_text(json.dumps(csv_units(full), indent=1, sort_keys=True), encoding="utf-8")
     if "json" in fmts:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from suite.errors import UserError
+from suite.errors import UserError, one_line_message
 from suite.registry import FAMILIES, Registry
 
 __all__ = ["CKPT_FORMAT", "TRANSFORMS", "save_checkpoint", "load_checkpoint", "model_identity", "apply_transform"]
@@ -86,17 +87,46 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     try:
         payload = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise UserError(f"{p}: not a loadable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        why = one_line_message(exc, 200) or ("empty file" if p.stat().st_size == 0 else "no details")
+        raise UserError(f"{p}: not a loadable checkpoint ({type(exc).__name__}: {why})") from None
     if not isinstance(payload, dict) or payload.get("format") != CKPT_FORMAT:
         raise UserError(f"{p}: not a ddspbench checkpoint")
-    model = FAMILIES.get(payload["family"])(**payload["config"])
+    family, config = payload.get("family"), payload.get("config")
+    if not isinstance(family, str) or not isinstance(config, dict) or not isinstance(payload.get("state_dict"), dict):
+        raise UserError(f"{p}: a ddspbench checkpoint without its family, config or weights")
+    cls = FAMILIES.get(family)  # an unknown family -> UserError listing the known ones
+    try:
+        model = cls(**config)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise UserError(f"{p}: cannot rebuild {family} from its config ({one_line_message(exc, 200)})") from None
     model.size_name = payload.get("size", "custom")
     for t in payload.get("transforms", []):
+        if not isinstance(t, dict) or not isinstance(t.get("name"), str):
+            raise UserError(f"{p}: a malformed transform entry {str(t)[:80]!r}")
         model = apply_transform(model, t["name"], **t.get("params", {}))
     loader = getattr(model, "load_checkpoint_state", None)
-    if callable(loader):
-        loader(payload["state_dict"])
-    else:
-        model.load_state_dict(payload["state_dict"])
+    try:
+        if callable(loader):
+            loader(payload["state_dict"])
+        else:
+            model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+        raise UserError(f"{p}: its weights do not fit a {family} model with its config ({_weights_mismatch(exc)})") from None
     model.eval()
     return model, dict(payload.get("meta", {}))
+
+
+def _weights_mismatch(exc: BaseException) -> str:
+    """A short summary of ``load_state_dict``'s (often hundreds of lines long) complaint."""
+    text = str(exc)
+    parts = []
+    for label, pattern in (("missing", r'Missing key\(s\) in state_dict: (.*?)(?:\.\s|$)'),
+                           ("unexpected", r'Unexpected key\(s\) in state_dict: (.*?)(?:\.\s|$)')):
+        m = re.search(pattern, text, re.S)
+        if m:
+            keys = re.findall(r'"([^"]+)"', m.group(1))
+            parts.append(f"{len(keys)} {label} key(s), e.g. {', '.join(keys[:2])}")
+    shapes = len(re.findall(r"size mismatch for ", text))
+    if shapes:
+        parts.append(f"{shapes} shape mismatch(es)")
+    return "; ".join(parts) or one_line_message(text, 200) or type(exc).__name__

@@ -1,8 +1,10 @@
-"""Errors that the CLI turns into a one-line message and exit code 2."""
+"""Errors that the CLI turns into a one-line message and exit code 2, and the line it prints."""
 
 from __future__ import annotations
 
-__all__ = ["UserError"]
+import errno
+
+__all__ = ["UserError", "expected_error", "one_line_message"]
 
 
 class UserError(Exception):
@@ -11,3 +13,32 @@ class UserError(Exception):
     The CLI prints ``error: <message>`` on one line and exits with code 2; no traceback.
     Keep messages to one line and name the offending file or value.
     """
+
+
+def one_line_message(text: object, limit: int = 400) -> str:
+    """The first non-empty line of ``text``, cut to ``limit`` characters (what ``error: ...`` shows)."""
+    for line in str(text).splitlines():
+        if line.strip():
+            line = line.strip()
+            return line if len(line) <= limit else line[: limit - 3] + "..."
+    return ""
+
+
+def expected_error(exc: BaseException) -> str | None:
+    """The one-line message of an exception that is the environment's fault, not a bug; None for a bug.
+
+    File-system errors (missing or unreadable paths, a full disk, a read-only directory) and text
+    files that are not UTF-8 are things the user can fix, so the CLI reports them like a
+    :class:`UserError`. Anything else is a defect and keeps its traceback behind ``--debug``.
+    """
+    if isinstance(exc, UserError):
+        return one_line_message(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        return f"a file is not UTF-8 text ({exc.reason} at byte {exc.start})"
+    if isinstance(exc, OSError):
+        what = exc.strerror or errno.errorcode.get(exc.errno or 0, "") or one_line_message(exc) or type(exc).__name__
+        where = exc.filename if exc.filename is not None else ""
+        if exc.filename2 is not None:
+            where = f"{where} -> {exc.filename2}"
+        return f"{where}: {what}" if where else str(what)
+    return None

@@ -39,6 +39,7 @@ from suite.metrics.fad import bootstrap_mean_interval
 from suite.metrics.mss import DEFAULT_SCALES, mss_per_clip
 from suite.metrics.size import count_params, decoder_flops
 from suite.metrics.speed import measure_speed, num_threads
+from suite.names import safe_name
 from suite.records import STANDARD_METRICS, STREAM_BUFFERS, Direction, Measurements, MetricSpec, metric_unit
 from suite.registry import Registry
 from suite.seeds import stream_seeds
@@ -393,7 +394,7 @@ def evaluate_model(
             if audio_out is not None and n_audio_examples > 0:
                 out_dir = Path(audio_out)
                 for k in range(min(n_audio_examples, len(test_set))):
-                    write_wav(out_dir / f"{test_set.clip_ids[k]}.wav", ctx.pred()[k])
+                    write_wav(out_dir / f"{safe_name(test_set.clip_ids[k])}.wav", ctx.pred()[k])
                 artifacts["audio"] = str(out_dir)
     finally:
         ctx.close()

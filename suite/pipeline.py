@@ -39,6 +39,7 @@ from suite.errors import UserError
 from suite.evaluate import evaluate_model
 from suite.features import SAMPLE_RATE
 from suite.locks import file_lock
+from suite.names import safe_name
 from suite.provenance import provenance
 from suite.records import MEASUREMENT_FIELDS, ResultRecord, append_record, read_records
 from suite.registry import FAMILIES, SIZES
@@ -213,7 +214,7 @@ class Workspace:
         n = min(self.cfg.evaluation.n_audio_examples, len(test))
         tdir.mkdir(parents=True, exist_ok=True)
         for i in range(n):
-            path = tdir / f"{test.clip_ids[i]}.wav"
+            path = tdir / f"{safe_name(test.clip_ids[i])}.wav"
             if not path.is_file():
                 tmp = path.with_name(path.stem + ".tmp.wav")
                 sf.write(tmp, np.asarray(test.audio[i], dtype=np.float32), SAMPLE_RATE)

@@ -101,7 +101,7 @@ _QUICK = Preset(
 _PAPER = Preset(
     name="paper",
     description=(
-        "REFERENCE §4: 16 kHz, 4 s clips, 250 frames/s, batch 16, 120k steps, full-size teachers "
+        "the reference recipe: 16 kHz, 4 s clips, 250 frames/s, batch 16, 120k steps, full-size teachers "
         "(AdamW 1e-3, decay 0.98 every 10k steps); for a GPU (--device cuda)"
     ),
     tree={

@@ -10,12 +10,15 @@ Reports read these rows (JSON Lines, one file per study) and nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
+import errno
 import json
 import math
 import os
-from collections.abc import Iterable, Iterator
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,9 @@ __all__ = [
     "SCHEMA",
     "append_record",
     "read_records",
+    "RecordNotWritten",
+    "SkippedLine",
+    "warn_skipped",
     "metric_unit",
 ]
 
@@ -67,7 +73,7 @@ def _std(name: str, unit: str, description: str, direction: Direction = Directio
 STANDARD_METRICS: dict[str, MetricSpec] = {
     s.name: s
     for s in [
-        _std("mss", "1", "multi-scale spectral distance to the target clips (REFERENCE §5), mean over test clips"),
+        _std("mss", "1", "multi-scale spectral distance to the target clips, mean over test clips"),
         _std("mss_teacher", "1", "multi-scale spectral distance to the teacher's audio, mean over test clips"),
         _std("fad", "1", "Frechet Audio Distance between target and model clips (embedding in metric_defs)"),
         _std("fad_inf", "1", "FAD extrapolated to infinite sample size (FAD-infinity)"),
@@ -214,39 +220,136 @@ def json_clean(obj: Any) -> Any:
     return obj
 
 
-def append_record(path: str | os.PathLike[str], record: ResultRecord) -> None:
-    """Append one record to a JSON Lines file, atomically per line (O_APPEND, one write, fsync).
+class RecordNotWritten(OSError):
+    """An append that did not land whole (full disk, I/O error); the file was left as it was."""
 
-    Several processes may append to the same file; each line is written with a single ``write``.
+
+def append_record(path: str | os.PathLike[str], record: ResultRecord) -> None:
+    """Append one record to a JSON Lines file: the whole line lands, or the file is left as it was.
+
+    The line is written under an exclusive ``flock`` (several processes append to one file), the byte
+    count of every ``write`` is checked, and the file is fsynced (its folder too when the file is new).
+    A short or failed write is cut off again (``ftruncate`` to the old size) and raised as
+    :class:`RecordNotWritten`; a caller that gets it must not count the candidate as finished.
+    A file whose last line was cut short by a killed writer gets a newline first, so the new record
+    starts its own line (the broken line is then reported and skipped by :func:`read_records`).
     """
+    import fcntl
+
     line = (record.to_json() + "\n").encode()
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    created = not p.exists()
+    fd = os.open(p, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line)
-        os.fsync(fd)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        start = os.fstat(fd).st_size
+        if start and os.pread(fd, 1, start - 1) != b"\n":
+            line = b"\n" + line
+        try:
+            done = 0
+            while done < len(line):
+                n = os.write(fd, line[done:])
+                if n <= 0:
+                    raise OSError(errno.ENOSPC, "write stored no bytes")
+                done += n
+            os.fsync(fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)
+                os.fsync(fd)
+            why = exc.strerror or str(exc) or type(exc).__name__
+            raise RecordNotWritten(exc.errno or errno.EIO,
+                                   f"record {record.candidate_id} not written ({why}); the file is as it was", str(p)) from exc
     finally:
-        os.close(fd)
+        os.close(fd)  # closing releases the lock
+    if created:
+        _fsync_dir(p.parent)
 
 
-def read_records(paths: Iterable[str | os.PathLike[str]]) -> Iterator[ResultRecord]:
+def _fsync_dir(folder: Path) -> None:
+    """Make a new directory entry durable (a no-op where directories cannot be opened)."""
+    try:
+        dfd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedLine:
+    """A line of a records file that :func:`read_records` could not use: where it is and why."""
+
+    path: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: skipped ({self.reason})"
+
+
+_WARNED: set[tuple[str, int, str]] = set()
+
+
+def warn_skipped(skip: SkippedLine) -> None:
+    """The default report of a skipped line: ``warning: <file>:<line>: skipped (<why>)`` on stderr, once."""
+    key = (skip.path, skip.line, skip.reason)
+    if key not in _WARNED:
+        _WARNED.add(key)
+        print(f"warning: {skip}", file=sys.stderr)
+
+
+def _record_from_line(raw: bytes) -> ResultRecord | str:
+    """The record on one line, or why there is none."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8 (byte {exc.start})"
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError:
+        return "not valid JSON: a truncated or garbled line"
+    if not isinstance(d, dict):
+        return f"not a JSON object ({type(d).__name__})"
+    if d.get("schema") != SCHEMA:
+        return f"schema {str(d.get('schema'))[:40]!r} is not {SCHEMA}"
+    metrics = d.get("metrics", {})
+    if not isinstance(metrics, dict):
+        return "metrics is not a mapping"
+    for name, value in metrics.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return f"metric {str(name)[:40]!r} is not a number ({str(value)[:40]!r})"
+    try:
+        return ResultRecord.from_dict(d)
+    except (TypeError, ValueError) as exc:
+        return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
+def read_records(paths: Iterable[str | os.PathLike[str]],
+                 on_skip: Callable[[SkippedLine], None] | None = warn_skipped) -> Iterator[ResultRecord]:
     """Records from JSON Lines files or directories (every ``*.jsonl`` below them).
 
-    A truncated last line (a writer killed mid-write) is skipped, not fatal.
+    A line that is not a record (a line cut short by a killed writer, non-UTF-8 bytes, an unknown
+    field, a metric that is not a number, another schema) is skipped and reported to ``on_skip``
+    with its file, line number and reason (default: a ``warning:`` line on stderr, once per line);
+    blank lines are ignored. ``on_skip=None`` skips silently.
     """
     for path in paths:
         p = Path(path)
         files = sorted(p.rglob("*.jsonl")) if p.is_dir() else [p]
         for f in files:
-            with open(f, encoding="utf-8") as fh:
-                for line in fh:
-                    line = line.strip()
-                    if not line:
+            with open(f, "rb") as fh:
+                for number, raw in enumerate(fh, start=1):
+                    raw = raw.strip()
+                    if not raw:
                         continue
-                    try:
-                        d = json.loads(line)
-                    except json.JSONDecodeError:
-                        continue
-                    if isinstance(d, dict) and d.get("schema") == SCHEMA:
-                        yield ResultRecord.from_dict(d)
+                    got = _record_from_line(raw)
+                    if isinstance(got, ResultRecord):
+                        yield got
+                    elif on_skip is not None:
+                        on_skip(SkippedLine(str(f), number, got))

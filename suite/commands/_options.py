@@ -2,11 +2,72 @@
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
 
 from suite.errors import UserError
 
-__all__ = ["parse_key_values"]
+__all__ = ["parse_key_values", "check_out_dir", "print_json", "json_to", "positive_int"]
+
+_JSON_STREAM: list[IO[str]] = []
+
+
+@contextlib.contextmanager
+def json_to(stream: IO[str]) -> Iterator[None]:
+    """Send :func:`print_json` output to ``stream`` (the CLI's real stdout while ``--json`` moves the rest to stderr)."""
+    _JSON_STREAM.append(stream)
+    try:
+        yield
+    finally:
+        _JSON_STREAM.pop()
+
+
+def print_json(obj: Any, *, indent: int | None = None) -> None:
+    """Print ``obj`` as one JSON document (non-finite floats as null) on the command's JSON stream."""
+    from suite.records import json_clean
+
+    stream = _JSON_STREAM[-1] if _JSON_STREAM else sys.stdout
+    stream.write(json.dumps(json_clean(obj), indent=indent, sort_keys=True, allow_nan=False) + "\n")
+    stream.flush()
+
+
+def check_out_dir(path: str | os.PathLike[str] | None, flag: str = "--out") -> Path | None:
+    """Refuse an output folder that cannot be written, before any work is done.
+
+    ``path`` may not exist yet; then its nearest existing parent must be a writable folder.
+
+    Raises:
+        UserError: ``path`` is an existing file, or it (or the parent it would be made in) is not a
+            writable folder.
+    """
+    if path is None:
+        return None
+    p = Path(path)
+    if str(path).strip() == "":
+        raise UserError(f"{flag}: an empty path")
+    if p.exists() and not p.is_dir():
+        raise UserError(f"{flag} {p}: exists and is not a folder")
+    probe = p
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"{flag} {p}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {p}: {probe} is not writable")
+    return p
+
+
+def positive_int(value: int | None, flag: str, *, minimum: int = 1) -> None:
+    """A one-line error when an integer option is below ``minimum`` (None passes)."""
+    if value is not None and value < minimum:
+        raise UserError(f"{flag} must be at least {minimum}, got {value}")
 
 
 def parse_key_values(items: list[str], *, dotted: bool = False, dashes: bool = False) -> dict[str, Any]:

@@ -24,12 +24,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="method parameter, YAML value (size=reduced, hidden=64, ratio=0.5, prune.ratio=0.5 in a chain); repeatable",
     )
     p.add_argument("--steps", type=int, default=200, help="training / fine-tuning steps (default 200)")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=16, help="clips per training step (default 16)")
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate of the methods that train (default 1e-3)")
     p.add_argument("--frames", type=int, default=None, help="crop training clips to this many frames (250 per second)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds training, crops and noise (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the description (before/after sizes, paths) as JSON")
 
 
 def parse_params(items: list[str]) -> dict[str, Any]:
@@ -41,14 +42,25 @@ def parse_params(items: list[str]) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
     from compressors import CompressContext, get_compressor
     from suite.checkpoint import load_checkpoint, save_checkpoint
+    from suite.commands._options import check_out_dir, positive_int, print_json
     from suite.data.store import load_meta, load_split
     from suite.errors import UserError
     from suite.records import json_clean
+    from suite.train import resolve_device
 
+    out = check_out_dir(args.out)
+    assert out is not None
+    if (out / "model.pt").exists():
+        raise UserError(f"{out} already holds a candidate (model.pt); choose another --out")
+    positive_int(args.steps, "--steps", minimum=0)
+    positive_int(args.batch_size, "--batch-size")
+    positive_int(args.frames, "--frames", minimum=4)
+    if not args.lr > 0:
+        raise UserError(f"--lr must be positive, got {args.lr}")
+    resolve_device(args.device)
     params = parse_params(list(args.sets))
     compressor = get_compressor(args.method)  # unknown names -> UserError listing the known ones
     teacher, teacher_meta = load_checkpoint(args.teacher)
@@ -57,9 +69,6 @@ def run(args: argparse.Namespace) -> int:
         meta = load_meta(args.data)
         train_set = load_split(args.data, "train")
         valid_set = load_split(args.data, "valid") if meta.get("splits", {}).get("valid") else None
-    out = Path(args.out)
-    if (out / "model.pt").exists():
-        raise UserError(f"{out} already holds a candidate (model.pt); choose another --out")
     ctx = CompressContext(
         train_set=train_set,
         valid_set=valid_set,
@@ -77,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(result.model, out / "model.pt", {"compress": description})
     (out / "description.json").write_text(json.dumps(description, indent=2, sort_keys=True))
+    if args.json:
+        print_json({**description, "checkpoint": str(out / "model.pt"), "description_file": str(out / "description.json")})
+        return 0
     b, a = description["before"], description["after"]
     print(f"{args.method}: params {b['params']:,} -> {a['params']:,}   bytes {b.get('bytes', 0):,} -> {a.get('bytes', 0):,}")
     rtf = description.get("rtf") or {}

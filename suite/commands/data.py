@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -26,6 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="a dataset option, repeatable (e.g. --set recordings=4 --set timbres=flute-like,brass-like)",
     )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr (warnings still shown)")
     p.epilog = (
         "dataset options (--set): synthetic: recordings (per timbre, 10), clips_per_recording (3), timbres "
         "(flute-like,string-like,brass-like). soundfont: recordings (8), clips_per_recording (3), instruments "
@@ -43,10 +43,14 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
 class _StderrLog(logging.Handler):
     """The data pipeline's log on stderr: warnings as ``warning: ...``; progress only on a terminal."""
 
+    def __init__(self, level: int = logging.NOTSET, progress: bool = True) -> None:
+        super().__init__(level)
+        self.progress = progress
+
     def emit(self, record: logging.LogRecord) -> None:
         if record.levelno >= logging.WARNING:
             print(f"warning: {record.getMessage()}", file=sys.stderr)
-        elif sys.stderr.isatty():
+        elif self.progress and sys.stderr.isatty():
             print(f"  {record.getMessage()}", file=sys.stderr)
 
 
@@ -77,9 +81,12 @@ def summarise(out_dir: Any) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from suite.commands._options import check_out_dir, positive_int, print_json
     from suite.data import dataset_options, prepare
     from suite.errors import UserError
 
+    check_out_dir(args.out)
+    positive_int(args.jobs, "--jobs")
     options = _parse_sets(args.set)
     known = dataset_options(args.dataset)
     for flag, key, value in (("--f0", "f0", args.f0), ("--jobs", "jobs", args.jobs)):
@@ -91,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     if args.no_cache:
         options["use_cache"] = False
     log = logging.getLogger("ddspbench.data")
-    handler = _StderrLog(logging.INFO)
+    handler = _StderrLog(logging.INFO, progress=not args.no_progress)
     old_level = log.level
     log.setLevel(logging.INFO)
     log.addHandler(handler)
@@ -106,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     summary = summarise(out)
     summary["wall_seconds"] = round(time.perf_counter() - t0, 2)
     if args.json:
-        print(json.dumps(summary, indent=2, sort_keys=True))
+        print_json(summary, indent=2)
         return 0
     sp, rec = summary["splits"], summary["recordings"]
     print(f"prepared {summary['dataset']} -> {summary['out']} in {summary['wall_seconds']} s")

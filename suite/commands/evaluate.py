@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +27,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--embedding", default="logmel", help="FAD embedding back-end (default logmel; aisfx for real data)")
     p.add_argument("--ckpt-dir", default=None, help="weights folder for the pretrained FAD back-ends")
     p.add_argument("--buffers", default="64,256,512", help="streaming buffer sizes in samples (default 64,256,512)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--threads", type=int, default=1, help="torch threads while measuring (default 1)")
     p.add_argument("--speed-backend", default="eager", choices=["eager", "torchscript", "native"],
                    help="inference path the speed metrics time (default eager; native/torchscript: float models, CPU)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N clips")
     p.add_argument("--n-audio", type=int, default=4, help="rendered examples written with --out (default 4)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the models' noise and of the intervals (default 0)")
     p.add_argument("--out", default=None, help="results directory: append to OUT/records.jsonl and write audio examples")
     p.add_argument("--json", action="store_true", help="print the record as JSON")
 
 
 def _candidate_id(path: Path, meta: dict[str, Any]) -> str:
+    """The checkpoint's own candidate id, else ``<stem>-<hash8>``; always a safe single path component."""
+    from suite.names import safe_name
+
     if meta.get("candidate_id"):
-        return str(meta["candidate_id"])
+        return safe_name(str(meta["candidate_id"]), fallback="candidate")
     h = hashlib.sha256(path.read_bytes()).hexdigest()[:8]
-    return f"{path.stem}-{h}"
+    return safe_name(f"{path.stem}-{h}", fallback="candidate")
 
 
 def _buffers(text: str) -> tuple[int, ...]:
@@ -63,12 +65,20 @@ def run(args: argparse.Namespace) -> int:
 
     from suite.audio_io import write_wav
     from suite.checkpoint import load_checkpoint
+    from suite.commands._options import check_out_dir, positive_int, print_json
     from suite.data.store import load_meta, load_split
     from suite.errors import UserError
     from suite.evaluate import CandidateFailed, evaluate_model, expand_metrics
+    from suite.names import safe_name
     from suite.provenance import provenance
     from suite.records import ResultRecord, append_record
+    from suite.train import resolve_device
 
+    check_out_dir(args.out)
+    positive_int(args.threads, "--threads")
+    positive_int(args.limit, "--limit")
+    positive_int(args.n_audio, "--n-audio", minimum=0)
+    resolve_device(args.device)
     buffers = _buffers(args.buffers)
     names = expand_metrics(args.metrics, buffers)
     ckpt = Path(args.model)
@@ -77,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     data_meta = load_meta(args.data)
     clips = load_split(args.data, args.split)
     if args.limit is not None:
-        clips = clips.subset(slice(0, max(1, args.limit)))
+        clips = clips.subset(slice(0, args.limit))
     if len(clips) == 0:
         raise UserError(f"{args.data}: split {args.split!r} has no clips")
     cid = _candidate_id(ckpt, meta)
@@ -98,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out)
         audio_out = out / "candidates" / cid / "audio"
         for k in range(min(args.n_audio, len(clips))):
-            target = out / "targets" / f"{clips.clip_ids[k]}.wav"
+            target = out / "targets" / f"{safe_name(clips.clip_ids[k])}.wav"
             if not target.exists():
                 write_wav(target, clips.audio[k])
     try:
@@ -116,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         append_record(Path(args.out) / "records.jsonl", record)
     if args.json:
-        print(json.dumps(record.to_dict(), sort_keys=True))
+        print_json(record.to_dict())
     else:
         _print_table(record)
     return 0 if record.status == "ok" else 1

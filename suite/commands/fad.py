@@ -10,7 +10,6 @@ fast no-weights one.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bootstrap", type=int, default=0, help="bootstrap resamples for 95%% intervals (0: none)")
     p.add_argument("--inf", action="store_true", help="also FAD-infinity (extrapolation over subset sizes)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and FAD-infinity subsets (default 0)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -72,6 +71,10 @@ def run(args: argparse.Namespace) -> int:
     from suite.metrics.compare import MIN_CLIPS, compare_sets
     from suite.metrics.embeddings import embed_clips, get_embedding
 
+    if args.bootstrap < 0:
+        raise UserError(f"--bootstrap must be at least 0, got {args.bootstrap}")
+    if args.segment is not None and not args.segment >= 0.5:
+        raise UserError(f"--segment must be at least 0.5 seconds, got {args.segment}")
     sides = []
     for side, path in (("A", args.a), ("B", args.b)):
         clips, kind = load_side(path, args.segment)
@@ -91,9 +94,9 @@ def run(args: argparse.Namespace) -> int:
     out["embedding"] = embedder.definition if embedder is not None else "npy"
     out["unit"] = "1"
     if args.json:
-        from suite.records import json_clean
+        from suite.commands._options import print_json
 
-        print(json.dumps(json_clean(out), sort_keys=True))
+        print_json(out)
         return 0
     line = f"FAD {out['fad']:.4f}  KAD {out['kad']:.4f}"
     if "fad_inf" in out and out["fad_inf"] is not None:

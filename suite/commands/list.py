@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 HELP = "list every registry (families, sizes, compressors, datasets, embeddings, metrics, f0 trackers)"
@@ -50,7 +49,9 @@ def collect(registry: str | None = None, pattern: str = "*") -> dict[str, list[d
 def run(args: argparse.Namespace) -> int:
     data = collect(args.registry, args.pattern)
     if args.json:
-        print(json.dumps(data, indent=2, sort_keys=True))
+        from suite.commands._options import print_json
+
+        print_json(data, indent=2)
         return 0
     from rich.console import Console
     from rich.table import Table

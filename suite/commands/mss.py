@@ -9,10 +9,9 @@ error (they are probably not the same passage).
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
-HELP = "multi-scale spectral distance (MSS, REFERENCE §5) between two audio files"
+HELP = "multi-scale spectral distance (MSS: mean L1 of linear and log magnitude spectra over FFT sizes) between two audio files"
 
 MAX_LENGTH_MISMATCH = 0.10
 
@@ -65,7 +64,9 @@ def compute(a_path: str, b_path: str, scales: tuple[int, ...]) -> dict[str, Any]
 def run(args: argparse.Namespace) -> int:
     out = compute(args.a, args.b, parse_scales(args.scales))
     if args.json:
-        print(json.dumps(out, sort_keys=True))
+        from suite.commands._options import print_json
+
+        print_json(out)
     else:
         print(f"MSS {out['mss']:.4f}  (scales {','.join(map(str, out['scales']))}; {out['length_policy']})")
     return 0

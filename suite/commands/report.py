@@ -9,12 +9,14 @@ HELP = "report on results directories: leaderboard (md/csv/json), Pareto fronts,
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", nargs="+", required=True, metavar="DIR", help="results directories (records.jsonl)")
-    p.add_argument("--out", required=True, metavar="DIR", help="report folder to write")
+    p.add_argument("--out", default=None, metavar="DIR", help="report folder to write (default: <first --results>/report)")
     p.add_argument("--format", default="md,html,csv,json", help="comma-separated: md, html, csv, json")
     p.add_argument("--metric", default="mss", help="ranking / quality metric (default mss)")
     p.add_argument("--objectives", default=None, help="2 or 3 metrics for the Pareto fronts (default METRIC,RTF-METRIC)")
-    p.add_argument("--family", default=None, help="only these families (comma-separated)")
-    p.add_argument("--instrument", default=None, help="only these instruments (comma-separated)")
+    p.add_argument("--families", default=None, help="only these families (comma-separated)")
+    p.add_argument("--family", dest="families", default=None, help=argparse.SUPPRESS)  # old spelling, kept working
+    p.add_argument("--instruments", default=None, help="only these instruments (comma-separated)")
+    p.add_argument("--instrument", dest="instruments", default=None, help=argparse.SUPPRESS)  # old spelling, kept working
     p.add_argument("--max-rtf", type=float, default=None, help="only candidates with RTF-METRIC <= this")
     p.add_argument("--rtf-metric", default="rtf_stream_64", help="the RTF column --max-rtf applies to")
     p.add_argument("--max-params", type=float, default=None, help="only candidates with at most this many parameters")
@@ -24,24 +26,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top", type=int, default=20, help="rows printed in the terminal (default 20)")
     p.add_argument("--allow-mixed-hardware", action="store_true",
                    help="combine rows measured on different machines/threads/devices or metric definitions")
+    p.add_argument("--json", action="store_true", help="print the written files and the ranked rows as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from rich.console import Console
 
     from reports import build_report, load_results, print_leaderboard
     from reports.tables import filter_frame
-
+    from suite.commands._options import check_out_dir, positive_int, print_json
+    out = check_out_dir(args.out or Path(args.results[0]) / "report")
+    assert out is not None
+    positive_int(args.clips, "--clips", minimum=0)
+    positive_int(args.top, "--top")
     written = build_report(
-        args.results, args.out, args.format, metric=args.metric, objectives=args.objectives,
-        family=args.family, instrument=args.instrument, max_rtf=args.max_rtf, rtf_metric=args.rtf_metric,
+        args.results, out, args.format, metric=args.metric, objectives=args.objectives,
+        family=args.families, instrument=args.instruments, max_rtf=args.max_rtf, rtf_metric=args.rtf_metric,
         max_params=args.max_params, max_mb=args.max_mb, allow_mixed_hardware=args.allow_mixed_hardware,
         budget_metric=args.budget_metric, n_clips=args.clips,
     )
     console = Console()
     df = filter_frame(load_results(args.results, allow_mixed_hardware=args.allow_mixed_hardware),
-                      family=args.family, instrument=args.instrument, max_rtf=args.max_rtf,
+                      family=args.families, instrument=args.instruments, max_rtf=args.max_rtf,
                       rtf_metric=args.rtf_metric, max_params=args.max_params, max_mb=args.max_mb)
+    if args.json:
+        rows = df.head(args.top) if args.top else df
+        print_json({"out": str(out), "written": {k: str(v) for k, v in written.items()},
+                    "rows": len(df), "top": rows.to_dict(orient="records")})
+        return 0
     print_leaderboard(df, console=console, top=args.top, metric=args.metric)
     for kind, path in written.items():
         if not kind.startswith("plot:"):

@@ -10,18 +10,23 @@ from typing import Any
 
 HELP = "run (or resume) a multi-objective compression sweep; ends with a leaderboard"
 
+STORAGE_ENV = "DDSPBENCH_STORAGE"
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default=None, help="smoke (minutes on a CPU), quick (about an hour), paper (GPU); default smoke")
     p.add_argument("--config", default=None, metavar="YAML", help="a sweep file overriding the preset (see suite/configs/)")
     p.add_argument("--families", default=None, help="comma-separated families or wildcards (e.g. hpn,ddx7)")
+    p.add_argument("--family", dest="families", default=None, help=argparse.SUPPRESS)  # the other spelling, kept working
     p.add_argument("--methods", default=None, help="comma-separated methods or chains (e.g. scratch,kd_audio,prune+quantize)")
     p.add_argument("--sizes", default=None, help="comma-separated student sizes (reduced, full, hidden=32)")
     p.add_argument("--objectives", default=None, help="comma-separated metric names to minimise (e.g. mss,rtf_stream_64,param_bytes)")
     p.add_argument("--sampler", default=None, help="nsga2 (default), nsga3, tpe, random")
     p.add_argument("--trials", type=int, default=None, help="finished trials the study should have in total")
     p.add_argument("--study", default=None, help="study name (default: the preset's)")
-    p.add_argument("--storage", default=None, help="Optuna storage URL (default: a journal file in --out); postgresql://... for many machines")
+    p.add_argument("--storage", default=None,
+                   help=f"Optuna storage URL (default: ${STORAGE_ENV}, else a journal file in --out); postgresql://... for "
+                        f"many machines (prefer ${STORAGE_ENV} for a URL with a password: command lines are visible to others)")
     p.add_argument("--out", default=None, help="results directory (default: results/<study>)")
     p.add_argument("--device", default=None, help="cpu or cuda")
     p.add_argument("--seed", type=int, default=None, help="seed of data, training, sampling")
@@ -30,6 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-report", action="store_true", help="do not build the report at the end")
     p.add_argument("--setup-only", action="store_true",
                    help="create the study (settings, covering trials) and exit; run it with `ddspbench worker`")
+    p.add_argument("--no-progress", action="store_true", help="no live progress bar (one line per finished trial instead)")
+    p.add_argument("--json", action="store_true", help="print the summary (trials, records, report files) as JSON")
 
 
 def _csv(value: str) -> list[str]:
@@ -92,7 +99,17 @@ def sigterm_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def storage_url_of(args: argparse.Namespace, out: Path) -> str:
+    """``--storage``, else ``$DDSPBENCH_STORAGE``, else the journal file in ``out``."""
+    import os
+
+    from suite.sweep.storage import default_storage_url
+
+    return args.storage or os.environ.get(STORAGE_ENV) or default_storage_url(out)
+
+
 def run(args: argparse.Namespace) -> int:
+    from suite.commands._options import check_out_dir, print_json
     from suite.pipeline import Workspace
     from suite.sweep.progress import SweepDisplay
     from suite.sweep.runner import (
@@ -103,13 +120,15 @@ def run(args: argparse.Namespace) -> int:
         save_resolved_config,
     )
     from suite.sweep.space import resolve_space
-    from suite.sweep.storage import default_storage_url, mask_url, slot_lock
+    from suite.sweep.storage import mask_url, slot_lock, storage_kind
 
     cfg = resolve_config(args)
     check_device(cfg.device)
     space = resolve_space(cfg)  # every name checked before anything is written
     out = Path(args.out or Path("results") / cfg.study)
-    storage_url = args.storage or default_storage_url(out)
+    check_out_dir(out)
+    storage_url = storage_url_of(args, out)
+    storage_kind(storage_url)  # an unusable URL is refused before anything is written
     out.mkdir(parents=True, exist_ok=True)
     sigterm_as_interrupt()
     study, storage = open_study(cfg, storage_url)
@@ -118,11 +137,15 @@ def run(args: argparse.Namespace) -> int:
     if args.setup_only:
         with slot_lock(storage_url, storage, cfg.study):
             added = enqueue_covering(study, space, cfg)
+        if args.json:
+            print_json({"study": cfg.study, "storage": mask_url(storage_url), "covering_enqueued": added,
+                        "trials": cfg.trials, "out": str(out), "config": str(config_path)})
+            return 0
         print(f"study {cfg.study!r} ready in {mask_url(storage_url)} ({added} covering trials enqueued); "
               f"run: ddspbench worker --storage URL --study {cfg.study} --out {out}")
         return 0
     finished, _ = count_trials(study)
-    with SweepDisplay(cfg.objectives) as display:
+    with SweepDisplay(cfg.objectives, live=False if args.no_progress else None) as display:
         ws.note = display.note
         display.note(f"study {cfg.study!r} (preset {cfg.preset}) in {mask_url(storage_url)}; results in {out}")
         display.note(f"objectives (minimised): {', '.join(cfg.objectives)}; sampler {cfg.sampler}, seed {cfg.seed}")
@@ -131,9 +154,18 @@ def run(args: argparse.Namespace) -> int:
         summary = run_trials(study, storage, storage_url, cfg, ws, display=display, space=space)
     print(f"{summary.finished_total} of {cfg.trials} trials finished ({summary.ran} run now: {summary.ok} ok, {summary.failed} failed)")
     print(f"records: {ws.records_path}\nconfig: {config_path}")
-    if not args.no_report:
-        finish_report(out, cfg)
-    return 0 if any(r.status == "ok" and r.method != "teacher" for r in _records(ws.records_path)) else 1
+    report_dir = None if args.no_report else finish_report(out, cfg)
+    any_ok = any(r.status == "ok" and r.method != "teacher" for r in _records(ws.records_path))
+    if args.json:
+        print_json({"study": cfg.study, "storage": mask_url(storage_url), "out": str(out), "trials": cfg.trials,
+                    "finished": summary.finished_total, "ran": summary.ran, "ok": summary.ok, "failed": summary.failed,
+                    "records": str(ws.records_path), "config": str(config_path),
+                    "report": None if report_dir is None else str(report_dir),
+                    "candidates": [{"candidate_id": r.candidate_id, "status": r.status, "method": r.method,
+                                    "family": r.family, "size": r.size, "error": r.error,
+                                    "objectives": {o: r.metrics.get(o) for o in cfg.objectives}}
+                                   for r in summary.records]})
+    return 0 if any_ok else 1
 
 
 def _records(path: Path) -> list[Any]:

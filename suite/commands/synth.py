@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import re
+
+from suite.names import safe_name
 
 HELP = "render a split's clips with a checkpoint to <clip_id>.wav files (16 kHz)"
 
@@ -14,18 +15,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="checkpoint (.pt) written by `ddspbench train`")
     p.add_argument("--data", required=True, help="prepared dataset directory")
     p.add_argument("--out", required=True, help="directory for the wav files")
-    p.add_argument("--split", default="test", choices=("train", "valid", "test"))
+    p.add_argument("--split", default="test", choices=("train", "valid", "test"), help="split to render (default test)")
     p.add_argument("--limit", type=int, default=None, help="only the first N clips")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--batch-size", type=int, default=8, help="clips rendered at once (default 8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the models' noise")
     p.add_argument("--subtype", default="PCM_16", choices=("PCM_16", "PCM_24", "FLOAT"), help="wav sample format")
-
-
-def safe_name(clip_id: str) -> str:
-    """A file name for a clip id (path separators and odd characters become ``_``)."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", str(clip_id)).strip("._")
-    return name or "clip"
+    p.add_argument("--json", action="store_true", help="print the written files as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,16 +32,16 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from suite.checkpoint import load_checkpoint
+    from suite.commands._options import check_out_dir, positive_int, print_json
     from suite.data.store import load_split
     from suite.errors import UserError
     from suite.evaluate import batch_seeds
     from suite.features import SAMPLE_RATE
     from suite.train import batch_to_tensors, derive_seed, forward_batch, resolve_device
 
-    if args.limit is not None and args.limit < 1:
-        raise UserError(f"--limit must be >= 1, got {args.limit}")
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    check_out_dir(args.out)
+    positive_int(args.limit, "--limit")
+    positive_int(args.batch_size, "--batch-size")
     device = resolve_device(args.device)
     clips = load_split(args.data, args.split)
     model, _ = load_checkpoint(args.model, map_location=device)
@@ -56,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.data}: split {args.split!r} has no clips")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    written = 0
+    written: list[str] = []
     with torch.no_grad():
         for i, b in enumerate(clips.batches(args.batch_size)):
             t = batch_to_tensors(b, device)
@@ -66,7 +62,12 @@ def run(args: argparse.Namespace) -> int:
                 raise UserError(f"{args.model}: the model's output holds NaN/inf")
             ids = clips.clip_ids[i * args.batch_size : i * args.batch_size + len(audio)]
             for cid, wav in zip(ids, audio):
-                sf.write(out / f"{safe_name(cid)}.wav", np.clip(wav, -1.0, 1.0), SAMPLE_RATE, subtype=args.subtype)
-                written += 1
-    print(f"wrote {written} wav files to {out}")
+                path = out / f"{safe_name(cid)}.wav"
+                sf.write(path, np.clip(wav, -1.0, 1.0), SAMPLE_RATE, subtype=args.subtype)
+                written.append(str(path))
+    if args.json:
+        print_json({"out": str(out), "files": written, "sample_rate": SAMPLE_RATE, "split": args.split,
+                    "model": str(args.model)})
+    else:
+        print(f"wrote {len(written)} wav files to {out}")
     return 0

@@ -36,6 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's; 1 suits small models)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the result (steps, seconds, checkpoints, valid MSS) as JSON")
 
 
 def parse_sets(items: list[str]) -> dict[str, Any]:
@@ -47,9 +48,12 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
 
 def build_model(family: str, size: str | None, sets: dict[str, Any]) -> Any:
     """A fresh model of ``family``: a named size, optionally with settings overridden, or settings alone."""
-    from suite.errors import UserError
+    from suite.errors import UserError, one_line_message
     from suite.registry import FAMILIES, SIZES
 
+    negative = _negative_setting(sets)
+    if negative is not None:
+        raise UserError(f"--set {negative[0]}={negative[1]!r}: widths and counts cannot be negative")
     cls = FAMILIES.get(family)  # unknown -> UserError listing the families
     known_sizes = [n.split("/", 1)[1] for n in SIZES.list(f"{family}/*")]
     if size is not None and f"{family}/{size}" not in SIZES:
@@ -68,10 +72,25 @@ def build_model(family: str, size: str | None, sets: dict[str, Any]) -> Any:
         else:
             config = dict(sets)
         model = cls(**config)
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"cannot build {family} with {sets}: {str(exc).splitlines()[0]}") from None
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise UserError(f"cannot build {family} with {sets}: {one_line_message(exc, 200)}") from None
     model.size_name = "custom"
     return model
+
+
+def _negative_setting(sets: dict[str, Any], prefix: str = "") -> tuple[str, Any] | None:
+    """The first number below zero among the settings (nested widths included), or None."""
+    for key, value in sets.items():
+        name = f"{prefix}{key}"
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if isinstance(v, dict):
+                found = _negative_setting(v, f"{name}.")
+                if found is not None:
+                    return found
+            elif isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0:
+                return name, value
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,10 +99,20 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
+    from suite.commands._options import check_out_dir, positive_int, print_json
     from suite.data.store import load_meta, load_split
     from suite.errors import UserError
-    from suite.train import LAST_CKPT, TrainConfig, TrainingDiverged, train
+    from suite.train import LAST_CKPT, TrainConfig, TrainingDiverged, resolve_device, train
 
+    check_out_dir(args.out)
+    positive_int(args.steps, "--steps")
+    positive_int(args.batch_size, "--batch-size")
+    positive_int(args.frames, "--frames", minimum=4)
+    for flag in ("valid_every", "checkpoint_every", "decay_every", "threads"):
+        positive_int(getattr(args, flag), "--" + flag.replace("_", "-"))
+    if not args.lr > 0:
+        raise UserError(f"--lr must be positive, got {args.lr}")
+    resolve_device(args.device)
     torch.manual_seed(args.seed)  # the initial weights follow --seed too
     model = build_model(args.family, args.size, parse_sets(args.sets))
     meta = load_meta(args.data)
@@ -114,6 +143,13 @@ def run(args: argparse.Namespace) -> int:
     except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if args.json:
+        print_json({"family": args.family, "size": getattr(model, "size_name", "custom"), "params": n_params,
+                    "steps": res.steps, "start_step": res.start_step, "seconds": res.seconds,
+                    "checkpoint": str(res.checkpoint),
+                    "best_checkpoint": None if res.best_checkpoint is None else str(res.best_checkpoint),
+                    "best_valid_mss": res.best_valid, "last_valid_mss": res.last_valid})
+        return 0
     print(f"steps: {res.steps} ({res.steps - res.start_step} in {res.seconds:.1f} s)")
     print(f"checkpoint: {res.checkpoint}")
     if res.best_checkpoint is not None:

@@ -4,30 +4,38 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 HELP = "join an existing sweep study (e.g. on PostgreSQL) and run trials until it has N finished"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--storage", default=None, help="the study's storage URL (default: the journal file in --out)")
+    p.add_argument("--storage", default=None,
+                   help="the study's storage URL (default: $DDSPBENCH_STORAGE, else the journal file in --out)")
     p.add_argument("--study", required=True, help="study name (as given to `ddspbench sweep`)")
     p.add_argument("--out", required=True, help="results directory shared by the workers (records, candidates)")
     p.add_argument("--trials", type=int, default=None, help="finished trials to reach (default: the sweep's)")
     p.add_argument("--cache", default=None, help="where prepared data and trained teachers are cached (default: <out>/cache); share it to share teachers")
-    p.add_argument("--grace", type=float, default=120.0, help="seconds without heartbeat before a running trial is taken as dead")
+    p.add_argument("--grace", type=float, default=120.0,
+                   help="seconds without a heartbeat after which a running trial is taken as dead, whatever its pid "
+                        "(default 120; heartbeats come every 10 s)")
+    p.add_argument("--no-progress", action="store_true", help="no live progress bar (one line per finished trial instead)")
+    p.add_argument("--json", action="store_true", help="print what this worker ran as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
-    from suite.commands.sweep import check_device, sigterm_as_interrupt
+    from suite.commands._options import check_out_dir, print_json
+    from suite.commands.sweep import check_device, sigterm_as_interrupt, storage_url_of
     from suite.errors import UserError
     from suite.pipeline import Workspace
     from suite.sweep.progress import SweepDisplay
     from suite.sweep.runner import load_study_config, open_study, run_trials
-    from suite.sweep.storage import default_storage_url, mask_url
+    from suite.sweep.storage import mask_url
 
-    out = Path(args.out)
-    storage_url = args.storage or default_storage_url(out)
+    out = check_out_dir(args.out)
+    assert out is not None
+    if not args.grace > 0:
+        raise UserError(f"--grace must be a positive number of seconds, got {args.grace}")
+    storage_url = storage_url_of(args, out)
     cfg = load_study_config(storage_url, args.study)
     check_device(cfg.device)
     if args.trials is not None:
@@ -37,10 +45,16 @@ def run(args: argparse.Namespace) -> int:
     sigterm_as_interrupt()
     study, storage = open_study(cfg, storage_url, worker_offset=os.getpid() % 100_003, write_attrs=False)
     ws = Workspace(cfg, out, cache=args.cache)
-    with SweepDisplay(cfg.objectives) as display:
+    with SweepDisplay(cfg.objectives, live=False if args.no_progress else None) as display:
         ws.note = display.note
         display.note(f"worker {os.getpid()} on study {cfg.study!r} in {mask_url(storage_url)}; results in {out}")
         summary = run_trials(study, storage, storage_url, cfg, ws, display=display, grace_s=args.grace)
+    if args.json:
+        print_json({"study": cfg.study, "storage": mask_url(storage_url), "out": str(out), "pid": os.getpid(),
+                    "ran": summary.ran, "ok": summary.ok, "failed": summary.failed,
+                    "finished": summary.finished_total, "trials": cfg.trials,
+                    "candidates": [r.candidate_id for r in summary.records]})
+        return 0
     print(f"worker done: ran {summary.ran} trials ({summary.ok} ok, {summary.failed} failed); "
           f"study has {summary.finished_total} of {cfg.trials} finished")
     return 0

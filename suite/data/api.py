@@ -9,7 +9,7 @@ from typing import Any
 from suite.errors import UserError
 from suite.registry import DATASETS  # filled from the catalog (suite.data.builders) at the first lookup
 
-__all__ = ["prepare", "dataset_options"]
+__all__ = ["prepare", "dataset_options", "check_options"]
 
 
 def dataset_options(name: str) -> dict[str, Any]:
@@ -53,4 +53,37 @@ def prepare(
         raise UserError(
             f"dataset {name!r} has no option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
         )
+    check_options(name, options, known)
     return Path(builder(Path(out_dir), path=path, seed=int(seed), cache_dir=cache_dir, **options))
+
+
+def check_options(name: str, options: dict[str, Any], known: dict[str, Any] | None = None) -> None:
+    """Refuse option values of the wrong kind before any work: an option whose default is an integer
+    takes an integer >= 1 (counts, strides, jobs), a number takes a positive number, a flag takes
+    true/false, a name takes a string; options without a default take a string or a list of strings.
+
+    Raises:
+        UserError: naming the dataset, the option and the value.
+    """
+    known = dataset_options(name) if known is None else known
+    for key, value in options.items():
+        default = known.get(key)
+        if value is None:
+            continue
+        if isinstance(default, bool):
+            ok, want = isinstance(value, bool), "true or false"
+        elif isinstance(default, int):
+            ok, want = isinstance(value, int) and not isinstance(value, bool) and value >= 1, "an integer >= 1"
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+            want = "a positive number"
+        elif isinstance(default, str) or key == "cache_dir":
+            ok, want = isinstance(value, (str, Path)), "a string"
+        elif key == "min_confidence":
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+            want = "a number in [0, 1]"
+        else:
+            ok = isinstance(value, str) or (isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value))
+            want = "a name or a list of names"
+        if not ok:
+            raise UserError(f"dataset {name!r} option {key}: expected {want}, got {value!r}")

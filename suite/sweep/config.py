@@ -210,13 +210,59 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+MAX_YAML_BYTES = 1_000_000
+MAX_YAML_NODES = 100_000
+"""Caps on a sweep file: its size, and its node count with every alias expanded (an alias bomb
+grows a few hundred bytes into millions of nodes, copied into the study and every record)."""
+
+
+def _expanded_nodes(node: Any, memo: dict[int, int], depth: int = 0) -> int:
+    """How many nodes ``node`` stands for once aliases are expanded (shared nodes counted per use)."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if depth > 200:
+        raise UserError("nesting deeper than 200 levels")
+    memo[key] = 1  # a cycle counts once instead of recursing forever
+    value = node.value
+    total = 1
+    if isinstance(value, list):
+        for item in value:
+            for child in item if isinstance(item, tuple) else (item,):
+                total += _expanded_nodes(child, memo, depth + 1)
+                if total > MAX_YAML_NODES:
+                    break
+    memo[key] = total
+    return total
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML sweep file with ``yaml.safe_load`` (tags that run code are refused)."""
+    """Read a YAML sweep file with ``yaml.safe_load`` (tags that run code are refused).
+
+    The file must be UTF-8, at most :data:`MAX_YAML_BYTES`, and at most :data:`MAX_YAML_NODES`
+    nodes with its aliases expanded (counted on the node graph, before anything is expanded).
+    """
     p = Path(path)
     if not p.is_file():
         raise UserError(f"sweep config not found: {p}")
+    raw = p.read_bytes()
+    if len(raw) > MAX_YAML_BYTES:
+        raise UserError(f"{p}: {len(raw):,} bytes; a sweep config may hold at most {MAX_YAML_BYTES:,}")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is not None:
+            try:
+                nodes = _expanded_nodes(root, {})
+            except UserError as exc:
+                raise UserError(f"{p}: {exc}") from None
+            if nodes > MAX_YAML_NODES:
+                raise UserError(f"{p}: more than {MAX_YAML_NODES:,} values once its aliases are expanded "
+                                "(an alias bomb?); write the values out")
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(f"{p}: not valid YAML ({first})") from None
@@ -301,7 +347,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
 def _check_semantics(cfg: SweepConfig, where: str) -> None:
     if cfg.trials < 1:
         raise UserError(f"{where}.trials: must be at least 1, got {cfg.trials}")
-    if not cfg.study or any(c in cfg.study for c in "/\\\n"):
+    if not cfg.study or any(c in cfg.study for c in "/\\\n\r\0") or cfg.study.startswith("."):
         raise UserError(f"{where}.study: {cfg.study!r} is not a usable study name")
     if not cfg.objectives:
         raise UserError(f"{where}.objectives: at least one objective is needed")
@@ -339,3 +385,102 @@ def _check_semantics(cfg: SweepConfig, where: str) -> None:
     if cfg.evaluation.speed_backend != "eager" and cfg.device != "cpu":
         raise UserError(f"{where}.evaluation.speed_backend: {cfg.evaluation.speed_backend!r} runs on CPU only "
                         f"(device is {cfg.device!r}); use eager")
+    _check_sections(cfg, where)
+
+
+def _check_sections(cfg: SweepConfig, where: str) -> None:
+    """Bounds and names of every section, so a study never starts with a config that fails every trial."""
+    from suite.records import STREAM_BUFFERS
+    from suite.registry import COMPRESSORS, DATASETS, EMBEDDINGS, FAMILIES, SIZES
+
+    ev = cfg.evaluation
+    bad = [b for b in ev.stream_buffers if b not in STREAM_BUFFERS]
+    if bad:
+        raise UserError(f"{where}.evaluation.stream_buffers: {bad[0]} is not one of {', '.join(map(str, STREAM_BUFFERS))} "
+                        "(multiples of 64 samples with a standard metric)")
+    if ev.threads < 1:
+        raise UserError(f"{where}.evaluation.threads: at least 1, got {ev.threads}")
+    if ev.n_audio_examples < 0:
+        raise UserError(f"{where}.evaluation.n_audio_examples: at least 0, got {ev.n_audio_examples}")
+    if ev.embedding not in EMBEDDINGS:
+        raise UserError(f"{where}.evaluation.embedding: unknown embedding {ev.embedding!r}; known: {', '.join(EMBEDDINGS.list())}")
+    from suite.evaluate import expand_metrics
+
+    try:
+        expand_metrics(ev.metrics, ev.stream_buffers)  # the pipeline measures the objectives on top of these
+    except UserError as exc:
+        raise UserError(f"{where}.evaluation.metrics: {exc}") from None
+    data = cfg.data
+    if data.dataset not in DATASETS:
+        raise UserError(f"{where}.data.dataset: unknown dataset {data.dataset!r}; known: {', '.join(DATASETS.list())}")
+    from suite.data.api import check_options, dataset_options
+
+    known = dataset_options(data.dataset)
+    unknown = sorted(set(data.options) - set(known))
+    if unknown:
+        raise UserError(f"{where}.data.options: dataset {data.dataset!r} has no option {unknown[0]!r}; "
+                        f"known: {', '.join(sorted(known))}")
+    try:
+        check_options(data.dataset, data.options, known)
+    except UserError as exc:
+        raise UserError(f"{where}.data.options: {exc}") from None
+    for key, least in (("max_train", 1), ("max_valid", 0), ("max_test", 1)):
+        value = getattr(data, key)
+        if value is not None and value < least:
+            raise UserError(f"{where}.data.{key}: at least {least}, got {value}")
+    families = FAMILIES.expand(cfg.space.families)
+    for fam, widths in cfg.teacher.widths.items():
+        if fam not in FAMILIES:
+            raise UserError(f"{where}.teacher.widths: unknown family {fam!r}; known: {', '.join(FAMILIES.list())}")
+        bad_width = _first_non_positive(widths)
+        if bad_width is not None:
+            raise UserError(f"{where}.teacher.widths.{fam}.{bad_width[0]}: must be > 0, got {bad_width[1]!r}")
+    for fam in families:
+        if f"{fam}/{cfg.teacher.size}" not in SIZES:
+            raise UserError(f"{where}.teacher.size: {fam} has no size {cfg.teacher.size!r}")
+        for size in cfg.sizes_for(fam):
+            _check_custom_size(FAMILIES.get(fam), fam, size, f"{where}.space.sizes")
+    for method, specs in cfg.space.params.items():
+        if method not in COMPRESSORS:
+            raise UserError(f"{where}.space.params: unknown compressor {method!r}; known: {', '.join(COMPRESSORS.list())}")
+        accepted = getattr(COMPRESSORS.get(method), "defaults", {})
+        extra = sorted(set(specs) - set(accepted))
+        if extra:
+            raise UserError(f"{where}.space.params.{method}: unknown parameter {extra[0]!r}; "
+                            f"{method} takes {', '.join(sorted(accepted)) or '(none)'}")
+
+
+def _check_custom_size(cls: Any, family: str, size: str, where: str) -> None:
+    """A custom student size (``hidden=32``) must build a ``family`` model: positive numbers, known settings.
+
+    Student sizes are small by design, so building one costs milliseconds.
+    """
+    from suite.errors import one_line_message
+    from suite.sweep.space import parse_size
+
+    overrides = parse_size(size)
+    if not overrides:
+        return
+    for key, value in overrides.items():
+        if isinstance(value, (int, float)) and value <= 0:
+            raise UserError(f"{where}: {size!r}: {key} must be > 0")
+    try:
+        cls(**overrides)
+    except (TypeError, ValueError, RuntimeError, KeyError) as exc:
+        raise UserError(f"{where}: {size!r} does not build a {family} model ({one_line_message(exc, 160)})") from None
+
+
+def _first_non_positive(tree: Any, prefix: str = "") -> tuple[str, Any] | None:
+    """The first number <= 0 (or non-number) in a widths mapping (lists and nested mappings included)."""
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else []
+    for key, value in items:
+        name = f"{prefix}{key}"
+        if isinstance(value, (dict, list)):
+            found = _first_non_positive(value, f"{name}.")
+            if found is not None:
+                return found
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            if value is None or isinstance(value, str):
+                continue  # a name (e.g. DDX7's instrument) or an unset value, not a width
+            return name, value
+    return None

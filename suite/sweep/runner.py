@@ -7,8 +7,10 @@ running, so a study ends with exactly N finished trials however many workers joi
 the real pipeline (:func:`suite.pipeline.run_candidate`), appends its record, then tells Optuna:
 ``COMPLETE`` with the objective values, or ``FAIL``.
 
-A trial left ``RUNNING`` by a dead process (its pid gone on this host, or no heartbeat for
-``grace_s`` seconds) is recovered: if its record was written it is told from the record, otherwise a
+A trial left ``RUNNING`` by a dead process is recovered. It is stale when its heartbeat is older
+than ``grace_s`` seconds, whatever its pid (a pid can be reused by an unrelated process after
+kill -9), and sooner on the same host when its pid is gone or now belongs to a process started at
+another time (``worker_started``, the start time from ``/proc``). Then if its record was written it is told from the record, otherwise a
 failed record with ``interrupted`` is written, the trial is marked ``FAIL`` with the user attribute
 ``interrupted`` (it does not count towards N) and its parameters are enqueued again.
 """
@@ -177,14 +179,29 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, from ``/proc``); None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read().decode("ascii", "replace")
+        return int(stat.rsplit(")", 1)[1].split()[19])  # field 22; the name in (...) may hold spaces
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def _is_stale(t: optuna.trial.FrozenTrial, grace_s: float, now: float) -> bool:
-    host, pid = t.user_attrs.get("worker_host"), t.user_attrs.get("worker_pid")
-    if host == socket.gethostname() and isinstance(pid, int) and pid != os.getpid():
-        return not _pid_alive(pid)
     beat = t.user_attrs.get("heartbeat")
     if beat is None and t.datetime_start is not None:
         beat = t.datetime_start.timestamp()
-    return beat is not None and now - float(beat) > grace_s
+    if isinstance(beat, (int, float)) and now - float(beat) > grace_s:
+        return True  # silent for too long, whatever its pid says (pids are reused)
+    host, pid = t.user_attrs.get("worker_host"), t.user_attrs.get("worker_pid")
+    if host != socket.gethostname() or not isinstance(pid, int):
+        return False
+    if not _pid_alive(pid):
+        return True
+    started = t.user_attrs.get("worker_started")
+    return isinstance(started, int) and process_start(pid) not in (None, started)  # the pid was reused
 
 
 def _tell_from_record(study: optuna.Study, number: int, rec: ResultRecord, cfg: SweepConfig) -> bool:
@@ -294,7 +311,10 @@ def run_trials(study: optuna.Study, storage: Any, storage_url: str, cfg: SweepCo
     space = resolve_space(cfg) if space is None else space
     target = cfg.trials if target is None else target
     summary = RunSummary(target=target)
-    me = {"worker_host": socket.gethostname(), "worker_pid": os.getpid()}
+    me: dict[str, Any] = {"worker_host": socket.gethostname(), "worker_pid": os.getpid()}
+    started = process_start(os.getpid())
+    if started is not None:
+        me["worker_started"] = started
     with slot_lock(storage_url, storage, cfg.study):
         enqueue_covering(study, space, cfg)
     while max_trials is None or summary.ran < max_trials:
@@ -362,7 +382,15 @@ def _run_one(study: optuna.Study, trial: optuna.trial.Trial, cfg: SweepConfig, w
                 if display is not None:
                     display.update(None, None, f"{cid} {spec.describe()}")
                 record = run_candidate(spec, ws, candidate_id=cid, trial=trial.number)
-            append_record(ws.records_path, record)
+            try:
+                append_record(ws.records_path, record)
+            except OSError:
+                # The record did not land (e.g. a full disk): the trial is not finished; it runs again
+                # on resume, and this process stops (the next record would not land either).
+                with _no_sigint():
+                    frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
+                    _mark_interrupted(study, frozen, ws, "its record could not be written", write_record=False)
+                raise
             appended = True
             if record.status != "ok":
                 trial.set_user_attr("error", record.error)

@@ -134,3 +134,63 @@ def test_storage_kinds():
     with pytest.raises(UserError) as err:
         storage_kind("ftp-ish-thing")
     assert "ftp-ish-thing" in str(err.value)
+
+
+BAD_SECTIONS = [
+    ({"evaluation": {"metrics": ["mss", "nosuch"]}}, "evaluation.metrics"),
+    ({"evaluation": {"embedding": "nosuch"}}, "evaluation.embedding"),
+    ({"evaluation": {"threads": 0}}, "evaluation.threads"),
+    ({"evaluation": {"n_audio_examples": -1}}, "n_audio_examples"),
+    ({"evaluation": {"stream_buffers": [64, 100]}}, "stream_buffers"),
+    ({"data": {"options": {"nosuch": 1}}}, "data.options"),
+    ({"data": {"options": {"recordings": "abc"}}}, "recordings"),
+    ({"data": {"dataset": "nosuch"}}, "data.dataset"),
+    ({"data": {"max_train": -1}}, "data.max_train"),
+    ({"data": {"max_test": 0}}, "data.max_test"),
+    ({"teacher": {"widths": {"hpn": {"hidden": -64}}}}, "teacher.widths.hpn.hidden"),
+    ({"teacher": {"widths": {"hpn": {"widths": {"gru": 0}}}}}, "teacher.widths.hpn.widths.gru"),
+    ({"teacher": {"widths": {"nosuch": {"hidden": 8}}}}, "teacher.widths"),
+    ({"teacher": {"size": "huge"}}, "teacher.size"),
+    ({"space": {"params": {"prune": {"nosuch": {"choices": [1]}}}}}, "unknown parameter 'nosuch'"),
+    ({"study": ".."}, "study"),
+    ({"space": {"sizes": ["hidden=-4"]}}, "hidden must be > 0"),
+    ({"space": {"sizes": ["nosuch=3"]}}, "does not build a hpn model"),
+]
+
+
+@pytest.mark.parametrize(("tree", "match"), BAD_SECTIONS, ids=[m for _, m in BAD_SECTIONS])
+def test_every_section_is_validated_up_front(tree, match):
+    with pytest.raises(UserError, match=match.replace("(", r"\(").replace(".", r"\.")):
+        config_from_dict(deep_merge(preset_tree("smoke"), tree))
+
+
+@pytest.mark.parametrize(("tree", "match"), BAD_SECTIONS[:4], ids=[m for _, m in BAD_SECTIONS[:4]])
+def test_setup_only_catches_them_before_a_study_exists(tree, match, tmp_path, capsys):
+    import yaml
+
+    from suite.cli import main
+
+    cfg = tmp_path / "sweep.yaml"
+    cfg.write_text(yaml.safe_dump(tree))
+    assert main(["sweep", "--setup-only", "--config", str(cfg), "--out", str(tmp_path / "out")]) == 2
+    assert match in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_yaml_alias_bomb_is_refused_before_it_expands(tmp_path):
+    levels = "".join(f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 8))
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("data:\n  options:\n  l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n" + levels)
+    assert bomb.stat().st_size < 1000
+    with pytest.raises(UserError, match="aliases are expanded"):
+        load_yaml(bomb)
+    fine = tmp_path / "fine.yaml"
+    fine.write_text("base: &b {steps: 10}\nteacher: *b\nstudent: *b\n")
+    assert load_yaml(fine)["student"] == {"steps": 10}
+
+
+def test_a_sweep_file_that_is_not_utf8_is_one_line(tmp_path):
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes("study: café\n".encode("latin-1"))
+    with pytest.raises(UserError, match="not UTF-8"):
+        load_yaml(bad)

@@ -153,3 +153,116 @@ def test_display_on_a_terminal_shows_a_bar_with_counts():
         d.trial_done(rec, 1.0)
     text = buf.getvalue()
     assert "t0001 hpn reduced kd_audio: ok mss=4.5" in text and "1/3" in text
+
+
+def _fake_candidates(monkeypatch):
+    """Trials that finish at once with an ok record (the pipeline itself is tested elsewhere)."""
+    import suite.sweep.runner as runner
+
+    def quick(spec, ws, *, candidate_id, trial=None):
+        return ResultRecord.with_units(candidate_id=candidate_id, family=spec.family, size="reduced", method=spec.method,
+                                       dataset="synthetic", seed=0, trial=trial, study=ws.cfg.study,
+                                       metrics={"mss": 1.0 + trial, "rtf_stream_64": 0.1, "param_bytes": 100.0})
+
+    monkeypatch.setattr(runner, "run_candidate", quick)
+
+
+def _orphan(study, pid: int, heartbeat: float, started: int | None = None):
+    """A RUNNING trial as a process killed with -9 leaves it: this host, its pid, its last heartbeat."""
+    t = study.ask()
+    t.suggest_categorical("family", ["hpn"])
+    attrs = {"worker_host": __import__("socket").gethostname(), "worker_pid": pid, "heartbeat": heartbeat}
+    if started is not None:
+        attrs["worker_started"] = started
+    for k, v in attrs.items():
+        t.set_user_attr(k, v)
+    return t
+
+
+def test_a_silent_trial_is_stale_even_when_its_pid_was_reused(tmp_path):
+    from suite.sweep.runner import process_start
+
+    url = default_storage_url(tmp_path)
+    cfg = _cfg(trials=3)
+    study, _ = open_study(cfg, url)
+    ws = Workspace(cfg, tmp_path)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # alive: the pid's new owner
+    try:
+        old = _orphan(study, other.pid, time.time() - 600)  # silent for 10 minutes
+        reused = _orphan(study, other.pid, time.time(), started=(process_start(other.pid) or 0) + 12345)
+        fresh = _orphan(study, other.pid, time.time(), started=process_start(other.pid))
+        assert recover_stale(study, ws, grace_s=120) == 2
+        states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+        assert states[old.number] == states[reused.number] == optuna.trial.TrialState.FAIL
+        assert states[fresh.number] == optuna.trial.TrialState.RUNNING  # the same process, beating: left alone
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_kill_9_with_a_reused_pid_finishes_instead_of_hanging(tmp_path, monkeypatch):
+    from suite.sweep.runner import run_trials
+
+    _fake_candidates(monkeypatch)
+    url = default_storage_url(tmp_path)
+    cfg = _cfg(trials=2, covering=False)
+    study, storage = open_study(cfg, url)
+    ws = Workspace(cfg, tmp_path)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    result: list = []
+    try:
+        _orphan(study, other.pid, time.time() - 5)  # its heartbeat stopped 5 s ago; the pid lives on
+        th = threading.Thread(target=lambda: result.append(run_trials(study, storage, url, cfg, ws, grace_s=2, poll_s=0.1)),
+                              daemon=True)
+        th.start()
+        th.join(60)
+        assert not th.is_alive(), "run_trials hung on a dead trial whose pid was reused"
+    finally:
+        other.kill()
+        other.wait()
+    assert result[0].finished_total == 2 and count_trials(study) == (2, 0)
+
+
+def test_a_record_that_did_not_land_is_not_finished_and_is_redone(tmp_path, monkeypatch):
+    import errno
+
+    import suite.sweep.runner as runner
+    from suite.records import RecordNotWritten
+    from suite.sweep.runner import run_trials
+
+    _fake_candidates(monkeypatch)
+    url = default_storage_url(tmp_path)
+    cfg = _cfg(trials=2, covering=False)
+    study, storage = open_study(cfg, url)
+    ws = Workspace(cfg, tmp_path)
+
+    def full(path, record):
+        raise RecordNotWritten(errno.ENOSPC, "record not written (No space left on device)", str(path))
+
+    monkeypatch.setattr(runner, "append_record", full)
+    with pytest.raises(RecordNotWritten):
+        run_trials(study, storage, url, cfg, ws)
+    assert count_trials(study) == (0, 0)
+    (first,) = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
+    assert first.user_attrs["interrupted"] is True
+    monkeypatch.setattr(runner, "append_record", append_record)  # space again: resume
+    study, storage = open_study(cfg, url)
+    summary = run_trials(study, storage, url, cfg, ws)
+    assert summary.finished_total == 2
+    redone = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    assert dict(first.params) in [dict(t.params) for t in redone]  # the same candidate, run again
+    assert len(list(read_records([ws.records_path]))) == 2
+
+
+def test_a_journal_cut_short_is_repaired_on_open(tmp_path, capsys):
+    url = default_storage_url(tmp_path)
+    cfg = _cfg(trials=2)
+    study, _ = open_study(cfg, url)
+    study.ask()
+    journal = tmp_path / "study.journal"
+    journal.write_bytes(journal.read_bytes()[:-15])  # the writer was killed mid-entry
+    study, _ = open_study(cfg, url)
+    assert "cut short" in capsys.readouterr().err
+    t = study.ask()  # usable again: asking and telling work
+    study.tell(t, [1.0, 2.0, 3.0])
+    assert journal.read_bytes().endswith(b"\n") and (tmp_path / "study.journal.partial").is_file()
