@@ -1,7 +1,8 @@
 """Leaderboards: filtering, ranking, and writing them as Markdown, CSV, JSON or a rich table.
 
-Column headers carry units (``mss [1]``, ``param_bytes [B]``). Where a record gave a confidence
-interval for a metric, Markdown and the rich table show it as ``value [low, high]`` and CSV/JSON carry
+Column headers carry units (``mss [1]``, ``param_bytes [B]``). A frame of configurations
+(:func:`reports.seeds.configurations`) adds ``n_seeds``: metrics are then means over seeds and, for
+several seeds, intervals are t-intervals over seeds. Where a record gave a confidence interval for a metric, Markdown and the rich table show it as ``value [low, high]`` and CSV/JSON carry
 ``<metric>_ci_low`` / ``<metric>_ci_high``. Failed candidates are never ranked; they are listed
 separately with their errors.
 
@@ -50,6 +51,7 @@ DEFAULT_COLUMNS: tuple[str, ...] = (
     "peak_mem_bytes",
 )
 ID_COLUMNS: tuple[str, ...] = ("uid", "method", "family", "size", "instrument", "dataset")
+_SHOWN_IDS: tuple[str, ...] = (*ID_COLUMNS, "n_seeds")
 _TERMINAL_COLUMNS: tuple[str, ...] = ("fad", "rtf_stream_64", "param_bytes", "params", "rtf_offline")
 
 
@@ -106,7 +108,7 @@ def leaderboard(df: pd.DataFrame, metric: str = "mss", columns: Sequence[str] | 
     ok = ok.sort_values([metric, "uid"], ascending=[asc, True])
     wanted = list(columns) if columns else [c for c in DEFAULT_COLUMNS if c in df.columns]
     mets = [metric] + [c for c in wanted if c != metric and c in df.columns]
-    cols = [c for c in ID_COLUMNS if c in df.columns]
+    cols = [c for c in (*ID_COLUMNS, "n_seeds") if c in df.columns]
     for m in mets:
         cols.append(m)
         cols += [c for c in (f"{m}_ci_low", f"{m}_ci_high") if c in df.columns]
@@ -154,7 +156,7 @@ def display_rows(board: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Headers (with units) and formatted cells of a leaderboard, intervals folded into their cells."""
     units = board.attrs.get("units", {})
     mets = board.attrs.get("metric_order") or [c for c in board.columns if c in units]
-    ids = [c for c in board.columns if c == "rank" or (c in ID_COLUMNS and board[c].notna().any())]
+    ids = [c for c in board.columns if c == "rank" or (c in _SHOWN_IDS and board[c].notna().any())]
     heads = ids + [header(m, units) for m in mets]
     if "pareto" in board.columns:
         heads.append("pareto")
@@ -226,7 +228,7 @@ def to_json_obj(board: pd.DataFrame, failed: pd.DataFrame | None = None) -> dict
     rows = []
     for _, r in board.iterrows():
         rows.append({
-            **{c: json_value(r[c]) for c in board.columns if c == "rank" or c in ID_COLUMNS or c == "pareto"},
+            **{c: json_value(r[c]) for c in board.columns if c in ("rank", "pareto") or c in _SHOWN_IDS},
             "metrics": {m: json_value(r[m]) for m in mets},
             "intervals": {m: [json_value(r[f"{m}_ci_low"]), json_value(r[f"{m}_ci_high"])]
                           for m in mets if f"{m}_ci_low" in board.columns and np.isfinite(r[f"{m}_ci_low"])},
@@ -252,6 +254,10 @@ def print_leaderboard(
     if "rank" in df.columns:
         board = df
     else:  # a terminal is narrow: the ranked metric and a few budget columns
+        if "n_seeds" not in df.columns:
+            from reports.seeds import configurations
+
+            df = configurations(df, None)  # one row per configuration, seeds averaged
         present = [c for c in _TERMINAL_COLUMNS if c in df.columns and c != metric]
         board = leaderboard(df, metric, columns=present[:3])
         attrs = dict(board.attrs)

@@ -1,0 +1,93 @@
+"""Samplers sized to the trial budget.
+
+Optuna's ``NSGAIISampler`` defaults to a population of 50: its first generation (50 trials) is
+random sampling, so the presets' budgets (smoke 9, quick 12 trials) never got past it and paper
+(60 trials) ran one generation of evolution. :func:`budget_sampler` builds the sampler a sweep uses,
+with settings that follow from the budget:
+
+* ``nsga2``: NSGA-II with ``population_size`` = :func:`nsga2_population` (``trials // 4``, between 4
+  and 50), so a budget holds about four generations of evolution instead of part of one random one.
+* ``tpe``: multi-objective TPE (``multivariate``, ``group``, constant-liar for parallel workers) whose
+  random start-up is :func:`tpe_startup` (``trials // 4``, between 3 and 10 trials, instead of a fixed
+  10), since the covering set enqueued before the sampler already spreads the first trials.
+* ``auto``: the budget's default, :func:`default_sampler_name`: TPE below
+  :data:`NSGA2_MIN_TRIALS` trials, where a population-based search has too few generations to do
+  better than its random start (``benchmarks/results_sampler.md`` measures it), NSGA-II from there.
+* ``nsga3`` and ``random`` as in :mod:`suite.sweep.space`.
+
+The measured comparison with random sampling, at each preset's budget and over 20 seeds, is
+``benchmarks/bench_sampler.py`` / ``benchmarks/results_sampler.md``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from suite.errors import UserError
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = [
+    "NSGA2_MIN_TRIALS",
+    "budget_sampler",
+    "default_sampler_name",
+    "describe_sampler",
+    "nsga2_population",
+    "tpe_startup",
+]
+
+NSGA2_MIN_TRIALS = 40
+"""From this many trials on, the budget default is NSGA-II (about four generations of at least 10)."""
+
+
+def nsga2_population(trials: int) -> int:
+    """NSGA-II population for a budget: a quarter of it (about four generations), 4 to 50."""
+    return max(4, min(50, int(trials) // 4))
+
+
+def tpe_startup(trials: int) -> int:
+    """Random start-up trials of TPE for a budget: a quarter of it, 3 to 10."""
+    return max(3, min(10, int(trials) // 4))
+
+
+def default_sampler_name(trials: int) -> str:
+    """The sampler ``auto`` picks for a budget of ``trials`` (see the module docstring)."""
+    return "tpe" if int(trials) < NSGA2_MIN_TRIALS else "nsga2"
+
+
+def describe_sampler(name: str, trials: int) -> str:
+    """One line saying which sampler and settings a budget gets (for the sweep's log and records)."""
+    name = default_sampler_name(trials) if name == "auto" else name
+    if name == "nsga2":
+        return f"NSGA-II, population {nsga2_population(trials)} for {trials} trials"
+    if name == "tpe":
+        return f"multi-objective TPE, {tpe_startup(trials)} random start-up trials of {trials}"
+    return name
+
+
+def budget_sampler(name: str, seed: int, trials: int) -> optuna.samplers.BaseSampler:
+    """A seeded sampler whose settings follow from the trial budget (see the module docstring).
+
+    Raises:
+        UserError: an unknown sampler name.
+    """
+    import warnings
+
+    import optuna
+
+    if name == "auto":
+        name = default_sampler_name(trials)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=nsga2_population(trials))
+    if name == "tpe":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=tpe_startup(trials), multivariate=True,
+                                              group=True, constant_liar=True)
+    from suite.sweep.space import make_sampler
+
+    try:
+        return make_sampler(name, seed)
+    except UserError:
+        raise UserError(f"unknown sampler {name!r}; known: auto, nsga2, nsga3, tpe, random") from None
