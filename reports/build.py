@@ -29,9 +29,9 @@ from reports.compare import kd_summary, kd_vs_others, kd_vs_scratch
 from reports.html import write_html
 from reports.load import load_results
 from reports.pareto import (
+    HV_REF,
     direction_of,
     hypervolume,
-    HV_REF,
     is_pareto_front,
     normalise,
     parse_objectives,

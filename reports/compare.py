@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from numpy.typing import ArrayLike
 
 from reports.load import clip_values, finite
 from reports.pareto import direction_of
@@ -163,7 +162,7 @@ def _finish(rows: list[dict[str, Any]], quality: str, alpha: float) -> pd.DataFr
         if c not in out.columns:
             out[c] = np.nan
     tested = out["p_value"].notna()
-    out["verdict"] = pd.Series(np.where(out["diff"].notna(), "not tested (no paired per-clip data)", None),
+    out["verdict"] = pd.Series([None if pd.isna(d) else "not tested (no paired per-clip data)" for d in out["diff"]],
                                index=out.index, dtype=object)
     if tested.any():
         done = apply_holm(out[tested], alpha=alpha, lower_is_better=direction_of(quality) is Direction.MINIMIZE)
