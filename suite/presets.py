@@ -36,7 +36,7 @@ _SMOKE = Preset(
         "preset": "smoke",
         "study": "smoke",
         "trials": 9,
-        "sampler": "tpe",  # budget-sized TPE: ahead of random at every preset budget (benchmarks/results_sampler.md)
+        "sampler": "tpe",  # budget-sized TPE (suite/sweep/sampler.py; benchmarks/results_sampler.md)
         "threads": 1,
         "objectives": ["mss", "rtf_stream_64", "param_bytes"],
         "data": {
