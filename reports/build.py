@@ -7,9 +7,11 @@ metric and hyperparameter) with ``leaderboard.units.json`` (column -> unit), ``r
 ``html``.
 
 Pareto fronts are computed within each (dataset, instrument) group, because quality numbers of
-different test sets are not comparable; each group's hypervolume uses the reference point
-:func:`reports.pareto.reference_point` of that group's ok candidates (teacher included), and every
-method's own front is scored against the same point, so hypervolumes compare methods within a group.
+different test sets are not comparable; each group's hypervolume is computed on objectives min-max
+normalised over that group's ok candidates (teacher included) against the reference point 1.1 in
+every objective (:data:`HV_NOTE`), and every method's own front is scored in the same frame, so
+hypervolumes compare methods within a group. Configurations run with several seeds are one row each
+(:mod:`reports.seeds`).
 """
 
 from __future__ import annotations
@@ -28,15 +30,18 @@ from reports.compare import kd_summary, kd_vs_others, kd_vs_scratch
 from reports.html import write_html
 from reports.load import load_results, metric_columns
 from reports.pareto import (
+    HV_REF,
     direction_of,
     hypervolume,
     is_pareto_front,
+    normalise,
     parse_objectives,
-    reference_point,
     to_minimise,
 )
 from reports.plots import default_plots, memory_metric, quality_metric
+from reports.seeds import SEEDS_NOTE, configurations, has_repeats
 from reports.spreadsheet import neutralise_frame
+from reports.stats import ALPHA, METHOD_NOTE, REL_THRESHOLD, SIGN_CONVENTION
 from reports.tables import (
     csv_units,
     failed_rows,
@@ -82,25 +87,65 @@ def pareto_by_group(df: pd.DataFrame, objectives: Sequence[tuple[str, Any]]) -> 
     return out
 
 
+HV_NOTE = (
+    "Hypervolume: each objective is turned into one to minimise and min-max normalised over the group's ok "
+    "candidates (teacher included): 0 = the group's best value, 1 = its worst; the reference point is 1.1 in every "
+    "objective, so a group's hypervolume lies in [0, 1.1^k] (k objectives) and hv_share = hypervolume / 1.1^k is "
+    "the share of that box the method's candidates dominate (larger is better; comparable within a group only)."
+)
+
+
 def front_table(df: pd.DataFrame, objectives: Sequence[tuple[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(front rows, hypervolume per group and method) for the frame's ``pareto`` column."""
+    """(front rows, normalised hypervolume per group and method) for the frame's ``pareto`` column (:data:`HV_NOTE`)."""
     names, dirs = [n for n, _ in objectives], [d for _, d in objectives]
     front = df[df["pareto"]][[*_GROUP, "uid", "method", "family", "size", *names]]
     front = front.sort_values([*_GROUP, names[0]], na_position="first").reset_index(drop=True)
     hv_rows: list[dict[str, Any]] = []
+    full = HV_REF ** len(names)
     for key, grp in df[df["status"] == "ok"].groupby(_GROUP, dropna=False):
-        vals = to_minimise(grp[names].to_numpy(dtype=float), dirs)
-        if not np.isfinite(vals).all(axis=1).any():
+        raw = to_minimise(grp[names].to_numpy(dtype=float), dirs)
+        if not np.isfinite(raw).all(axis=1).any():
             continue
-        ref = reference_point(vals)
-        entry: dict[str, Any] = {"dataset": key[0], "instrument": key[1], "method": "(all)",
-                                 "hypervolume": hypervolume(vals, ref), "front_size": int(is_pareto_front(vals).sum())}
+        vals, lo, hi = normalise(raw)
+        ref = np.full(len(names), HV_REF)
+        bounds = "; ".join(f"{n}: {a:.4g}..{b:.4g}" for n, a, b in zip(names, lo, hi, strict=True))
+        hv = hypervolume(vals, ref)
+        entry: dict[str, Any] = {"dataset": key[0], "instrument": key[1], "method": "(all)", "hypervolume": hv,
+                                 "hv_share": hv / full, "front_size": int(is_pareto_front(vals).sum()),
+                                 "normalised_over": bounds, "reference_point": f"{HV_REF} x {len(names)}"}
         hv_rows.append(entry)
-        for method, mg in grp.groupby("method"):
-            mv = to_minimise(mg[names].to_numpy(dtype=float), dirs)
-            hv_rows.append({"dataset": key[0], "instrument": key[1], "method": method,
-                            "hypervolume": hypervolume(mv, ref), "front_size": int(is_pareto_front(mv).sum())})
+        for method, idx in grp.groupby("method").indices.items():
+            mv = vals[idx]
+            mhv = hypervolume(mv, ref)
+            hv_rows.append({"dataset": key[0], "instrument": key[1], "method": method, "hypervolume": mhv,
+                            "hv_share": mhv / full, "front_size": int(is_pareto_front(mv).sum()),
+                            "normalised_over": bounds, "reference_point": f"{HV_REF} x {len(names)}"})
     return front, pd.DataFrame(hv_rows)
+
+
+def _where(r: Any) -> str:
+    return "/".join(str(v) for v in (r.dataset, r.instrument, r.family, r.size) if isinstance(v, str) and v) + f" ({r.method})"
+
+
+def kd_headline(kd_s: pd.DataFrame, quality: str) -> str:
+    """The one-line answer to "did KD make a student worse than training it from scratch?".
+
+    A pair is named only when its verdict is "method worse": Holm-corrected p below alpha *and* a
+    difference above the practical threshold (:mod:`reports.stats`). Pairs that could not reach alpha
+    are counted as "not enough data to tell", never as a finding.
+    """
+    if kd_s.empty or "verdict" not in kd_s.columns:
+        return "KD vs scratch: no KD student has a scratch student of its size to compare with."
+    v = kd_s["verdict"].astype(str)
+    worse = kd_s[v.eq("method worse")]
+    unknown = int((v.eq("not enough data to tell") | v.str.startswith("not tested")).sum())
+    tail = f" ({unknown} of {len(kd_s)} pairs: not enough data to tell.)" if unknown else ""
+    if len(worse):
+        where = "; ".join(_where(r) for r in worse.itertuples())
+        return (f"KD made the student worse than scratch ({quality}; Holm-corrected p < {ALPHA}, effect above the "
+                f"practical threshold) in: {where}.{tail}")
+    return (f"No KD student was worse than its scratch student by a Holm-significant (alpha {ALPHA}) and practically "
+            f"relevant margin on {quality}.{tail}")
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -160,6 +205,7 @@ def build_report(
         raise UserError("no candidate passes the filters")
     # KD comparisons need an audio-quality metric: the ranking metric when it is one, else mss/fad
     quality = metric if metric in _QUALITY and metric in df.columns else (quality_metric(df) or metric)
+    df = configurations(df, quality if quality in df.columns else None)  # one row per configuration (seeds averaged)
     leaderboard(df, metric)  # raises a UserError naming the metrics present when absent
     objs = _objectives_present(df, objectives, metric, rtf_metric)
     df["pareto"] = pareto_by_group(df, objs)
@@ -183,13 +229,20 @@ def build_report(
     shown = board if top is None else board.head(top)
     obj_names = ", ".join(n for n, _ in objs)
     notes = [f"Pareto fronts over ({obj_names}) within each dataset/instrument; KD vs others matches budgets on "
-             f"{budget} in log-spaced bands ({per_decade} per decade)."]
+             f"{budget} in log-spaced bands ({per_decade} per decade).",
+             f"Sign convention: {SIGN_CONVENTION} In KD comparisons the method is KD.",
+             f"Tests: {METHOD_NOTE}",
+             HV_NOTE]
+    if has_repeats(df):
+        notes.append(SEEDS_NOTE)
+    headline = kd_headline(kd_s, quality)
     if "preset" in df.columns and (df["preset"] == "smoke").any():
         df.attrs["warnings"] = [SMOKE_WARNING]
     if "md" in fmts:
         md = ["# ddspbench report\n\n", *(f"> **Warning:** mixed: {html.escape(w, quote=False)}\n\n" for w in df.attrs.get("mixed", [])),
               *(f"> **{html.escape(w, quote=False)}**\n\n" for w in df.attrs.get("warnings", [])),
-              f"{notes[0]}\n\n", to_markdown(shown, failed)]
+              f"**{html.escape(headline, quote=False)}**\n\n",
+              *(f"{html.escape(n, quote=False)}\n\n" for n in notes), to_markdown(shown, failed)]
         if plots:
             md.append("\n## Pareto plots\n\n" + "".join(f"![{k}](plots/{p.name})\n" for k, p in plots.items()))
         md.append(f"\n## Pareto fronts ({obj_names})\n\n" + (frame_markdown(front) if len(front) else "_none_\n"))
@@ -202,11 +255,7 @@ def build_report(
         md.append(frame_markdown(kd_o) if len(kd_o) else "_No candidate with both a budget and a quality value._\n")
         md.append("\n## KD vs scratch student of the same size\n\n")
         md.append(frame_markdown(kd_s) if len(kd_s) else "_No KD student with a scratch student of its size._\n")
-        worse = kd_s[kd_s["kd_worse"]] if len(kd_s) else kd_s
-        if len(worse):
-            where = ["/".join(str(v) for v in (r.dataset, r.instrument, r.family, r.size) if isinstance(v, str) and v)
-                     + f" ({r.method})" for r in worse.itertuples()]
-            md.append("\n**KD made the student worse than scratch in:** " + html.escape("; ".join(where), quote=False) + "\n")
+        md.append(f"\n**{html.escape(headline, quote=False)}**\n")
         written["md"] = out / "report.md"
         written["md"].write_text("".join(md), encoding="utf-8")
     full = leaderboard(df, metric, columns=metric_columns(df))  # files carry every metric (p99, miss rates...)
@@ -217,7 +266,8 @@ def build_report(
         written["csv_units"].write_text(json.dumps(csv_units(full), indent=1, sort_keys=True), encoding="utf-8")
     if "json" in fmts:
         obj = to_json_obj(full, failed)
-        obj.update(objectives=[n for n, _ in objs], pareto_front=_records(front), hypervolume=_records(hv),
+        obj.update(headline=headline, notes=notes, sign_convention=SIGN_CONVENTION, tests=METHOD_NOTE, alpha=ALPHA,
+                   rel_threshold=REL_THRESHOLD, objectives=[n for n, _ in objs], pareto_front=_records(front), hypervolume=_records(hv),
                    kd_vs_others=_records(kd_o), kd_summary=_records(kd_sum), kd_vs_scratch=_records(kd_s), budget_metric=budget)
         written["json"] = out / "report.json"
         written["json"].write_text(json.dumps(obj, indent=1, allow_nan=False, default=str), encoding="utf-8")
@@ -226,6 +276,6 @@ def build_report(
         listen = df[df["pareto"] & (df["method"] != "teacher")].sort_values(metric, ascending=asc).head(max_listen)
         written["html"] = write_html(out, df=df, board=shown, failed=failed, plots=plots, fronts=front, hypervolumes=hv,
                                      kd_others=kd_o, kd_summary=kd_sum, kd_scratch=kd_s, listen=listen, quality=quality,
-                                     n_clips=n_clips, notes=notes, objectives=[n for n, _ in objs], budget=budget,
+                                     n_clips=n_clips, notes=[headline, *notes], objectives=[n for n, _ in objs], budget=budget,
                                      per_decade=per_decade)
     return written

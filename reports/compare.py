@@ -10,18 +10,24 @@ of each other and on the same side of an edge. Zero, negative and missing budget
 that the test clips are the same), the best candidate of each method by the quality metric. The
 teacher is a reference, not a compressed candidate, and is left out; so are failed rows.
 
-**Significance.** KD's best in the band (the best of every method whose chain contains a ``kd_*``
-step) is compared with each other method's best by a bootstrap over the test clips of the quality
-metric's per-clip values. When both candidates have the same number of per-clip values they are the
-same clips in the same order (docs/CONTRACTS.md) and the bootstrap is **paired**: it resamples clip
-indices and averages the per-clip differences. When the lengths differ it is **unpaired**: each side
-is resampled on its own; the table says which. The difference is significant at level ``alpha`` when
-its two-sided percentile interval excludes zero; the p-value is the share of bootstrap differences
-of the other sign, doubled and capped at 1, counted as ``(k + 1) / (n_boot + 1)`` so it is never 0.
+**Significance** (:mod:`reports.stats`). KD's best in the band (the best of every method whose chain
+contains a ``kd_*`` step) is compared with each other method's best clip by clip on the quality
+metric's per-clip values (the same clips in the same order, docs/CONTRACTS.md). One sign convention
+everywhere: ``diff = KD - other`` (the method is KD, the baseline the other method), so for a metric
+where lower is better a negative ``diff`` means KD is better. The p-value is the exact two-sided
+sign-flip permutation test (``test`` names it), ``p_holm`` its Holm correction over the rows of the
+table, the interval a BCa bootstrap (``ci_method``), with the exact Wilcoxon p beside it, the relative
+effect and ``d_z``. ``verdict`` needs ``p_holm < alpha`` and ``|diff|`` above the practical threshold;
+with too few clips to ever reach alpha it reads "not enough data to tell". Candidates whose per-clip
+lists differ in length were not measured on the same clips and are not tested.
+
+**Seeds.** When a configuration was run with several seeds (rows sharing a ``config_id``), it enters
+as one row (:func:`reports.seeds.configurations`): its per-clip values are the clip-wise means over
+its seeds, and its seed-to-seed standard deviation ``seed_sd`` raises the practical threshold.
 
 **KD worse than scratch.** For each dataset, instrument, family and student size, each KD method's
-best student against the ``scratch`` student of the same size: a flag where KD's is worse (the
-reference paper saw KD hurt some instrument/size pairs), with the same bootstrap.
+best student against the ``scratch`` student of the same size (``diff = KD - scratch``);
+``kd_worse`` only where the verdict is "method worse" (Holm-significant and above the threshold).
 """
 
 from __future__ import annotations
@@ -32,10 +38,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from numpy.typing import ArrayLike
 
-from reports.load import clip_values
+from reports.load import clip_values, finite
 from reports.pareto import direction_of
+from reports.stats import ALPHA, apply_holm, paired_comparison
 from suite.records import Direction
 
 __all__ = [
@@ -43,7 +49,6 @@ __all__ = [
     "bucket_bounds",
     "bucket_label",
     "assign_buckets",
-    "bootstrap_difference",
     "is_kd_method",
     "best_per_method",
     "kd_vs_others",
@@ -96,51 +101,6 @@ def assign_buckets(values: Sequence[float] | pd.Series, per_decade: int = 2) -> 
     return pd.Series(out, index=idx, dtype="Int64")
 
 
-def bootstrap_difference(
-    a: ArrayLike, b: ArrayLike, *, n_boot: int = 4000, alpha: float = 0.05, seed: int = 0
-) -> dict[str, Any]:
-    """Bootstrap the difference of means ``mean(a) - mean(b)`` over test clips.
-
-    Paired (resampling clip indices together) when ``a`` and ``b`` have the same length, unpaired
-    otherwise. NaN clip values are dropped (pairwise when paired).
-
-    Returns:
-        ``diff``, ``ci_low``, ``ci_high``, ``p_value``, ``significant`` (interval excludes 0),
-        ``paired`` and ``n`` (clips used, or ``"n_a/n_b"`` when unpaired).
-    """
-    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    rng = np.random.default_rng(seed)
-    paired = x.size == y.size
-    if paired:
-        keep = np.isfinite(x) & np.isfinite(y)
-        d = x[keep] - y[keep]
-        if d.size < 2:
-            raise ValueError("need at least two paired clips with finite values")
-        boots = d[rng.integers(0, d.size, size=(n_boot, d.size))].mean(axis=1)
-        diff, n = float(d.mean()), str(d.size)
-    else:
-        x, y = x[np.isfinite(x)], y[np.isfinite(y)]
-        if x.size < 2 or y.size < 2:
-            raise ValueError("need at least two clips with finite values on each side")
-        boots = (
-            x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
-            - y[rng.integers(0, y.size, size=(n_boot, y.size))].mean(axis=1)
-        )
-        diff, n = float(x.mean() - y.mean()), f"{x.size}/{y.size}"
-    lo, hi = np.percentile(boots, [100 * alpha / 2, 100 * (1 - alpha / 2)])
-    # (count + 1) / (n + 1): a bootstrap p-value is never exactly 0
-    if diff > 0:
-        p = 2 * (float(np.sum(boots <= 0)) + 1) / (n_boot + 1)
-    elif diff < 0:
-        p = 2 * (float(np.sum(boots >= 0)) + 1) / (n_boot + 1)
-    else:
-        p = 1.0
-    return {
-        "diff": diff, "ci_low": float(lo), "ci_high": float(hi), "p_value": min(1.0, p),
-        "significant": bool(lo > 0 or hi < 0), "paired": paired, "n": n,
-    }
-
-
 def is_kd_method(method: str) -> bool:
     """True when a method or chain (``prune+kd_audio+quantize``) has a knowledge-distillation step."""
     return any(step.strip().startswith("kd") for step in str(method).split("+"))
@@ -158,23 +118,57 @@ def best_per_method(df: pd.DataFrame, quality: str = "mss", by: Sequence[str] = 
     return ordered.groupby([*by, "method"], dropna=False, sort=True).head(1)
 
 
-def _compare(kd_row: pd.Series, other: pd.Series, quality: str, seed: int) -> dict[str, Any]:
-    """Significance of (other - KD) on the quality metric, oriented so > 0 means KD is better."""
-    sign = 1.0 if direction_of(quality) is Direction.MINIMIZE else -1.0
-    a, b = clip_values(other, quality), clip_values(kd_row, quality)
-    base = {"diff": sign * float(other[quality] - kd_row[quality])}
+def _seed_sd(*rows: pd.Series) -> float | None:
+    """Pooled seed-to-seed standard deviation of the rows' quality (None when no row has several seeds)."""
+    sds = [float(r["seed_sd"]) for r in rows if "seed_sd" in r.index and finite(r["seed_sd"])]
+    return float(np.sqrt(np.mean(np.square(sds)))) if sds else None
+
+
+_EMPTY: dict[str, Any] = {
+    "ci_low": np.nan, "ci_high": np.nan, "ci_method": "", "p_value": np.nan, "test": "", "p_wilcoxon": np.nan,
+    "n": np.nan, "min_p": np.nan, "rel_effect": np.nan, "d_z": np.nan, "threshold": np.nan, "relevant": None,
+}
+
+
+def _compare(method_row: pd.Series, baseline_row: pd.Series, quality: str, seed: int) -> dict[str, Any]:
+    """``method - baseline`` on the quality metric, with the paired test of :mod:`reports.stats`."""
+    a, b = clip_values(method_row, quality), clip_values(baseline_row, quality)
+    base = {"diff": float(method_row[quality] - baseline_row[quality])}
     if a is None or b is None:
-        return {**base, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan, "significant": None,
-                "pairing": "no per-clip data"}
+        return {**base, **_EMPTY, "pairing": "no per-clip data"}
+    if a.size != b.size:
+        return {**base, **_EMPTY, "pairing": f"not the same clips ({a.size} vs {b.size} per-clip values): not tested"}
     try:
-        res = bootstrap_difference(a, b, seed=seed)
+        res = paired_comparison(a, b, seed_sd=_seed_sd(method_row, baseline_row), seed=seed)
     except ValueError as exc:
-        return {**base, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan, "significant": None,
-                "pairing": str(exc)}
-    lo, hi = sorted((sign * res["ci_low"], sign * res["ci_high"]))
-    pairing = f"paired, {res['n']} clips" if res["paired"] else f"unpaired, {res['n']} clips (lengths differ)"
-    return {"diff": sign * res["diff"], "ci_low": lo, "ci_high": hi, "p_value": res["p_value"],
-            "significant": res["significant"], "pairing": pairing}
+        return {**base, **_EMPTY, "pairing": str(exc)}
+    res.pop("enough_data")
+    res.pop("wilcoxon_test")
+    n_seeds = [int(r["n_seeds"]) for r in (method_row, baseline_row) if "n_seeds" in r.index and finite(r["n_seeds"])]
+    seeds = f", per-clip means over {'/'.join(map(str, n_seeds))} seeds" if any(k > 1 for k in n_seeds) else ""
+    return {**res, "pairing": f"paired, {res['n']} clips{seeds}"}
+
+
+_CMP_COLS = ["diff", "ci_low", "ci_high", "ci_method", "p_value", "test", "p_holm", "verdict", "p_wilcoxon",
+             "rel_effect", "d_z", "threshold", "relevant", "n", "min_p", "min_p_holm", "pairing"]
+
+
+def _finish(rows: list[dict[str, Any]], quality: str, alpha: float) -> pd.DataFrame:
+    """Holm over the table's tested rows, and the verdict of each."""
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    for c in _CMP_COLS:
+        if c not in out.columns:
+            out[c] = np.nan
+    tested = out["p_value"].notna()
+    out["verdict"] = pd.Series([None if pd.isna(d) else "not tested (no paired per-clip data)" for d in out["diff"]],
+                               index=out.index, dtype=object)
+    if tested.any():
+        done = apply_holm(out[tested], alpha=alpha, lower_is_better=direction_of(quality) is Direction.MINIMIZE)
+        for c in ("p_holm", "min_p_holm", "verdict"):
+            out.loc[tested, c] = done[c]
+    return out
 
 
 def kd_vs_others(
@@ -184,13 +178,15 @@ def kd_vs_others(
     budget: str = "param_bytes",
     per_decade: int = 2,
     seed: int = 0,
+    alpha: float = ALPHA,
 ) -> pd.DataFrame:
     """Best of each method per budget band, with KD's best compared against each other method's best.
 
-    One row per (dataset, instrument, band, method). ``vs_kd_diff`` is the other method's quality
-    minus KD's best, oriented so that **positive means KD is better**; with its bootstrap interval,
-    p-value, ``significant`` and ``pairing``. KD rows compare against nothing (``kd_best`` marks the
-    one all others are compared with). Bands without a KD candidate have no comparisons.
+    One row per (dataset, instrument, band, method). On each non-KD row, ``diff`` is KD's best minus
+    this method's best (**negative means KD is better** when lower is better), with the paired test
+    columns of :func:`reports.stats.paired_comparison`, ``p_holm`` (Holm over the table's tested rows)
+    and ``verdict`` ("method better" = KD better). KD rows compare against nothing (``kd_best`` marks
+    the one all others are compared with). Bands without a KD candidate have no comparisons.
     """
     if quality not in df.columns or budget not in df.columns:
         return pd.DataFrame()
@@ -211,22 +207,21 @@ def kd_vs_others(
                 "method": r["method"], "uid": r["uid"], "family": r["family"], "size": r["size"],
                 quality: float(r[quality]), budget: float(r[budget]),
                 "kd_best": bool(kd_best is not None and r["uid"] == kd_best["uid"]),
-                "vs_kd": None, "vs_kd_diff": np.nan, "ci_low": np.nan, "ci_high": np.nan,
-                "p_value": np.nan, "significant": None, "pairing": "",
+                "vs_kd": None, "pairing": "",
             }
             if kd_best is not None and not is_kd_method(r["method"]):
-                cmp = _compare(kd_best, r, quality, seed)
-                row.update(vs_kd=kd_best["uid"], vs_kd_diff=cmp.pop("diff"), **cmp)
+                row.update(vs_kd=kd_best["uid"], **_compare(kd_best, r, quality, seed))
             rows.append(row)
-    return pd.DataFrame(rows)
+    return _finish(rows, quality, alpha)
 
 
-def kd_vs_scratch(df: pd.DataFrame, *, quality: str = "mss", seed: int = 0) -> pd.DataFrame:
+def kd_vs_scratch(df: pd.DataFrame, *, quality: str = "mss", seed: int = 0, alpha: float = ALPHA) -> pd.DataFrame:
     """Each KD method's best student against the scratch student of the same family and size.
 
     One row per (dataset, instrument, family, size, KD method) where a scratch student exists.
-    ``diff`` = KD minus scratch, oriented so that **positive means KD is worse**; ``kd_worse`` is True
-    when it is, and ``significant`` says whether the bootstrap interval excludes zero.
+    ``diff`` = KD minus scratch (**positive means KD is worse** when lower is better), the paired test
+    columns, ``p_holm`` over the table's rows and ``verdict``; ``kd_worse`` is True only where the
+    verdict is "method worse": Holm-significant *and* above the practical threshold.
     """
     if quality not in df.columns:
         return pd.DataFrame()
@@ -240,35 +235,36 @@ def kd_vs_scratch(df: pd.DataFrame, *, quality: str = "mss", seed: int = 0) -> p
             continue
         s = scratch.iloc[0]
         for _, r in grp[grp["method"].map(is_kd_method)].iterrows():
-            cmp = _compare(r, s, quality, seed)  # scratch - KD, > 0 when KD is better
             rows.append({
                 "dataset": key[0], "instrument": key[1], "family": key[2], "size": key[3],
                 "method": r["method"], "uid": r["uid"], "scratch_uid": s["uid"],
                 f"{quality}_kd": float(r[quality]), f"{quality}_scratch": float(s[quality]),
-                "diff": -cmp["diff"], "ci_low": -cmp["ci_high"], "ci_high": -cmp["ci_low"],
-                "p_value": cmp["p_value"], "significant": cmp["significant"], "pairing": cmp["pairing"],
-                "kd_worse": bool(-cmp["diff"] > 0),
+                **_compare(r, s, quality, seed),
             })
-    out = pd.DataFrame(rows)
+    out = _finish(rows, quality, alpha)
     if len(out):  # flagged pairs first
+        out["kd_worse"] = out["verdict"].eq("method worse")
         out = out.sort_values("kd_worse", ascending=False, kind="stable").reset_index(drop=True)
     return out
 
 
 def kd_summary(kd_others: pd.DataFrame) -> pd.DataFrame:
     """Per dataset, instrument and non-KD method: in how many budget bands KD's best was compared with
-    that method's best, and how often KD was significantly better, significantly worse, or neither."""
+    that method's best, and how many verdicts said KD better, KD worse, no clear difference (not
+    significant after Holm, or below the practical threshold), or not enough data to tell."""
     if kd_others.empty or "vs_kd" not in kd_others.columns:
         return pd.DataFrame()
     cmp = kd_others[kd_others["vs_kd"].notna()]
     rows = []
     for key, grp in cmp.groupby([*_GROUP, "method"], dropna=False, sort=True):
-        sig = grp["significant"].fillna(False).astype(bool)
+        v = grp["verdict"].astype(str)
+        better, worse = v.eq("method better"), v.eq("method worse")
+        unknown = v.eq("not enough data to tell") | v.str.startswith("not tested")
         rows.append({
             "dataset": key[0], "instrument": key[1], "method": key[2], "bands": len(grp),
-            "kd_better": int((sig & (grp["vs_kd_diff"] > 0)).sum()),
-            "kd_worse": int((sig & (grp["vs_kd_diff"] < 0)).sum()),
-            "no_significant_difference": int((~sig).sum()),
-            "mean_vs_kd_diff": float(grp["vs_kd_diff"].mean()),
+            "kd_better": int(better.sum()), "kd_worse": int(worse.sum()),
+            "no_clear_difference": int((~better & ~worse & ~unknown).sum()),
+            "not_enough_data": int(unknown.sum()),
+            "mean_diff": float(grp["diff"].mean()),
         })
     return pd.DataFrame(rows)

@@ -6,7 +6,8 @@ Columns (all rows, ok and failed):
   study or directory name where two directories share an id), ``candidate_id``, ``study``, ``trial``,
   ``family``, ``size``, ``method``, ``method_params`` (compact JSON text), ``hparams`` (the method's
   settings in one short line, :func:`hparams_text`) and ``hparam_values`` (dict ``<step>.<name>`` -> value,
-  :func:`hyperparameters`), ``dataset``, ``instrument``, ``seed``, ``results_dir``;
+  :func:`hyperparameters`), ``dataset``, ``instrument``, ``seed``, ``config_id`` (shared by the seeds of
+  one configuration; None when the record has none), ``results_dir``;
 * outcome: ``status`` (``ok``/``failed``) and ``error``;
 * one float column per metric any row carries (NaN where a row lacks it), plus ``<metric>_ci_low`` /
   ``<metric>_ci_high`` where a record gave an interval;
@@ -132,6 +133,7 @@ def _row(rec: ResultRecord, base: Path) -> dict[str, Any]:
         "dataset": rec.dataset,
         "instrument": rec.instrument,
         "seed": rec.seed,
+        "config_id": rec.config_id,
         "status": rec.status,
         "preset": prov.get("preset") or (rec.method_params or {}).get("preset"),
         "error": rec.error,

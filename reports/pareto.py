@@ -13,6 +13,8 @@ Optuna's direction model (:class:`suite.records.Direction`). Then:
 * :func:`hypervolume` is the exact volume dominated by a set of points and bounded by a reference
   point (2-D by a sweep, 3-D by slicing along the third objective), the usual quality indicator of a
   front: larger is better.
+* :func:`normalise` min-max scales objectives to [0, 1] so that a hypervolume against the reference
+  point :data:`HV_REF` (1.1 in every objective) reads as a share of a fixed box.
 * :func:`pareto_mask` does the above on a results DataFrame, by metric names.
 """
 
@@ -39,6 +41,8 @@ __all__ = [
     "non_dominated_ranks",
     "hypervolume",
     "reference_point",
+    "HV_REF",
+    "normalise",
     "pareto_mask",
 ]
 
@@ -190,6 +194,26 @@ def reference_point(values: ArrayLike, margin: float = 0.1) -> np.ndarray:
     span = hi - lo
     pad = np.where(span > 0, span, np.where(hi != 0, np.abs(hi), 1.0)) * margin
     return hi + pad
+
+
+HV_REF = 1.1
+"""Reference point (in every objective) of hypervolumes on :func:`normalise`-d objectives."""
+
+
+def normalise(values: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Min-max normalise each column of ``values`` (n, k) over its finite rows: ``(x - lo) / (hi - lo)``.
+
+    Returns ``(normalised, lo, hi)``; a column without spread maps to 0; rows with a non-finite value
+    stay non-finite. With every objective minimised, 0 is the best value seen and 1 the worst, so a
+    hypervolume against :data:`HV_REF` in every objective has a fixed, readable scale.
+    """
+    arr = np.asarray(values, dtype=float)
+    fin = arr[np.isfinite(arr).all(axis=1)]
+    if fin.shape[0] == 0:
+        raise ValueError("no finite rows to normalise over")
+    lo, hi = fin.min(axis=0), fin.max(axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    return (arr - lo) / span, lo, hi
 
 
 def pareto_mask(df: pd.DataFrame, objectives: str | Sequence[str | Objective]) -> pd.Series:

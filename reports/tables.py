@@ -2,7 +2,9 @@
 
 Markdown and HTML headers carry units (``mss [1]``, ``param_bytes [B]``; the terminal table names them in its caption); CSV columns are plain
 names (``mss``, ``mss_ci_low``, ``prune.ratio``) with the units in a sidecar (:func:`csv_units`, written as
-``leaderboard.units.json``) and in ``report.json``. Where a record gave a confidence interval for a metric,
+``leaderboard.units.json``) and in ``report.json``. A frame of configurations
+(:func:`reports.seeds.configurations`) adds ``n_seeds``: metrics are then means over seeds and, for
+several seeds, intervals are t-intervals over seeds. Where a record gave a confidence interval for a metric,
 Markdown and the rich table show it as ``value [low, high]`` and CSV/JSON carry ``<metric>_ci_low`` /
 ``<metric>_ci_high``. Every row names its method's settings (``hparams``: ``ratio=0.6 finetune_steps=0``;
 CSV/JSON also one value per ``<step>.<name>``). Failed candidates are never ranked; they are listed
@@ -55,6 +57,7 @@ DEFAULT_COLUMNS: tuple[str, ...] = (
     "peak_mem_bytes",
 )
 ID_COLUMNS: tuple[str, ...] = ("uid", "method", "family", "size", "hparams", "instrument", "dataset")
+_SHOWN_IDS: tuple[str, ...] = (*ID_COLUMNS, "n_seeds")
 _TERMINAL_COLUMNS: tuple[str, ...] = ("fad", "rtf_stream_64", "param_bytes", "params", "rtf_offline")
 
 
@@ -111,7 +114,7 @@ def leaderboard(df: pd.DataFrame, metric: str = "mss", columns: Sequence[str] | 
     ok = ok.sort_values([metric, "uid"], ascending=[asc, True])
     wanted = list(columns) if columns else [c for c in DEFAULT_COLUMNS if c in df.columns]
     mets = [metric] + [c for c in wanted if c != metric and c in df.columns]
-    cols = [c for c in ID_COLUMNS if c in df.columns]
+    cols = [c for c in (*ID_COLUMNS, "n_seeds") if c in df.columns]
     for m in mets:
         cols.append(m)
         cols += [c for c in (f"{m}_ci_low", f"{m}_ci_high") if c in df.columns]
@@ -172,7 +175,7 @@ def _cell(row: pd.Series, m: str, unit: str | None = None, intervals: bool = Tru
 
 
 def _shown_ids(board: pd.DataFrame) -> list[str]:
-    return [c for c in board.columns if c == "rank" or (c in ID_COLUMNS and board[c].notna().any()
+    return [c for c in board.columns if c == "rank" or (c in _SHOWN_IDS and board[c].notna().any()
                                                           and board[c].astype(str).str.len().gt(0).any())]
 
 
@@ -270,7 +273,7 @@ def to_json_obj(board: pd.DataFrame, failed: pd.DataFrame | None = None) -> dict
     rows = []
     for _, r in board.iterrows():
         rows.append({
-            **{c: json_value(r[c]) for c in board.columns if c == "rank" or c in ID_COLUMNS or c == "pareto"},
+            **{c: json_value(r[c]) for c in board.columns if c in ("rank", "pareto") or c in _SHOWN_IDS},
             "hyperparameters": {k: json_value(v) for k, v in (r.get("hparam_values") or {}).items()},
             "metrics": {m: json_value(r[m]) for m in mets},
             "intervals": {m: [json_value(r[f"{m}_ci_low"]), json_value(r[f"{m}_ci_high"])]
@@ -334,6 +337,10 @@ def print_leaderboard(
     if "rank" in df.columns:
         board = df
     else:  # a terminal is narrow: the ranked metric and a few budget columns
+        if "n_seeds" not in df.columns:
+            from reports.seeds import configurations
+
+            df = configurations(df, None)  # one row per configuration, seeds averaged
         present = [c for c in _TERMINAL_COLUMNS if c in df.columns and c != metric]
         board = leaderboard(df, metric, columns=present[:3])
         attrs = dict(board.attrs)

@@ -193,7 +193,7 @@ class EvalContext:
             defs = {
                 "fad": emb.definition,
                 "fad_inf": f"{emb.definition} fad-inf(linear fit over 1/N)",
-                "kad": f"{emb.definition} kad(rbf median-bandwidth, unbiased, x100)",
+                "kad": f"{emb.definition} kad(rbf, bandwidth = median pairwise distance of the evaluated set as kadtk 1.1, unbiased MMD^2 x100)",
             }
             if len(self.test_set) < MIN_CLIPS:
                 return None, {n: f"{d} (not measured: FAD needs at least {MIN_CLIPS} clips)" for n, d in defs.items()}

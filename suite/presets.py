@@ -36,7 +36,7 @@ _SMOKE = Preset(
         "preset": "smoke",
         "study": "smoke",
         "trials": 9,
-        "sampler": "nsga2",
+        "sampler": "tpe",  # budget-sized TPE (suite/sweep/sampler.py; benchmarks/results_sampler.md)
         "threads": 1,
         "objectives": ["mss", "rtf_stream_64", "param_bytes"],
         "data": {
@@ -83,6 +83,7 @@ _QUICK = Preset(
         "preset": "quick",
         "study": "quick",
         "trials": 12,
+        "sampler": "tpe",
         "threads": 1,
         "data": {"dataset": "soundfont", "options": {}, "frames": 500, "max_train": 64, "max_valid": 8, "max_test": 8},
         "teacher": {"steps": 400, "batch_size": 4, "lr": 1e-3, "size": "full",
@@ -108,6 +109,7 @@ _PAPER = Preset(
         "preset": "paper",
         "study": "paper",
         "trials": 60,
+        "sampler": "tpe",
         "device": "cuda",
         "data": {"dataset": "soundfont", "options": {}, "frames": None},
         "teacher": {"steps": 120_000, "batch_size": 16, "lr": 1e-3, "size": "full", "widths": {}},

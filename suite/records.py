@@ -148,6 +148,8 @@ class ResultRecord(Measurements):
         method_params: every hyper-parameter of the method(s), JSON-able.
         dataset: dataset name (and instrument/timbre subset where relevant, in ``instrument``).
         seed: the seed everything random in this candidate used.
+        config_id: the configuration this record measures; records of one configuration trained with
+            different seeds share it (reports average over them). None: the record is its own configuration.
         status: ``"ok"`` or ``"failed"``.
         error: one-line error for failed candidates.
         metrics, units, per_clip, intervals, metric_defs, artifacts: the result fields (:class:`Measurements`).
@@ -167,6 +169,7 @@ class ResultRecord(Measurements):
     instrument: str | None = None
     method_params: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    config_id: str | None = None
     schema: str = SCHEMA
 
     def __post_init__(self) -> None:
@@ -188,8 +191,11 @@ class ResultRecord(Measurements):
         return cls(units=units, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict (non-finite floats become None)."""
-        return json_clean(dataclasses.asdict(self))
+        """A JSON-able dict (non-finite floats become None; ``config_id`` left out when None)."""
+        d = dataclasses.asdict(self)
+        if d["config_id"] is None:
+            del d["config_id"]
+        return json_clean(d)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ResultRecord:

@@ -101,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
     line = f"FAD {out['fad']:.4f}  KAD {out['kad']:.4f}"
     if "fad_inf" in out and out["fad_inf"] is not None:
         line += f"  FAD-inf {out['fad_inf']:.4f}"
+    elif "fad_inf" in out:
+        line += f"  ({out['fad_inf_fit'].get('error', 'FAD-infinity unavailable')})"
     iv = out.get("intervals")
     if iv:
         line += f"  (95% FAD [{iv['fad'][0]:.4f}, {iv['fad'][1]:.4f}], KAD [{iv['kad'][0]:.4f}, {iv['kad'][1]:.4f}])"

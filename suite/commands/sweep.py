@@ -21,7 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--methods", default=None, help="comma-separated methods or chains (e.g. scratch,kd_audio,prune+quantize)")
     p.add_argument("--sizes", default=None, help="comma-separated student sizes (reduced, full, hidden=32)")
     p.add_argument("--objectives", default=None, help="comma-separated metric names to minimise (e.g. mss,rtf_stream_64,param_bytes)")
-    p.add_argument("--sampler", default=None, help="nsga2 (default), nsga3, tpe, random")
+    p.add_argument("--sampler", default=None, help="tpe (the presets'), nsga2 (a sweep file's default), nsga3, random; "
+                   "tpe and nsga2 settings follow from --trials (suite/sweep/sampler.py)")
     p.add_argument("--trials", type=int, default=None, help="finished trials the study should have in total")
     p.add_argument("--study", default=None, help="study name (default: the preset's)")
     p.add_argument("--storage", default=None,

@@ -63,7 +63,7 @@ def _compare(
     a, b = np.concatenate(clips_a), np.concatenate(clips_b)
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"embedding dimensions differ: {a.shape[1]} vs {b.shape[1]}")
-    bandwidth = F.median_bandwidth(a)
+    bandwidth = F.median_bandwidth(b)  # kadtk: the evaluated set's median pairwise distance
     out: dict[str, Any] = {
         "fad": F.fad(a, b),
         "kad": F.kad(a, b, bandwidth=bandwidth),

@@ -16,13 +16,20 @@ Where that package would raise (an imaginary part above 1e-3 on the diagonal), t
 the offset and keeps the real part.
 
 **FAD-infinity** (as fadtk does): FAD of random subsets of ``b`` of several sizes N against the full
-statistics of ``a``, a least-squares line of FAD against 1/N, and its value at 1/N = 0.
+statistics of ``a``, a least-squares line of FAD against 1/N, and its value at 1/N = 0; every subset
+larger than the embedding dimension (below it the covariance is rank-deficient and off the line).
 
-**KAD** (Kernel Audio Distance, Chung et al. 2025): the unbiased estimator of the squared maximum
-mean discrepancy with a Gaussian RBF kernel ``k(x, y) = exp(-|x - y|^2 / (2 sigma^2))``, ``sigma``
-the median pairwise Euclidean distance within the reference set ``a``, multiplied by 100 as the KAD
-authors' toolkit does for readability. Being unbiased, KAD can be slightly negative for identical
-distributions.
+**KAD** (Kernel Audio Distance, Chung et al. 2025) as kadtk 1.1.0's ``calc_kernel_audio_distance``
+computes it: the unbiased estimator of the squared maximum mean discrepancy with a Gaussian RBF kernel
+``k(x, y) = exp(-gamma |x - y|^2)``, ``gamma = 1 / (2 sigma^2 + 1e-8)``, ``sigma`` the median pairwise
+Euclidean distance within the **evaluated** set ``b`` (kadtk's adaptive bandwidth; the lower middle
+value for an even number of pairs, as ``torch.median``), times 100. Being unbiased, KAD can be slightly
+negative for identical distributions. Checked against kadtk's own function on fixed embeddings
+(``tests/unit/data/kadtk_fixture.json``). Note that the bandwidth, and so the kernel, depends on the
+evaluated set: two candidates' KADs against one reference use different kernels (kadtk's choice).
+
+FAD-infinity is refused (``"FAD-infinity unavailable: ..."``) where the sizes cannot support the
+extrapolation (see :func:`fad_inf`).
 
 **Bootstrap intervals** resample clips (not frames) with replacement in both sets. Resampling with
 replacement duplicates clips, which inflates FAD (and the within-set kernel sums of KAD), so the
@@ -41,6 +48,8 @@ from scipy import linalg
 __all__ = [
     "SQRTM_EPS",
     "KAD_SCALE",
+    "KAD_EPS",
+    "FAD_INF_MIN_SIZES",
     "FADInfResult",
     "embedding_stats",
     "frechet_distance",
@@ -55,6 +64,8 @@ __all__ = [
 
 SQRTM_EPS = 1e-6
 KAD_SCALE = 100.0
+KAD_EPS = 1e-8  # kadtk's: gamma = 1 / (2 sigma^2 + eps)
+FAD_INF_MIN_SIZES = 3  # subset sizes for the 1/N line: two define it, a third checks it
 
 
 def _as_matrix(emb: np.ndarray, what: str = "embeddings") -> np.ndarray:
@@ -161,20 +172,32 @@ def fad_inf(
 ) -> FADInfResult:
     """FAD extrapolated to an infinite number of ``b`` embeddings.
 
+    Refused (``ValueError`` starting "FAD-infinity unavailable") where the sample cannot support the
+    extrapolation: the reference set has no more rows than dimensions, or there are not
+    :data:`FAD_INF_MIN_SIZES` subset sizes of ``b`` that all exceed the dimension. Below the dimension a
+    subset's covariance is rank-deficient, its FAD is not on the 1/N line, and the intercept can be
+    off by an order of magnitude (the issue measured 98-127 against a full-set FAD of 5.3 for 56 rows
+    of 132 dimensions).
+
     Args:
         a: reference embeddings (N_a, D); its full-set statistics are used throughout.
         b: evaluated embeddings (N_b, D); random subsets of it (without replacement) are scored.
-        min_n: smallest subset size (default: a fifth of N_b, at least 2).
+        min_n: smallest subset size (default: a fifth of N_b); raised to the embedding dimension + 1.
         steps: number of subset sizes, evenly spaced from ``min_n`` to N_b.
         repeats: random subsets per size (their FADs are averaged).
         seed: seed of the subset draws.
     """
     xa, xb = _as_matrix(a, "reference embeddings"), _as_matrix(b, "evaluated embeddings")
-    n_b = xb.shape[0]
-    lo = max(2, int(min_n) if min_n is not None else n_b // 5)
-    if lo >= n_b:
-        raise ValueError(f"FAD-infinity needs more evaluated embeddings than min_n ({n_b} <= {lo})")
-    sizes = sorted({int(n) for n in np.linspace(lo, n_b, max(2, steps))})
+    n_a, n_b, dim = xa.shape[0], xb.shape[0], xa.shape[1]
+    if n_a <= dim:
+        raise ValueError(f"FAD-infinity unavailable: {n_a} reference embeddings in {dim} dimensions; its full-rank "
+                         f"covariance needs more rows than dimensions (at least {dim + 1})")
+    lo = max(dim + 1, int(min_n) if min_n is not None else n_b // 5)
+    if n_b - lo < FAD_INF_MIN_SIZES - 1:
+        raise ValueError(f"FAD-infinity unavailable: {n_b} evaluated embeddings in {dim} dimensions; the 1/N "
+                         f"extrapolation needs {FAD_INF_MIN_SIZES} subset sizes each larger than the dimension "
+                         f"(at least {lo + FAD_INF_MIN_SIZES - 1} embeddings)")
+    sizes = sorted({int(n) for n in np.linspace(lo, n_b, max(FAD_INF_MIN_SIZES, steps))})
     mu_a, cov_a = embedding_stats(xa)
     rng = np.random.default_rng(seed)
     points: list[tuple[int, float]] = []
@@ -199,11 +222,16 @@ def _sq_dists(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.maximum(d, 0.0)
 
 
-def median_bandwidth(a: np.ndarray) -> float:
-    """Median pairwise Euclidean distance between distinct rows of ``a`` (the KAD kernel width)."""
-    x = _as_matrix(a)
-    d = np.sqrt(_sq_dists(x, x)[np.triu_indices(x.shape[0], k=1)])
-    med = float(np.median(d))
+def median_bandwidth(x: np.ndarray) -> float:
+    """Median pairwise Euclidean distance between distinct rows of ``x``, as kadtk takes it.
+
+    kadtk (``median_pairwise_distance``) uses ``torch.median`` of ``torch.pdist``, which returns the
+    lower of the two middle values for an even number of pairs; so does this (in float64). A set whose
+    rows are all equal gives 1.0.
+    """
+    xm = _as_matrix(x)
+    d = np.sort(np.sqrt(_sq_dists(xm, xm)[np.triu_indices(xm.shape[0], k=1)]))
+    med = float(d[(d.size - 1) // 2])
     return med if med > 0 else 1.0
 
 
@@ -213,11 +241,12 @@ def kad(a: np.ndarray, b: np.ndarray, *, bandwidth: float | None = None) -> floa
     Args:
         a: reference embeddings (N_a >= 2, D).
         b: evaluated embeddings (N_b >= 2, D).
-        bandwidth: kernel width sigma; default :func:`median_bandwidth` of ``a``.
+        bandwidth: kernel width sigma; default :func:`median_bandwidth` of the **evaluated** set ``b``,
+            as kadtk's ``calc_kernel_audio_distance(x=reference, y=evaluated)`` takes it.
     """
     xa, xb = _as_matrix(a, "reference embeddings"), _as_matrix(b, "evaluated embeddings")
-    sigma = median_bandwidth(xa) if bandwidth is None else float(bandwidth)
-    gamma = 1.0 / (2.0 * sigma * sigma)
+    sigma = median_bandwidth(xb) if bandwidth is None else float(bandwidth)
+    gamma = 1.0 / (2.0 * sigma * sigma + KAD_EPS)
     m, n = xa.shape[0], xb.shape[0]
     k_aa = np.exp(-gamma * _sq_dists(xa, xa))
     k_bb = np.exp(-gamma * _sq_dists(xb, xb))

@@ -32,11 +32,11 @@ from suite.errors import UserError
 from suite.pipeline import Workspace, failed_record, one_line, run_candidate
 from suite.records import STANDARD_METRICS, ResultRecord, append_record, read_records
 from suite.sweep.config import SweepConfig, config_from_dict, config_hash
+from suite.sweep.sampler import budget_sampler
 from suite.sweep.space import (
     ResolvedSpace,
     chosen_method,
     covering_trials,
-    make_sampler,
     resolve_space,
     suggest_candidate,
 )
@@ -103,7 +103,7 @@ def open_study(cfg: SweepConfig, storage_url: str, *, worker_offset: int = 0,
     storage = open_storage(storage_url)
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     n_before = existing[cfg.study].n_trials if cfg.study in existing else 0
-    sampler = make_sampler(cfg.sampler, cfg.seed + n_before + worker_offset)
+    sampler = budget_sampler(cfg.sampler, cfg.seed + n_before + worker_offset, cfg.trials)  # settings sized to the budget
     chash = config_hash(cfg)
     if cfg.study in existing:
         study = optuna.load_study(study_name=cfg.study, storage=storage, sampler=sampler)

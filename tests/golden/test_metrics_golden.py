@@ -113,11 +113,19 @@ def test_logmel_fad_and_kad_grow_as_noise_is_added() -> None:
     clips = [sig[k].astype(np.float32) for k in ("sine440", "sine660", "saw220", "chirp")]
     ref = [emb.embed(c) for c in clips]
     noise = [rng.standard_normal(c.size).astype(np.float32) for c in clips]
+    from suite.metrics.fad import kad, median_bandwidth
+
+    ref_rows = np.concatenate(ref)
+    sigma = median_bandwidth(ref_rows)  # one fixed kernel: MMD^2 then grows with the distortion
     fads, kads = [], []
     for level in (0.0, 0.003, 0.03, 0.3):
-        out = compare_sets(ref, [emb.embed(c + level * n) for c, n in zip(clips, noise)])
+        evaluated = [emb.embed(c + level * n) for c, n in zip(clips, noise)]
+        out = compare_sets(ref, evaluated)
         fads.append(out["fad"])
-        kads.append(out["kad"])
+        # compare_sets takes kadtk's bandwidth from the evaluated set, so its kernel changes with the noise
+        # level and KAD need not be monotonic; with a fixed kernel it must be
+        assert out["kad"] == pytest.approx(kad(ref_rows, np.concatenate(evaluated)), rel=1e-9)
+        kads.append(kad(ref_rows, np.concatenate(evaluated), bandwidth=sigma))
     assert abs(fads[0]) < 1e-6 * fads[-1]
     assert all(x < y for x, y in zip(fads, fads[1:])), fads
     assert all(x < y for x, y in zip(kads, kads[1:])), kads

@@ -127,3 +127,43 @@ def test_too_few_rows_or_clips_are_refused() -> None:
         compare_sets([np.ones((3, 4))], [np.ones((3, 4)), np.ones((3, 4))])
     with pytest.raises(ValueError, match="NaN"):
         F.fad(np.full((3, 2), np.nan), np.ones((3, 2)))
+
+
+def _kadtk_fixture() -> dict:
+    import json
+    from pathlib import Path
+
+    return json.loads((Path(__file__).parent / "data" / "kadtk_fixture.json").read_text())
+
+
+@pytest.mark.parametrize("case", _kadtk_fixture()["cases"], ids=lambda c: c["name"])
+def test_kad_equals_kadtk_on_the_same_embeddings(case: dict) -> None:
+    # the fixture's numbers come from kadtk 1.1.0's own calc_kernel_audio_distance (make_kadtk_fixture.py)
+    rng = np.random.default_rng(case["seed"])
+    a = rng.normal(size=(case["n_ref"], case["dim"]))
+    b = rng.normal(size=(case["n_eval"], case["dim"])) * case["scale"] + case["shift"]
+    assert F.median_bandwidth(b) == pytest.approx(case["bandwidth"], rel=1e-6)  # kadtk: float32 distances
+    assert F.kad(a, b) == pytest.approx(case["kad_float64"], rel=1e-6, abs=1e-9)
+    assert F.kad(a, b) == pytest.approx(case["kad_float32"], rel=1e-4)
+    out = compare_sets([a[:20], a[20:]], [b[: len(b) // 2], b[len(b) // 2 :]])
+    assert out["kad"] == pytest.approx(case["kad_float64"], rel=1e-6, abs=1e-9)
+
+
+def test_median_bandwidth_takes_the_lower_middle_value_like_torch() -> None:
+    # 4 points on a line: pairwise distances 1, 2, 3, 1, 2, 1 -> sorted 1 1 1 2 2 3: lower middle 1 (numpy's median: 1.5)
+    x = np.array([[0.0], [1.0], [2.0], [3.0]])
+    assert F.median_bandwidth(x) == 1.0
+
+
+def test_fad_inf_is_refused_when_the_sizes_cannot_support_it() -> None:
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(size=(500, 132)), rng.normal(size=(56, 132))  # the issue's 56 rows of 132 dimensions
+    with pytest.raises(ValueError, match=r"^FAD-infinity unavailable: 56 evaluated embeddings in 132 dimensions"):
+        F.fad_inf(a, b)
+    with pytest.raises(ValueError, match=r"^FAD-infinity unavailable: 100 reference embeddings in 132 dimensions"):
+        F.fad_inf(a[:100], rng.normal(size=(400, 132)))
+    # just enough: 3 subset sizes above the dimension
+    res = F.fad_inf(rng.normal(size=(200, 10)), rng.normal(size=(13, 10)))
+    assert [n for n, _ in res.points][0] == 11 and len(res.points) >= 3
+    out = compare_sets([a[:250], a[250:]], [b[:28], b[28:]], with_inf=True)
+    assert out["fad_inf"] is None and out["fad_inf_fit"]["error"].startswith("FAD-infinity unavailable")

@@ -23,7 +23,7 @@ def test_page_explains_itself_and_names_the_embedding_used(results, tmp_path):
     written = build_report([results], tmp_path / "rep", formats=("html", "json"), objectives="mss,rtf_stream_64,param_bytes")
     page = written["html"].read_text()
     howto = page[page.index('id="howto"'):page.index('id="plots"')]
-    for term in ("MSS", "FAD", "RTF &lt; 1 means faster than real time", "bootstrap interval", "Budget bands",
+    for term in ("MSS", "FAD", "RTF &lt; 1 means faster than real time", "bootstrap over the test clips", "t-interval over seeds", "Budget bands",
                  "full:hidden=64", ":pruned", "Pareto"):
         assert term in howto, term
     assert "<code>logmel/1</code>" in howto  # the embedding the records used, not the CLI default

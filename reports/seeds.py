@@ -1,0 +1,122 @@
+"""Seeds as an axis: records of the same configuration trained with several seeds become one row.
+
+A sweep run with repeats writes one record per (configuration, seed); records of one configuration
+share ``config_id`` (docs/CONTRACTS.md) and differ in ``seed``. Records without a ``config_id`` are
+each their own configuration (one seed), so older results directories load unchanged.
+
+:func:`configurations` turns a results frame into one row per configuration (within one results
+directory and study), for the leaderboard, the Pareto fronts and the comparisons:
+
+* every metric column is the **mean over the configuration's ok seeds**;
+* ``<metric>_ci_low`` / ``<metric>_ci_high`` become, for configurations with 2 or more seeds, the
+  95 % t-interval of that mean over seeds (``mean +- t_{0.975, n-1} * sd / sqrt(n)``); with one
+  seed the record's own interval (a bootstrap over test clips) is kept;
+* ``n_seeds`` and ``seeds`` say how many and which; ``seed_sd`` is the standard deviation over seeds
+  of the quality metric (NaN with one seed), which the comparisons use as a practical threshold;
+* ``per_clip`` lists become the clip-wise means over seeds, so a comparison is a paired test over
+  clips of seed-averaged values (:mod:`reports.compare`): clips are the unit of pairing, seeds are
+  averaged within each clip, and seed-to-seed spread enters through the threshold.
+
+Failed seeds are not averaged in; their failed rows stay in the frame (listed as failed). A
+configuration's row keeps the identity and artifacts of its lowest seed's record, and its ``uid``
+becomes the configuration id when it has several seeds.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["SEEDS_NOTE", "configurations", "has_repeats"]
+
+SEEDS_NOTE = (
+    "Configurations run with several seeds are one row each: metrics are means over seeds, n_seeds says how many, "
+    "and their intervals are 95 % t-intervals over seeds (single-seed rows keep their bootstrap interval over test "
+    "clips). Comparisons pair clips, using each clip's mean over seeds, and use the seed-to-seed standard deviation "
+    "as the practical threshold where it exceeds the relative one."
+)
+
+
+def has_repeats(df: pd.DataFrame) -> bool:
+    """True when some configuration has more than one ok seed."""
+    return "n_seeds" in df.columns and bool((df["n_seeds"].fillna(1) > 1).any())
+
+
+def _t_interval(values: np.ndarray) -> tuple[float, float]:
+    from scipy import stats
+
+    n = values.size
+    m, sd = float(values.mean()), float(values.std(ddof=1))
+    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+    return m - half, m + half
+
+
+def _clipwise_mean(lists: list[list[float]]) -> list[float] | None:
+    if not lists or len({len(v) for v in lists}) != 1:
+        return None
+    with np.errstate(all="ignore"):
+        arr = np.asarray(lists, dtype=float)
+        out = np.where(np.isfinite(arr).any(axis=0), np.nanmean(np.where(np.isfinite(arr), arr, np.nan), axis=0), np.nan)
+    return [float(v) for v in out]
+
+
+def _merge(grp: pd.DataFrame, metrics: list[str], quality: str | None) -> dict[str, Any]:
+    grp = grp.sort_values("seed", kind="stable")
+    row: dict[str, Any] = grp.iloc[0].to_dict()
+    n = len(grp)
+    row["n_seeds"] = n
+    row["seeds"] = ",".join(str(int(s)) for s in grp["seed"] if s is not None and not pd.isna(s))
+    if n == 1:
+        row["seed_sd"] = math.nan
+        return row
+    row["uid"] = str(row["config_id"])
+    for m in metrics:
+        vals = grp[m].to_numpy(dtype=float)
+        vals = vals[np.isfinite(vals)]
+        row[m] = float(vals.mean()) if vals.size else math.nan
+        lo, hi = _t_interval(vals) if vals.size >= 2 else (math.nan, math.nan)
+        row[f"{m}_ci_low"], row[f"{m}_ci_high"] = lo, hi
+    if quality is not None and quality in grp.columns:
+        q = grp[quality].to_numpy(dtype=float)
+        q = q[np.isfinite(q)]
+        row["seed_sd"] = float(q.std(ddof=1)) if q.size >= 2 else math.nan
+    else:
+        row["seed_sd"] = math.nan
+    per_clip: dict[str, list[float]] = {}
+    keys = set().union(*(set(pc) for pc in grp["per_clip"] if isinstance(pc, dict)))
+    for k in sorted(keys):
+        merged = _clipwise_mean([pc[k] for pc in grp["per_clip"] if isinstance(pc, dict) and pc.get(k)])
+        if merged is not None:
+            per_clip[k] = merged
+    row["per_clip"] = per_clip
+    return row
+
+
+def configurations(df: pd.DataFrame, quality: str | None = "mss") -> pd.DataFrame:
+    """One row per configuration (see the module docstring); ``attrs`` are kept.
+
+    Args:
+        df: a results frame (:func:`reports.load_results`).
+        quality: the metric whose seed-to-seed spread becomes ``seed_sd``.
+    """
+    metrics = [m for m in df.attrs.get("metrics", []) if m in df.columns]
+    work = df.copy()
+    if "config_id" not in work.columns:
+        work["config_id"] = None
+    work["config_id"] = work["config_id"].where(work["config_id"].notna() & (work["config_id"] != ""), work["uid"])
+    ok = work[work["status"] == "ok"]
+    failed = work[work["status"] != "ok"].assign(n_seeds=0, seeds="", seed_sd=math.nan)
+    keys = ["results_dir", "study", "config_id"]
+    rows = [_merge(g, metrics, quality) for _, g in ok.groupby(keys, dropna=False, sort=False)]
+    merged = pd.DataFrame(rows) if rows else ok.iloc[:0].assign(n_seeds=0, seeds="", seed_sd=math.nan)
+    for m in metrics:
+        for c in (f"{m}_ci_low", f"{m}_ci_high"):
+            if c in merged.columns:
+                merged[c] = pd.to_numeric(merged[c], errors="coerce").astype(float)
+    out = pd.concat([merged, failed], ignore_index=True, sort=False)
+    out["n_seeds"] = out["n_seeds"].astype(int)
+    out.attrs = dict(df.attrs)
+    return out

@@ -1,0 +1,138 @@
+"""Seeds as an axis in the reports: records sharing a config_id become one configuration row, and a
+normalised hypervolume checked against an independent computation."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from reports import build_report, load_results
+from reports.build import front_table
+from reports.compare import kd_vs_scratch
+from reports.pareto import HV_REF, hypervolume, normalise
+from reports.seeds import configurations
+from suite.records import Direction, ResultRecord, append_record
+
+N_CLIPS = 10
+# config -> (method, per-seed mean MSS offsets); clip difficulty is shared by every candidate
+_CONFIGS = {
+    "c-scratch": ("scratch", [2.0, 2.2, 1.9]),
+    "c-kd": ("kd_audio", [1.0, 1.1, 0.8]),
+    "c-prune": ("prune", [3.0]),
+}
+
+
+def _write(root):
+    rng = np.random.default_rng(0)
+    difficulty = rng.normal(5.0, 1.0, N_CLIPS)
+    append_record(root / "records.jsonl", ResultRecord.with_units(
+        candidate_id="teacher", family="hpn", size="full", method="teacher", dataset="synthetic", seed=0,
+        metrics={"mss": float(difficulty.mean()), "rtf_stream_64": 0.5, "params": 4e6},
+        per_clip={"mss": [float(v) for v in difficulty]}))
+    n = 0
+    for cid, (method, offsets) in _CONFIGS.items():
+        for seed, off in enumerate(offsets):
+            clips = difficulty + off + rng.normal(0, 0.05, N_CLIPS)
+            append_record(root / "records.jsonl", ResultRecord.with_units(
+                candidate_id=f"t{n:04d}", config_id=cid, family="hpn", size="reduced", method=method,
+                dataset="synthetic", seed=seed, metrics={"mss": float(clips.mean()), "rtf_stream_64": 0.1 + 0.01 * n,
+                                                         "params": 20_000.0 - 100 * n},
+                per_clip={"mss": [float(v) for v in clips]}, intervals={"mss": [0.0, 99.0]}))
+            n += 1
+    append_record(root / "records.jsonl", ResultRecord(
+        candidate_id="t0099", config_id="c-kd", family="hpn", size="reduced", method="kd_audio", dataset="synthetic",
+        seed=3, status="failed", error="RuntimeError: boom"))
+    return root
+
+
+@pytest.fixture()
+def frame(tmp_path):
+    return load_results([_write(tmp_path / "r")])
+
+
+def test_records_round_trip_their_config_id(frame):
+    assert frame.loc[frame["candidate_id"] == "t0000", "config_id"].iloc[0] == "c-scratch"
+    assert pd.isna(frame.loc[frame["candidate_id"] == "teacher", "config_id"].iloc[0])
+
+
+def test_one_row_per_configuration_with_mean_and_t_interval_over_seeds(frame):
+    cfg = configurations(frame, "mss")
+    ok = cfg[cfg["status"] == "ok"].set_index("uid")
+    # several seeds: the row is named by its configuration; one seed: it keeps its candidate's uid
+    assert sorted(ok.index) == ["c-kd", "c-scratch", "t0006", "teacher"]
+    assert ok.loc["c-scratch", "n_seeds"] == 3 and ok.loc["c-scratch", "seeds"] == "0,1,2"
+    assert ok.loc["c-kd", "n_seeds"] == 3  # the failed fourth seed is not averaged in ...
+    assert (cfg["status"] == "failed").sum() == 1  # ... and is still listed as failed
+    seeds = frame[(frame["config_id"] == "c-scratch")]["mss"].to_numpy()
+    half = stats.t.ppf(0.975, 2) * seeds.std(ddof=1) / np.sqrt(3)
+    assert ok.loc["c-scratch", "mss"] == pytest.approx(seeds.mean())
+    assert ok.loc["c-scratch", "mss_ci_low"] == pytest.approx(seeds.mean() - half)
+    assert ok.loc["c-scratch", "mss_ci_high"] == pytest.approx(seeds.mean() + half)
+    assert ok.loc["c-scratch", "seed_sd"] == pytest.approx(seeds.std(ddof=1))
+    # single-seed configurations keep their record's own interval, and no seed spread
+    assert ok.loc["t0006", "n_seeds"] == 1 and ok.loc["t0006", "mss_ci_high"] == 99.0
+    assert np.isnan(ok.loc["t0006", "seed_sd"])
+    # per-clip values are clip-wise means over seeds
+    per_seed = np.array([r["mss"] for r in frame[frame["config_id"] == "c-kd"]["per_clip"] if r])
+    assert ok.loc["c-kd", "per_clip"]["mss"] == pytest.approx(per_seed.mean(axis=0).tolist())
+
+
+def test_comparisons_pair_clips_of_seed_means_and_say_so(frame):
+    table = kd_vs_scratch(configurations(frame, "mss"))
+    row = table.iloc[0]
+    assert row["uid"] == "c-kd" and row["scratch_uid"] == "c-scratch"
+    assert row["pairing"] == "paired, 10 clips, per-clip means over 3/3 seeds"
+    assert row["diff"] == pytest.approx(-1.07, abs=0.1) and row["verdict"] == "method better"
+    pooled = np.sqrt(np.mean([frame[frame["config_id"] == c]["mss"].std(ddof=1) ** 2 for c in ("c-kd", "c-scratch")]))
+    assert row["threshold"] == pytest.approx(max(0.05 * row["mss_scratch"], pooled))
+
+
+def test_report_shows_configurations_seeds_and_the_conventions(frame, tmp_path):
+    written = build_report([frame.attrs["results_dirs"][0]], tmp_path / "rep", formats="md,json")
+    md = written["md"].read_text()
+    assert "n_seeds" in md and "| c-kd |" in md and "t-intervals over seeds" in md
+    assert "difference = method - baseline" in md and "Holm" in md and "exact sign-flip permutation test" in md
+    data = json.loads(written["json"].read_text())
+    rows = {r["uid"]: r for r in data["rows"]}
+    assert rows["c-scratch"]["n_seeds"] == 3 and data["sign_convention"].startswith("difference = method - baseline")
+    assert all(r["test"] for r in data["kd_vs_scratch"])  # every p-value names its test
+
+
+def _brute_force_hv(points: np.ndarray, ref: np.ndarray) -> float:
+    """Inclusion-exclusion over subsets: the union of boxes [p, ref] (independent of reports.pareto)."""
+    total = 0.0
+    n = len(points)
+    for k in range(1, n + 1):
+        for subset in itertools.combinations(range(n), k):
+            corner = points[list(subset)].max(axis=0)
+            total += (-1) ** (k + 1) * float(np.prod(np.clip(ref - corner, 0.0, None)))
+    return total
+
+
+def test_normalised_hypervolume_equals_an_independent_computation():
+    rng = np.random.default_rng(11)
+    raw = np.column_stack([rng.uniform(3, 9, 9), rng.uniform(0.01, 0.5, 9), rng.uniform(1e4, 4e6, 9)])
+    norm, lo, hi = normalise(raw)
+    assert norm.min(axis=0) == pytest.approx([0, 0, 0]) and norm.max(axis=0) == pytest.approx([1, 1, 1])
+    assert lo == pytest.approx(raw.min(axis=0)) and hi == pytest.approx(raw.max(axis=0))
+    ref = np.full(3, HV_REF)
+    assert hypervolume(norm, ref) == pytest.approx(_brute_force_hv(norm, ref), rel=1e-12)
+    assert 0 < hypervolume(norm, ref) <= HV_REF**3
+
+
+def test_report_hypervolume_is_normalised_with_its_reference_point(frame):
+    cfg = configurations(frame, "mss")
+    cfg["pareto"] = False
+    objs = [("mss", Direction.MINIMIZE), ("rtf_stream_64", Direction.MINIMIZE)]
+    _, hv = front_table(cfg, objs)
+    ok = cfg[cfg["status"] == "ok"]
+    norm, _, _ = normalise(ok[["mss", "rtf_stream_64"]].to_numpy(dtype=float))
+    everything = hv[hv["method"] == "(all)"].iloc[0]
+    assert everything["hypervolume"] == pytest.approx(_brute_force_hv(norm, np.full(2, HV_REF)))
+    assert everything["hv_share"] == pytest.approx(everything["hypervolume"] / HV_REF**2)
+    assert everything["reference_point"] == "1.1 x 2" and "mss:" in everything["normalised_over"]
