@@ -152,19 +152,13 @@ def copy_wavetables(teacher: nn.Module, student: nn.Module) -> int:
 
 
 def _train(model: nn.Module, ctx: CompressContext, steps: int | None, loss_fn: Any, tag: str) -> dict[str, Any]:
-    from suite.train import train
+    from suite.train import train, train_summary
 
     train_set = ctx.require_train_set(tag)
     cfg = ctx.train_config(steps)
     res = train(model, train_set, ctx.valid_set, cfg, loss_fn=loss_fn, out_dir=ctx.step_dir(tag), progress=ctx.progress)
     final = res.history[-1] if res.history else {}
-    return {
-        "steps": res.steps,
-        "train_seconds": round(res.seconds, 3),
-        "final_loss": final.get("loss"),
-        "best_valid": res.best_valid,
-        "last_valid": res.last_valid,
-    }
+    return {**train_summary(res), "final_loss": final.get("loss")}
 
 
 class _Student(Compressor):
