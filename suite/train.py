@@ -187,8 +187,14 @@ def derive_seed(seed: int, step: int, salt: int = 0) -> int:
 
 
 def batch_to_tensors(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
-    """Numpy batch (from :meth:`ClipSet.batches`) -> float32 tensors on ``device``."""
-    return {k: torch.as_tensor(np.ascontiguousarray(batch[k]), dtype=torch.float32).to(device) for k in ("audio", "f0_hz", "loudness_db")}
+    """Numpy batch (from :meth:`ClipSet.batches`) -> float32 tensors on ``device`` (pinned and copied
+    asynchronously to a GPU; the copy is ordered before any kernel that reads it on the same stream)."""
+    cuda = device.type == "cuda"
+    out = {}
+    for k in ("audio", "f0_hz", "loudness_db"):
+        t = torch.as_tensor(np.ascontiguousarray(batch[k]), dtype=torch.float32)
+        out[k] = t.pin_memory().to(device, non_blocking=True) if cuda else t.to(device)
+    return out
 
 
 def _fresh_state(model: nn.Module, batch_size: int, seed: int | list[int]) -> Any:
