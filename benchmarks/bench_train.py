@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import math
 import os
 import statistics
@@ -79,7 +80,7 @@ def _step(model: torch.nn.Module, opt: torch.optim.Optimizer, crit: MSSLoss, bat
     loss.backward()
     torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 3.0)
     opt.step()
-    return float(loss.detach())
+    return float(loss.detach())  # a host sync: on CUDA the step's kernels have finished when this returns
 
 
 def _loss_and_grads(model: torch.nn.Module, crit: MSSLoss, batch: dict[str, torch.Tensor]) -> tuple[float, list[torch.Tensor]]:
@@ -104,35 +105,43 @@ def agreement(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[st
             "grad_rel_err_max": grad_err}
 
 
-def run(size: str, batch: int, frames: int, threads: int, repeats: int) -> dict[str, Any]:
+def run(size: str, batch: int, frames: int, threads: int, repeats: int, device: str = "cpu") -> dict[str, Any]:
     load_catalog()
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = SIZES.get(size)()
+    dev = torch.device(device)
+    model = SIZES.get(size)().to(dev)
     model.train()
-    data = make_batch(batch, frames)
+    data = {k: v.to(dev) for k, v in make_batch(batch, frames).items()}
     load_before = load_average()
-    check = agreement(model, data)
+    paths = PATHS if dev.type == "cpu" else ("tensor",)  # the kernels are CPU-only: one path elsewhere
+    check = agreement(model, data) if dev.type == "cpu" else {}
     crit = MSSLoss()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3, weight_decay=0.01)
-    times: dict[str, list[float]] = {p: [] for p in PATHS}
-    for name in PATHS:  # warm-up (kernel compilation, allocator)
+    times: dict[str, list[float]] = {p: [] for p in paths}
+    for name in paths:  # warm-up (kernel compilation, allocator)
         set_path(name)
         _step(model, opt, crit, data)
     for _ in range(repeats):  # interleaved, so load changes hit both paths alike
-        for name in PATHS:
+        for name in paths:
             set_path(name)
             t0 = time.perf_counter()
             _step(model, opt, crit, data)
             times[name].append(time.perf_counter() - t0)
     set_path("kernels")
     med = {p: statistics.median(v) for p, v in times.items()}
-    return {
+    common = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "torch_version": torch.__version__,
-        "commit": git_commit(), "threads": threads, "size": size, "batch": batch, "frames": frames,
+        "commit": git_commit(), "threads": threads, "size": size, "batch": batch, "frames": frames, "device": device,
+        "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
         "repeats": repeats, "load_before": load_before, "load_after": load_average(),
         "times_s": times, "median_s": med, "min_s": {p: min(v) for p, v in times.items()},
+    }
+    if dev.type != "cpu":
+        return common
+    return {
+        **common,
         "speedup_same_run": med["tensor"] / med["kernels"],
         "agreement": check,
         "reference_step_s": REFERENCE_STEP_S, "reference_ddspbench_step_s": REFERENCE_DDSPBENCH_STEP_S,
@@ -184,10 +193,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=6)
-    ap.add_argument("--out", type=Path, default=HERE / "results_train.md")
+    ap.add_argument("--device", default="cpu", help="cpu (both paths, the results page) or cuda (one path, JSON only)")
+    ap.add_argument("--out", type=Path, default=None, help="results page (default benchmarks/results_train.md on CPU)")
     args = ap.parse_args(argv)
-    data = run(args.size, args.batch, args.frames, args.threads, args.repeats)
-    write_results(args.out, data, to_markdown)
+    data = run(args.size, args.batch, args.frames, args.threads, args.repeats, args.device)
+    if args.device == "cpu":
+        write_results(args.out or HERE / "results_train.md", data, to_markdown)
+    else:
+        text = json.dumps(data, indent=1, default=str)
+        if args.out is not None:
+            args.out.write_text(text + "\n")
+        print(text)
     return 0
 
 
