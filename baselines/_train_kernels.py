@@ -29,7 +29,7 @@ from torch import Tensor
 
 from suite.threads import run_batch_split
 
-__all__ = ["harmonic_bank_cpu", "bank_forward", "bank_grad_amps"]
+__all__ = ["harmonic_bank_cpu", "harmonic_bank_f64", "bank_forward", "bank_grad_amps"]
 
 # Reassociation lets LLVM vectorise the per-frame reductions; nothing that changes NaN/inf handling.
 _FM = {"reassoc", "contract", "arcp", "nsz"}
@@ -137,3 +137,11 @@ def harmonic_bank_cpu(phase: Tensor, amplitudes: Tensor) -> Tensor:
     Differentiable in ``amplitudes`` only (``phase`` must not need a gradient).
     """
     return _HarmonicBank.apply(phase, amplitudes)  # type: ignore[no-any-return]
+
+
+def harmonic_bank_f64(phase: Tensor, amplitudes: Tensor, harmonics: Tensor | None = None) -> Tensor:
+    """The harmonic sum straight from its definition in float64 (from the given phase), cast back: the yardstick
+    both float32 paths are measured against (``benchmarks/bench_train.py``). Memory-hungry; for checks only."""
+    b, t, k = amplitudes.shape
+    ph = phase.double().view(b, t, -1, 1) * torch.arange(1, k + 1, dtype=torch.float64, device=phase.device)
+    return (torch.sin(ph) * amplitudes.double().unsqueeze(2)).sum(-1).reshape(b, -1).to(amplitudes.dtype)

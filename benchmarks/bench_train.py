@@ -92,17 +92,35 @@ def _loss_and_grads(model: torch.nn.Module, crit: MSSLoss, batch: dict[str, torc
     return float(loss.detach()), grads
 
 
-def agreement(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Loss and gradients of both paths on the same weights: relative loss difference, worst relative gradient error."""
+def agreement(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Loss and gradients of both paths on the same weights, each against a float64 yardstick.
+
+    The yardstick is the tensor path with the harmonic sum evaluated in float64 from the same float32
+    phase (:func:`baselines._train_kernels.harmonic_bank_f64`). Per path: the loss's relative difference
+    and the worst per-parameter relative gradient error (``|g - g_ref| / |g_ref|``).
+    """
+    from baselines._train_kernels import harmonic_bank_f64
+
     crit = MSSLoss()
     res = {}
     for name in PATHS:
         set_path(name)
         res[name] = _loss_and_grads(model, crit, batch)
-    (la, ga), (lb, gb) = res["tensor"], res["kernels"]
-    grad_err = max(float((a - b).norm() / a.norm().clamp(min=1e-30)) for a, b in zip(ga, gb))
-    return {"loss_tensor": la, "loss_kernels": lb, "loss_rel_diff": abs(la - lb) / abs(la),
-            "grad_rel_err_max": grad_err}
+    set_path("tensor")
+    saved = dsp.harmonic_bank
+    dsp.harmonic_bank = harmonic_bank_f64  # type: ignore[assignment]
+    try:
+        ref_loss, ref_grads = _loss_and_grads(model, crit, batch)
+    finally:
+        dsp.harmonic_bank = saved
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    out: dict[str, Any] = {"loss_reference": ref_loss}
+    for name, (loss, grads) in res.items():
+        errs = [float((g - r).norm() / r.norm().clamp(min=1e-30)) for g, r in zip(grads, ref_grads)]
+        worst = max(range(len(errs)), key=errs.__getitem__)
+        out[name] = {"loss": loss, "loss_rel_diff": abs(loss - ref_loss) / abs(ref_loss),
+                     "grad_rel_err_max": errs[worst], "worst_param": names[worst]}
+    return out
 
 
 def run(size: str, batch: int, frames: int, threads: int, repeats: int, device: str = "cpu") -> dict[str, Any]:
@@ -168,9 +186,17 @@ def to_markdown(d: dict[str, Any]) -> str:
         "",
         f"Same-run speed-up, kernels vs tensor path: **{d['speedup_same_run']:.2f}x**.",
         "",
-        f"Agreement on the same weights and batch: loss {ag['loss_tensor']:.6f} (tensor) vs {ag['loss_kernels']:.6f} "
-        f"(kernels), relative difference {ag['loss_rel_diff']:.1e}; worst per-parameter relative gradient error "
-        f"{ag['grad_rel_err_max']:.1e}.",
+        "Agreement on the same weights and batch, against a yardstick (the tensor path with the harmonic sum in "
+        f"float64 from the same float32 phase; loss {ag['loss_reference']:.6f}):",
+        "",
+        "| path | loss | loss rel. diff | worst per-parameter gradient rel. error |",
+        "|---|---|---|---|",
+        *[f"| {p} | {ag[p]['loss']:.6f} | {ag[p]['loss_rel_diff']:.1e} | {ag[p]['grad_rel_err_max']:.1e} "
+          f"(`{ag[p]['worst_param']}`) |" for p in PATHS],
+        "",
+        "The float32 tensor path rounds `k * phase` to float32 before the sine (an error up to ~4e-5 rad at k = 100); "
+        "the MSS log term amplifies that in the gradients of a few parameters. The kernels evaluate the sines in "
+        "float64, so they sit at float32 rounding from the yardstick.",
         "",
         "## Against the reference implementation (NOT same-run)",
         "",
