@@ -7,6 +7,7 @@ to torch's and follow the thread count torch was given (``TrainConfig.threads``)
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,10 +23,17 @@ _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 
 
+_pool_pid = 0
+
+
 def _executor(workers: int) -> ThreadPoolExecutor:
-    global _pool, _pool_size
+    """The shared pool, grown when more workers are wanted and rebuilt in a forked child (whose copy has no threads)."""
+    global _pool, _pool_size, _pool_pid
     with _lock:
+        if _pool is not None and _pool_pid != os.getpid():
+            _pool, _pool_size = None, 0  # the parent's threads do not exist here; never wait on them
         if _pool is None or _pool_size < workers:
+            _pool_pid = os.getpid()
             old = _pool
             _pool, _pool_size = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ddsp-kernel"), workers
             if old is not None:

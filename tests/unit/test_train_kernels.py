@@ -149,3 +149,33 @@ def test_training_step_loss_and_gradients_unchanged(paths: None, monkeypatch: py
 
     assert rel(grads_k, grads_r) < 1e-4
     assert rel(grads_k, grads_r) < 0.2 * rel(grads_t, grads_r)
+
+
+def test_kernels_split_over_threads_and_survive_a_fork(paths: None) -> None:
+    """Two threads give the same sums as one; a forked child (sweep workers) rebuilds the thread pool."""
+    import multiprocessing as mp
+
+    from baselines._train_kernels import bank_forward
+
+    phase, amps, _ = _bank_inputs(b=4, t=3, k=10)
+    ph, am = phase.view(4, 3, 64).numpy(), amps.numpy()
+    prev = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = bank_forward(ph, am)
+        torch.set_num_threads(2)
+        two = bank_forward(ph, am)  # creates the pool in this process
+    finally:
+        torch.set_num_threads(prev)
+    assert (one == two).all()
+    ctx = mp.get_context("fork")
+    with ctx.Pool(1) as pool:
+        child = pool.apply_async(_child_bank, (ph, am)).get(timeout=60)
+    assert (child == one).all()
+
+
+def _child_bank(ph, am):  # type: ignore[no-untyped-def]
+    from baselines._train_kernels import bank_forward
+
+    torch.set_num_threads(2)
+    return bank_forward(ph, am)
