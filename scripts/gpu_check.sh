@@ -15,7 +15,7 @@ RES="$ROOT/benchmarks/results_gpu.md"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/ddspbench-gpu.XXXXXX")"
 mkdir -p "$OUT"
 START=$(date +%s)
-BUDGET_S=${GPU_CHECK_BUDGET_S:-540}  # the whole check stays under 10 minutes: later stages are skipped past this
+BUDGET_S=${GPU_CHECK_BUDGET_S:-420}  # no stage starts past this, and none runs over 150 s: the whole check stays under 10 minutes
 over_budget() { [ $(( $(date +%s) - START )) -gt "$BUDGET_S" ]; }
 status() { # name, rc
   if [ "$2" -eq 0 ]; then echo "ok"; elif [ "$2" -eq 124 ]; then echo "TIMED OUT"; else echo "FAILED (exit $2)"; fi
