@@ -33,6 +33,7 @@ __all__ = [
     "oscillator_phase",
     "harmonic_amplitudes",
     "harmonic_bank",
+    "BANK_KERNELS",
     "wavetable_oscillator",
     "noise_key",
     "counter_uniform",
@@ -128,8 +129,24 @@ def harmonic_amplitudes(
     return dist * amplitude
 
 
+BANK_KERNELS = True
+"""Whether :func:`harmonic_bank` may train through the compiled CPU kernels (:mod:`baselines._train_kernels`);
+``False`` keeps the tensor path everywhere (``benchmarks/bench_train.py`` times both)."""
+
+
+def _use_bank_kernels(phase: Tensor, amplitudes: Tensor) -> bool:
+    """The kernels serve autograd on CPU float32 (training); inference, other devices and dtypes take the tensor path."""
+    return (BANK_KERNELS and amplitudes.requires_grad and torch.is_grad_enabled() and not phase.requires_grad
+            and phase.device.type == "cpu" and amplitudes.device.type == "cpu"
+            and phase.dtype == torch.float32 and amplitudes.dtype == torch.float32
+            and not torch.jit.is_tracing() and not torch.jit.is_scripting())
+
+
 def harmonic_bank(phase: Tensor, amplitudes: Tensor, harmonics: Tensor | None = None) -> Tensor:
     """Additive synthesis ``sum_k a_k[t] sin(k phase[n])`` with amplitudes held per frame ('nearest').
+
+    ``harmonics`` must be ``1..K`` (the default) when the compiled kernels may run (CPU float32 with a
+    gradient for the amplitudes: see :data:`BANK_KERNELS`); they give the same sums to float32 rounding.
 
     Args:
         phase: fundamental phase ``(B, N)``.
@@ -137,6 +154,10 @@ def harmonic_bank(phase: Tensor, amplitudes: Tensor, harmonics: Tensor | None = 
         harmonics: optional precomputed ``1..K``.
     """
     b, t, k = amplitudes.shape
+    if _use_bank_kernels(phase, amplitudes):
+        from baselines._train_kernels import harmonic_bank_cpu
+
+        return harmonic_bank_cpu(phase, amplitudes)
     if harmonics is None:
         harmonics = torch.arange(1, k + 1, device=phase.device, dtype=phase.dtype)
     s = torch.sin(phase.view(b, t, -1, 1) * harmonics)  # (B, T, block, K)

@@ -26,6 +26,8 @@ candidate is fine-tuned instead.
 
 from __future__ import annotations
 
+import copy
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -37,7 +39,7 @@ from suite.candidate import ParamSpec
 from suite.errors import UserError
 from suite.metrics.mss import MSSLoss
 from suite.registry import COMPRESSORS
-from suite.train import train
+from suite.train import train, train_summary
 
 __all__ = [
     "Scratch",
@@ -56,9 +58,24 @@ LossFn = Callable[[dict[str, Any], dict[str, torch.Tensor]], LossOut]
 _STUDENT_DEFAULTS: dict[str, Any] = {"size": None, "hidden": None, "channels": None, "n_blocks": None, "trunk": None, "steps": None}
 
 
+_MOVED: weakref.WeakKeyDictionary[nn.Module, dict[torch.device, nn.Module]] = weakref.WeakKeyDictionary()
+
+
+def _teacher_on(teacher: nn.Module, device: torch.device) -> nn.Module:
+    """The teacher on ``device``: itself when already there, else a frozen copy moved there once (the original
+    stays where the caller keeps it, e.g. on CPU while students train on CUDA)."""
+    ref = next(teacher.parameters(), None)
+    if ref is None or ref.device == device:
+        return teacher
+    per = _MOVED.setdefault(teacher, {})
+    if device not in per:
+        per[device] = copy.deepcopy(teacher).to(device).eval().requires_grad_(False)
+    return per[device]
+
+
 def _teacher_out(teacher: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     with torch.no_grad():
-        return teacher(batch["f0_hz"], batch["loudness_db"])
+        return _teacher_on(teacher, batch["f0_hz"].device)(batch["f0_hz"], batch["loudness_db"])
 
 
 def audio_kd_loss(teacher: nn.Module, kd_weight: float = 0.5, target_weight: float = 0.5) -> LossFn:
@@ -159,13 +176,7 @@ def train_model(model: nn.Module, ctx: CompressContext, steps: int | None, loss_
     cfg = ctx.train_config(steps)
     res = train(model, train_set, ctx.valid_set, cfg, loss_fn=loss_fn, out_dir=ctx.step_dir(tag), progress=ctx.progress)
     final = res.history[-1] if res.history else {}
-    return {
-        "steps": res.steps,
-        "train_seconds": round(res.seconds, 3),
-        "final_loss": final.get("loss"),
-        "best_valid": res.best_valid,
-        "last_valid": res.last_valid,
-    }
+    return {**train_summary(res), "final_loss": final.get("loss")}
 
 
 class _Student(Compressor):

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from reports.compare import kd_summary, kd_vs_others, kd_vs_scratch
+from reports.convergence import UNCONVERGED_NOTE, converged_flags, flag_comparison
 from reports.html import write_html
 from reports.load import load_results, metric_columns
 from reports.pareto import (
@@ -203,6 +204,7 @@ def build_report(
                       max_params=max_params, max_mb=max_mb)
     if df.empty:
         raise UserError("no candidate passes the filters")
+    df["converged"] = converged_flags(df)
     # KD comparisons need an audio-quality metric: the ranking metric when it is one, else mss/fad
     quality = metric if metric in _QUALITY and metric in df.columns else (quality_metric(df) or metric)
     df = configurations(df, quality if quality in df.columns else None)  # one row per configuration (seeds averaged)
@@ -217,6 +219,8 @@ def build_report(
                         f"{', '.join(df.attrs.get('metrics', []))}")
     kd_o = kd_vs_others(df, quality=quality, budget=budget, per_decade=per_decade)
     kd_s = kd_vs_scratch(df, quality=quality)
+    kd_o = flag_comparison(kd_o, df, {"uid": "converged", "vs_kd": "vs_kd_converged"})
+    kd_s = flag_comparison(kd_s, df, {"uid": "kd_converged", "scratch_uid": "scratch_converged"})
     kd_sum = kd_summary(kd_o)
     front, hv = front_table(df, objs)
     out = Path(out_dir)
@@ -242,7 +246,9 @@ def build_report(
         md = ["# ddspbench report\n\n", *(f"> **Warning:** mixed: {html.escape(w, quote=False)}\n\n" for w in df.attrs.get("mixed", [])),
               *(f"> **{html.escape(w, quote=False)}**\n\n" for w in df.attrs.get("warnings", [])),
               f"**{html.escape(headline, quote=False)}**\n\n",
-              *(f"{html.escape(n, quote=False)}\n\n" for n in notes), to_markdown(shown, failed)]
+              *(f"{html.escape(n, quote=False)}\n\n" for n in notes),
+              *([f"{UNCONVERGED_NOTE}\n\n"] if any(v is False for v in df["converged"]) else []),
+              to_markdown(shown, failed)]
         if plots:
             md.append("\n## Pareto plots\n\n" + "".join(f"![{k}](plots/{p.name})\n" for k, p in plots.items()))
         md.append(f"\n## Pareto fronts ({obj_names})\n\n" + (frame_markdown(front) if len(front) else "_none_\n"))

@@ -118,7 +118,7 @@ def leaderboard(df: pd.DataFrame, metric: str = "mss", columns: Sequence[str] | 
     for m in mets:
         cols.append(m)
         cols += [c for c in (f"{m}_ci_low", f"{m}_ci_high") if c in df.columns]
-    extra = [c for c in ("pareto", "hparam_values") if c in df.columns]
+    extra = [c for c in ("pareto", "hparam_values", "converged") if c in df.columns]
     out = ok[cols + extra].reset_index(drop=True)
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     out.attrs = {**df.attrs, "ranked_by": metric, "metric_order": mets}
@@ -187,11 +187,16 @@ def display_rows(board: pd.DataFrame, intervals: bool = True) -> tuple[list[str]
     heads = ids + [header(m, units) for m in mets]
     if "pareto" in board.columns:
         heads.append("pareto")
+    flagged = "converged" in board.columns and board["converged"].notna().any()
+    if flagged:
+        heads.append("converged")
     rows = []
     for _, r in board.iterrows():
         cells = [format_value(r[c]) for c in ids] + [_cell(r, m, units.get(m), intervals) for m in mets]
         if "pareto" in board.columns:
             cells.append("yes" if r["pareto"] else "")
+        if flagged:
+            cells.append(format_value(r["converged"]))
         rows.append(cells)
     return heads, rows
 
@@ -273,7 +278,7 @@ def to_json_obj(board: pd.DataFrame, failed: pd.DataFrame | None = None) -> dict
     rows = []
     for _, r in board.iterrows():
         rows.append({
-            **{c: json_value(r[c]) for c in board.columns if c in ("rank", "pareto") or c in _SHOWN_IDS},
+            **{c: json_value(r[c]) for c in board.columns if c in ("rank", "pareto", "converged") or c in _SHOWN_IDS},
             "hyperparameters": {k: json_value(v) for k, v in (r.get("hparam_values") or {}).items()},
             "metrics": {m: json_value(r[m]) for m in mets},
             "intervals": {m: [json_value(r[f"{m}_ci_low"]), json_value(r[f"{m}_ci_high"])]

@@ -44,7 +44,7 @@ from suite.provenance import provenance
 from suite.records import MEASUREMENT_FIELDS, ResultRecord, append_record, read_records
 from suite.registry import FAMILIES, SIZES
 from suite.sweep.config import SweepConfig
-from suite.train import TrainConfig, train
+from suite.train import TrainConfig, train, train_summary
 
 if TYPE_CHECKING:
     from torch import nn
@@ -262,7 +262,7 @@ class Workspace:
         info = {
             "format": TEACHER_FORMAT, "family": family, "key": key, "size": teacher_size_label(family, self.cfg),
             "config": teacher_config(family, self.cfg), "steps": res.steps, "train_seconds": res.seconds,
-            "valid_mss": res.last_valid, "dataset": self.dataset_name,
+            "valid_mss": res.last_valid, "dataset": self.dataset_name, "train": train_summary(res),
         }
         shutil.rmtree(tdir / "train", ignore_errors=True)
         tmp = tdir / "teacher.json.tmp"
@@ -285,7 +285,8 @@ class Workspace:
                 os.replace(tmp, cached)
             record = ResultRecord.with_units(
                 candidate_id=cid, study=self.cfg.study, trial=None, family=family, size=info["size"], method="teacher",
-                method_params={"preset": self.cfg.preset, "steps": info["steps"], "config": info["config"]},
+                method_params={"preset": self.cfg.preset, "steps": info["steps"], "config": info["config"],
+                               **({"train": info["train"]} if info.get("train") else {})},
                 dataset=self.dataset_name, seed=self.cfg.seed, **_record_fields(fields, self, tdir / "model.pt"),
             )
             append_record(self.records_path, record)

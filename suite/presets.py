@@ -1,4 +1,4 @@
-"""Named sweep presets: ``smoke`` (minutes on 2 CPU cores), ``quick`` (about an hour on a CPU), ``paper``.
+"""Named sweep presets: ``smoke`` (minutes on 2 CPU cores), ``quick`` (about an hour on a CPU), ``paper`` (the paper's grid, GPU).
 
 A preset is a partial :class:`~suite.sweep.config.SweepConfig` tree; a YAML sweep file and the
 command-line flags override it. Every preset runs the same code path: the smoke preset only makes
@@ -14,7 +14,7 @@ from typing import Any
 
 from suite.errors import UserError
 
-__all__ = ["Preset", "PRESETS", "preset_tree"]
+__all__ = ["Preset", "PRESETS", "PAPER_INSTRUMENT_CONFIG", "preset_tree"]
 
 
 @dataclass(frozen=True)
@@ -99,16 +99,24 @@ _QUICK = Preset(
     },
 )
 
+PAPER_INSTRUMENT_CONFIG = "suite/configs/paper_instrument.yaml"
+
 _PAPER = Preset(
     name="paper",
     description=(
-        "the reference recipe: 16 kHz, 4 s clips, 250 frames/s, batch 16, 120k steps, full-size teachers "
-        "(AdamW 1e-3, decay 0.98 every 10k steps); for a GPU (--device cuda)"
+        "the reference paper's grid (Giudici et al., JAES 2025): per family (HpN, Wavetable, DDX7) the full teacher, the reduced "
+        "student from scratch, KD on audio (w_target 0.5, w_kd 0.5) and KD on controls (w_target 0.5, w_kd 1.0), at "
+        "16 kHz, 4 s clips, 250 frames/s, batch 16, 120k steps, AdamW 1e-3 decayed 0.98 every 10k steps: 3 teachers "
+        "+ 9 students = 12 trainings of 120k steps. One instrument per run: --data-path <URMP folder> (AuSep_* stems) "
+        f"with data.options.instruments set ({PAPER_INSTRUMENT_CONFIG}), else soundfont-rendered clips; for a GPU "
+        "(--device cuda)"
     ),
     tree={
         "preset": "paper",
         "study": "paper",
-        "trials": 60,
+        # families x methods: the covering set enqueues every (family, method) pair, so the sampler never
+        # chooses anything and the 9 trials are exactly the grid.
+        "trials": 9,
         "sampler": "tpe",
         "device": "cuda",
         "data": {"dataset": "soundfont", "options": {}, "frames": None},
@@ -116,11 +124,12 @@ _PAPER = Preset(
         "student": {"steps": 120_000, "batch_size": 16, "lr": 1e-3},
         "space": {
             "families": ["hpn", "wavetable", "ddx7"],
-            "methods": ["scratch", "kd_audio", "kd_control", "prune", "quantize", "prune+quantize",
-                        "prune+kd_audio+quantize"],
-            "sizes": ["reduced", "hidden=32", "hidden=64", "hidden=128"],
-            "params": {"prune": {"ratio": {"low": 0.25, "high": 0.9},
-                                 "finetune_steps": {"choices": [0, 10_000, 40_000]}}},
+            "methods": ["scratch", "kd_audio", "kd_control"],
+            "sizes": ["reduced"],
+            "params": {  # the paper's weights, fixed (one choice each)
+                "kd_audio": {"kd_weight": {"choices": [0.5]}, "target_weight": {"choices": [0.5]}},
+                "kd_control": {"kd_weight": {"choices": [1.0]}, "target_weight": {"choices": [0.5]}},
+            },
         },
         "evaluation": {"embedding": "aisfx", "stream_buffers": [64, 256, 512, 1024], "n_audio_examples": 8},
     },

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "TrainConfig", "TrainResult", "TrainingDiverged", "LossFn", "train", "mss_loss_fn", "validation_mss",
     "resolve_device", "batch_to_tensors", "forward_batch", "derive_seed", "LAST_CKPT", "BEST_CKPT", "OPTIM_STATE",
+    "CONVERGENCE_WINDOW", "CONVERGENCE_THRESHOLD", "learning_curve", "convergence", "train_summary", "curve_steps",
 ]
 
 LAST_CKPT = "last.pt"
@@ -80,6 +81,8 @@ class TrainConfig:
         random_crop: crop training clips at a random frame offset instead of the start.
         valid_batch_size: clips per validation batch.
         threads: torch CPU threads during the run (``None``: leave torch's setting); restored afterwards.
+        curve_points: validate also at this many evenly spaced steps (:func:`curve_steps`), whatever
+            ``valid_every`` says, so every run has a learning curve for :func:`convergence` (0: off).
     """
 
     steps: int
@@ -98,6 +101,7 @@ class TrainConfig:
     random_crop: bool = False
     valid_batch_size: int = 16
     threads: int | None = None
+    curve_points: int = 20
 
     def __post_init__(self) -> None:
         checks = {
@@ -111,6 +115,7 @@ class TrainConfig:
             "valid_batch_size": self.valid_batch_size >= 1,
             "frames": self.frames is None or self.frames >= 1,
             "threads": self.threads is None or self.threads >= 1,
+            "curve_points": self.curve_points >= 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -182,8 +187,14 @@ def derive_seed(seed: int, step: int, salt: int = 0) -> int:
 
 
 def batch_to_tensors(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
-    """Numpy batch (from :meth:`ClipSet.batches`) -> float32 tensors on ``device``."""
-    return {k: torch.as_tensor(np.ascontiguousarray(batch[k]), dtype=torch.float32).to(device) for k in ("audio", "f0_hz", "loudness_db")}
+    """Numpy batch (from :meth:`ClipSet.batches`) -> float32 tensors on ``device`` (pinned and copied
+    asynchronously to a GPU; the copy is ordered before any kernel that reads it on the same stream)."""
+    cuda = device.type == "cuda"
+    out = {}
+    for k in ("audio", "f0_hz", "loudness_db"):
+        t = torch.as_tensor(np.ascontiguousarray(batch[k]), dtype=torch.float32)
+        out[k] = t.pin_memory().to(device, non_blocking=True) if cuda else t.to(device)
+    return out
 
 
 def _fresh_state(model: nn.Module, batch_size: int, seed: int | list[int]) -> Any:
@@ -391,6 +402,64 @@ def _progress(enabled: bool, total: int, start: int) -> Any:
     return bar, task
 
 
+CONVERGENCE_WINDOW = 0.2
+"""The final fraction of a run's steps the convergence rule looks at."""
+CONVERGENCE_THRESHOLD = 0.05
+"""The relative improvement of validation MSS over that window above which a run has not converged."""
+
+
+def curve_steps(steps: int, points: int) -> set[int]:
+    """The steps ``ceil(i * steps / points)``, ``i = 1..points``: evenly spaced validations (the 80% mark included
+    when ``points`` is a multiple of 5)."""
+    if points <= 0 or steps <= 0:
+        return set()
+    return {-(-i * steps // points) for i in range(1, points + 1)}
+
+
+def learning_curve(history: list[dict[str, Any]]) -> list[list[float]]:
+    """``[[step, validation MSS], ...]`` from a training history (rows with ``valid``), in step order."""
+    return sorted([int(r["step"]), float(r["valid"])] for r in history if r.get("valid") is not None)
+
+
+def convergence(curve: list[list[float]], steps: int | None = None, window: float = CONVERGENCE_WINDOW,
+                threshold: float = CONVERGENCE_THRESHOLD) -> dict[str, Any]:
+    """The convergence verdict of one run from its learning curve (docs/CONTRACTS.md, "Convergence").
+
+    With ``N`` the run's last step (``steps``, default the curve's last step), ``before`` the lowest
+    validation MSS recorded at a step ``<= (1 - window) N`` and ``after`` the lowest recorded at any step
+    (so the last ``window`` of the run included), the run improved by ``(before - after) / before``;
+    it has **not converged** when that exceeds ``threshold`` (5%). ``converged`` is ``None`` (unknown)
+    when no validation lies at or before ``(1 - window) N`` or after it.
+
+    Returns ``{"converged", "improvement", "before_step", "before", "after_step", "after", "rule"}``.
+    """
+    rule = (f"not converged when the last {window:.0%} of the steps improved the best validation MSS by more "
+            f"than {threshold:.0%}")
+    out: dict[str, Any] = {"converged": None, "improvement": None, "before_step": None, "before": None,
+                           "after_step": None, "after": None, "rule": rule}
+    pts = [(int(s), float(v)) for s, v in curve if math.isfinite(float(v))]
+    if not pts:
+        return out
+    last = int(steps) if steps is not None else max(s for s, _ in pts)
+    cut = (1.0 - window) * last
+    early = [(s, v) for s, v in pts if s <= cut]
+    if not early or not any(s > cut for s, _ in pts):
+        return out
+    b_step, before = min(early, key=lambda p: p[1])
+    a_step, after = min(pts, key=lambda p: p[1])
+    improvement = (before - after) / before if before > 0 else 0.0
+    out.update(converged=bool(improvement <= threshold), improvement=improvement, before_step=b_step, before=before,
+               after_step=a_step, after=after)
+    return out
+
+
+def train_summary(res: TrainResult) -> dict[str, Any]:
+    """What a record keeps of a run: steps, seconds, best/last validation, the learning curve and the verdict."""
+    curve = learning_curve(res.history)
+    return {"steps": res.steps, "train_seconds": round(res.seconds, 3), "best_valid": res.best_valid,
+            "last_valid": res.last_valid, "curve": curve, "convergence": convergence(curve, res.steps)}
+
+
 def train(
     model: nn.Module,
     train_set: ClipSet,
@@ -487,6 +556,7 @@ def _run(model: nn.Module, train_set: ClipSet, valid_set: ClipSet | None, cfg: T
     def train_meta() -> dict[str, Any]:
         return {"history": history, "best_valid": best_valid, "last_valid": last_valid, "acc": dict(acc), "acc_n": acc_n}
 
+    curve_at = curve_steps(cfg.steps, cfg.curve_points)
     bar, task = _progress(progress, cfg.steps, min(start, cfg.steps))
     model.train()
     with bar:
@@ -514,7 +584,7 @@ def _run(model: nn.Module, train_set: ClipSet, valid_set: ClipSet | None, cfg: T
                 acc[k] = acc.get(k, 0.0) + float(v)
             acc_n += 1
             final = n == cfg.steps
-            validate = valid_clips is not None and (n % cfg.valid_every == 0 or final)
+            validate = valid_clips is not None and (n % cfg.valid_every == 0 or final or n in curve_at)
             if n % cfg.log_every == 0 or validate or final:
                 row: dict[str, Any] = {"step": n, **{k: v / acc_n for k, v in acc.items()}, "lr": sched.get_last_lr()[0]}
                 acc, acc_n = {}, 0

@@ -20,6 +20,11 @@ __all__ = ["DEFAULT_SCALES", "MSSLoss", "mss", "mss_per_clip"]
 DEFAULT_SCALES: tuple[int, ...] = (2048, 1024, 512, 256, 128, 64)
 EPS = 1e-7
 
+KERNELS = True
+"""Whether training (a gradient for one CPU float32 signal) may use the fused kernel of
+:mod:`suite.metrics._mss_kernels` (same values and gradients to float32 rounding); ``False`` keeps
+the plain tensor maths everywhere (``benchmarks/bench_train.py`` times both)."""
+
 _windows: dict[tuple[int, torch.device, torch.dtype], torch.Tensor] = {}
 
 
@@ -32,8 +37,8 @@ def _window(n: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     return w
 
 
-def _mag(x: torch.Tensor, n_fft: int) -> torch.Tensor:
-    spec = torch.stft(
+def _spec(x: torch.Tensor, n_fft: int) -> torch.Tensor:
+    return torch.stft(
         x,
         n_fft=n_fft,
         hop_length=n_fft // 4,
@@ -43,7 +48,10 @@ def _mag(x: torch.Tensor, n_fft: int) -> torch.Tensor:
         normalized=True,
         return_complex=True,
     )
-    return spec.abs()
+
+
+def _mag(x: torch.Tensor, n_fft: int) -> torch.Tensor:
+    return _spec(x, n_fft).abs()
 
 
 def mss_per_clip(a: torch.Tensor, b: torch.Tensor, scales: tuple[int, ...] = DEFAULT_SCALES) -> torch.Tensor:
@@ -54,6 +62,17 @@ def mss_per_clip(a: torch.Tensor, b: torch.Tensor, scales: tuple[int, ...] = DEF
     if squeeze:
         a, b = a[None], b[None]
     total = torch.zeros(a.shape[0], dtype=a.dtype, device=a.device)
+    if KERNELS and torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):  # numba only loads for training
+        from suite.metrics import _mss_kernels as kern
+
+        if kern.use_kernel(b, a):  # the metric is symmetric: put the differentiable signal second
+            a, b = b, a
+        if kern.use_kernel(a, b):
+            for s in scales:
+                with torch.no_grad():
+                    sa = _spec(a, s)
+                total = total + kern.spectral_distance(sa, _spec(b, s))
+            return total[0] if squeeze else total
     for s in scales:
         sa, sb = _mag(a, s), _mag(b, s)
         lin = (sa - sb).abs().mean(dim=(-2, -1))

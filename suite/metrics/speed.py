@@ -106,9 +106,10 @@ def time_calls(
         for i in range(n_calls):
             if cuda:
                 t0, t1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                t0.record()
+                stream = torch.cuda.current_stream(device)  # the events must be on the timed device's stream
+                t0.record(stream)
                 run_fn(i)
-                t1.record()
+                t1.record(stream)
                 torch.cuda.synchronize(device)
                 times.append(t0.elapsed_time(t1) / 1000.0)
             else:

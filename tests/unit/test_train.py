@@ -129,10 +129,15 @@ def test_loss_decreases_on_a_fixed_batch() -> None:
 
 
 def test_result_fields_and_validation(tmp_path: Path, double_family: type) -> None:
-    res = train(_model(), make_clips(), make_clips(4, seed=1, prefix="v"), _cfg(), out_dir=tmp_path, progress=False)
+    res = train(_model(), make_clips(), make_clips(4, seed=1, prefix="v"), _cfg(curve_points=0), out_dir=tmp_path,
+                progress=False)
     assert res.steps == 10 and res.start_step == 0 and res.seconds > 0
     valid_rows = [r for r in res.history if "valid" in r]
     assert [r["step"] for r in valid_rows] == [5, 10]
+    # curve_points adds evenly spaced validations for the learning curve, whatever valid_every says
+    curve = train(_model(), make_clips(), make_clips(4, seed=1, prefix="v"), _cfg(curve_points=5, valid_every=100),
+                  progress=False)
+    assert [r["step"] for r in curve.history if "valid" in r] == [2, 4, 6, 8, 10]
     assert res.best_valid == min(r["valid"] for r in valid_rows)
     assert res.last_valid == valid_rows[-1]["valid"]
     assert res.checkpoint == tmp_path / LAST_CKPT and res.best_checkpoint == tmp_path / BEST_CKPT
