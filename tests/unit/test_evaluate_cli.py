@@ -34,3 +34,17 @@ def test_frames_crops_clips_like_a_sweep(tmp_path, capsys):
     assert cropped != pytest.approx(_mss(capsys, "--model", ckpt, "--data", str(tmp_path / "full")), rel=1e-3)
     assert main(["evaluate", "--model", ckpt, "--data", str(tmp_path / "full"), "--frames", "0"]) == 2
     assert capsys.readouterr().err.startswith("error: --frames must be at least 1")
+
+
+def test_clips_too_short_for_mss_are_a_one_line_user_error(tmp_path, capsys):
+    # 16 frames = 1,024 samples: the 2,048-sample MSS window cannot reflect-pad them (was exit 1, "a bug")
+    from suite.catalog import load_catalog
+    from suite.registry import SIZES
+
+    load_catalog()
+    save_dataset(tmp_path / "d", {"train": make_clips(2), "valid": make_clips(2, seed=1), "test": make_clips(2, frames=16)},
+                 {"name": "t"})
+    ckpt = str(save_checkpoint(SIZES.get("hpn/reduced")(), tmp_path / "m.pt", {"candidate_id": "m"}))
+    assert main(["evaluate", "--model", ckpt, "--data", str(tmp_path / "d"), "--metrics", "mss"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: audio too short for MSS scale 2048: 1024 samples") and err.count("\n") == 1
