@@ -149,7 +149,8 @@ def run_sweep(preset: str = "smoke", out: str | os.PathLike[str] | None = None, 
 
 def evaluate_checkpoint(path: str | os.PathLike[str], data: str | os.PathLike[str], *,
                         metrics: str | Sequence[str] = ("mss", "rtf", "size"), split: str = "test",
-                        teacher: str | os.PathLike[str] | None = None, **kwargs: Any) -> EvalResult:
+                        teacher: str | os.PathLike[str] | None = None, frames: int | None = None,
+                        **kwargs: Any) -> EvalResult:
     """Measure one checkpoint on a prepared dataset's split (what ``ddspbench evaluate`` does).
 
     Args:
@@ -158,6 +159,8 @@ def evaluate_checkpoint(path: str | os.PathLike[str], data: str | os.PathLike[st
         metrics: metric names or groups (``mss``, ``fad``, ``rtf``, ``stream``, ``memory``, ``size``...).
         split: which split to measure on.
         teacher: a teacher checkpoint, for ``mss_teacher``.
+        frames: crop every clip to its first ``frames`` frames, as a sweep's ``data.frames`` does (the smoke
+            preset scores 250), so that the figures match the sweep's records.
         **kwargs: passed to :func:`suite.evaluate.evaluate_model` (``embedding``, ``stream_buffers``,
             ``device``, ``threads``, ``audio_out``, ``seed``...).
 
@@ -170,5 +173,8 @@ def evaluate_checkpoint(path: str | os.PathLike[str], data: str | os.PathLike[st
     model, _ = load_checkpoint(path)
     teacher_model = load_checkpoint(teacher)[0] if teacher is not None else None
     names = [m.strip() for m in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
-    return evaluate_model(model, load_split(data, split), metrics=names, teacher=teacher_model,
+    clips = load_split(data, split)
+    if frames is not None and clips.f0_hz.shape[1] > frames:
+        clips = clips.crop(frames)
+    return evaluate_model(model, clips, metrics=names, teacher=teacher_model,
                           checkpoint_path=path, **kwargs)

@@ -58,7 +58,8 @@ DEFAULT_COLUMNS: tuple[str, ...] = (
 )
 ID_COLUMNS: tuple[str, ...] = ("uid", "method", "family", "size", "hparams", "instrument", "dataset")
 _SHOWN_IDS: tuple[str, ...] = (*ID_COLUMNS, "n_seeds")
-_TERMINAL_COLUMNS: tuple[str, ...] = ("fad", "rtf_stream_64", "param_bytes", "params", "rtf_offline")
+# the default sweep objectives first (speed, memory), then FAD
+_TERMINAL_COLUMNS: tuple[str, ...] = ("rtf_stream_64", "param_bytes", "fad", "params", "rtf_offline")
 
 
 def _as_list(value: str | Sequence[str] | None) -> list[str] | None:
@@ -295,7 +296,7 @@ _ABBREV: dict[str, str] = {
     "param_bytes": "bytes", "peak_mem_bytes": "peak", "mss_teacher": "mss_t",
 }
 # columns in the order they are given up when the terminal is too narrow (first dropped first)
-_DROP_ORDER: tuple[str, ...] = ("instrument", "rtf_offline", "params", "size", "param_bytes", "family")
+_DROP_ORDER: tuple[str, ...] = ("instrument", "rtf_offline", "params", "size", "fad", "family", "param_bytes")
 _SETTINGS_WIDTH = 26  # the terminal's settings column is cut (with an ellipsis) beyond this
 
 

@@ -87,6 +87,12 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     try:
         payload = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
+        text = str(exc)
+        if "WeightsUnpickler error:" in text:
+            # torch's own wording suggests weights_only=False, which would run the file's code: never say that
+            detail = one_line_message(text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation")[0], 120)
+            raise UserError(f"{p}: not a loadable checkpoint (weights-only loading refused it: {detail or 'no details'})"
+                            ) from None
         why = one_line_message(exc, 200) or ("empty file" if p.stat().st_size == 0 else "no details")
         raise UserError(f"{p}: not a loadable checkpoint ({type(exc).__name__}: {why})") from None
     if not isinstance(payload, dict) or payload.get("format") != CKPT_FORMAT:

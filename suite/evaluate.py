@@ -271,10 +271,18 @@ def _metric(*names: str) -> Callable[[Callable[..., Measured]], Callable[..., Me
     return deco
 
 
+def require_mss_length(n: int, scales: Sequence[int] = DEFAULT_SCALES) -> None:
+    """A one-line :class:`UserError` when ``n`` samples are too few for the largest MSS window (its
+    reflect padding needs more than half a window), instead of torch's padding error."""
+    if n <= max(scales) // 2:
+        raise UserError(f"audio too short for MSS scale {max(scales)}: {n} samples at 16 kHz (needs > {max(scales) // 2})")
+
+
 @_metric("mss", "mss_teacher")
 def _mss(ctx: EvalContext, name: str) -> Measured:
     ref = ctx.target() if name == "mss" else ctx.teacher_audio()
     pred = ctx.pred()
+    require_mss_length(min(ref.shape[-1], pred.shape[-1]))
     vals: list[float] = []
     for i in range(0, pred.shape[0], 16):
         vals += [float(v) for v in mss_per_clip(torch.from_numpy(ref[i : i + 16]), torch.from_numpy(pred[i : i + 16])).tolist()]

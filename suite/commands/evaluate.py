@@ -32,6 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speed-backend", default="eager", choices=["eager", "torchscript", "native"],
                    help="inference path the speed metrics time (default eager; native/torchscript: float models, CPU)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N clips")
+    p.add_argument("--frames", type=int, default=None,
+                   help="crop every clip to its first N frames, as a sweep's data.frames does (smoke: 250)")
     p.add_argument("--n-audio", type=int, default=4, help="rendered examples written with --out (default 4)")
     p.add_argument("--seed", type=int, default=0, help="seed of the models' noise and of the intervals (default 0)")
     p.add_argument("--out", default=None, help="results directory: append to OUT/records.jsonl and write audio examples")
@@ -77,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     check_out_dir(args.out)
     positive_int(args.threads, "--threads")
     positive_int(args.limit, "--limit")
+    positive_int(args.frames, "--frames")
     positive_int(args.n_audio, "--n-audio", minimum=0)
     resolve_device(args.device)
     buffers = _buffers(args.buffers)
@@ -88,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
     clips = load_split(args.data, args.split)
     if args.limit is not None:
         clips = clips.subset(slice(0, args.limit))
+    if args.frames is not None and clips.f0_hz.shape[1] > args.frames:
+        clips = clips.crop(args.frames)
     if len(clips) == 0:
         raise UserError(f"{args.data}: split {args.split!r} has no clips")
     cid = _candidate_id(ckpt, meta)

@@ -45,6 +45,7 @@ def compute(a_path: str, b_path: str, scales: tuple[int, ...]) -> dict[str, Any]
 
     from suite.audio_io import load_audio
     from suite.errors import UserError
+    from suite.evaluate import require_mss_length
     from suite.metrics.mss import mss
 
     a, b = load_audio(a_path), load_audio(b_path)
@@ -54,8 +55,7 @@ def compute(a_path: str, b_path: str, scales: tuple[int, ...]) -> dict[str, Any]
         raise UserError(
             f"lengths differ by more than {MAX_LENGTH_MISMATCH:.0%}: {a.size} vs {b.size} samples at 16 kHz"
         )
-    if n <= max(scales) // 2:
-        raise UserError(f"audio too short for MSS scale {max(scales)}: {n} samples at 16 kHz (needs > {max(scales) // 2})")
+    require_mss_length(n, scales)
     policy = "equal" if a.size == b.size else f"truncated to the shorter ({n} of {longer} samples)"
     value = float(mss(torch.from_numpy(a[:n]), torch.from_numpy(b[:n]), scales))  # float32, as in evaluate
     return {"mss": value, "unit": "1", "scales": list(scales), "length_policy": policy, "samples": n, "sample_rate": 16000}

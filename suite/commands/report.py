@@ -12,7 +12,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, metavar="DIR", help="report folder to write (default: <first --results>/report)")
     p.add_argument("--format", default="md,html,csv,json", help="comma-separated: md, html, csv, json")
     p.add_argument("--metric", default="mss", help="ranking / quality metric (default mss)")
-    p.add_argument("--objectives", default=None, help="2 or 3 metrics for the Pareto fronts (default METRIC,RTF-METRIC)")
+    p.add_argument("--objectives", default=None,
+                   help="2 or 3 metrics for the Pareto fronts (default: the sweep's objectives, else METRIC,RTF-METRIC)")
     p.add_argument("--families", default=None, help="only these families (comma-separated)")
     p.add_argument("--family", dest="families", default=None, help=argparse.SUPPRESS)  # old spelling, kept working
     p.add_argument("--instruments", default=None, help="only these instruments (comma-separated)")
@@ -29,6 +30,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the written files and the ranked rows as JSON")
 
 
+def pareto_objectives(quality: str, objectives: list[str]) -> list[str]:
+    """A study's objectives as a report's Pareto objectives: the quality metric first, at most three."""
+    return [quality, *[o for o in objectives if o != quality]][:3]
+
+
+def study_objectives(results: list[str], quality: str) -> list[str] | None:
+    """The objectives the sweeps of ``results`` optimised (their ``config.<study>.yaml``), ordered by
+    :func:`pareto_objectives`; None when no directory has one or the directories disagree, so that a
+    plain ``ddspbench report`` draws the same Pareto front as the sweep that wrote the records."""
+    from pathlib import Path
+
+    import yaml
+
+    found: set[tuple[str, ...]] = set()
+    for d in results:
+        for path in sorted(Path(d).glob("config.*.yaml")):
+            try:
+                data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                continue
+            objs = data.get("objectives") if isinstance(data, dict) else None
+            if isinstance(objs, list) and objs and all(isinstance(o, str) for o in objs):
+                found.add(tuple(objs))
+    if len(found) != 1:
+        return None
+    objs = pareto_objectives(quality, list(found.pop()))
+    return objs if len(objs) >= 2 else None
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -42,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     positive_int(args.clips, "--clips", minimum=0)
     positive_int(args.top, "--top")
     written = build_report(
-        args.results, out, args.format, metric=args.metric, objectives=args.objectives,
+        args.results, out, args.format, metric=args.metric,
+        objectives=args.objectives or study_objectives(args.results, args.metric),
         family=args.families, instrument=args.instruments, max_rtf=args.max_rtf, rtf_metric=args.rtf_metric,
         max_params=args.max_params, max_mb=args.max_mb, allow_mixed_hardware=args.allow_mixed_hardware,
         budget_metric=args.budget_metric, n_clips=args.clips,

@@ -180,12 +180,13 @@ def finish_report(out: Path, cfg: Any) -> Path | None:
     from rich.console import Console
 
     import reports
+    from suite.commands.report import pareto_objectives
     from suite.errors import UserError
 
     report_dir = out / "report"
     quality = cfg.objectives[0]
     rtf = next((o for o in cfg.objectives if o.startswith("rtf_")), "rtf_stream_64")
-    objectives = [quality, *[o for o in cfg.objectives[1:] if o != quality]][:3]
+    objectives = pareto_objectives(quality, list(cfg.objectives))
     console = Console()
     mixed = False
     try:

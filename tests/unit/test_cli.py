@@ -35,3 +35,8 @@ def test_checkpoint_missing_and_corrupt(tmp_path):
     bad.write_bytes(b"this is not a checkpoint")
     with pytest.raises(UserError, match="not a loadable checkpoint"):
         load_checkpoint(bad)
+    bad.write_bytes(b"garbage\n")  # an opcode torch's weights-only unpickler refuses
+    with pytest.raises(UserError, match="not a loadable checkpoint") as info:
+        load_checkpoint(bad)
+    # torch's wording would advise weights_only=False (running the file's code); the one line must not
+    assert "weights-only loading refused it" in str(info.value) and "False" not in str(info.value)

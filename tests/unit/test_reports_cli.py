@@ -37,3 +37,19 @@ def test_report_command_user_errors_exit_2_with_one_line(tmp_path, capsys):
     assert main(["report", "--results", str(a), "--out", str(tmp_path / "o"), "--objectives", "mss"]) == 2
     assert main(["report", "--results", str(a), "--out", str(tmp_path / "o"), "--budget-metric", "flops_per_s"]) == 2
     assert "budget metric 'flops_per_s'" in capsys.readouterr().err
+
+
+def test_report_without_objectives_uses_the_sweeps_objectives(tmp_path):
+    # a plain `ddspbench report` on a sweep's results must draw the sweep's own Pareto front, not METRIC,RTF
+    root = write_results_dir(tmp_path / "r", families=("hpn",), instruments=("violin",), audio=False)
+    (root / "config.s.yaml").write_text("study: s\nobjectives: [rtf_stream_64, mss, param_bytes]\n", encoding="utf-8")
+    assert main(["report", "--results", str(root), "--out", str(tmp_path / "o"), "--format", "json"]) == 0
+    assert json.loads((tmp_path / "o" / "report.json").read_text())["objectives"] == ["mss", "rtf_stream_64", "param_bytes"]
+    # --objectives still wins; directories that disagree fall back to METRIC,RTF-METRIC
+    assert main(["report", "--results", str(root), "--out", str(tmp_path / "o"), "--format", "json",
+                 "--objectives", "mss,param_bytes"]) == 0
+    assert json.loads((tmp_path / "o" / "report.json").read_text())["objectives"] == ["mss", "param_bytes"]
+    other = write_results_dir(tmp_path / "b", families=("hpn",), instruments=("flute",), audio=False)
+    (other / "config.t.yaml").write_text("objectives: [mss, params]\n", encoding="utf-8")
+    assert main(["report", "--results", str(root), str(other), "--out", str(tmp_path / "o"), "--format", "json"]) == 0
+    assert json.loads((tmp_path / "o" / "report.json").read_text())["objectives"] == ["mss", "rtf_stream_64"]

@@ -1,0 +1,50 @@
+"""`ddspbench evaluate --frames` scores the same cropped clips a sweep scores (its data.frames)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from suite.checkpoint import save_checkpoint
+from suite.cli import main
+from suite.data.store import save_dataset
+from tests.unit.test_train import make_clips
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _mss(capsys: pytest.CaptureFixture[str], *args: str) -> float:
+    assert main(["evaluate", *args, "--metrics", "mss", "--json"]) == 0
+    return float(json.loads(capsys.readouterr().out)["metrics"]["mss"])
+
+
+def test_frames_crops_clips_like_a_sweep(tmp_path, capsys):
+    from suite.catalog import load_catalog
+    from suite.registry import SIZES
+
+    load_catalog()
+    full = make_clips(3, frames=64, seed=2)
+    save_dataset(tmp_path / "full", {"train": make_clips(2), "valid": make_clips(2, seed=1), "test": full}, {"name": "t"})
+    save_dataset(tmp_path / "cut", {"train": make_clips(2), "valid": make_clips(2, seed=1), "test": full.crop(40)},
+                 {"name": "t"})
+    ckpt = str(save_checkpoint(SIZES.get("hpn/reduced")(), tmp_path / "m.pt", {"candidate_id": "m"}))
+    cropped = _mss(capsys, "--model", ckpt, "--data", str(tmp_path / "full"), "--frames", "40")
+    assert cropped == pytest.approx(_mss(capsys, "--model", ckpt, "--data", str(tmp_path / "cut")), rel=1e-6)
+    assert cropped != pytest.approx(_mss(capsys, "--model", ckpt, "--data", str(tmp_path / "full")), rel=1e-3)
+    assert main(["evaluate", "--model", ckpt, "--data", str(tmp_path / "full"), "--frames", "0"]) == 2
+    assert capsys.readouterr().err.startswith("error: --frames must be at least 1")
+
+
+def test_clips_too_short_for_mss_are_a_one_line_user_error(tmp_path, capsys):
+    # 16 frames = 1,024 samples: the 2,048-sample MSS window cannot reflect-pad them (was exit 1, "a bug")
+    from suite.catalog import load_catalog
+    from suite.registry import SIZES
+
+    load_catalog()
+    save_dataset(tmp_path / "d", {"train": make_clips(2), "valid": make_clips(2, seed=1), "test": make_clips(2, frames=16)},
+                 {"name": "t"})
+    ckpt = str(save_checkpoint(SIZES.get("hpn/reduced")(), tmp_path / "m.pt", {"candidate_id": "m"}))
+    assert main(["evaluate", "--model", ckpt, "--data", str(tmp_path / "d"), "--metrics", "mss"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: audio too short for MSS scale 2048: 1024 samples") and err.count("\n") == 1
