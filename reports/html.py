@@ -195,36 +195,66 @@ def listening_items(df: pd.DataFrame, candidates: pd.DataFrame, n_clips: int) ->
     return items
 
 
+PLAYBACK_PEAK = 10 ** (-1 / 20)
+"""Copies for the page never exceed -1 dBFS: a candidate that rendered above full scale is attenuated for
+playback (and says by how much), so an untrained model's loud noise cannot hurt a listener."""
+
+
 class _Assets:
-    """Copies wav files into the report folder (once each) and renders their spectrograms."""
+    """Copies wav files into the report folder (once each), attenuated where they exceed full scale, and
+    renders their spectrograms."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.done: dict[Path, tuple[Path, Path | None]] = {}
+        self.done: dict[Path, dict[str, Any]] = {}
+        shutil.rmtree(root / "audio", ignore_errors=True)  # no stale players from an earlier front
 
-    def add(self, src: Path, group: str) -> tuple[Path, Path | None]:
+    def add(self, src: Path, group: str) -> dict[str, Any]:
         src = src.resolve()
         if src in self.done:
             return self.done[src]
         folder = self.root / "audio" / slug(group)
         folder.mkdir(parents=True, exist_ok=True)
         dst = folder / f"{slug(src.stem)}.wav"
-        shutil.copyfile(src, dst)
-        spec: Path | None
+        info: dict[str, Any] = {"wav": dst, "spec": None, "peak_dbfs": None, "gain_db": 0.0}
         try:
             audio, sr = sf.read(str(src), dtype="float32", always_2d=False)
-            spec = spectrogram_png(np.asarray(audio), sr, dst.with_suffix(".png"))
         except (RuntimeError, ValueError, sf.LibsndfileError):
-            spec = None
-        self.done[src] = (dst, spec)
-        return dst, spec
+            shutil.copyfile(src, dst)
+        else:
+            audio = np.nan_to_num(np.asarray(audio, dtype=np.float32))
+            peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+            info["peak_dbfs"] = 20 * np.log10(peak) if peak > 0 else None
+            if peak > 1.0:
+                info["gain_db"] = 20 * np.log10(PLAYBACK_PEAK / peak)
+                sf.write(str(dst), audio * (PLAYBACK_PEAK / peak), sr, subtype="FLOAT")
+            else:
+                shutil.copyfile(src, dst)
+            try:
+                info["spec"] = spectrogram_png(audio, sr, dst.with_suffix(".png"))
+            except (RuntimeError, ValueError):
+                info["spec"] = None
+        self.done[src] = info
+        return info
 
 
 def _player(assets: _Assets, src: Path | None, group: str, label: str) -> dict[str, Any]:
     if src is None:
-        return {"label": label, "wav": None, "spec": None}
-    wav, spec = assets.add(src, group)
-    return {"label": label, "wav": _href(wav, assets.root), "spec": _href(spec, assets.root) if spec else None}
+        return {"label": label, "wav": None, "spec": None, "level": ""}
+    info = assets.add(src, group)
+    level = ""
+    if info["gain_db"] < 0:
+        level = (f"peak {info['peak_dbfs']:+.1f} dBFS (above full scale): played {-info['gain_db']:.1f} dB quieter "
+                 "than rendered")
+    return {"label": label, "wav": _href(info["wav"], assets.root),
+            "spec": _href(info["spec"], assets.root) if info["spec"] else None, "level": level}
+
+
+def _group(prefix: str, name: str) -> str:
+    """A short folder name for a group of players (never a whole path: a hash of long names)."""
+    if len(name) > 24 or "/" in name or "\\" in name:
+        name = hashlib.sha1(name.encode()).hexdigest()[:10]
+    return name if name.startswith(prefix) else f"{prefix}-{name}"
 
 
 def _listening(items: list[dict[str, Any]], root: Path, quality: str | None) -> list[dict[str, Any]]:
@@ -234,10 +264,10 @@ def _listening(items: list[dict[str, Any]], root: Path, quality: str | None) -> 
         row, teacher = item["row"], item["teacher"]
         instrument = row.get("instrument")
         clips = [{"clip": c["clip"],
-                  "target": _player(assets, c["target"], f"target-{row['target_audio_dir']}", "target"),
-                  "teacher": _player(assets, c["teacher"], f"teacher-{teacher['uid'] if teacher is not None else ''}",
+                  "target": _player(assets, c["target"], _group("target", str(row['target_audio_dir'])), "target"),
+                  "teacher": _player(assets, c["teacher"], _group("teacher", str(teacher['uid']) if teacher is not None else ""),
                                      "teacher"),
-                  "candidate": _player(assets, c["candidate"], f"cand-{row['uid']}", "candidate")}
+                  "candidate": _player(assets, c["candidate"], _group("cand", str(row['uid'])), "candidate")}
                  for c in item["clips"]]
         out.append({
             "uid": str(row["uid"]), "method": str(row["method"]), "family": str(row["family"]),

@@ -378,7 +378,9 @@ def print_leaderboard(
     for cells in rows:  # Text(): candidate names are data, never rich markup
         table.add_row(*(Text(cells[i]) for i in cols), style="bold" if cells[method_at] == "teacher" else None)
     notes = []
-    unit_notes = [f"{_ABBREV.get(m, m)} [{units[m]}]" for m in mets if units.get(m) and names.index(m) in cols]
+    # byte cells carry their own unit (413 kB), so only the other units go into the caption
+    unit_notes = [f"{_ABBREV.get(m, m)} [{units[m]}]" for m in mets
+                  if units.get(m) and units[m] != "B" and names.index(m) in cols]
     if unit_notes:
         notes.append("units: " + ", ".join(unit_notes))
     if dropped:

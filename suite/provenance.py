@@ -69,6 +69,8 @@ def provenance(device: str = "cpu", threads: int | None = None, seed: int | None
         "threads": threads if threads is not None else torch.get_num_threads(),
         "seed": seed,
         "time_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        # Timings taken on a busy machine are slower: the 1-minute load average when the record was made.
+        "load_avg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
     }
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))

@@ -53,3 +53,27 @@ def test_plots_ring_the_studys_front_and_read_bytes_in_kb(results, tmp_path):
     assert not ax.xaxis.get_offset_text().get_text()  # no 1e6 offset
     assert human_bytes(159_436) == "159 kB" and human_bytes(1_678_559) == "1.68 MB" and human_bytes(512) == "512 B"
     assert human_bytes(np.nan) == ""
+
+
+def test_audio_above_full_scale_is_attenuated_for_playback_and_labelled(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from reports.html import PLAYBACK_PEAK, _Assets, _group, _player
+
+    loud, quiet = tmp_path / "loud.wav", tmp_path / "quiet.wav"
+    t = np.arange(16000) / 16000
+    sf.write(str(loud), (4.0 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000, subtype="FLOAT")
+    sf.write(str(quiet), (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000, subtype="FLOAT")
+    root = tmp_path / "rep"
+    (root / "audio" / "stale-cand").mkdir(parents=True)
+    assets = _Assets(root)
+    assert not (root / "audio" / "stale-cand").exists()  # a rebuilt page keeps no players of an earlier front
+    p_loud = _player(assets, loud, "cand-t0001", "candidate")
+    p_quiet = _player(assets, quiet, _group("target", "/abs/path/to/results/targets"), "target")
+    played, _ = sf.read(str(root / p_loud["wav"]))
+    assert np.max(np.abs(played)) == pytest.approx(PLAYBACK_PEAK, rel=1e-4)
+    assert "+12.0 dBFS" in p_loud["level"] and "13.0 dB quieter" in p_loud["level"]
+    kept, _ = sf.read(str(root / p_quiet["wav"]))
+    assert np.max(np.abs(kept)) == pytest.approx(0.5, rel=1e-4) and p_quiet["level"] == ""
+    assert "abs" not in p_quiet["wav"] and p_quiet["wav"].startswith("audio/target-")  # no results path in names
