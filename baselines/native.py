@@ -45,15 +45,32 @@ def native_available() -> bool:
     return True
 
 
-class _Pack:
-    """Accumulates float32 arrays into one flat buffer and a layer table of offsets."""
+_STORED_NP = {"float32": np.float32, "int8": np.int8, "bf16": np.uint16}
 
-    def __init__(self) -> None:
+
+def _as_stored(t: Tensor) -> np.ndarray:
+    """A weight as the kernels read it: float32, int8, or bfloat16 as its uint16 bit pattern (no rounding)."""
+    t = t.detach().cpu().contiguous()
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().view(np.uint16).ravel()
+    if t.dtype == torch.int8:
+        return t.numpy().ravel()
+    return t.to(torch.float32).numpy().ravel()
+
+
+class _Pack:
+    """Accumulates the float32 parameters (``P``), the stored weight matrices (``Q``) and a layer table."""
+
+    def __init__(self, storage: str) -> None:
+        self.storage = storage
         self.chunks: list[np.ndarray] = []
         self.size = 0
+        self.q_chunks: list[np.ndarray] = []
+        self.q_size = 0
         self.rows: list[list[int]] = []
 
     def add(self, t: Tensor | None) -> int:
+        """Append a float32 tensor to ``P``; returns its offset (``-1`` for None)."""
         if t is None:
             return -1
         a = t.detach().to(torch.float32).contiguous().cpu().numpy().ravel()
@@ -62,31 +79,81 @@ class _Pack:
         self.size += a.size
         return off
 
-    def layer(self, weight: Tensor | None, bias: Tensor | None, gain: Tensor | None = None,
-              beta: Tensor | None = None, rows: int = 0, cols: int = 0) -> None:
-        if weight is not None:
-            rows, cols = int(weight.shape[0]), int(weight[0].numel())
-        self.rows.append([self.add(weight), rows, cols, self.add(bias), self.add(gain), self.add(beta)])
+    def matrix(self, module: nn.Module, name: str = "weight") -> tuple[int, int, tuple[int, int]]:
+        """Append a layer's stored weight to ``Q`` and its scales to ``P``: offsets and the ``(rows, cols)`` shape."""
+        from baselines.stored import storage_of, stored_weights
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        if storage_of(module) != self.storage:
+            raise UserError(f"native engine: the decoder mixes weight storages ({self.storage} and "
+                            f"{storage_of(module)} in a {type(module).__name__} layer)")
+        w, scale = stored_weights(module, name)
+        a = _as_stored(w)
+        off = self.q_size
+        self.q_chunks.append(a)
+        self.q_size += a.size
+        return off, self.add(scale), (int(w.shape[0]), int(w[0].numel()))
+
+    def layer(self, module: nn.Module | None, norm: nn.Module | None = None, rows: int = 0, cols: int = 0) -> None:
+        """One table row for a Linear/Conv1d (optionally followed by a LayerNorm); None: an identity placeholder."""
+        if module is None:
+            self.rows.append([-1, rows, cols, -1, -1, -1, -1, -1])
+            return
+        w_off, s_off, (rows, cols) = self.matrix(module)
+        gain, beta = (None, None) if norm is None else (norm.weight, norm.bias)
+        self.rows.append([w_off, rows, cols, self.add(module.bias), self.add(gain), self.add(beta), s_off, -1])
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from baselines._kernels import LT_COLS
+
         flat = np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
-        return np.ascontiguousarray(flat, dtype=np.float32), np.asarray(self.rows, dtype=np.int64).reshape(-1, 6)
+        dtype = _STORED_NP[self.storage]
+        q = np.concatenate(self.q_chunks) if self.q_chunks else np.zeros(0, dtype)
+        return (np.ascontiguousarray(flat, dtype=np.float32), np.ascontiguousarray(q, dtype=dtype),
+                np.asarray(self.rows, dtype=np.int64).reshape(-1, LT_COLS))
 
 
-def _check_model(model: nn.Module) -> str:
+_LINEAR_TYPES = ("Linear", "StoredLinear")
+_CONV_TYPES = ("Conv1d", "ParametrizedConv1d", "StoredConv1d")
+_GRU_TYPES = ("GRU", "StoredGRU")
+_STRUCTURE_TYPES = ("Sequential", "ModuleDict", "ModuleList", "LayerNorm", "LeakyReLU", "Dropout", "ReLU",
+                    "HarmonicDecoder", "TCNDecoder", "TCNBlock", "ParametrizationList", "_WeightNorm")
+
+
+def _check_layers(model: nn.Module, family: str) -> str:
+    """Every decoder layer is one the kernels implement; returns the weight storage (float32, int8 or bf16)."""
+    from baselines.stored import storage_of
+
+    allowed = {*_STRUCTURE_TYPES, *_LINEAR_TYPES, *_GRU_TYPES, *(_CONV_TYPES if family == "ddx7" else ())}
+    storages = set()
+    for name, mod in model.decoder.named_modules(prefix="decoder"):  # type: ignore[union-attr, operator]
+        kind = type(mod).__name__
+        if kind not in allowed or "quantized" in type(mod).__module__:
+            raise UserError(f"native engine: layer {name} is a {type(mod).__module__}.{kind}, which the engine "
+                            "does not implement (it runs float32, int8- or bf16-stored Linear/GRU/Conv1d/LayerNorm)")
+        if kind in (*_LINEAR_TYPES, *_GRU_TYPES, *_CONV_TYPES):
+            storages.add(storage_of(mod))
+    if len(storages) > 1:
+        raise UserError(f"native engine: the decoder mixes weight storages ({', '.join(sorted(storages))})")
+    return storages.pop() if storages else "float32"
+
+
+def _check_model(model: nn.Module) -> tuple[str, str]:
+    """``(family, weight storage)``, or a one-line :class:`UserError` naming what the engine cannot run."""
     family = getattr(model, "family", None)
     if family not in ("hpn", "wavetable", "ddx7") or not callable(getattr(model, "init_state", None)):
         raise UserError(f"native engine: {type(model).__name__} is not an HpN, Wavetable or DDX7 family model")
+    if not isinstance(getattr(model, "decoder", None), nn.Module):
+        raise UserError(f"native engine: {type(model).__name__} has no decoder module")
+    storage = _check_layers(model, str(family))
     for name, mod in model.named_modules():
-        if "quantized" in type(mod).__module__ or type(mod).__name__ == "OrtDecoder":
-            raise UserError(f"native engine: {name} is a {type(mod).__module__}.{type(mod).__name__} layer; "
-                            "the engine runs float32 models only")
-    for p in model.parameters():
-        if p.dtype != torch.float32:
-            raise UserError(f"native engine: parameters of dtype {p.dtype} are not supported (float32 models only)")
-    if family != "ddx7" and not model.decoder._plain():  # type: ignore[union-attr, operator]
-        raise UserError("native engine: the decoder has layers other than plain Linear/LayerNorm/LeakyReLU/GRU")
-    return str(family)
+        if not name.startswith("decoder") and ("quantized" in type(mod).__module__ or type(mod).__name__ == "OrtDecoder"):
+            raise UserError(f"native engine: layer {name} is a {type(mod).__module__}.{type(mod).__name__}, "
+                            "which the engine does not implement")
+    for name, p in model.named_parameters():
+        if p.dtype != torch.float32 and not name.endswith("_q"):
+            raise UserError(f"native engine: parameter {name} is {p.dtype}; the engine computes in float32 "
+                            "(weights may be stored in int8 or bf16 by the quantize compressor)")
+    return str(family), storage
 
 
 def _reverb_spectra(model: nn.Module) -> np.ndarray:
@@ -121,7 +188,7 @@ class NativeEngine:
         from baselines import _kernels
 
         self._k = _kernels
-        self.family = _check_model(model)
+        self.family, self.storage = _check_model(model)
         if int(batch) < 1:
             raise UserError(f"native engine: batch must be >= 1, got {batch}")
         self.batch = int(batch)
@@ -140,7 +207,7 @@ class NativeEngine:
         from baselines import dsp
 
         dec = model.decoder
-        pack = _Pack()
+        pack = _Pack(self.storage)
         norms = [m for m in dec.modules() if isinstance(m, nn.LayerNorm)]
         slopes = {float(m.negative_slope) for m in dec.modules() if isinstance(m, nn.LeakyReLU)}
         epss = {float(m.eps) for m in norms}
@@ -150,21 +217,29 @@ class NativeEngine:
         self._slope = slopes.pop() if slopes else 0.01
 
         def add_mlp(seq: nn.Sequential) -> int:
-            """One table row per Linear + LayerNorm pair; returns the number of layers."""
-            lins = [m for m in seq if isinstance(m, nn.Linear)]
-            lns = [m for m in seq if isinstance(m, nn.LayerNorm)]
-            for lin, ln in zip(lins, lns):
-                pack.layer(lin.weight, lin.bias, ln.weight, ln.bias)
-            return len(lins)
+            """One table row per Linear + LayerNorm (+ LeakyReLU) triple; returns the number of layers."""
+            mods = list(seq)
+            kinds = [type(m).__name__ for m in mods]
+            if len(mods) % 3 or any(k not in _LINEAR_TYPES for k in kinds[0::3]) \
+                    or set(kinds[1::3]) - {"LayerNorm"} or set(kinds[2::3]) - {"LeakyReLU"}:
+                raise UserError(f"native engine: an MLP of the decoder is {kinds}, not [Linear, LayerNorm, LeakyReLU] x n")
+            for lin, ln in zip(mods[0::3], mods[1::3]):
+                pack.layer(lin, ln)
+            return len(mods) // 3
 
         counts = [add_mlp(dec.f0_mlp), add_mlp(dec.loudness_mlp)]
         gru = dec.gru
-        pack.rows.append([pack.add(gru.weight_ih_l0), int(gru.weight_ih_l0.shape[0]), int(gru.weight_ih_l0.shape[1]),
-                          pack.add(gru.bias_ih_l0), pack.add(gru.weight_hh_l0), pack.add(gru.bias_hh_l0)])
+        ih, s_ih, (rows, cols) = pack.matrix(gru, "weight_ih_l0")
+        hh, s_hh, _ = pack.matrix(gru, "weight_hh_l0")
+        pack.rows.append([ih, rows, cols, pack.add(gru.bias_ih_l0), hh, pack.add(gru.bias_hh_l0), s_ih, s_hh])
         counts.append(add_mlp(dec.out_mlp))
-        names = ["amplitude", model.tonal_head, "noise_bands"]
-        pack.layer(torch.cat([dec.heads[n].weight for n in names]), torch.cat([dec.heads[n].bias for n in names]))
-        self._P, self._LT = pack.arrays()
+        heads = [dec.heads[n] for n in ["amplitude", model.tonal_head, "noise_bands"]]
+        mats = [pack.matrix(h) for h in heads]  # consecutive in Q, and their scales (if any) in P: one merged row
+        if len({m[2][1] for m in mats}) > 1:
+            raise UserError("native engine: the decoder heads take inputs of different widths")
+        bias = pack.add(torch.cat([h.bias for h in heads]))
+        pack.rows.append([mats[0][0], sum(m[2][0] for m in mats), mats[0][2][1], bias, -1, -1, mats[0][1], -1])
+        self._P, self._Q, self._LT = pack.arrays()
         n_tonal = int(dec.heads[model.tonal_head].out_features)
         n_bands = int(dec.heads["noise_bands"].out_features)
         kind = 0 if self.family == "hpn" else 1
@@ -176,19 +251,18 @@ class NativeEngine:
         self._tables = np.ascontiguousarray(tables.numpy(), dtype=np.float32)
 
     def _build_ddx7(self, model: nn.Module) -> None:
-        pack = _Pack()
+        pack = _Pack(self.storage)
         dils, hsizes = [], []
         for blk in model.decoder.blocks():
-            wbs = blk._fast_weights()
-            pack.layer(wbs[0][0], wbs[0][1])
-            pack.layer(wbs[1][0], wbs[1][1])
+            pack.layer(blk.conv1)
+            pack.layer(blk.conv2)
             if blk.residual is None:
-                pack.layer(None, None, rows=int(blk.conv2.out_channels), cols=int(blk.conv1.in_channels))
+                pack.layer(None, rows=int(blk.conv2.out_channels), cols=int(blk.conv1.in_channels))
             else:
-                pack.layer(wbs[2][0], wbs[2][1])
+                pack.layer(blk.residual)
             dils.append(int(blk.dilation))
             hsizes += [int(blk.conv1.in_channels) * 2 * blk.dilation, int(blk.conv2.in_channels) * 2 * blk.dilation]
-        self._P, self._LT = pack.arrays()
+        self._P, self._Q, self._LT = pack.arrays()
         self._dil = np.asarray(dils, dtype=np.int64)
         self._hoff = np.concatenate([[0], np.cumsum(hsizes)[:-1]]).astype(np.int64)
         self._hist_size = int(sum(hsizes))
@@ -242,11 +316,11 @@ class NativeEngine:
         k = self._k
         out = np.empty((self.batch, _BLOCK * f0.shape[1]), dtype=np.float32)
         if self.family == "ddx7":
-            k.ddx7_process(self._P, self._LT, self._dil, f0, loud, self._hist, self._hoff, self._prev7, self._phase,
+            k.ddx7_process(self._P, self._Q, self._LT, self._dil, f0, loud, self._hist, self._hoff, self._prev7, self._phase,
                            self._frame, self._ratios, self._mods, self._n_mods, self._carriers, self._max_ol,
                            self._rv_prev, self._rv_ring, self._rv_pos, self._parts, out)
         else:
-            k.decoder_family_process(self._P, self._LT, self._meta, self._eps, self._slope, f0, loud, self._h,
+            k.decoder_family_process(self._P, self._Q, self._LT, self._meta, self._eps, self._slope, f0, loud, self._h,
                                      self._f0_prev, self._phase, self._frame, self._key, self._rv_prev, self._rv_ring,
                                      self._rv_pos, self._parts, self._noise_mat, self._tables, out)
         return out
