@@ -436,12 +436,18 @@ def _upsample_f0(prev: np.float32, cur: np.float32, out: np.ndarray) -> None:
 
 @njit(cache=True)
 def _advance_phase(f0_up: np.ndarray, phase0: float, step: float, out: np.ndarray) -> float:
-    """Running float64 phase at ``step`` rad/Hz per sample, wrapped to [0, 2 pi) and cast to float32; returns the end phase."""
+    """Running float64 phase at ``step`` rad/Hz per sample, wrapped to [0, 2 pi) and cast to float32; returns the end phase.
+
+    The wrap is ``x - 2 pi floor(x / 2 pi)`` (as ``torch.remainder``; no libm ``fmod`` call per sample).
+    """
     c = 0.0
     p = phase0
     for j in range(BLOCK):
         c += np.float64(f0_up[j]) * step
-        p = (c + phase0) % _TWO_PI
+        x = c + phase0
+        p = x - _TWO_PI * math.floor(x * (1.0 / _TWO_PI))
+        if p >= _TWO_PI:
+            p -= _TWO_PI
         out[j] = np.float32(p)
     return p
 
@@ -484,7 +490,7 @@ def decoder_family_process(P: np.ndarray, Q: np.ndarray, LT: np.ndarray, meta: n
                            h: np.ndarray, f0_prev: np.ndarray, phase: np.ndarray, frame: np.ndarray, key: np.ndarray,
                            rv_prev: np.ndarray, rv_ring: np.ndarray, rv_pos: np.ndarray,
                            parts: np.ndarray, noise_mat: np.ndarray, tables: np.ndarray,
-                           out: np.ndarray) -> None:
+                           out: np.ndarray, reverb: bool = True) -> None:
     """Render ``T`` frames of an HpN (``meta[3] == 0``) or Wavetable (``meta[3] == 1``) model for every stream.
 
     Args:
@@ -499,6 +505,8 @@ def decoder_family_process(P: np.ndarray, Q: np.ndarray, LT: np.ndarray, meta: n
         noise_mat: ``(n_bands, 64)`` band -> FIR taps.
         tables: ``(W, L)`` wavetables (Wavetable only; any array for HpN).
         out: ``(B, 64 T)`` float32 audio.
+        reverb: False writes the dry signal to ``out`` and leaves the reverb state alone (the caller
+            convolves a long buffer in one FFT, :meth:`baselines.native.NativeEngine._reverb_long`).
     """
     kind, n_tonal, n_bands = meta[3], meta[4], meta[5]
     slope32 = np.float32(slope)
@@ -555,10 +563,14 @@ def decoder_family_process(P: np.ndarray, Q: np.ndarray, LT: np.ndarray, meta: n
                 _wavetable_block(ph, mixed, tonal)
             _white(key[bi], frame[bi], white)
             _filtered_noise(ctrl[1 + n_tonal:], noise_mat, white, noise)
-            for j in range(BLOCK):
-                x[j] = tonal[j] + noise[j]
-            rv_pos[bi] = _reverb_block(x, rv_prev[bi], rv_ring[bi], rv_pos[bi], parts,
-                                       out[bi, t * BLOCK: (t + 1) * BLOCK])
+            if not reverb:  # the caller convolves the whole buffer (long buffers: one FFT)
+                for j in range(BLOCK):
+                    out[bi, t * BLOCK + j] = tonal[j] + noise[j]
+            else:
+                for j in range(BLOCK):
+                    x[j] = tonal[j] + noise[j]
+                rv_pos[bi] = _reverb_block(x, rv_prev[bi], rv_ring[bi], rv_pos[bi], parts,
+                                           out[bi, t * BLOCK: (t + 1) * BLOCK])
             frame[bi] += 1
 
 
@@ -581,26 +593,37 @@ def _im2col(xin: np.ndarray, d: int, t_len: int) -> np.ndarray:
 @njit(cache=True)
 def _fm_block(f0_up: np.ndarray, lv: np.ndarray, ratios: np.ndarray, phase: np.ndarray, mods: np.ndarray,
               n_mods: np.ndarray, carriers: np.ndarray, out: np.ndarray) -> None:
-    """Six-operator phase modulation over one block (as :func:`baselines.dsp.fm_synth`), phases carried."""
+    """Six-operator phase modulation over one block (as :func:`baselines.dsp.fm_synth`), phases carried.
+
+    Per operator (modulators first): the modulation sum, then ``level * sin(phase + 2 pi sum)`` over the
+    block in one straight loop (vectorised).
+    """
     n_ops = ratios.shape[0]
     ph = np.empty((n_ops, BLOCK), dtype=np.float32)
     for k in range(n_ops):
         phase[k] = _advance_phase(f0_up, phase[k], ratios[k] * (_TWO_PI / 16000.0), ph[k])
     op = np.empty((n_ops, BLOCK), dtype=np.float32)
+    total = np.empty(BLOCK, dtype=np.float32)
     for k in range(n_ops - 1, -1, -1):
-        for j in range(BLOCK):
-            arg = ph[k, j]
-            if n_mods[k] > 0:
-                total = op[mods[k, 0], j]
-                for m in range(1, n_mods[k]):
-                    total += op[mods[k, m], j]
-                arg = arg + _TWO_PI_F32 * total
-            op[k, j] = lv[k, j] * np.float32(_sin(np.float64(arg)))
+        if n_mods[k] > 0:
+            src = op[mods[k, 0]]
+            for j in range(BLOCK):
+                total[j] = src[j]
+            for m in range(1, n_mods[k]):
+                src = op[mods[k, m]]
+                for j in range(BLOCK):
+                    total[j] += src[j]
+            for j in range(BLOCK):
+                arg = ph[k, j] + _TWO_PI_F32 * total[j]
+                op[k, j] = lv[k, j] * np.float32(_sin(np.float64(arg)))
+        else:
+            for j in range(BLOCK):
+                op[k, j] = lv[k, j] * np.float32(_sin(np.float64(ph[k, j])))
     for j in range(BLOCK):
-        s = op[carriers[0], j]
-        for c in range(1, carriers.shape[0]):
-            s += op[carriers[c], j]
-        out[j] = s
+        out[j] = op[carriers[0], j]
+    for c in range(1, carriers.shape[0]):
+        for j in range(BLOCK):
+            out[j] += op[carriers[c], j]
 
 
 @njit(cache=True)
@@ -608,7 +631,7 @@ def ddx7_process(P: np.ndarray, Q: np.ndarray, LT: np.ndarray, dil: np.ndarray, 
                  hist: np.ndarray, hoff: np.ndarray, prev7: np.ndarray, phase: np.ndarray, frame: np.ndarray,
                  ratios: np.ndarray, mods: np.ndarray, n_mods: np.ndarray, carriers: np.ndarray, max_ol: float,
                  rv_prev: np.ndarray, rv_ring: np.ndarray, rv_pos: np.ndarray,
-                 parts: np.ndarray, out: np.ndarray) -> None:
+                 parts: np.ndarray, out: np.ndarray, reverb: bool = True) -> None:
     """Render ``T`` frames of a DDX7 model for every stream.
 
     Args:
@@ -621,7 +644,8 @@ def ddx7_process(P: np.ndarray, Q: np.ndarray, LT: np.ndarray, dil: np.ndarray, 
         prev7: ``(B, 7)`` previous ``[f0, ol_1..ol_6]`` frame; phase ``(B, 6)`` float64; frame ``(B,)``.
         ratios, mods, n_mods, carriers: the FM patch (0-based operators).
         max_ol: level scale (0.32).
-        rv_*, parts: reverb state and partition spectra; out: ``(B, 64 T)``.
+        rv_*, parts: reverb state and partition spectra; out: ``(B, 64 T)``; reverb: as in
+            :func:`decoder_family_process`.
     """
     n_b, t_len = f0_hz.shape
     n_blocks = dil.shape[0]
@@ -686,6 +710,9 @@ def ddx7_process(P: np.ndarray, Q: np.ndarray, LT: np.ndarray, dil: np.ndarray, 
             _fm_block(f0_up, lv, ratios, phase[bi], mods, n_mods, carriers, fm)
             for j in range(BLOCK):
                 fm[j] = fm[j] / max32
-            rv_pos[bi] = _reverb_block(fm, rv_prev[bi], rv_ring[bi], rv_pos[bi], parts,
-                                       out[bi, t * BLOCK: (t + 1) * BLOCK])
+            if not reverb:
+                out[bi, t * BLOCK: (t + 1) * BLOCK] = fm
+            else:
+                rv_pos[bi] = _reverb_block(fm, rv_prev[bi], rv_ring[bi], rv_pos[bi], parts,
+                                           out[bi, t * BLOCK: (t + 1) * BLOCK])
             frame[bi] += 1

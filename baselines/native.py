@@ -34,6 +34,8 @@ from suite.errors import UserError
 __all__ = ["NativeEngine", "NativeRunner", "native_available"]
 
 _BLOCK = 64
+LONG_FRAMES = 16
+"""Buffers longer than this many frames get their reverb in one FFT (as the eager model's ``Reverb`` does)."""
 
 
 def native_available() -> bool:
@@ -156,8 +158,9 @@ def _check_model(model: nn.Module) -> tuple[str, str]:
     return str(family), storage
 
 
-def _reverb_spectra(model: nn.Module) -> np.ndarray:
-    """The impulse's partition spectra as the kernels store them: ``(P, 2 SPEC_PAD)`` rows ``[real | imag]``."""
+def _reverb_spectra(model: nn.Module) -> tuple[np.ndarray, np.ndarray]:
+    """The impulse's partition spectra as the kernels store them (``(P, 2 SPEC_PAD)`` rows ``[real | imag]``)
+    and the impulse itself (float32)."""
     from baselines import dsp
     from baselines._kernels import SPEC_PAD
 
@@ -167,7 +170,7 @@ def _reverb_spectra(model: nn.Module) -> np.ndarray:
     out = np.zeros((parts.shape[0], 2 * SPEC_PAD), dtype=np.float32)
     out[:, : parts.shape[1]] = parts.real.numpy()
     out[:, SPEC_PAD: SPEC_PAD + parts.shape[1]] = parts.imag.numpy()
-    return out
+    return out, np.ascontiguousarray(h.numpy(), dtype=np.float32)
 
 
 class NativeEngine:
@@ -195,11 +198,12 @@ class NativeEngine:
         self.seed = seed
         self._model = model
         with torch.no_grad():
-            self._parts = _reverb_spectra(model)
+            self._parts, self._impulse = _reverb_spectra(model)
             if self.family == "ddx7":
                 self._build_ddx7(model)
             else:
                 self._build_decoder_family(model)
+        self._impulse_spectra: dict[int, np.ndarray] = {}  # impulse spectrum per FFT length (long buffers)
         self.reset(seed)
 
     # -- weights ---------------------------------------------------------------------------------
@@ -315,15 +319,55 @@ class NativeEngine:
                             f"{tuple(f0.shape)} and {tuple(loud.shape)}")
         k = self._k
         out = np.empty((self.batch, _BLOCK * f0.shape[1]), dtype=np.float32)
+        per_block = f0.shape[1] <= LONG_FRAMES
         if self.family == "ddx7":
             k.ddx7_process(self._P, self._Q, self._LT, self._dil, f0, loud, self._hist, self._hoff, self._prev7, self._phase,
                            self._frame, self._ratios, self._mods, self._n_mods, self._carriers, self._max_ol,
-                           self._rv_prev, self._rv_ring, self._rv_pos, self._parts, out)
+                           self._rv_prev, self._rv_ring, self._rv_pos, self._parts, out, per_block)
         else:
             k.decoder_family_process(self._P, self._Q, self._LT, self._meta, self._eps, self._slope, f0, loud, self._h,
                                      self._f0_prev, self._phase, self._frame, self._key, self._rv_prev, self._rv_ring,
-                                     self._rv_pos, self._parts, self._noise_mat, self._tables, out)
+                                     self._rv_pos, self._parts, self._noise_mat, self._tables, out, per_block)
+        if not per_block:
+            self._reverb_long(out)
         return out
+
+    def _reverb_long(self, dry: np.ndarray) -> None:
+        """The reverb of a long buffer in one FFT (in place), continuing and then updating the block state.
+
+        The input history (the last ``L`` samples) is read back from the state's block-pair spectra,
+        ``[history, dry]`` is convolved with the impulse (float32 FFTs of a fast length, as the eager model's), and the state
+        becomes the spectra of the buffer's last ``P`` block pairs, newest at the last ring slot: what
+        :func:`baselines._kernels._reverb_block` would have left after the same samples.
+        """
+        import scipy.fft as sfft
+
+        from baselines._base import fast_fft_len
+        from baselines._kernels import SPEC_PAD
+
+        n_parts = self._parts.shape[0]
+        length = n_parts * _BLOCK
+        n = dry.shape[1]
+        n_fft = fast_fft_len(length + n)
+        spec_h = self._impulse_spectra.get(n_fft)
+        if spec_h is None:
+            spec_h = self._impulse_spectra[n_fft] = sfft.rfft(self._impulse, n_fft, workers=1)
+        bins = _BLOCK + 1
+        for bi in range(self.batch):
+            ring = self._rv_ring[bi]
+            order = (self._rv_pos[bi] - np.arange(n_parts - 1, -1, -1)) % n_parts  # oldest block first
+            pairs = ring[order, :bins] + 1j * ring[order, SPEC_PAD: SPEC_PAD + bins]
+            hist = sfft.irfft(pairs.astype(np.complex64), 2 * _BLOCK, workers=1)[:, _BLOCK:].reshape(-1)
+            z = np.concatenate([hist, dry[bi]])
+            wet = sfft.irfft(sfft.rfft(z, n_fft, workers=1) * spec_h, n_fft, workers=1)[length: length + n]
+            tail = z[-(n_parts + 1) * _BLOCK:]
+            frames = np.lib.stride_tricks.sliding_window_view(tail, 2 * _BLOCK)[::_BLOCK]  # (P, 128) pairs
+            spec = sfft.rfft(frames, axis=-1, workers=1)
+            ring[:, :bins] = spec.real
+            ring[:, SPEC_PAD: SPEC_PAD + bins] = spec.imag
+            self._rv_pos[bi] = n_parts - 1
+            self._rv_prev[bi] = dry[bi, -_BLOCK:]
+            dry[bi] = wet
 
 
 def _frames(x: Any) -> np.ndarray:
