@@ -305,6 +305,66 @@ class NativeEngine:
         self._f0_prev = np.zeros(b, dtype=np.float32)
         self._phase = np.zeros(b, dtype=np.float64)
 
+    # -- memory ----------------------------------------------------------------------------------
+    def footprint(self, buffer_frames: int = 1) -> dict[str, int]:
+        """Bytes this engine holds per stream, from its arrays: ``weights`` (``P``, ``Q`` as stored, the layer
+        table), ``constants`` (reverb spectra and impulse, noise-filter matrix, wavetables, patch tables),
+        ``state`` (one stream's streaming state) and ``scratch``: what one call of ``buffer_frames`` frames
+        allocates (input/output arrays and the kernels' temporaries, summed as if all live at once; buffers
+        up to :data:`LONG_FRAMES` frames, the streaming path), plus ``total``.
+        """
+        t = int(buffer_frames)
+        if not 1 <= t <= LONG_FRAMES:
+            raise UserError(f"native engine: footprint covers streaming buffers of 1..{LONG_FRAMES} frames, got {t}")
+        from baselines._kernels import _BLAS_MIN as BLAS_MIN
+
+        f4, f8 = 4, 8
+        weights = self._P.nbytes + self._Q.nbytes + self._LT.nbytes
+        shared = [self._parts, self._impulse]
+        if self.family == "ddx7":
+            shared += [self._dil, self._hoff, self._ratios, self._mods, self._n_mods, self._carriers]
+            state = [self._hist, self._prev7, self._phase]
+        else:
+            shared += [self._meta, self._noise_mat, self._tables]
+            state = [self._h, self._f0_prev, self._phase, self._key]
+        state += [self._frame, self._rv_prev, self._rv_ring, self._rv_pos]
+        per_stream = sum(a.nbytes for a in state) // self.batch
+        io = 2 * t * f4 + _BLOCK * t * f4  # f0 and loudness in, audio out
+        reverb = 2 * 2 * _BLOCK * f8 + self._parts.shape[1] * f4  # FFT re/im (float64) and the spectral sum
+        rows, cols = self._LT[:, 1], self._LT[:, 2]
+        blas_tmp = 0  # a one-frame BLAS gemv returns a new vector (float32 layers at or above _BLAS_MIN weights)
+        if t == 1 and self.storage == "float32":
+            big = (rows * cols >= BLAS_MIN) & (self._LT[:, 0] >= 0)
+            blas_tmp = int(rows[big].sum()) * f4
+        if self.family == "ddx7":
+            n_ops = len(self._ratios)
+            kernel = t * 2 * f4 + (n_ops * _BLOCK + 2 * _BLOCK + 1 + n_ops) * f4  # inputs x, levels, f0, fm, cur
+            kernel += (2 * n_ops * _BLOCK + _BLOCK) * f4  # _fm_block: phases, operators, modulation sum
+            for blk, d in enumerate(self._dil):
+                r1, r2, r3 = self._LT[3 * blk], self._LT[3 * blk + 1], self._LT[3 * blk + 2]
+                c_in, c_h, c_out = int(r1[2]) // 3, int(r1[1]), int(r2[1])
+                ctx = 2 * int(d)
+                kernel += ((ctx + t) * (c_in + c_h) + t * 3 * (c_in + c_h) + t * c_out) * f4  # xin, yin, cols, y
+                kernel += t * c_out * f4 if r3[0] >= 0 else 0  # 1x1 residual output
+        else:
+            n_f0, n_ld, n_out, kind, n_tonal, n_bands = (int(v) for v in self._meta)
+            g = self._gru_width
+            gru = n_f0 + n_ld
+            mlp_rows = int(rows[:gru].sum() + rows[gru + 1: gru + 1 + n_out].sum())
+            cat = int(rows[n_f0 - 1] + rows[gru - 1])
+            kernel = (2 * t + 6 * _BLOCK + 1 + 2 * n_tonal + n_bands + self._tables.shape[1]) * f4  # process buffers
+            kernel += t * (2 + mlp_rows + cat + 3 * g + g + 2 + int(rows[-1])) * f4  # inputs, MLPs, concat, GI, GRU out, heads
+            kernel += 3 * g * f4  # GRU hidden gates
+            kernel += (_BLOCK + _BLOCK + 2 * _BLOCK) * f4  # noise filter: taps and the padded block
+            kernel += _BLOCK * f8 if kind == 0 else 0  # harmonic sum (float64)
+            if t == 1 and self.storage == "float32" and 3 * g * g >= BLAS_MIN:
+                blas_tmp += 3 * g * f4
+        kernel += blas_tmp
+        scratch = io + reverb + kernel
+        constants = sum(a.nbytes for a in shared)
+        return {"weights": int(weights), "constants": int(constants), "state": int(per_stream),
+                "scratch": int(scratch), "total": int(weights + constants + per_stream + scratch)}
+
     @property
     def frame(self) -> int:
         """Frames rendered since the last reset (of the first stream)."""

@@ -9,7 +9,7 @@ holds NaN or infinity raises :class:`CandidateFailed`; callers turn that into a 
 Metric names (``suite.records.STANDARD_METRICS``) can be given one by one or as groups:
 ``rtf`` -> ``rtf_offline``; ``stream`` -> ``rtf_stream_<b>``, ``p99_ms_stream_<b>``,
 ``miss_rate_stream_<b>`` for each buffer ``b``; ``memory`` -> ``param_bytes``, ``checkpoint_bytes``,
-``peak_mem_bytes``; ``size`` -> ``params``, ``params_trainable``, ``flops_per_s``.
+``peak_mem_bytes``, ``engine_bytes``, ``peak_rss_bytes`` (the last two: the native engine as deployed); ``size`` -> ``params``, ``params_trainable``, ``flops_per_s``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ __all__ = ["EvalResult", "CandidateFailed", "METRIC_GROUPS", "expand_metrics", "
 METRIC_GROUPS: dict[str, tuple[str, ...]] = {
     "rtf": ("rtf_offline",),
     "stream": ("rtf_stream_{b}", "p99_ms_stream_{b}", "miss_rate_stream_{b}"),
-    "memory": ("param_bytes", "checkpoint_bytes", "peak_mem_bytes"),
+    "memory": ("param_bytes", "checkpoint_bytes", "peak_mem_bytes", "engine_bytes", "peak_rss_bytes"),
     "size": ("params", "params_trainable", "flops_per_s"),
 }
 N_BOOT_FAD = 100
@@ -281,21 +281,44 @@ def _cost_metrics(
 
         res.metrics["param_bytes"] = float(param_bytes(model))
         res.metric_defs["param_bytes"] = "parameters + buffers + packed int8 weights, bytes in memory"
-    if {"checkpoint_bytes", "peak_mem_bytes"} & set(names):
+    if "engine_bytes" in names:
+        from suite.metrics.memory import engine_bytes
+
+        try:
+            eb = engine_bytes(model, 64)
+        except UserError as exc:  # a model the engine cannot run: say why in the row, keep the rest
+            res.metrics["engine_bytes"] = None
+            res.metric_defs["engine_bytes"] = f"not measured: {exc}"
+        else:
+            res.metrics["engine_bytes"] = float(eb["total"])
+            res.metric_defs["engine_bytes"] = (f"native engine, one stream, 64-sample buffers: weights as stored "
+                                               f"{eb['weights']} + constants {eb['constants']} + state {eb['state']} "
+                                               f"+ scratch {eb['scratch']} B")
+    if {"checkpoint_bytes", "peak_mem_bytes", "peak_rss_bytes"} & set(names):
         _checkpoint_metrics(res, names, model, checkpoint_path, threads)
 
 
 def _checkpoint_metrics(res: EvalResult, names: list[str], model: nn.Module, checkpoint_path: Any, threads: int | None) -> None:
     from suite.checkpoint import save_checkpoint
-    from suite.metrics.memory import checkpoint_bytes, peak_inference_memory
+    from suite.metrics.memory import checkpoint_bytes, peak_engine_rss, peak_inference_memory
 
     with tempfile.TemporaryDirectory(prefix="ddspbench-eval-") as tmp:
         path = Path(checkpoint_path) if checkpoint_path is not None else save_checkpoint(model, Path(tmp) / "model.pt")
         if "checkpoint_bytes" in names:
             res.metrics["checkpoint_bytes"] = float(checkpoint_bytes(path))
             res.metric_defs["checkpoint_bytes"] = "size of the ddspbench checkpoint file"
+        plugins = [type(model).__module__] if type(model).__module__ != "__main__" else []
+        if "peak_rss_bytes" in names:
+            try:
+                pr = peak_engine_rss(path, threads=threads or 1, plugins=plugins)
+            except RuntimeError as exc:
+                res.metrics["peak_rss_bytes"] = None
+                res.metric_defs["peak_rss_bytes"] = f"not measured: {str(exc)[:200]}"
+            else:
+                res.metrics["peak_rss_bytes"] = float(pr["peak_rss_bytes"])
+                res.metric_defs["peak_rss_bytes"] = (f"4 s clip streamed at {pr['buffer']}-sample buffers, {pr['method']}, "
+                                                     f"threads={pr['threads']}")
         if "peak_mem_bytes" in names:
-            plugins = [type(model).__module__] if type(model).__module__ != "__main__" else []
             try:
                 pm = peak_inference_memory(path, threads=threads or 1, plugins=plugins)
             except RuntimeError as exc:  # the child failed or timed out: say so in the row, keep the rest
