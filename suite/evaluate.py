@@ -147,9 +147,10 @@ def evaluate_model(
 ) -> EvalResult:
     """Measure ``metrics`` for ``model`` on ``test_set`` (see module docstring for names and groups).
 
-    ``speed_backend`` is the inference path the speed metrics time: ``eager`` (the model's forward,
-    any model) or an exported path of :mod:`baselines.export` (``torchscript``, ``native``; float
-    models on CPU). Its name goes into the speed metrics' definitions.
+    ``speed_backend`` is the inference path the speed metrics time: ``eager`` (this function's default:
+    the model's forward, any model), ``native`` (the compiled engine of :mod:`baselines.native`: float32
+    and int8/bf16-stored family models on CPU; the default of ``ddspbench evaluate`` and of every CPU
+    preset) or ``torchscript`` (float models, CPU). Its name ends every speed metric's definition.
 
     Raises:
         CandidateFailed: the model's output holds NaN or infinity.
@@ -250,7 +251,7 @@ def _cost_metrics(
         sp = measure_speed(model, buffers=stream, offline="rtf_offline" in names, inputs=(f0, loud), device=device,
                            threads=None, seed=seed, backend=backend)
         secs = f0.shape[-1] / 250.0
-        via = "" if backend == "eager" else f", backend={backend}"
+        via = f", backend={backend}"
         if "offline" in sp:
             res.metrics["rtf_offline"] = sp["offline"]["rtf"]
             res.metric_defs["rtf_offline"] = (f"whole {secs:g} s clip, median of {sp['offline']['repeats']}, "
