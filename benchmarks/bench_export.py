@@ -305,14 +305,18 @@ def _ddx7_section(data: dict[str, Any]) -> list[str]:
              "Reference figures: REFERENCE.md, measured 2026-11-27 side by side with ddspbench on this machine; "
              "**not measured in the same run** as ours (the reference's numbers vary up to 2x between days on this "
              "shared VM). Goal (issue 12): reference / ours >= 1.", "",
-             "| size | reference RTF | ours wall RTF | ours CPU RTF | reference / ours (wall) | goal |",
-             "|---|---:|---:|---:|---:|---|"]
+             "Wall time counts the waits for a core when other processes share them (see the load average): "
+             "the goal is judged on both; ours by CPU time is what one uncontended core would take.", "",
+             "| size | reference RTF | ours wall RTF | ours CPU RTF | reference / ours (wall) | reference / ours (CPU) "
+             "| goal (wall / CPU) |",
+             "|---|---:|---:|---:|---:|---:|---|"]
     for row in rows:
         ref = REFERENCE_OFFLINE[row["size"]]
         ours = row["modes"]["offline"]["native"]
-        ratio = ref / ours["wall"]
-        lines.append(f"| {row['size']} | {ref} | {ours['wall']:.4f} | {ours['cpu']:.4f} | {ratio:.2f} | "
-                     + ("meets" if ratio >= 1 else "misses") + " |")
+        by_wall, by_cpu = ref / ours["wall"], ref / ours["cpu"]
+        verdict = " / ".join("meets" if r >= 1 else "misses" for r in (by_wall, by_cpu))
+        lines.append(f"| {row['size']} | {ref} | {ours['wall']:.4f} | {ours['cpu']:.4f} | {by_wall:.2f} | {by_cpu:.2f} "
+                     f"| {verdict} |")
     return lines
 
 
