@@ -266,11 +266,44 @@ def _mlp(P: np.ndarray, Q: np.ndarray, LT: np.ndarray, first: int, count: int, X
     return X
 
 
+def _widened(W: np.ndarray) -> np.ndarray:
+    """Stored weights as a float32 array (the array itself when it already is one)."""
+    raise NotImplementedError
+
+
+@overload(_widened)
+def _ov_widened(W):  # type: ignore[no-untyped-def]
+    if W.dtype == types.float32:
+        return lambda W: W
+
+    def impl(W):  # type: ignore[no-untyped-def]
+        out = np.empty(W.shape, dtype=np.float32)
+        for o in range(W.shape[0]):
+            for i in range(W.shape[1]):
+                out[o, i] = _wf(W[o, i])
+        return out
+    return impl
+
+
 @njit(cache=True, fastmath=_FM)
 def _gru(P: np.ndarray, Q: np.ndarray, row: np.ndarray, GI: np.ndarray, h: np.ndarray, out: np.ndarray) -> None:
-    """PyTorch's GRU recurrence (gates r, z, n) over the frames of ``GI = x W_ih^T + b_ih``; ``h`` updated in place."""
+    """PyTorch's GRU recurrence (gates r, z, n) over the frames of ``GI = x W_ih^T + b_ih``; ``h`` updated in place.
+
+    Long buffers widen stored (int8/bf16) ``W_hh`` to float32 once per call (the same values, so the same sums)
+    instead of once per frame.
+    """
     g = h.shape[0]
     Whh = Q[row[4]: row[4] + 3 * g * g].reshape((3 * g, g))
+    if GI.shape[0] > _FEW_FRAMES:
+        _gru_frames(P, _widened(Whh), row, GI, h, out)
+    else:
+        _gru_frames(P, Whh, row, GI, h, out)
+
+
+@njit(cache=True, fastmath=_FM)
+def _gru_frames(P: np.ndarray, Whh: np.ndarray, row: np.ndarray, GI: np.ndarray, h: np.ndarray,
+                out: np.ndarray) -> None:
+    g = h.shape[0]
     b_off = row[5]
     s_off = row[7]
     gh = np.empty(3 * g, dtype=np.float32)
