@@ -12,10 +12,13 @@ upsampling, float64 phases, counter-based noise, per-block noise filters, partit
 an engine's output equals the model's forward up to float rounding (tested at every buffer size
 against the eager model, tolerance in ``tests/contract/test_native.py``).
 
-What it supports: HpN, Wavetable and DDX7 models with plain float32 layers, any widths (pruned
-decoders included), any batch size; buffers of any whole number of frames, which may change
-between calls. Quantized, bfloat16/float64 or ONNX-decoder models are refused with a
-:class:`~suite.errors.UserError`. The first build compiles the kernels (cached on disk by numba,
+What it supports: HpN, Wavetable and DDX7 models with plain float32 layers or with the ``quantize``
+compressor's int8/bf16-stored weights (:mod:`baselines.stored`, read as stored: 1 or 2 bytes per
+weight per frame), any widths (pruned decoders included), any batch size; buffers of any whole number
+of frames, which may change between calls. Anything else (torch.ao-quantized or ONNX decoders, custom
+or unknown layers, bfloat16/float64 parameters) is refused with a one-line
+:class:`~suite.errors.UserError` naming the layer. Buffers over :data:`LONG_FRAMES` frames get their
+reverb in one FFT, as the eager model's ``Reverb``. The first build compiles the kernels (cached on disk by numba,
 so later processes load them in a fraction of a second). Matrix products of multi-frame buffers use
 the BLAS that numba links (scipy's OpenBLAS); its thread count follows ``threadpoolctl``
 (:func:`suite.metrics.speed.num_threads` limits it with torch's).
