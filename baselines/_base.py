@@ -223,8 +223,8 @@ class HarmonicDecoder(nn.Module):
     def widths(self) -> dict[str, Any]:
         """The per-layer widths as built now (after pruning, the pruned ones)."""
 
-        def outs(seq: nn.Sequential) -> list[int]:
-            return [m.out_features for m in seq if isinstance(m, nn.Linear)]
+        def outs(seq: nn.Sequential) -> list[int]:  # plain or stored (int8/bf16) Linear layers
+            return [int(m.out_features) for m in seq if hasattr(m, "out_features")]
 
         return {"f0_mlp": outs(self.f0_mlp), "loudness_mlp": outs(self.loudness_mlp),
                 "gru": int(self.gru.hidden_size), "out_mlp": outs(self.out_mlp)}
@@ -330,8 +330,13 @@ class DDSPFamily(nn.Module):
         raise NotImplementedError
 
     def _ref(self) -> Tensor:
-        """A parameter whose device and dtype the computations follow."""
-        return next(self.parameters())
+        """A parameter whose device and dtype the computations follow: the first float32/float64 one (weights
+        stored in int8 or bfloat16 by :mod:`baselines.stored` compute in float32), else the first floating one."""
+        params = list(self.parameters())
+        for p in params:
+            if p.dtype in (torch.float32, torch.float64):
+                return p
+        return next((p for p in params if p.is_floating_point()), params[0])
 
     per_item_seeds: ClassVar[bool] = True
     """``init_state(batch, seed=[s_0, ..., s_{batch-1}])`` takes one stream seed per item (see :func:`stream_seeds`)."""

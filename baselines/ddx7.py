@@ -97,7 +97,7 @@ class TCNBlock(nn.Module):
         Cached until a parameter changes in place (optimiser step, ``load_state_dict``).
         """
         convs = [self.conv1, self.conv2] + ([self.residual] if self.residual is not None else [])
-        key = tuple((p.data_ptr(), p._version) for c in convs for p in c.parameters())
+        key = tuple((p.data_ptr(), p._version) for c in convs for p in [*c.parameters(), *c.buffers()])
         if getattr(self, "_fast_key", None) != key:
             with torch.no_grad():
                 self._fast = [(c.weight.detach().reshape(c.out_channels, -1).contiguous(), c.bias.detach().clone())

@@ -161,7 +161,7 @@ def _check_exportable(model: nn.Module, backend: str) -> None:
     for p in model.parameters():
         if p.dtype not in (torch.float32, torch.float64):
             raise UserError(f"export: parameters of dtype {p.dtype} are not supported by the {backend} path "
-                            "(float models only)")
+                            "(float models only; int8/bf16-quantized models run on the native backend)")
 
 
 def _onnx_step(step: _Step, args: tuple[Tensor, ...], n_state: int) -> Callable[..., Any]:
@@ -221,7 +221,8 @@ def export_streaming(model: nn.Module, buffer_frames: int, backend: str = "torch
     if int(buffer_frames) < 1 or int(batch) < 1:
         raise UserError(f"export: buffer_frames and batch must be >= 1, got {buffer_frames} and {batch}")
     buffer_frames, batch = int(buffer_frames), int(batch)
-    _check_exportable(model, backend)
+    if backend != "native":  # the native engine checks the model itself (it runs int8/bf16-stored weights too)
+        _check_exportable(model, backend)
     model = model.eval()
     if backend == "native":
         # Lazy: the native engine compiles numba kernels at import; only this backend needs it.

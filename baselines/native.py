@@ -12,10 +12,13 @@ upsampling, float64 phases, counter-based noise, per-block noise filters, partit
 an engine's output equals the model's forward up to float rounding (tested at every buffer size
 against the eager model, tolerance in ``tests/contract/test_native.py``).
 
-What it supports: HpN, Wavetable and DDX7 models with plain float32 layers, any widths (pruned
-decoders included), any batch size; buffers of any whole number of frames, which may change
-between calls. Quantized, bfloat16/float64 or ONNX-decoder models are refused with a
-:class:`~suite.errors.UserError`. The first build compiles the kernels (cached on disk by numba,
+What it supports: HpN, Wavetable and DDX7 models with plain float32 layers or with the ``quantize``
+compressor's int8/bf16-stored weights (:mod:`baselines.stored`, read as stored: 1 or 2 bytes per
+weight per frame), any widths (pruned decoders included), any batch size; buffers of any whole number
+of frames, which may change between calls. Anything else (torch.ao-quantized or ONNX decoders, custom
+or unknown layers, bfloat16/float64 parameters) is refused with a one-line
+:class:`~suite.errors.UserError` naming the layer. Buffers over :data:`LONG_FRAMES` frames get their
+reverb in one FFT, as the eager model's ``Reverb``. The first build compiles the kernels (cached on disk by numba,
 so later processes load them in a fraction of a second). Matrix products of multi-frame buffers use
 the BLAS that numba links (scipy's OpenBLAS); its thread count follows ``threadpoolctl``
 (:func:`suite.metrics.speed.num_threads` limits it with torch's).
@@ -30,10 +33,13 @@ import torch
 from torch import Tensor, nn
 
 from suite.errors import UserError
+from suite.registry import ENGINES
 
 __all__ = ["NativeEngine", "NativeRunner", "native_available"]
 
 _BLOCK = 64
+LONG_FRAMES = 16
+"""Buffers longer than this many frames get their reverb in one FFT (as the eager model's ``Reverb`` does)."""
 
 
 def native_available() -> bool:
@@ -45,15 +51,32 @@ def native_available() -> bool:
     return True
 
 
-class _Pack:
-    """Accumulates float32 arrays into one flat buffer and a layer table of offsets."""
+_STORED_NP = {"float32": np.float32, "int8": np.int8, "bf16": np.uint16}
 
-    def __init__(self) -> None:
+
+def _as_stored(t: Tensor) -> np.ndarray:
+    """A weight as the kernels read it: float32, int8, or bfloat16 as its uint16 bit pattern (no rounding)."""
+    t = t.detach().cpu().contiguous()
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().view(np.uint16).ravel()
+    if t.dtype == torch.int8:
+        return t.numpy().ravel()
+    return t.to(torch.float32).numpy().ravel()
+
+
+class _Pack:
+    """Accumulates the float32 parameters (``P``), the stored weight matrices (``Q``) and a layer table."""
+
+    def __init__(self, storage: str) -> None:
+        self.storage = storage
         self.chunks: list[np.ndarray] = []
         self.size = 0
+        self.q_chunks: list[np.ndarray] = []
+        self.q_size = 0
         self.rows: list[list[int]] = []
 
     def add(self, t: Tensor | None) -> int:
+        """Append a float32 tensor to ``P``; returns its offset (``-1`` for None)."""
         if t is None:
             return -1
         a = t.detach().to(torch.float32).contiguous().cpu().numpy().ravel()
@@ -62,35 +85,86 @@ class _Pack:
         self.size += a.size
         return off
 
-    def layer(self, weight: Tensor | None, bias: Tensor | None, gain: Tensor | None = None,
-              beta: Tensor | None = None, rows: int = 0, cols: int = 0) -> None:
-        if weight is not None:
-            rows, cols = int(weight.shape[0]), int(weight[0].numel())
-        self.rows.append([self.add(weight), rows, cols, self.add(bias), self.add(gain), self.add(beta)])
+    def matrix(self, module: nn.Module, name: str = "weight") -> tuple[int, int, tuple[int, int]]:
+        """Append a layer's stored weight to ``Q`` and its scales to ``P``: offsets and the ``(rows, cols)`` shape."""
+        from baselines.stored import storage_of, stored_weights
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        if storage_of(module) != self.storage:
+            raise UserError(f"native engine: the decoder mixes weight storages ({self.storage} and "
+                            f"{storage_of(module)} in a {type(module).__name__} layer)")
+        w, scale = stored_weights(module, name)
+        a = _as_stored(w)
+        off = self.q_size
+        self.q_chunks.append(a)
+        self.q_size += a.size
+        return off, self.add(scale), (int(w.shape[0]), int(w[0].numel()))
+
+    def layer(self, module: nn.Module | None, norm: nn.Module | None = None, rows: int = 0, cols: int = 0) -> None:
+        """One table row for a Linear/Conv1d (optionally followed by a LayerNorm); None: an identity placeholder."""
+        if module is None:
+            self.rows.append([-1, rows, cols, -1, -1, -1, -1, -1])
+            return
+        w_off, s_off, (rows, cols) = self.matrix(module)
+        gain, beta = (None, None) if norm is None else (norm.weight, norm.bias)
+        self.rows.append([w_off, rows, cols, self.add(module.bias), self.add(gain), self.add(beta), s_off, -1])
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from baselines._kernels import LT_COLS
+
         flat = np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
-        return np.ascontiguousarray(flat, dtype=np.float32), np.asarray(self.rows, dtype=np.int64).reshape(-1, 6)
+        dtype = _STORED_NP[self.storage]
+        q = np.concatenate(self.q_chunks) if self.q_chunks else np.zeros(0, dtype)
+        return (np.ascontiguousarray(flat, dtype=np.float32), np.ascontiguousarray(q, dtype=dtype),
+                np.asarray(self.rows, dtype=np.int64).reshape(-1, LT_COLS))
 
 
-def _check_model(model: nn.Module) -> str:
+_LINEAR_TYPES = ("Linear", "StoredLinear")
+_CONV_TYPES = ("Conv1d", "ParametrizedConv1d", "StoredConv1d")
+_GRU_TYPES = ("GRU", "StoredGRU")
+_STRUCTURE_TYPES = ("Sequential", "ModuleDict", "ModuleList", "LayerNorm", "LeakyReLU", "Dropout", "ReLU",
+                    "HarmonicDecoder", "TCNDecoder", "TCNBlock", "ParametrizationList", "_WeightNorm")
+
+
+def _check_layers(model: nn.Module, family: str) -> str:
+    """Every decoder layer is one the kernels implement; returns the weight storage (float32, int8 or bf16)."""
+    from baselines.stored import storage_of
+
+    allowed = {*_STRUCTURE_TYPES, *_LINEAR_TYPES, *_GRU_TYPES, *(_CONV_TYPES if family == "ddx7" else ())}
+    storages = set()
+    for name, mod in model.decoder.named_modules(prefix="decoder"):  # type: ignore[union-attr, operator]
+        kind = type(mod).__name__
+        if kind not in allowed or "quantized" in type(mod).__module__:
+            raise UserError(f"native engine: layer {name} is a {type(mod).__module__}.{kind}, which the engine "
+                            "does not implement (it runs float32, int8- or bf16-stored Linear/GRU/Conv1d/LayerNorm)")
+        if kind in (*_LINEAR_TYPES, *_GRU_TYPES, *_CONV_TYPES):
+            storages.add(storage_of(mod))
+    if len(storages) > 1:
+        raise UserError(f"native engine: the decoder mixes weight storages ({', '.join(sorted(storages))})")
+    return storages.pop() if storages else "float32"
+
+
+def _check_model(model: nn.Module) -> tuple[str, str]:
+    """``(family, weight storage)``, or a one-line :class:`UserError` naming what the engine cannot run."""
     family = getattr(model, "family", None)
     if family not in ("hpn", "wavetable", "ddx7") or not callable(getattr(model, "init_state", None)):
         raise UserError(f"native engine: {type(model).__name__} is not an HpN, Wavetable or DDX7 family model")
+    if not isinstance(getattr(model, "decoder", None), nn.Module):
+        raise UserError(f"native engine: {type(model).__name__} has no decoder module")
+    storage = _check_layers(model, str(family))
     for name, mod in model.named_modules():
-        if "quantized" in type(mod).__module__ or type(mod).__name__ == "OrtDecoder":
-            raise UserError(f"native engine: {name} is a {type(mod).__module__}.{type(mod).__name__} layer; "
-                            "the engine runs float32 models only")
-    for p in model.parameters():
-        if p.dtype != torch.float32:
-            raise UserError(f"native engine: parameters of dtype {p.dtype} are not supported (float32 models only)")
-    if family != "ddx7" and not model.decoder._plain():  # type: ignore[union-attr, operator]
-        raise UserError("native engine: the decoder has layers other than plain Linear/LayerNorm/LeakyReLU/GRU")
-    return str(family)
+        if not name.startswith("decoder") and ("quantized" in type(mod).__module__ or type(mod).__name__ == "OrtDecoder"):
+            raise UserError(f"native engine: layer {name} is a {type(mod).__module__}.{type(mod).__name__}, "
+                            "which the engine does not implement")
+    for name, p in model.named_parameters():
+        if p.dtype != torch.float32 and not name.endswith("_q"):
+            raise UserError(f"native engine: parameter {name} is {p.dtype}; the engine computes in float32 "
+                            "(weights may be stored in int8 or bf16 by the quantize compressor)")
+    return str(family), storage
 
 
-def _reverb_spectra(model: nn.Module) -> np.ndarray:
-    """The impulse's partition spectra as the kernels store them: ``(P, 2 SPEC_PAD)`` rows ``[real | imag]``."""
+def _reverb_spectra(model: nn.Module) -> tuple[np.ndarray, np.ndarray]:
+    """The impulse's partition spectra as the kernels store them (``(P, 2 SPEC_PAD)`` rows ``[real | imag]``)
+    and the impulse itself (float32)."""
     from baselines import dsp
     from baselines._kernels import SPEC_PAD
 
@@ -100,7 +174,7 @@ def _reverb_spectra(model: nn.Module) -> np.ndarray:
     out = np.zeros((parts.shape[0], 2 * SPEC_PAD), dtype=np.float32)
     out[:, : parts.shape[1]] = parts.real.numpy()
     out[:, SPEC_PAD: SPEC_PAD + parts.shape[1]] = parts.imag.numpy()
-    return out
+    return out, np.ascontiguousarray(h.numpy(), dtype=np.float32)
 
 
 class NativeEngine:
@@ -121,18 +195,19 @@ class NativeEngine:
         from baselines import _kernels
 
         self._k = _kernels
-        self.family = _check_model(model)
+        self.family, self.storage = _check_model(model)
         if int(batch) < 1:
             raise UserError(f"native engine: batch must be >= 1, got {batch}")
         self.batch = int(batch)
         self.seed = seed
         self._model = model
         with torch.no_grad():
-            self._parts = _reverb_spectra(model)
+            self._parts, self._impulse = _reverb_spectra(model)
             if self.family == "ddx7":
                 self._build_ddx7(model)
             else:
                 self._build_decoder_family(model)
+        self._impulse_spectra: dict[int, np.ndarray] = {}  # impulse spectrum per FFT length (long buffers)
         self.reset(seed)
 
     # -- weights ---------------------------------------------------------------------------------
@@ -140,7 +215,7 @@ class NativeEngine:
         from baselines import dsp
 
         dec = model.decoder
-        pack = _Pack()
+        pack = _Pack(self.storage)
         norms = [m for m in dec.modules() if isinstance(m, nn.LayerNorm)]
         slopes = {float(m.negative_slope) for m in dec.modules() if isinstance(m, nn.LeakyReLU)}
         epss = {float(m.eps) for m in norms}
@@ -150,21 +225,29 @@ class NativeEngine:
         self._slope = slopes.pop() if slopes else 0.01
 
         def add_mlp(seq: nn.Sequential) -> int:
-            """One table row per Linear + LayerNorm pair; returns the number of layers."""
-            lins = [m for m in seq if isinstance(m, nn.Linear)]
-            lns = [m for m in seq if isinstance(m, nn.LayerNorm)]
-            for lin, ln in zip(lins, lns):
-                pack.layer(lin.weight, lin.bias, ln.weight, ln.bias)
-            return len(lins)
+            """One table row per Linear + LayerNorm (+ LeakyReLU) triple; returns the number of layers."""
+            mods = list(seq)
+            kinds = [type(m).__name__ for m in mods]
+            if len(mods) % 3 or any(k not in _LINEAR_TYPES for k in kinds[0::3]) \
+                    or set(kinds[1::3]) - {"LayerNorm"} or set(kinds[2::3]) - {"LeakyReLU"}:
+                raise UserError(f"native engine: an MLP of the decoder is {kinds}, not [Linear, LayerNorm, LeakyReLU] x n")
+            for lin, ln in zip(mods[0::3], mods[1::3]):
+                pack.layer(lin, ln)
+            return len(mods) // 3
 
         counts = [add_mlp(dec.f0_mlp), add_mlp(dec.loudness_mlp)]
         gru = dec.gru
-        pack.rows.append([pack.add(gru.weight_ih_l0), int(gru.weight_ih_l0.shape[0]), int(gru.weight_ih_l0.shape[1]),
-                          pack.add(gru.bias_ih_l0), pack.add(gru.weight_hh_l0), pack.add(gru.bias_hh_l0)])
+        ih, s_ih, (rows, cols) = pack.matrix(gru, "weight_ih_l0")
+        hh, s_hh, _ = pack.matrix(gru, "weight_hh_l0")
+        pack.rows.append([ih, rows, cols, pack.add(gru.bias_ih_l0), hh, pack.add(gru.bias_hh_l0), s_ih, s_hh])
         counts.append(add_mlp(dec.out_mlp))
-        names = ["amplitude", model.tonal_head, "noise_bands"]
-        pack.layer(torch.cat([dec.heads[n].weight for n in names]), torch.cat([dec.heads[n].bias for n in names]))
-        self._P, self._LT = pack.arrays()
+        heads = [dec.heads[n] for n in ["amplitude", model.tonal_head, "noise_bands"]]
+        mats = [pack.matrix(h) for h in heads]  # consecutive in Q, and their scales (if any) in P: one merged row
+        if len({m[2][1] for m in mats}) > 1:
+            raise UserError("native engine: the decoder heads take inputs of different widths")
+        bias = pack.add(torch.cat([h.bias for h in heads]))
+        pack.rows.append([mats[0][0], sum(m[2][0] for m in mats), mats[0][2][1], bias, -1, -1, mats[0][1], -1])
+        self._P, self._Q, self._LT = pack.arrays()
         n_tonal = int(dec.heads[model.tonal_head].out_features)
         n_bands = int(dec.heads["noise_bands"].out_features)
         kind = 0 if self.family == "hpn" else 1
@@ -176,19 +259,18 @@ class NativeEngine:
         self._tables = np.ascontiguousarray(tables.numpy(), dtype=np.float32)
 
     def _build_ddx7(self, model: nn.Module) -> None:
-        pack = _Pack()
+        pack = _Pack(self.storage)
         dils, hsizes = [], []
         for blk in model.decoder.blocks():
-            wbs = blk._fast_weights()
-            pack.layer(wbs[0][0], wbs[0][1])
-            pack.layer(wbs[1][0], wbs[1][1])
+            pack.layer(blk.conv1)
+            pack.layer(blk.conv2)
             if blk.residual is None:
-                pack.layer(None, None, rows=int(blk.conv2.out_channels), cols=int(blk.conv1.in_channels))
+                pack.layer(None, rows=int(blk.conv2.out_channels), cols=int(blk.conv1.in_channels))
             else:
-                pack.layer(wbs[2][0], wbs[2][1])
+                pack.layer(blk.residual)
             dils.append(int(blk.dilation))
             hsizes += [int(blk.conv1.in_channels) * 2 * blk.dilation, int(blk.conv2.in_channels) * 2 * blk.dilation]
-        self._P, self._LT = pack.arrays()
+        self._P, self._Q, self._LT = pack.arrays()
         self._dil = np.asarray(dils, dtype=np.int64)
         self._hoff = np.concatenate([[0], np.cumsum(hsizes)[:-1]]).astype(np.int64)
         self._hist_size = int(sum(hsizes))
@@ -227,6 +309,66 @@ class NativeEngine:
         self._f0_prev = np.zeros(b, dtype=np.float32)
         self._phase = np.zeros(b, dtype=np.float64)
 
+    # -- memory ----------------------------------------------------------------------------------
+    def footprint(self, buffer_frames: int = 1) -> dict[str, int]:
+        """Bytes this engine holds per stream, from its arrays: ``weights`` (``P``, ``Q`` as stored, the layer
+        table), ``constants`` (reverb spectra and impulse, noise-filter matrix, wavetables, patch tables),
+        ``state`` (one stream's streaming state) and ``scratch``: what one call of ``buffer_frames`` frames
+        allocates (input/output arrays and the kernels' temporaries, summed as if all live at once; buffers
+        up to :data:`LONG_FRAMES` frames, the streaming path), plus ``total``.
+        """
+        t = int(buffer_frames)
+        if not 1 <= t <= LONG_FRAMES:
+            raise UserError(f"native engine: footprint covers streaming buffers of 1..{LONG_FRAMES} frames, got {t}")
+        from baselines._kernels import BLAS_MIN
+
+        f4, f8 = 4, 8
+        weights = self._P.nbytes + self._Q.nbytes + self._LT.nbytes
+        shared = [self._parts, self._impulse]
+        if self.family == "ddx7":
+            shared += [self._dil, self._hoff, self._ratios, self._mods, self._n_mods, self._carriers]
+            state = [self._hist, self._prev7, self._phase]
+        else:
+            shared += [self._meta, self._noise_mat, self._tables]
+            state = [self._h, self._f0_prev, self._phase, self._key]
+        state += [self._frame, self._rv_prev, self._rv_ring, self._rv_pos]
+        per_stream = sum(a.nbytes for a in state) // self.batch
+        io = 2 * t * f4 + _BLOCK * t * f4  # f0 and loudness in, audio out
+        reverb = 2 * 2 * _BLOCK * f8 + self._parts.shape[1] * f4  # FFT re/im (float64) and the spectral sum
+        rows, cols = self._LT[:, 1], self._LT[:, 2]
+        blas_tmp = 0  # a one-frame BLAS gemv returns a new vector (float32 layers at or above BLAS_MIN weights)
+        if t == 1 and self.storage == "float32":
+            big = (rows * cols >= BLAS_MIN) & (self._LT[:, 0] >= 0)
+            blas_tmp = int(rows[big].sum()) * f4
+        if self.family == "ddx7":
+            n_ops = len(self._ratios)
+            kernel = t * 2 * f4 + (n_ops * _BLOCK + 2 * _BLOCK + 1 + n_ops) * f4  # inputs x, levels, f0, fm, cur
+            kernel += (2 * n_ops * _BLOCK + _BLOCK) * f4  # _fm_block: phases, operators, modulation sum
+            for blk, d in enumerate(self._dil):
+                r1, r2, r3 = self._LT[3 * blk], self._LT[3 * blk + 1], self._LT[3 * blk + 2]
+                c_in, c_h, c_out = int(r1[2]) // 3, int(r1[1]), int(r2[1])
+                ctx = 2 * int(d)
+                kernel += ((ctx + t) * (c_in + c_h) + t * 3 * (c_in + c_h) + t * c_out) * f4  # xin, yin, cols, y
+                kernel += t * c_out * f4 if r3[0] >= 0 else 0  # 1x1 residual output
+        else:
+            n_f0, n_ld, n_out, kind, n_tonal, n_bands = (int(v) for v in self._meta)
+            g = self._gru_width
+            gru = n_f0 + n_ld
+            mlp_rows = int(rows[:gru].sum() + rows[gru + 1: gru + 1 + n_out].sum())
+            cat = int(rows[n_f0 - 1] + rows[gru - 1])
+            kernel = (2 * t + 6 * _BLOCK + 1 + 2 * n_tonal + n_bands + self._tables.shape[1]) * f4  # process buffers
+            kernel += t * (2 + mlp_rows + cat + 3 * g + g + 2 + int(rows[-1])) * f4  # inputs, MLPs, concat, GI, GRU out, heads
+            kernel += 3 * g * f4  # GRU hidden gates
+            kernel += (_BLOCK + _BLOCK + 2 * _BLOCK) * f4  # noise filter: taps and the padded block
+            kernel += _BLOCK * f8 if kind == 0 else 0  # harmonic sum (float64)
+            if t == 1 and self.storage == "float32" and 3 * g * g >= BLAS_MIN:
+                blas_tmp += 3 * g * f4
+        kernel += blas_tmp
+        scratch = io + reverb + kernel
+        constants = sum(a.nbytes for a in shared)
+        return {"weights": int(weights), "constants": int(constants), "state": int(per_stream),
+                "scratch": int(scratch), "total": int(weights + constants + per_stream + scratch)}
+
     @property
     def frame(self) -> int:
         """Frames rendered since the last reset (of the first stream)."""
@@ -241,15 +383,55 @@ class NativeEngine:
                             f"{tuple(f0.shape)} and {tuple(loud.shape)}")
         k = self._k
         out = np.empty((self.batch, _BLOCK * f0.shape[1]), dtype=np.float32)
+        per_block = f0.shape[1] <= LONG_FRAMES
         if self.family == "ddx7":
-            k.ddx7_process(self._P, self._LT, self._dil, f0, loud, self._hist, self._hoff, self._prev7, self._phase,
+            k.ddx7_process(self._P, self._Q, self._LT, self._dil, f0, loud, self._hist, self._hoff, self._prev7, self._phase,
                            self._frame, self._ratios, self._mods, self._n_mods, self._carriers, self._max_ol,
-                           self._rv_prev, self._rv_ring, self._rv_pos, self._parts, out)
+                           self._rv_prev, self._rv_ring, self._rv_pos, self._parts, out, per_block)
         else:
-            k.decoder_family_process(self._P, self._LT, self._meta, self._eps, self._slope, f0, loud, self._h,
+            k.decoder_family_process(self._P, self._Q, self._LT, self._meta, self._eps, self._slope, f0, loud, self._h,
                                      self._f0_prev, self._phase, self._frame, self._key, self._rv_prev, self._rv_ring,
-                                     self._rv_pos, self._parts, self._noise_mat, self._tables, out)
+                                     self._rv_pos, self._parts, self._noise_mat, self._tables, out, per_block)
+        if not per_block:
+            self._reverb_long(out)
         return out
+
+    def _reverb_long(self, dry: np.ndarray) -> None:
+        """The reverb of a long buffer in one FFT (in place), continuing and then updating the block state.
+
+        The input history (the last ``L`` samples) is read back from the state's block-pair spectra,
+        ``[history, dry]`` is convolved with the impulse (float32 FFTs of a fast length, as the eager model's), and the state
+        becomes the spectra of the buffer's last ``P`` block pairs, newest at the last ring slot: what
+        :func:`baselines._kernels._reverb_block` would have left after the same samples.
+        """
+        import scipy.fft as sfft
+
+        from baselines._base import fast_fft_len
+        from baselines._kernels import SPEC_PAD
+
+        n_parts = self._parts.shape[0]
+        length = n_parts * _BLOCK
+        n = dry.shape[1]
+        n_fft = fast_fft_len(length + n)
+        spec_h = self._impulse_spectra.get(n_fft)
+        if spec_h is None:
+            spec_h = self._impulse_spectra[n_fft] = sfft.rfft(self._impulse, n_fft, workers=1)
+        bins = _BLOCK + 1
+        for bi in range(self.batch):
+            ring = self._rv_ring[bi]
+            order = (self._rv_pos[bi] - np.arange(n_parts - 1, -1, -1)) % n_parts  # oldest block first
+            pairs = ring[order, :bins] + 1j * ring[order, SPEC_PAD: SPEC_PAD + bins]
+            hist = sfft.irfft(pairs.astype(np.complex64), 2 * _BLOCK, workers=1)[:, _BLOCK:].reshape(-1)
+            z = np.concatenate([hist, dry[bi]])
+            wet = sfft.irfft(sfft.rfft(z, n_fft, workers=1) * spec_h, n_fft, workers=1)[length: length + n]
+            tail = z[-(n_parts + 1) * _BLOCK:]
+            frames = np.lib.stride_tricks.sliding_window_view(tail, 2 * _BLOCK)[::_BLOCK]  # (P, 128) pairs
+            spec = sfft.rfft(frames, axis=-1, workers=1)
+            ring[:, :bins] = spec.real
+            ring[:, SPEC_PAD: SPEC_PAD + bins] = spec.imag
+            self._rv_pos[bi] = n_parts - 1
+            self._rv_prev[bi] = dry[bi, -_BLOCK:]
+            dry[bi] = wet
 
 
 def _frames(x: Any) -> np.ndarray:
@@ -290,3 +472,6 @@ class NativeRunner:
             raise UserError(f"exported runner takes (batch, frames) = {want}, got {tuple(f0_hz.shape)} "
                             f"and {tuple(loudness_db.shape)}")
         return torch.from_numpy(self.engine(f0_hz, loudness_db))
+
+
+ENGINES.register("native", obj=NativeEngine, description="numba streaming engine: decoder, synth and reverb in one compiled call per buffer")

@@ -12,7 +12,7 @@ import importlib
 
 __all__ = ["load_catalog", "PLUGIN_PACKAGES"]
 
-PLUGIN_PACKAGES = ("suite.records", "suite.data.builders", "suite.metrics", "baselines", "baselines.export",
+PLUGIN_PACKAGES = ("suite.records", "suite.data.builders", "suite.metrics", "baselines", "baselines.export", "baselines.native",
                    "compressors")
 
 _state = "empty"

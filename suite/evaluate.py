@@ -11,7 +11,7 @@ holds NaN or infinity raises :class:`CandidateFailed`; callers turn that into a 
 Metric names (``suite.records.STANDARD_METRICS``) can be given one by one or as groups:
 ``rtf`` -> ``rtf_offline``; ``stream`` -> ``rtf_stream_<b>``, ``p99_ms_stream_<b>``,
 ``miss_rate_stream_<b>`` for each buffer ``b``; ``memory`` -> ``param_bytes``, ``checkpoint_bytes``,
-``peak_mem_bytes``; ``size`` -> ``params``, ``params_trainable``, ``flops_per_s``.
+``peak_mem_bytes``, ``engine_bytes``, ``peak_rss_bytes`` (the last two: the native engine as deployed); ``size`` -> ``params``, ``params_trainable``, ``flops_per_s``.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ __all__ = ["EvalResult", "EvalContext", "Measured", "Metric", "METRIC_IMPLS", "C
 METRIC_GROUPS: dict[str, tuple[str, ...]] = {
     "rtf": ("rtf_offline",),
     "stream": ("rtf_stream_{b}", "p99_ms_stream_{b}", "miss_rate_stream_{b}"),
-    "memory": ("param_bytes", "checkpoint_bytes", "peak_mem_bytes"),
+    "memory": ("param_bytes", "checkpoint_bytes", "peak_mem_bytes", "engine_bytes", "peak_rss_bytes"),
     "size": ("params", "params_trainable", "flops_per_s"),
 }
 N_BOOT_FAD = 100
@@ -183,8 +183,7 @@ class EvalContext:
         return cast(dict[str, Any], self.once("speed", make))
 
     def speed_suffix(self) -> str:
-        via = "" if self.speed_backend == "eager" else f", backend={self.speed_backend}"
-        return f"threads={torch.get_num_threads()}, {self.device}{via}"
+        return f"threads={torch.get_num_threads()}, {self.device}, backend={self.speed_backend}"
 
     def compared(self) -> tuple[dict[str, Any] | None, dict[str, str]]:
         """The embedding comparison of target and model clips (None under MIN_CLIPS clips) and its definitions."""
@@ -346,6 +345,29 @@ def _peak_mem(ctx: EvalContext, name: str) -> Measured:
     return Measured(float(pm["peak_mem_bytes"]), f"4 s clip on CPU, {pm['method']}, threads={pm['threads']}")
 
 
+@_metric("engine_bytes")
+def _engine_bytes(ctx: EvalContext, name: str) -> Measured:
+    try:
+        eb = memory.engine_bytes(ctx.model, 64)
+    except UserError as exc:  # a model the engine cannot run: say why in the row, keep the rest
+        return Measured(None, f"not measured: {exc}")
+    return Measured(float(eb["total"]), f"native engine, one stream, 64-sample buffers: weights as stored "
+                                        f"{eb['weights']} + constants {eb['constants']} + state {eb['state']} "
+                                        f"+ scratch {eb['scratch']} B")
+
+
+@_metric("peak_rss_bytes")
+def _peak_rss(ctx: EvalContext, name: str) -> Measured:
+    model = ctx.model
+    plugins = [type(model).__module__] if type(model).__module__ != "__main__" else []
+    try:
+        pr = memory.peak_engine_rss(ctx.checkpoint(), threads=ctx.threads or 1, plugins=plugins)
+    except RuntimeError as exc:  # the child failed or timed out: say so in the row, keep the rest
+        return Measured(None, f"not measured: {str(exc)[:200]}")
+    return Measured(float(pr["peak_rss_bytes"]), f"4 s clip streamed at {pr['buffer']}-sample buffers, "
+                                                 f"{pr['method']}, threads={pr['threads']}")
+
+
 def evaluate_model(
     model: nn.Module,
     test_set: ClipSet,
@@ -366,9 +388,10 @@ def evaluate_model(
     """Measure ``metrics`` for ``model`` on ``test_set`` (see module docstring for names and groups).
 
     Each metric is computed by its registered :class:`Metric` from one :class:`EvalContext`.
-    ``speed_backend`` is the inference path the speed metrics time: ``eager`` (the model's forward,
-    any model) or an exported path of :mod:`baselines.export` (``torchscript``, ``native``; float
-    models on CPU). Its name goes into the speed metrics' definitions.
+    ``speed_backend`` is the inference path the speed metrics time: ``eager`` (this function's default:
+    the model's forward, any model), ``native`` (the compiled engine of :mod:`baselines.native`: float32
+    and int8/bf16-stored family models on CPU; the default of ``ddspbench evaluate`` and of every CPU
+    preset) or ``torchscript`` (float models, CPU). Its name ends every speed metric's definition.
 
     Raises:
         CandidateFailed: the model's output holds NaN or infinity.

@@ -69,6 +69,7 @@ _SMOKE = Preset(
             "stream_buffers": [64, 256],
             "n_audio_examples": 2,
             "threads": 1,
+            "speed_backend": "native",  # what a deployment runs; quantized candidates included
         },
     },
 )
@@ -95,7 +96,8 @@ _QUICK = Preset(
             "sizes": ["reduced", "hidden=32"],
             "params": {"prune": {"finetune_steps": {"choices": [0, 100]}}},
         },
-        "evaluation": {"embedding": "logmel", "stream_buffers": [64, 256, 512], "n_audio_examples": 4},
+        "evaluation": {"embedding": "logmel", "stream_buffers": [64, 256, 512], "n_audio_examples": 4,
+                       "speed_backend": "native"},
     },
 )
 

@@ -84,6 +84,10 @@ STANDARD_METRICS: dict[str, MetricSpec] = {
         _std("param_bytes", "B", "bytes of parameters and buffers as stored in memory"),
         _std("checkpoint_bytes", "B", "bytes of the serialized checkpoint file"),
         _std("peak_mem_bytes", "B", "peak inference RSS minus baseline, fresh subprocess, 4 s clip"),
+        _std("engine_bytes", "B", "bytes the native engine holds for one stream at 64-sample buffers: weights as "
+             "stored, constants, streaming state, per-call scratch (from the engine's arrays)"),
+        _std("peak_rss_bytes", "B", "peak RSS of a fresh process streaming 4 s through the native engine at "
+             "64-sample buffers (memory_profiler + VmHWM), weights included, no baseline subtracted"),
         _std("flops_per_s", "FLOP/s", "decoder FLOPs per second of audio (GRU included)"),
         _std("train_seconds", "s", "wall time spent training this candidate (teacher excluded)"),
     ]

@@ -38,6 +38,7 @@ __all__ = [
     "METRICS",
     "F0_TRACKERS",
     "EXPORTERS",
+    "ENGINES",
     "ALL_REGISTRIES",
 ]
 
@@ -200,6 +201,9 @@ F0_TRACKERS: Registry[Any] = Registry("f0 tracker", from_catalog=True)
 EXPORTERS: Registry[Any] = Registry("export backend", from_catalog=True)
 """Inference paths the speed metrics can time besides eager: name -> function(model, frames, *, offline,
 batch, seed) returning a callable model (``baselines/export.py``)."""
+ENGINES: Registry[Any] = Registry("inference engine", from_catalog=True)
+"""Deployment engines memory metrics size and run: name -> class ``Engine(model, batch=, seed=)`` with
+``footprint(buffer_frames)`` and a per-buffer call (``native``: :class:`baselines.native.NativeEngine`)."""
 
 ALL_REGISTRIES: dict[str, Registry[Any]] = {
     "families": FAMILIES,

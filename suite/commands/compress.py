@@ -93,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.method}: params {b['params']:,} -> {a['params']:,}   bytes {b.get('bytes', 0):,} -> {a.get('bytes', 0):,}")
     rtf = description.get("rtf") or {}
     if rtf:
-        print(f"RTF (1 thread, {rtf['frames']} frames): {rtf['before']:.4f} -> {rtf['after']:.4f}")
+        how = f", {rtf['backend']} backend, {rtf['buffer']}" + ("-sample buffers" if rtf.get("buffer") != "offline" else "") \
+            if "backend" in rtf else ""
+        print(f"RTF (1 thread, {rtf['frames']} frames{how}): {rtf['before']:.4f} -> {rtf['after']:.4f}")
     print(f"wrote {out / 'model.pt'} and {out / 'description.json'}")
     return 0

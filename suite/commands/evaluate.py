@@ -29,8 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--buffers", default="64,256,512", help="streaming buffer sizes in samples (default 64,256,512)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--threads", type=int, default=1, help="torch threads while measuring (default 1)")
-    p.add_argument("--speed-backend", default="eager", choices=["eager", "torchscript", "native"],
-                   help="inference path the speed metrics time (default eager; native/torchscript: float models, CPU)")
+    p.add_argument("--speed-backend", default="native", choices=["eager", "torchscript", "native"],
+                   help="inference path the speed metrics time (default native: the compiled engine, float32 and "
+                        "int8/bf16-quantized models, CPU; eager: the PyTorch forward; torchscript: float models)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N clips")
     p.add_argument("--frames", type=int, default=None,
                    help="crop every clip to its first N frames, as a sweep's data.frames does (smoke: 250)")
@@ -106,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
         instrument=meta.get("instrument"),
         seed=args.seed,
         study=str(meta.get("study", "")),
-        provenance=provenance(device=args.device, threads=args.threads, seed=args.seed),
+        provenance={**provenance(device=args.device, threads=args.threads, seed=args.seed),
+                    "speed_backend": args.speed_backend},
     )
     audio_out = None
     if args.out:

@@ -12,6 +12,16 @@
   shorter than a sampling interval. The peak is the larger of the two. glibc is told to return
   large blocks to the system at once (``MALLOC_MMAP_THRESHOLD_``), so memory freed after the
   warm-up is not silently reused by the measured run and hidden from RSS.
+
+Memory as deployed on the native engine (:mod:`baselines.native`):
+
+- :func:`engine_bytes`: the exact bytes the engine holds for one stream at a buffer size, from its
+  arrays: weights as stored (int8/bf16/float32 matrices, float32 biases, norms and scales, the layer
+  table), constants (reverb spectra and impulse, noise-filter matrix, wavetables, FM patch), the
+  streaming state, and one call's scratch (input/output and the kernels' temporaries, summed).
+- :func:`peak_engine_rss`: peak RSS of a **fresh process** that loads the checkpoint, builds the
+  engine and streams a 4 s clip through it buffer by buffer (memory_profiler at 1 ms and VmHWM,
+  the larger), everything included (interpreter, torch, numba, weights): no baseline subtracted.
 """
 
 from __future__ import annotations
@@ -30,8 +40,9 @@ import torch
 from torch import nn
 
 from suite.errors import UserError
+from suite.registry import ENGINES
 
-__all__ = ["param_bytes", "checkpoint_bytes", "peak_inference_memory", "main"]
+__all__ = ["param_bytes", "checkpoint_bytes", "peak_inference_memory", "engine_bytes", "peak_engine_rss", "main"]
 
 
 def param_bytes(model: nn.Module) -> int:
@@ -62,6 +73,54 @@ def checkpoint_bytes(path: str | os.PathLike[str]) -> int:
     return p.stat().st_size
 
 
+def engine_bytes(model: nn.Module, buffer: int = 64) -> dict[str, int]:
+    """Bytes the native engine holds for one stream of ``model`` at ``buffer``-sample buffers.
+
+    Returns ``{"weights", "constants", "state", "scratch", "total"}`` (:meth:`NativeEngine.footprint`).
+    Raises :class:`UserError` for a model the engine cannot run.
+    """
+    if buffer % 64 or buffer <= 0:
+        raise UserError(f"engine_bytes: buffer must be a positive multiple of 64 samples, got {buffer}")
+    return dict(ENGINES.get("native")(model, batch=1, seed=0).footprint(buffer // 64))
+
+
+def _child(args: list[str], plugins: Sequence[str], threads: int, timeout_s: float) -> dict[str, Any]:
+    """Run ``python -m suite.metrics.memory ARGS`` in a fresh process; its last JSON line."""
+    cmd = [sys.executable, "-m", "suite.metrics.memory", *args, "--threads", str(threads)]
+    for p in plugins:
+        cmd += ["--plugin", p]
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="131072", OMP_NUM_THREADS=str(threads))
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"memory measurement timed out after {timeout_s:.0f} s") from None
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"memory measurement failed (exit {proc.returncode}): {tail[:300]}")
+    return dict(json.loads(lines[-1]))
+
+
+def peak_engine_rss(
+    checkpoint: str | os.PathLike[str],
+    *,
+    frames: int = 1000,
+    buffer: int = 64,
+    threads: int = 1,
+    plugins: Sequence[str] = (),
+    timeout_s: float = 300.0,
+) -> dict[str, Any]:
+    """Peak RSS of a fresh process streaming ``frames`` frames of the checkpoint's model through the native engine.
+
+    Returns ``{"peak_rss_bytes", "peak_source", "frames", "buffer", "threads", "method"}``; nothing is
+    subtracted (the interpreter, torch, numba's compiled kernels and the weights all count).
+    """
+    return _child([str(checkpoint), "--engine", "--frames", str(frames), "--buffer", str(buffer)], plugins, threads,
+                  timeout_s)
+
+
 def peak_inference_memory(
     checkpoint: str | os.PathLike[str],
     *,
@@ -82,21 +141,7 @@ def peak_inference_memory(
     Returns:
         ``{"peak_mem_bytes", "baseline_bytes", "peak_bytes", "method"}``.
     """
-    cmd = [sys.executable, "-m", "suite.metrics.memory", str(checkpoint), "--frames", str(frames), "--threads", str(threads)]
-    for p in plugins:
-        cmd += ["--plugin", p]
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="131072", OMP_NUM_THREADS=str(threads))
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
-    except subprocess.TimeoutExpired:
-        raise RuntimeError(f"memory measurement timed out after {timeout_s:.0f} s") from None
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"memory measurement failed (exit {proc.returncode}): {tail[:300]}")
-    return dict(json.loads(lines[-1]))
+    return _child([str(checkpoint), "--frames", str(frames)], plugins, threads, timeout_s)
 
 
 def _rss() -> int:
@@ -124,22 +169,65 @@ def _hwm() -> int | None:
     return None
 
 
-def _measure(checkpoint: str, frames: int, threads: int, plugins: Sequence[str]) -> dict[str, Any]:
+def _load_plugins(plugins: Sequence[str]) -> None:
     import importlib
 
-    from memory_profiler import memory_usage
-
-    from suite.checkpoint import load_checkpoint
-    from suite.metrics.speed import example_inputs
     from suite.registry import FAMILIES
 
-    torch.set_num_threads(threads)
     for spec in plugins:
         mod = importlib.import_module(spec)
         for obj in vars(mod).values():  # register families the catalogue does not know (e.g. test models)
             fam = getattr(obj, "family", None)
             if isinstance(obj, type) and issubclass(obj, nn.Module) and isinstance(fam, str) and fam not in FAMILIES:
                 FAMILIES.register(fam, obj)
+
+
+def _measure_engine(checkpoint: str, frames: int, buffer: int, threads: int, plugins: Sequence[str]) -> dict[str, Any]:
+    """Child side of :func:`peak_engine_rss`: everything from interpreter start counts (VmHWM is not reset)."""
+    from memory_profiler import memory_usage
+
+    from suite.checkpoint import load_checkpoint
+    from suite.metrics.speed import example_inputs, num_threads
+
+    _load_plugins(plugins)
+    if buffer % 64 or buffer <= 0:
+        raise UserError(f"buffer must be a positive multiple of 64 samples, got {buffer}")
+    fb = buffer // 64
+    with num_threads(threads):
+        model, _ = load_checkpoint(checkpoint)
+        f0, loud = example_inputs(frames)
+        f0_np, loud_np = f0.numpy(), loud.numpy()
+
+        def stream() -> None:
+            engine = ENGINES.get("native")(model, batch=1, seed=0)
+            for i in range(0, frames - fb + 1, fb):
+                engine(f0_np[:, i: i + fb], loud_np[:, i: i + fb])
+
+        sampled = memory_usage((stream, (), {}), interval=0.001, max_usage=True, include_children=False)
+    peak = int(float(sampled if not isinstance(sampled, list) else max(sampled)) * 1024 * 1024)
+    source = "memory_profiler"
+    hwm = _hwm()
+    if hwm is not None and hwm > peak:
+        peak, source = hwm, "VmHWM"
+    return {
+        "peak_rss_bytes": peak,
+        "peak_source": source,
+        "method": "peak RSS of a fresh process streaming through the native engine (max of VmHWM and "
+                  "memory_profiler at 1 ms), no baseline subtracted",
+        "frames": frames,
+        "buffer": buffer,
+        "threads": threads,
+    }
+
+
+def _measure(checkpoint: str, frames: int, threads: int, plugins: Sequence[str]) -> dict[str, Any]:
+    from memory_profiler import memory_usage
+
+    from suite.checkpoint import load_checkpoint
+    from suite.metrics.speed import example_inputs
+
+    torch.set_num_threads(threads)
+    _load_plugins(plugins)
     model, _ = load_checkpoint(checkpoint)
     f0, loud = example_inputs(frames)
 
@@ -179,9 +267,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--plugin", action="append", default=[], help="module to import first (registers extra families)")
+    ap.add_argument("--engine", action="store_true", help="peak RSS streaming through the native engine (no baseline)")
+    ap.add_argument("--buffer", type=int, default=64, help="engine buffer in samples (with --engine)")
     args = ap.parse_args(argv)
     try:
-        res = _measure(args.checkpoint, args.frames, args.threads, args.plugin)
+        if args.engine:
+            res = _measure_engine(args.checkpoint, args.frames, args.buffer, args.threads, args.plugin)
+        else:
+            res = _measure(args.checkpoint, args.frames, args.threads, args.plugin)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -245,7 +245,10 @@ def measure_speed(
             raise UserError(f"speed: unknown backend {backend!r}; known: eager, {', '.join(EXPORTERS.list())}")
         if device != "cpu":
             raise UserError(f"speed: backend {backend!r} is measured on CPU only, got device {device!r}")
-        return EXPORTERS.get(backend)(model, n_frames, offline=whole_clip, batch=f0.shape[0], seed=seed)
+        try:
+            return EXPORTERS.get(backend)(model, n_frames, offline=whole_clip, batch=f0.shape[0], seed=seed)
+        except UserError as exc:  # one line naming the layer, and the way out
+            raise UserError(f"speed backend {backend!r}: {exc} (the eager backend times any model)") from None
 
     out: dict[str, Any] = {}
     with num_threads(threads):

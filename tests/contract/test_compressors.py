@@ -235,6 +235,13 @@ class TestDDX7BF16Contract(CompressorContract):
     params = {"method": "bf16", "measure_frames": 16, "measure_repeats": 1}
 
 
+class TestDDX7Int8Contract(CompressorContract):
+    method = "quantize"
+    family = "ddx7"
+    teacher_config = {"n_blocks": 3, "hidden": 16}
+    params = {"method": "int8", "measure_frames": 16, "measure_repeats": 1}
+
+
 class TestQuantizeOnnxContract(CompressorContract):
     method = "quantize"
     params = {"method": "onnx_int8", "measure_frames": 16, "measure_repeats": 1}

@@ -108,15 +108,15 @@ def _streamed(engine: NativeEngine, f0: torch.Tensor, loud: torch.Tensor, steps:
     return np.concatenate(parts, axis=1)
 
 
-def _assert_close(out: np.ndarray, ref: np.ndarray, *, audible: bool = True) -> float:
-    """Engine audio ``out`` equals eager ``ref`` within ``TOL`` of ref's peak; returns the relative error."""
+def _assert_close(out: np.ndarray, ref: np.ndarray, *, audible: bool = True, tol: float = TOL) -> float:
+    """Engine audio ``out`` equals eager ``ref`` within ``tol`` of ref's peak; returns the relative error."""
     assert out.shape == ref.shape
     assert np.isfinite(out).all() and np.isfinite(ref).all()
     peak = float(np.abs(ref).max())
     if audible:
         assert peak > PEAK_MIN, f"reference audio is near-silent (peak {peak:.3g}): the comparison would be vacuous"
     err = float(np.abs(out.astype(np.float64) - ref.astype(np.float64)).max())
-    assert err <= TOL * max(peak, 1e-3), f"max error {err:.3g} = {err / max(peak, 1e-30):.3g} of peak {peak:.3g}"
+    assert err <= tol * max(peak, 1e-3), f"max error {err:.3g} = {err / max(peak, 1e-30):.3g} of peak {peak:.3g}"
     return err / max(peak, 1e-30)
 
 
@@ -342,15 +342,22 @@ def test_ddx7_is_untouched_by_dynamic_quantization_so_accepted(reduced_engine: N
     _assert_close(NativeEngine(q)(f0, loud), _eager(model, f0, loud))
 
 
-@pytest.mark.parametrize("name", ["hpn/reduced", "wavetable/reduced"])
-def test_suite_quantize_transforms_are_refused(name: str, reduced_engine: NativeEngine) -> None:
-    """The compressors' own int8 and bf16 outputs (quantized decoder / bfloat16 decoder wrapper)."""
-    from compressors._quantize import quantize_bf16, quantize_int8
+def test_unknown_decoder_layer_is_refused_naming_it(reduced_engine: NativeEngine) -> None:
+    model = copy.deepcopy(_model("hpn/reduced"))
+    model.decoder.out_mlp[2] = nn.Tanh()
+    with pytest.raises(UserError) as err:
+        NativeEngine(model)
+    assert "decoder.out_mlp.2" in _one_line(err) and "Tanh" in _one_line(err)
 
-    for q in (quantize_int8(_model(name)), quantize_bf16(_model(name))):
-        with pytest.raises(UserError) as err:
-            NativeEngine(q)
-        _one_line(err)
+    class Custom(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x
+
+    ddx = copy.deepcopy(_model("ddx7/reduced"))
+    ddx.decoder.head.dropout = Custom()
+    with pytest.raises(UserError) as err:
+        NativeEngine(ddx)
+    assert "decoder.head.dropout" in _one_line(err) and "Custom" in _one_line(err)
 
 
 def test_non_family_module_is_refused(reduced_engine: NativeEngine) -> None:
@@ -398,13 +405,13 @@ def test_runner_refuses_another_frame_count_or_batch(reduced_engine: NativeEngin
 def test_nan_input_is_causal_like_eager_streaming_and_reset_recovers(name: str, which: str,
                                                                      reduced_engine: NativeEngine) -> None:
     """A NaN frame poisons the stream from that frame on (decoder state, phase, reverb), as eager streaming
-    does; eager *offline* (one big reverb FFT over the clip) turns the whole clip NaN. No crash, and a
-    reset gives a clean stream again."""
+    does; a buffer longer than 16 frames (one big reverb FFT, in eager and in the engine) turns the whole
+    buffer NaN, as eager offline does. No crash, and a reset gives a clean stream again."""
     model = _model(name)
     frames, bad = 40, 10
     f0, loud = example_inputs(frames, seed=3)
     (f0 if which == "f0" else loud)[0, bad] = float("nan")
-    out = NativeEngine(model)(f0, loud)
+    out = _streamed(NativeEngine(model), f0, loud, [16])
     eager_stream = _eager_streamed(model, f0, loud, [16])
     nan = np.isnan(out)
     assert np.array_equal(nan, np.isnan(eager_stream))
@@ -413,6 +420,7 @@ def test_nan_input_is_causal_like_eager_streaming_and_reset_recovers(name: str, 
     _assert_close(out[:, : 64 * bad], eager_stream[:, : 64 * bad])
     offline = _eager(model, f0, loud)
     assert np.isnan(offline[nan]).all()  # engine NaN only where eager offline is NaN as well
+    assert np.array_equal(np.isnan(NativeEngine(model)(f0, loud)), np.isnan(offline))  # one 40-frame call
 
     engine = NativeEngine(model)
     engine(f0, loud)
@@ -441,3 +449,47 @@ def test_silence_and_extreme_controls_equal_eager(name: str, reduced_engine: Nat
     ref = _eager(model, f0, loud)
     _assert_close(NativeEngine(model)(f0, loud), ref)
     _assert_close(_streamed(NativeEngine(model), f0, loud, [1]), ref)
+
+
+# -- int8 / bf16 weight storage: the engine runs the quantize compressor's models --------------------
+
+# int8 models: engine ``s * (q . x)`` vs eager ``x . (q * s)``, a float32 rounding apart. Measured today:
+# 2e-7 to 5e-7 of peak on every size; the contract (issue 12) is 1e-3 of peak, asserted with 100x margin.
+QTOL = 1e-5
+QUANT_MODELS = {**{n: (lambda n=n: SIZES.get(n)()) for n in ALL_SIZES},
+                **{c: CUSTOM[c] for c in ("hpn-pruned", "wavetable-7x33", "ddx7-custom-trunk", "ddx7-one-block")}}
+
+
+def _quantized(case: str, storage: str) -> nn.Module:
+    from compressors._quantize import quantize_bf16, quantize_int8
+
+    torch.manual_seed(0)
+    model = _perturb(QUANT_MODELS[case]())
+    return (quantize_int8 if storage == "int8" else quantize_bf16)(model).eval()
+
+
+@pytest.mark.parametrize("storage", ["int8", "bf16"])
+@pytest.mark.parametrize("case", list(QUANT_MODELS))
+def test_quantized_model_on_engine_equals_eager_quantized(case: str, storage: str,
+                                                          reduced_engine: NativeEngine) -> None:
+    """Offline, at 64-sample buffers and at changing buffer sizes; the engine reads the stored weights."""
+    q = _quantized(case, storage)
+    f0, loud = example_inputs(_frames(case), seed=1)
+    ref = _eager(q, f0, loud, seed=0)
+    engine = NativeEngine(q, seed=0)
+    assert engine.storage == storage and engine._Q.dtype.itemsize == (1 if storage == "int8" else 2)
+    _assert_close(engine(f0, loud), ref, tol=QTOL)
+    _assert_close(_streamed(NativeEngine(q, seed=0), f0, loud, [1]), ref, tol=QTOL)
+    _assert_close(_streamed(NativeEngine(q, seed=0), f0, loud, CHANGING), ref, tol=QTOL)
+
+
+@pytest.mark.parametrize("storage", ["int8", "bf16"])
+def test_quantized_engine_differs_from_float_engine(storage: str, reduced_engine: NativeEngine) -> None:
+    """The engine really computes with the stored weights: its audio is the quantized model's, not the float one's."""
+    f0, loud = example_inputs(60, seed=2)
+    q = _quantized("hpn/reduced", storage)
+    torch.manual_seed(0)
+    fp = NativeEngine(_perturb(SIZES.get("hpn/reduced")()))(f0, loud)
+    out = NativeEngine(q)(f0, loud)
+    diff = np.abs(out - fp).max()
+    assert diff > 10 * QTOL * np.abs(fp).max(), diff  # bf16 hpn/reduced: 6e-4 of peak, int8 more

@@ -143,7 +143,12 @@ def test_evaluate_writes_one_record(tmp_path: Path, toy_families: None,  # noqa:
     data = _dataset(tmp_path)
     ckpt = save_checkpoint(ToyLinear(width=8), tmp_path / "toy.pt")
     argv = ["evaluate", "--model", str(ckpt), "--data", str(data), "--metrics", "mss,fad,kad,rtf,stream,size,param_bytes,checkpoint_bytes",
-            "--buffers", "64,256", "--json", "--out", str(tmp_path / "res"), "--n-audio", "2"]
+            "--buffers", "64,256", "--json", "--out", str(tmp_path / "res"), "--n-audio", "2", "--speed-backend", "eager"]
+    # the default speed backend is the native engine, which runs family models only: one line naming why
+    assert main(argv[:-2]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: speed backend 'native': native engine: ToyLinear is not") and "\n" not in err
+    assert "eager" in err
     assert main(argv) == 0
     row = json.loads(capsys.readouterr().out)
     assert row["status"] == "ok" and row["family"] == "_toy_linear" and row["method"] == "evaluate"
@@ -152,6 +157,7 @@ def test_evaluate_writes_one_record(tmp_path: Path, toy_families: None,  # noqa:
         assert row["metrics"][k] is not None and row["units"][k], k
     assert row["units"]["rtf_offline"] == "s/s" and len(row["per_clip"]["mss"]) == 3
     assert row["provenance"]["threads"] == 1 and row["provenance"]["torch_version"]
+    assert row["provenance"]["speed_backend"] == "eager" and row["metric_defs"]["rtf_offline"].endswith("backend=eager")
     res = tmp_path / "res"
     assert len((res / "records.jsonl").read_text().splitlines()) == 1
     assert len(list((res / "candidates").glob("*/audio/*.wav"))) == 2 and len(list((res / "targets").glob("*.wav"))) == 2
@@ -173,4 +179,7 @@ def test_evaluate_console_script_on_hpn(tmp_path: Path) -> None:
     assert "rtf_stream_256" in proc.stdout and "peak_mem_bytes" in proc.stdout
     row = json.loads((tmp_path / "res" / "records.jsonl").read_text())
     assert row["family"] == "hpn" and row["size"] == "reduced" and row["metrics"]["params"] == 23512
+    assert row["provenance"]["speed_backend"] == "native"  # the default
+    assert row["metric_defs"]["rtf_stream_256"].endswith("backend=native")
+    assert row["metrics"]["engine_bytes"] > 0 and row["metrics"]["peak_rss_bytes"] > row["metrics"]["engine_bytes"]
     assert row["metrics"]["peak_mem_bytes"] > 0 and row["metric_defs"]["fad"] == "logmel/1"

@@ -36,7 +36,8 @@ def test_expand_metrics_groups_and_errors() -> None:
     names = expand_metrics("mss,rtf,stream,size", (64, 512))
     assert names == ["mss", "rtf_offline", "rtf_stream_64", "rtf_stream_512", "p99_ms_stream_64", "p99_ms_stream_512",
                      "miss_rate_stream_64", "miss_rate_stream_512", "params", "params_trainable", "flops_per_s"]
-    assert expand_metrics(["memory", "param_bytes"], ()) == ["param_bytes", "checkpoint_bytes", "peak_mem_bytes"]
+    assert expand_metrics(["memory", "param_bytes"], ()) == ["param_bytes", "checkpoint_bytes", "peak_mem_bytes",
+                                                             "engine_bytes", "peak_rss_bytes"]
     with pytest.raises(UserError, match="unknown metric 'bogus'"):
         expand_metrics("mss,bogus", (64,))
     with pytest.raises(UserError, match="no standard metric 'rtf_stream_100'"):
@@ -166,3 +167,18 @@ def test_shared_work_is_done_once_per_evaluation(monkeypatch: pytest.MonkeyPatch
     res = evaluate_model(ToyLinear(width=4), _clips(2), metrics="mss,rtf,stream", stream_buffers=(64, 256))
     assert calls == {"render": 1, "speed": 1}  # one rendering for the audio metrics, one timing run for seven
     assert all(res.metrics[f"{k}_stream_{b}"] is not None for k in ("rtf", "p99_ms", "miss_rate") for b in (64, 256))
+def test_engine_bytes_in_a_record_with_unit_and_definition() -> None:
+    """A family model gets the engine's bytes; a model the engine cannot run gets None and the reason, not a crash."""
+    import torch
+
+    import baselines  # noqa: F401  (registers the families)
+    from suite.metrics.memory import engine_bytes
+    from suite.registry import SIZES
+
+    torch.manual_seed(0)
+    model = SIZES.get("ddx7/reduced")().eval()
+    res = evaluate_model(model, _clips(1), metrics="engine_bytes")
+    assert res.metrics["engine_bytes"] == engine_bytes(model)["total"] and res.units["engine_bytes"] == "B"
+    assert res.metric_defs["engine_bytes"].startswith("native engine, one stream, 64-sample buffers")
+    toy = evaluate_model(ToyLinear(width=4), _clips(1), metrics="engine_bytes")
+    assert toy.metrics["engine_bytes"] is None and "not an HpN" in toy.metric_defs["engine_bytes"]

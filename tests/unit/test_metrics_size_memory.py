@@ -92,3 +92,73 @@ def test_peak_memory_reports_a_bad_checkpoint(tmp_path: Path) -> None:
     bad.write_text("not a checkpoint")
     with pytest.raises(RuntimeError, match="not a loadable checkpoint"):
         peak_inference_memory(bad)
+
+
+# -- memory as deployed on the native engine ----------------------------------------------------------
+
+
+def _tiny_hpn() -> nn.Module:
+    from baselines.hpn import HarmonicPlusNoise
+
+    torch.manual_seed(0)
+    return HarmonicPlusNoise(hidden=4, n_harmonics=3, n_bands=2).eval()
+
+
+def test_engine_bytes_equals_a_hand_count_on_a_tiny_model() -> None:
+    """HpN hidden=4, 3 harmonics, 2 noise bands, one stream, 64-sample buffers (1 frame), counted by hand."""
+    from compressors import quantize_int8
+    from suite.metrics.memory import engine_bytes
+
+    # weight matrices: f0 and loudness MLPs 1->4->4->4 (36 each), GRU ih 12x8 + hh 12x4 (144),
+    # output MLP 6->4->4->4 (56), heads 6x4 (24): 296 weights
+    matrices = 2 * (4 + 16 + 16) + 12 * 8 + 12 * 4 + (24 + 16 + 16) + 6 * 4
+    # float32 rest: 9 MLP layers x (bias, LayerNorm gain and bias) of 4, GRU biases 2 x 12, head biases 6
+    rest = 9 * 3 * 4 + 2 * 12 + 6
+    table = (3 + 3 + 1 + 3 + 1) * 8 * 8  # 11 layer-table rows of 8 int64
+    constants = 250 * 144 * 4 + 16000 * 4 + 6 * 8 + 2 * 64 * 4 + 1 * 4  # reverb spectra, impulse, meta, noise FIR, tables
+    state = 4 * 4 + 4 + 8 + 8 + 8 + 64 * 4 + 250 * 144 * 4 + 8  # GRU h, f0, phase, noise key, frame, reverb prev/ring/pos
+    io = 2 * 4 + 64 * 4  # f0 and loudness in, audio out
+    reverb = 2 * 128 * 8 + 144 * 4  # FFT re/im (float64), spectral sum
+    synth = (2 + 6 * 64 + 1 + 2 * 3 + 2 + 1) * 4 + 256 * 4 + 64 * 8  # frame buffers, controls; noise FIR; harmonic sum
+    decoder = (2 + 9 * 4 + 8 + 12 + 4 + 2 + 6) * 4 + 12 * 4  # inputs, MLP outputs, concat, GI, GRU out, heads; gates
+    scratch = io + reverb + synth + decoder
+
+    got = engine_bytes(_tiny_hpn(), 64)
+    assert got == {"weights": matrices * 4 + rest * 4 + table, "constants": constants, "state": state,
+                   "scratch": scratch, "total": matrices * 4 + rest * 4 + table + constants + state + scratch}
+    q = engine_bytes(quantize_int8(_tiny_hpn()), 64)
+    scales = 9 * 4 + 2 * 12 + 6  # one float32 scale per output row
+    assert q["weights"] == matrices * 1 + (rest + scales) * 4 + table
+    assert q["state"] == state and q["constants"] == constants
+    assert engine_bytes(_tiny_hpn(), 256)["scratch"] > scratch  # scratch grows with the buffer
+
+
+def test_engine_bytes_int8_hpn_full_is_a_quarter_of_the_weights() -> None:
+    from compressors import quantize_int8
+    from suite.catalog import load_catalog
+    from suite.metrics.memory import engine_bytes
+    from suite.registry import SIZES
+
+    load_catalog()
+    model = SIZES.get("hpn/full")().eval()
+    fp, q = engine_bytes(model), engine_bytes(quantize_int8(model))
+    assert 17.0e6 < fp["weights"] < 17.4e6  # the 17.2 MB a float32 frame reads
+    assert 0.25 <= q["weights"] / fp["weights"] < 0.26
+
+
+def test_engine_bytes_refuses_what_the_engine_cannot_run() -> None:
+    from suite.errors import UserError
+    from suite.metrics.memory import engine_bytes
+
+    with pytest.raises(UserError, match="not an HpN"):
+        engine_bytes(nn.Linear(2, 2))
+
+
+@pytest.mark.slow
+def test_peak_rss_of_engine_streaming_counts_everything(tmp_path: Path) -> None:
+    """No baseline subtracted: a fresh Python process with torch and numba is hundreds of MB."""
+    from suite.metrics.memory import peak_engine_rss
+
+    path = save_checkpoint(_tiny_hpn(), tmp_path / "tiny.pt")
+    res = peak_engine_rss(path, frames=100)
+    assert res["peak_rss_bytes"] > 100e6 and res["buffer"] == 64 and res["peak_source"] in ("memory_profiler", "VmHWM")

@@ -118,7 +118,8 @@ def test_native_speed_backend_in_a_sweep_candidate(tmp_path):
                        trial=0)
     assert ok.status == "ok", ok.error
     assert 0 < ok.metrics["rtf_stream_64"] < 10 and ok.metric_defs["rtf_stream_64"].endswith("backend=native")
-    # the native engine runs float models only: an int8 candidate becomes a failed record naming why
+    # the native engine runs the int8 (and bf16) models the quantize compressor makes: timed like the rest
     q = run_candidate(Candidate("hpn", "quantize", None, (("quantize", {"method": "int8"}),)), ws,
                       candidate_id="t0001", trial=1)
-    assert q.status == "failed" and "native" in q.error and "\n" not in q.error
+    assert q.status == "ok", q.error
+    assert 0 < q.metrics["rtf_stream_64"] < 10 and q.metric_defs["rtf_stream_64"].endswith("backend=native")

@@ -69,10 +69,65 @@ def test_int8_round_trip_with_weights_only(hpn_int8: torch.nn.Module, tmp_path: 
     q = hpn_int8
     path = save_checkpoint(q, tmp_path / "q.pt")
     payload = torch.load(path, weights_only=True)  # plain tensors only
-    assert any(k.endswith(".int8") and v.dtype == torch.int8 for k, v in payload["state_dict"].items())
+    stored = {k: v for k, v in payload["state_dict"].items() if k.endswith("_q")}
+    assert stored and all(v.dtype == torch.int8 for v in stored.values())
+    assert "decoder.gru.weight_hh_l0_q" in stored and "decoder.gru.weight_ih_l0_scale" in payload["state_dict"]
     loaded, _ = load_checkpoint(path)
     torch.testing.assert_close(_audio(loaded), _audio(q), rtol=0, atol=0)
-    assert loaded.ddsp_transforms == [{"name": "quantize_dynamic_int8", "params": {}}]
+    assert loaded.ddsp_transforms == [{"name": "int8_weights", "params": {}}]
+
+
+def test_int8_is_symmetric_per_output_channel() -> None:
+    """``q = round(w / s)``, ``s = max|w_row| / 127`` per output row; an all-zero row gets scale 1."""
+    from baselines.stored import StoredLinear, quantize_rows
+
+    torch.manual_seed(0)
+    w = torch.randn(5, 7) * torch.tensor([1.0, 10.0, 0.01, 3.0, 0.0])[:, None]
+    q, s = quantize_rows(w)
+    assert q.dtype == torch.int8 and s.dtype == torch.float32 and s.shape == (5,)
+    torch.testing.assert_close(s[:4], w[:4].abs().amax(1) / 127)
+    assert s[4] == 1 and not q[4].any()
+    assert (q[:4].abs().amax(1) == 127).all() and q.min() >= -127
+    assert ((q.float() * s[:, None] - w).abs() <= s[:, None] / 2 + 1e-7).all()  # half a step at most
+    lin = torch.nn.Linear(7, 5)
+    with torch.no_grad():
+        lin.weight.copy_(w)
+    st = StoredLinear(lin, "int8")
+    x = torch.randn(3, 7)
+    torch.testing.assert_close(st(x), x @ (q.float() * s[:, None]).T + lin.bias)  # float32 compute
+
+
+@pytest.mark.parametrize("name", ["ddx7/reduced", "wavetable/reduced"])
+@pytest.mark.parametrize("method", ["int8", "bf16"])
+def test_every_family_quantizes_and_round_trips(name: str, method: str, tmp_path: Path) -> None:
+    """DDX7's convolutions are stored too (int8 used to be refused for DDX7: no Linear/GRU)."""
+    load_catalog()
+    torch.manual_seed(0)
+    model = SIZES.get(name)().eval()
+    res = get_compressor("quantize").compress(model, CompressContext(), method=method, measure_frames=0)
+    q = res.model
+    stored = [(k, p) for k, p in q.named_parameters() if k.endswith("_q")]
+    want = torch.int8 if method == "int8" else torch.bfloat16
+    assert stored and all(p.dtype == want and not p.requires_grad for _, p in stored)
+    if name.startswith("ddx7"):
+        assert any(".conv1." in k for k, _ in stored) and any(".residual." in k for k, _ in stored)
+    # weight norm is folded into the stored weight: its per-channel gains are no longer separate parameters
+    gains = sum(p.numel() for k, p in model.named_parameters() if k.endswith("weight.original0"))
+    assert serialized_bytes(q) < serialized_bytes(model) and count_params(q) == count_params(model) - gains
+    loaded, _ = load_checkpoint(save_checkpoint(q, tmp_path / "q.pt"))
+    torch.testing.assert_close(_audio(loaded), _audio(q), rtol=0, atol=0)
+    assert float(mss(_audio(model), _audio(q))) < 0.5
+
+
+def test_loaded_int8_checkpoint_runs_on_the_native_engine(hpn_int8: torch.nn.Module, tmp_path: Path) -> None:
+    from baselines.native import NativeEngine
+
+    loaded, _ = load_checkpoint(save_checkpoint(hpn_int8, tmp_path / "q.pt"))
+    f0, loud = _inputs(20)
+    engine = NativeEngine(loaded, seed=7)
+    assert engine.storage == "int8"
+    ref = _audio(loaded, 20).numpy()
+    assert abs(engine(f0, loud) - ref).max() <= 1e-5 * abs(ref).max()
 
 
 def test_bf16_round_trip_and_fidelity(tmp_path: Path) -> None:
@@ -81,7 +136,8 @@ def test_bf16_round_trip_and_fidelity(tmp_path: Path) -> None:
     model = FAMILIES.get("hpn")(hidden=64).eval()
     b = quantize_bf16(model)
     assert serialized_bytes(b) < serialized_bytes(model)
-    assert b.decoder.inner.gru.weight_ih_l0.dtype == torch.bfloat16
+    assert b.decoder.gru.weight_ih_l0_q.dtype == torch.bfloat16
+    assert b.decoder.gru.weight_ih_l0.dtype == torch.float32  # computed in float32
     assert b.reverb.noise.dtype == torch.float32  # the synth stays float32
     loaded, _ = load_checkpoint(save_checkpoint(b, tmp_path / "b.pt"))
     torch.testing.assert_close(_audio(loaded), _audio(b), rtol=0, atol=0)
