@@ -167,12 +167,17 @@ def pareto_plot(
         ax.add_artist(first)
         ax.legend(handles=family_handles, title="family", fontsize=7, title_fontsize=7, loc="lower left",
                   bbox_to_anchor=(1.01, 0.0), framealpha=0.9)
-        fig.tight_layout()
-        out = Path(out_path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, format="png")
+        return _save(fig, out_path)
     finally:
         plt.close(fig)
+
+
+def _save(fig: Any, out_path: str | Path) -> Path:
+    """Lay out and write a finished figure as PNG (the figure is closed by the caller)."""
+    fig.tight_layout()
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, format="png")
     return out
 
 
@@ -211,13 +216,9 @@ def hypervolume_history_plot(df: pd.DataFrame, objectives: Sequence[str], out_pa
         ax.set_title(title or f"Hypervolume history over ({', '.join(names)})", fontsize=10)
         ax.grid(True, alpha=0.25)
         ax.legend(fontsize=7, loc="lower right")
-        fig.tight_layout()
-        out = Path(out_path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, format="png")
+        return _save(fig, out_path)
     finally:
         plt.close(fig)
-    return out
 
 
 def spectrogram_png(audio: np.ndarray, sr: int, out_path: str | Path, *, floor_db: float = 80.0) -> Path:

@@ -334,14 +334,21 @@ def _checkpoint_bytes(ctx: EvalContext, name: str) -> Measured:
     return Measured(float(memory.checkpoint_bytes(ctx.checkpoint())), "size of the ddspbench checkpoint file")
 
 
+def _in_child(ctx: EvalContext, measure: Callable[..., dict[str, Any]]) -> dict[str, Any] | str:
+    """``measure(checkpoint, threads=, plugins=)`` in a fresh process (the memory metrics); its result, or
+    why it failed (the child failed or timed out: the row says so and keeps its other metrics)."""
+    module = type(ctx.model).__module__
+    try:
+        return measure(ctx.checkpoint(), threads=ctx.threads or 1, plugins=[module] if module != "__main__" else [])
+    except RuntimeError as exc:
+        return f"not measured: {str(exc)[:200]}"
+
+
 @_metric("peak_mem_bytes")
 def _peak_mem(ctx: EvalContext, name: str) -> Measured:
-    model = ctx.model
-    plugins = [type(model).__module__] if type(model).__module__ != "__main__" else []
-    try:
-        pm = memory.peak_inference_memory(ctx.checkpoint(), threads=ctx.threads or 1, plugins=plugins)
-    except RuntimeError as exc:  # the child failed or timed out: say so in the row, keep the rest
-        return Measured(None, f"not measured: {str(exc)[:200]}")
+    pm = _in_child(ctx, memory.peak_inference_memory)
+    if isinstance(pm, str):
+        return Measured(None, pm)
     return Measured(float(pm["peak_mem_bytes"]), f"4 s clip on CPU, {pm['method']}, threads={pm['threads']}")
 
 
@@ -358,12 +365,9 @@ def _engine_bytes(ctx: EvalContext, name: str) -> Measured:
 
 @_metric("peak_rss_bytes")
 def _peak_rss(ctx: EvalContext, name: str) -> Measured:
-    model = ctx.model
-    plugins = [type(model).__module__] if type(model).__module__ != "__main__" else []
-    try:
-        pr = memory.peak_engine_rss(ctx.checkpoint(), threads=ctx.threads or 1, plugins=plugins)
-    except RuntimeError as exc:  # the child failed or timed out: say so in the row, keep the rest
-        return Measured(None, f"not measured: {str(exc)[:200]}")
+    pr = _in_child(ctx, memory.peak_engine_rss)
+    if isinstance(pr, str):
+        return Measured(None, pr)
     return Measured(float(pr["peak_rss_bytes"]), f"4 s clip streamed at {pr['buffer']}-sample buffers, "
                                                  f"{pr['method']}, threads={pr['threads']}")
 
