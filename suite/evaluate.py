@@ -17,6 +17,7 @@ Metric names (``suite.records.STANDARD_METRICS``) can be given one by one or as 
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import os
 import tempfile
@@ -177,13 +178,21 @@ class EvalContext:
         def make() -> dict[str, Any]:
             f0 = torch.as_tensor(self.test_set.f0_hz[:1], dtype=torch.float32)
             loud = torch.as_tensor(self.test_set.loudness_db[:1], dtype=torch.float32)
-            return measure_speed(self.model, buffers=self.timed_buffers(), offline="rtf_offline" in self.names,
-                                 inputs=(f0, loud), device=self.device, threads=None, seed=self.seed,
+            model, device = self.model, self.timing_device()
+            if device != self.device:  # an exported path deploys on the CPU: time a CPU copy, keep the model where it is
+                model = copy.deepcopy(self.model).to(device)
+            return measure_speed(model, buffers=self.timed_buffers(), offline="rtf_offline" in self.names,
+                                 inputs=(f0, loud), device=device, threads=None, seed=self.seed,
                                  backend=self.speed_backend)
         return cast(dict[str, Any], self.once("speed", make))
 
+    def timing_device(self) -> str:
+        """Where speed is measured: the evaluation's device for eager, the CPU for an exported path (the
+        native engine and TorchScript export are CPU deployments, also for a model trained on CUDA)."""
+        return self.device if self.speed_backend == "eager" else "cpu"
+
     def speed_suffix(self) -> str:
-        return f"threads={torch.get_num_threads()}, {self.device}, backend={self.speed_backend}"
+        return f"threads={torch.get_num_threads()}, {self.timing_device()}, backend={self.speed_backend}"
 
     def compared(self) -> tuple[dict[str, Any] | None, dict[str, str]]:
         """The embedding comparison of target and model clips (None under MIN_CLIPS clips) and its definitions."""

@@ -133,7 +133,9 @@ _PAPER = Preset(
                 "kd_control": {"kd_weight": {"choices": [1.0]}, "target_weight": {"choices": [0.5]}},
             },
         },
-        "evaluation": {"embedding": "aisfx", "stream_buffers": [64, 256, 512, 1024], "n_audio_examples": 8},
+        # speed on the native engine, the CPU deployment (a CPU copy of each CUDA-trained candidate is timed)
+        "evaluation": {"embedding": "aisfx", "stream_buffers": [64, 256, 512, 1024], "n_audio_examples": 8,
+                       "speed_backend": "native"},
     },
 )
 

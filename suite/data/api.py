@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +83,9 @@ def check_options(name: str, options: dict[str, Any], known: dict[str, Any] | No
         elif key == "min_confidence":
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
             want = "a number in [0, 1]"
-        else:
-            ok = isinstance(value, str) or (isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value))
-            want = "a name or a list of names"
+        else:  # names, or paths (a soundfont file)
+            ok = isinstance(value, (str, os.PathLike)) or (
+                isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value))
+            want = "a name, a path or a list of names"
         if not ok:
             raise UserError(f"dataset {name!r} option {key}: expected {want}, got {value!r}")

@@ -382,9 +382,6 @@ def _check_semantics(cfg: SweepConfig, where: str) -> None:
     if cfg.evaluation.speed_backend not in SPEED_BACKENDS:
         raise UserError(f"{where}.evaluation.speed_backend: {cfg.evaluation.speed_backend!r} is not one of "
                         f"{', '.join(SPEED_BACKENDS)}")
-    if cfg.evaluation.speed_backend != "eager" and cfg.device != "cpu":
-        raise UserError(f"{where}.evaluation.speed_backend: {cfg.evaluation.speed_backend!r} runs on CPU only "
-                        f"(device is {cfg.device!r}); use eager")
     _check_sections(cfg, where)
 
 

@@ -52,7 +52,6 @@ def test_round_trip_through_dict_keeps_hash():
         ({"covering": "yes"}, "expected true or false"),
         ({"evaluation": {"stream_buffers": "64"}}, "expected a list"),
         ({"evaluation": {"speed_backend": "tensorrt"}}, "speed_backend: 'tensorrt' is not one of"),
-        ({"evaluation": {"speed_backend": "native"}, "device": "cuda"}, "runs on CPU only"),
     ],
 )
 def test_validation_errors_are_one_line_and_name_the_key(tree, message):
@@ -194,3 +193,9 @@ def test_a_sweep_file_that_is_not_utf8_is_one_line(tmp_path):
     bad.write_bytes("study: café\n".encode("latin-1"))
     with pytest.raises(UserError, match="not UTF-8"):
         load_yaml(bad)
+
+
+def test_an_exported_speed_backend_is_allowed_with_a_cuda_device():
+    """Training on CUDA, speed timed on the CPU deployment (a CPU copy of the candidate on the engine)."""
+    cfg = config_from_dict(deep_merge(preset_tree("smoke"), {"device": "cuda"}), where="t")
+    assert cfg.evaluation.speed_backend == "native" and cfg.device == "cuda"
