@@ -280,7 +280,7 @@ class Workspace:
             if cached.is_file():
                 fields = json.loads(cached.read_text())
             else:
-                fields = _evaluate(model, self, None, tdir / "model.pt", self.out / "candidates" / cid / "audio", self.cfg.seed)
+                fields = _evaluate(model, self, None, tdir / "model.pt", self.out / "candidates" / cid / "audio")
                 fields["metrics"]["train_seconds"] = info.get("train_seconds")
                 tmp = cached.with_name(cached.name + ".tmp")
                 tmp.write_text(json.dumps(fields, default=str))
@@ -288,7 +288,7 @@ class Workspace:
             record = ResultRecord.with_units(
                 candidate_id=cid, study=self.cfg.study, trial=None, family=family, size=info["size"], method="teacher",
                 method_params={"preset": self.cfg.preset, "steps": info["steps"], "config": info["config"]},
-                dataset=self.dataset_name, seed=self.cfg.seed, **_record_fields(fields, self, tdir / "model.pt", self.cfg.seed),
+                dataset=self.dataset_name, seed=self.cfg.seed, **_record_fields(fields, self, tdir / "model.pt"),
             )
             append_record(self.records_path, record)
 
@@ -300,7 +300,7 @@ def _spread(n: int, k: int) -> list[int]:
 
 
 def _evaluate(model: nn.Module, ws: Workspace, teacher: nn.Module | None, ckpt: Path, audio_out: Path,
-              seed: int) -> dict[str, Any]:
+              seed: int | None = None) -> dict[str, Any]:
     ev = ws.cfg.evaluation
     names = [*ev.metrics, *[o for o in ws.cfg.objectives if o not in ev.metrics]]
     if teacher is None:
@@ -308,18 +308,19 @@ def _evaluate(model: nn.Module, ws: Workspace, teacher: nn.Module | None, ckpt: 
     result = evaluate_model(
         model, ws.splits()["test"], metrics=names, teacher=teacher, embedding=ev.embedding,
         stream_buffers=tuple(ev.stream_buffers), device=ws.cfg.device, threads=ev.threads,
-        checkpoint_path=ckpt, audio_out=audio_out, n_audio_examples=ev.n_audio_examples, seed=seed,
+        checkpoint_path=ckpt, audio_out=audio_out, n_audio_examples=ev.n_audio_examples,
+        seed=ws.cfg.seed if seed is None else seed,
         speed_backend=ev.speed_backend,
     )
     return dataclasses.asdict(result)
 
 
-def _record_fields(fields: dict[str, Any], ws: Workspace, ckpt: Path, seed: int) -> dict[str, Any]:
+def _record_fields(fields: dict[str, Any], ws: Workspace, ckpt: Path, seed: int | None = None) -> dict[str, Any]:
     out = {k: fields.get(k) or {} for k in MEASUREMENT_FIELDS}
     arts = {**out["artifacts"], "checkpoint": str(ckpt), "target_audio": str(ws.out / "targets"),
             "config": str(ws.out / f"config.{ws.cfg.study}.yaml")}
     out["artifacts"] = {k: results_relative(v, ws.out) for k, v in arts.items()}
-    prov = provenance(device=ws.cfg.device, threads=ws.cfg.evaluation.threads, seed=seed)
+    prov = provenance(device=ws.cfg.device, threads=ws.cfg.evaluation.threads, seed=ws.cfg.seed if seed is None else seed)
     out["provenance"] = {**prov, "preset": ws.cfg.preset}
     return out
 
