@@ -173,7 +173,8 @@ def run(args: argparse.Namespace) -> int:
                     "finished": summary.finished_total, "ran": summary.ran, "ok": summary.ok, "failed": summary.failed,
                     "records": str(ws.records_path), "config": str(config_path),
                     "report": None if report_dir is None else str(report_dir),
-                    "candidates": [{"candidate_id": r.candidate_id, "status": r.status, "method": r.method,
+                    "candidates": [{"candidate_id": r.candidate_id, "config_id": r.config_id, "seed": r.seed,
+                                    "status": r.status, "method": r.method,
                                     "family": r.family, "size": r.size, "error": r.error,
                                     "objectives": {o: r.metrics.get(o) for o in cfg.objectives}}
                                    for r in summary.records]})

@@ -29,7 +29,7 @@ from suite.pipeline import Workspace
 from suite.presets import preset_tree
 from suite.records import ResultRecord, append_record, read_records
 from suite.sweep.config import config_from_dict, config_hash
-from suite.sweep.runner import open_study, recover_stale, run_trials
+from suite.sweep.runner import load_study_config, open_study, recover_stale, run_trials
 from suite.sweep.storage import default_storage_url
 from tests.unit.test_compressor_description import _tiny_tree
 
@@ -220,6 +220,9 @@ def test_repeats_is_validated_and_hashed_only_when_it_is_not_one(tmp_path, capsy
     assert config_hash(two) != config_hash(one)  # a mean over 2 seeds is not the single-seed objective
     old = {k: v for k, v in one.to_dict().items() if k != "repeats"}  # a study made before repeats existed
     assert config_hash(config_from_dict(old)) == config_hash(one)
+    url = default_storage_url(tmp_path / "w")
+    open_study(config_from_dict({**tree, "repeats": 3}), url)
+    assert load_study_config(url, "smoke").repeats == 3  # what a worker runs
     assert main(["sweep", "--repeats", "0", "--out", str(tmp_path / "x")]) == 2
     assert "repeats: must be at least 1" in capsys.readouterr().err
 
