@@ -44,13 +44,15 @@ def _study(out: Path, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=open_storage(default_storage_url(out)))
 
 
-def test_a_real_sweep_with_two_repeats_writes_every_seed_and_reports_configurations(tmp_path):
+def test_a_real_sweep_with_two_repeats_writes_every_seed_and_reports_configurations(tmp_path, capsys):
     tree = _tiny_tree(tmp_path, families=["hpn"], methods=["scratch", "quantize"], sizes=["reduced", "hidden=16"], params={"quantize": {"method": {"choices": ["bf16"]}}})
     tree.update(study="rep", trials=3, sampler="random", seed=5)
     cfg_path = tmp_path / "rep.yaml"
     cfg_path.write_text(yaml.safe_dump(tree))
     out = tmp_path / "out"
     assert main(["sweep", "--config", str(cfg_path), "--out", str(out), "--repeats", "2", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 seeds per configuration (5..6)" in printed and "(mean of 2 of 2 seeds)" in printed
 
     cands = [r for r in read_records([out / "records.jsonl"]) if r.method != "teacher"]
     assert all(r.status == "ok" for r in cands), [r.error for r in cands]
