@@ -162,6 +162,18 @@ class Compressor(abc.ABC):
     without Linear/GRU layers); the sweep never proposes them."""
 
     @classmethod
+    def uses_seed(cls, params: Mapping[str, Any], steps: int) -> bool:
+        """Whether the candidate this method makes depends on ``ctx.seed`` (what a sweep's repeats vary).
+
+        ``params`` are the step's hyper-parameters (defaults filled in), ``steps`` the training
+        recipe's ``ctx.steps``. The default assumes it does (training, initialisation, random draws),
+        except for ``post_training`` methods, which transform a given model the same way every time
+        (quantization). A method whose seed use depends on its settings overrides this (``prune``
+        without fine-tuning and with a deterministic importance ignores the seed).
+        """
+        return not cls.post_training
+
+    @classmethod
     def supports_size(cls, family: str, size: str) -> bool:
         """Whether the method can train a student of ``size`` (a size name or ``key=value``) for ``family``."""
         return True

@@ -155,6 +155,13 @@ class Prune(Compressor):
         "kd_weight": ParamSpec(choices=[0.0, 0.5]),  # 0: plain fine-tune; > 0: audio KD from the unpruned teacher
     }
 
+    @classmethod
+    def uses_seed(cls, params: Mapping[str, Any], steps: int) -> bool:
+        """Only fine-tuning and the ``random`` importance use the seed; magnitude pruning of a given model is fixed."""
+        values = {**cls.defaults, **dict(params)}
+        finetune = steps if values["finetune_steps"] is None else int(values["finetune_steps"])
+        return finetune > 0 or values["importance"] == "random"
+
     def run(self, teacher: nn.Module, ctx: CompressContext, params: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
         start = ctx.candidate if ctx.candidate is not None else teacher
         if getattr(start, "ddsp_transforms", None):

@@ -24,7 +24,7 @@ from suite.candidate import ParamSpec, step_keys
 from suite.errors import UserError
 from suite.registry import COMPRESSORS
 
-__all__ = ["Chain", "parse_chain", "get_compressor", "run_chain", "split_params", "step_space", "compress_steps",
+__all__ = ["Chain", "steps_use_seed", "parse_chain", "get_compressor", "run_chain", "split_params", "step_space", "compress_steps",
            "REGISTERED_CHAINS"]
 
 Step = tuple[str, dict[str, Any]]
@@ -146,6 +146,11 @@ class Chain(Compressor):
         return all(_step_class(n).supports(family, p, size if i == 0 else None)
                    for i, ((n, _), p) in enumerate(zip(cls.steps, per_step)))
 
+    @classmethod
+    def uses_seed(cls, params: Mapping[str, Any], steps: int) -> bool:
+        per_step = split_params(cls.steps, params)
+        return steps_use_seed([(n, p) for (n, _), p in zip(cls.steps, per_step)], steps)
+
     def resolve_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         per_step = split_params(self.steps, params)  # raises on keys no step accepts
         resolved: dict[str, Any] = {}
@@ -196,6 +201,16 @@ def compress_steps(teacher: nn.Module, ctx: CompressContext, method: str, steps:
         return get_compressor(name).compress(teacher, ctx, **params)
     validate_steps(steps)
     return _chain_class(method, [(n, dict(p)) for n, p in steps])().compress(teacher, ctx)
+
+
+def steps_use_seed(steps: Sequence[Step], recipe_steps: int) -> bool:
+    """Whether a candidate made by these steps depends on the seed: where any step does
+    (:meth:`compressors.Compressor.uses_seed`, each step asked with its defaults filled in)."""
+    for name, params in steps:
+        cls = _step_class(name)
+        if cls.uses_seed({**cls.defaults, **dict(params)}, recipe_steps):
+            return True
+    return False
 
 
 def _chain_class(spec: str, steps: list[Step]) -> type[Chain]:

@@ -36,7 +36,9 @@ SEEDS_NOTE = (
     "Configurations run with several seeds are one row each: metrics are means over seeds, n_seeds says how many, "
     "and their intervals are 95 % t-intervals over seeds (single-seed rows keep their bootstrap interval over test "
     "clips). Comparisons pair clips, using each clip's mean over seeds, and use the seed-to-seed standard deviation "
-    "as the practical threshold where it exceeds the relative one."
+    "as the practical threshold where it exceeds the relative one. A sweep measures candidates that neither train "
+    "nor draw random numbers (quantization, pruning without fine-tuning) once, so their n_seeds is 1; teachers are "
+    "trained once, with the sweep's first seed."
 )
 
 

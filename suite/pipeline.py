@@ -125,11 +125,13 @@ def teacher_size_label(family: str, cfg: SweepConfig) -> str:
 
 def failed_record(cfg: SweepConfig, *, candidate_id: str, family: str, size: str, method: str,
                   method_params: dict[str, Any], error: str, trial: int | None = None,
-                  dataset: str | None = None, provenance: dict[str, Any] | None = None) -> ResultRecord:
-    """A record for a candidate that did not produce numbers."""
+                  dataset: str | None = None, provenance: dict[str, Any] | None = None,
+                  seed: int | None = None, config_id: str | None = None) -> ResultRecord:
+    """A record for a candidate that did not produce numbers (``seed`` defaults to ``cfg.seed``)."""
     return ResultRecord.with_units(
         candidate_id=candidate_id, study=cfg.study, trial=trial, family=family, size=size, method=method,
-        method_params={**method_params, "preset": cfg.preset}, dataset=dataset or cfg.data.dataset, seed=cfg.seed,
+        method_params={**method_params, "preset": cfg.preset}, dataset=dataset or cfg.data.dataset,
+        seed=cfg.seed if seed is None else seed, config_id=config_id,
         status="failed", error=error[:300], provenance=provenance or {"preset": cfg.preset},
     )
 
@@ -298,7 +300,8 @@ def _spread(n: int, k: int) -> list[int]:
     return sorted({min(n - 1, int(i * step)) for i in range(k)})
 
 
-def _evaluate(model: nn.Module, ws: Workspace, teacher: nn.Module | None, ckpt: Path, audio_out: Path) -> dict[str, Any]:
+def _evaluate(model: nn.Module, ws: Workspace, teacher: nn.Module | None, ckpt: Path, audio_out: Path,
+              seed: int | None = None) -> dict[str, Any]:
     ev = ws.cfg.evaluation
     names = [*ev.metrics, *[o for o in ws.cfg.objectives if o not in ev.metrics]]
     if teacher is None:
@@ -306,18 +309,19 @@ def _evaluate(model: nn.Module, ws: Workspace, teacher: nn.Module | None, ckpt: 
     result = evaluate_model(
         model, ws.splits()["test"], metrics=names, teacher=teacher, embedding=ev.embedding,
         stream_buffers=tuple(ev.stream_buffers), device=ws.cfg.device, threads=ev.threads,
-        checkpoint_path=ckpt, audio_out=audio_out, n_audio_examples=ev.n_audio_examples, seed=ws.cfg.seed,
+        checkpoint_path=ckpt, audio_out=audio_out, n_audio_examples=ev.n_audio_examples,
+        seed=ws.cfg.seed if seed is None else seed,
         speed_backend=ev.speed_backend,
     )
     return dataclasses.asdict(result)
 
 
-def _record_fields(fields: dict[str, Any], ws: Workspace, ckpt: Path) -> dict[str, Any]:
+def _record_fields(fields: dict[str, Any], ws: Workspace, ckpt: Path, seed: int | None = None) -> dict[str, Any]:
     out = {k: fields.get(k) or {} for k in MEASUREMENT_FIELDS}
     arts = {**out["artifacts"], "checkpoint": str(ckpt), "target_audio": str(ws.out / "targets"),
             "config": str(ws.out / f"config.{ws.cfg.study}.yaml")}
     out["artifacts"] = {k: results_relative(v, ws.out) for k, v in arts.items()}
-    prov = provenance(device=ws.cfg.device, threads=ws.cfg.evaluation.threads, seed=ws.cfg.seed)
+    prov = provenance(device=ws.cfg.device, threads=ws.cfg.evaluation.threads, seed=ws.cfg.seed if seed is None else seed)
     out["provenance"] = {**prov, "preset": ws.cfg.preset}
     return out
 
@@ -332,25 +336,36 @@ def results_relative(path: str | Path, out: Path) -> str:
     return p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
 
 
-def compress_candidate(spec: Candidate, teacher: nn.Module, ws: Workspace, work_dir: Path) -> tuple[nn.Module, dict[str, Any]]:
-    """Run the candidate's steps on ``teacher``, each with its own parameters; returns the model and its description."""
+def compress_candidate(spec: Candidate, teacher: nn.Module, ws: Workspace, work_dir: Path,
+                       seed: int | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Run the candidate's steps on ``teacher``, each with its own parameters; returns the model and its description.
+
+    ``seed`` seeds the steps' training and random draws (default ``cfg.seed``; a sweep's repeats vary it).
+    """
     sp = ws.splits()
     s = ws.cfg.student
     ctx = CompressContext(train_set=sp["train"], valid_set=sp["valid"], steps=s.steps, batch_size=s.batch_size,
-                          lr=s.lr, device=ws.cfg.device, seed=ws.cfg.seed, frames=ws.cfg.data.frames,
+                          lr=s.lr, device=ws.cfg.device, seed=ws.cfg.seed if seed is None else seed, frames=ws.cfg.data.frames,
                           work_dir=work_dir, progress=False)
     result = compress_steps(teacher, ctx, spec.method, spec.run_steps())
     return result.model, result.description
 
 
-def run_candidate(spec: Candidate, ws: Workspace, *, candidate_id: str, trial: int | None = None) -> ResultRecord:
-    """Build, save and measure one candidate; a failure becomes a failed record (never an exception)."""
+def run_candidate(spec: Candidate, ws: Workspace, *, candidate_id: str, trial: int | None = None,
+                  seed: int | None = None, config_id: str | None = None) -> ResultRecord:
+    """Build, save and measure one candidate; a failure becomes a failed record (never an exception).
+
+    ``seed`` (default ``cfg.seed``) seeds the compressor's training and the evaluation's noise; the
+    data and the teacher always use ``cfg.seed``. ``config_id`` names the configuration the record
+    measures (shared by the records of one configuration run with several seeds).
+    """
     cfg = ws.cfg
+    seed = cfg.seed if seed is None else seed
     size = spec.size or teacher_size_label(spec.family, cfg)
     if spec.size is None and any(name == "prune" for name, _ in spec.steps):
         size = f"{size}:pruned"  # the real widths are in the checkpoint's config
     ident: dict[str, Any] = {"candidate_id": candidate_id, "family": spec.family, "size": size, "method": spec.method,
-                             "method_params": spec.method_params, "trial": trial}
+                             "method_params": spec.method_params, "trial": trial, "seed": seed, "config_id": config_id}
     cdir = ws.out / "candidates" / candidate_id
     try:
         teacher, _ = ws.teacher(spec.family)
@@ -358,20 +373,21 @@ def run_candidate(spec: Candidate, ws: Workspace, *, candidate_id: str, trial: i
         if cdir.exists():
             shutil.rmtree(cdir)  # left by an interrupted attempt with the same id
         t0 = time.perf_counter()
-        model, descriptions = compress_candidate(spec, teacher, ws, cdir / "work")
+        model, descriptions = compress_candidate(spec, teacher, ws, cdir / "work", seed)
         train_seconds = time.perf_counter() - t0
         shutil.rmtree(cdir / "work", ignore_errors=True)
         ckpt = save_checkpoint(model, cdir / "model.pt", {"method": spec.method, "params": spec.method_params,
-                                                           "candidate_id": candidate_id, "study": cfg.study})
-        fields = _evaluate(model, ws, teacher, ckpt, cdir / "audio")
+                                                           "candidate_id": candidate_id, "study": cfg.study,
+                                                           "seed": seed})
+        fields = _evaluate(model, ws, teacher, ckpt, cdir / "audio", seed)
         fields["metrics"].setdefault("train_seconds", train_seconds)
-        rec_fields = _record_fields(fields, ws, ckpt)
+        rec_fields = _record_fields(fields, ws, ckpt, seed)
         missing = [m for m in cfg.objectives if not _finite(rec_fields["metrics"].get(m))]
         if missing:
             raise RuntimeError(f"objective(s) not measured or not finite: {', '.join(missing)}")
         params = {**spec.method_params, "preset": cfg.preset, "compressor": descriptions}
         return ResultRecord.with_units(
-            **{**ident, "method_params": params}, study=cfg.study, dataset=ws.dataset_name, seed=cfg.seed, **rec_fields,
+            **{**ident, "method_params": params}, study=cfg.study, dataset=ws.dataset_name, **rec_fields,
         )
     except (KeyboardInterrupt, SystemExit):
         raise

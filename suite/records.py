@@ -40,6 +40,7 @@ __all__ = [
     "SkippedLine",
     "warn_skipped",
     "metric_unit",
+    "seed_means",
 ]
 
 SCHEMA = "ddspbench.result/1"
@@ -228,6 +229,19 @@ def json_clean(obj: Any) -> Any:
     if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
         return json_clean(obj.item())
     return obj
+
+
+def seed_means(records: Iterable[ResultRecord]) -> dict[str, float]:
+    """Every metric's mean over the ok records where it is finite: the seeds of one configuration as a sweep
+    tells Optuna and shows them (reports average them with :func:`reports.seeds.configurations`)."""
+    sums: dict[str, list[float]] = {}
+    for rec in records:
+        if rec.status != "ok":
+            continue
+        for name, v in rec.metrics.items():
+            if isinstance(v, (int, float)) and math.isfinite(v):
+                sums.setdefault(name, []).append(float(v))
+    return {name: sum(vs) / len(vs) for name, vs in sorted(sums.items())}
 
 
 class RecordNotWritten(OSError):

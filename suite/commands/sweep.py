@@ -31,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="results directory (default: results/<study>)")
     p.add_argument("--device", default=None, help="cpu or cuda")
     p.add_argument("--seed", type=int, default=None, help="seed of data, training, sampling")
+    p.add_argument("--repeats", type=int, default=None, metavar="N",
+                   help="train and evaluate every sampled configuration with N seeds (--seed + 0..N-1; default 1); "
+                        "Optuna is told the mean over the ok seeds, the report shows means and intervals over seeds")
     p.add_argument("--data-path", default=None, help="a prepared dataset or a folder of audio to use instead of the preset's data")
     p.add_argument("--cache", default=None, help="where prepared data and trained teachers are cached (default: <out>/cache); share it to share teachers")
     p.add_argument("--no-report", action="store_true", help="do not build the report at the end")
@@ -60,7 +63,7 @@ def resolve_config(args: argparse.Namespace) -> Any:
         space["methods"] = _csv(args.methods)
     if args.sizes:
         space["sizes"] = _csv(args.sizes)
-    for key in ("sampler", "trials", "study", "device", "seed"):
+    for key in ("sampler", "trials", "study", "device", "seed", "repeats"):
         if getattr(args, key) is not None:
             tree[key] = getattr(args, key)
     if args.objectives:
@@ -98,6 +101,12 @@ def sigterm_as_interrupt() -> None:
 
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, handler)
+
+
+def repeats_note(cfg: Any) -> str:
+    """What ``repeats`` does to a sweep, in one line."""
+    return (f"{cfg.repeats} seeds per configuration ({cfg.seed}..{cfg.seed + cfg.repeats - 1}); Optuna gets the mean "
+            "over the ok seeds; candidates that neither train nor draw random numbers run once")
 
 
 def storage_url_of(args: argparse.Namespace, out: Path) -> str:
@@ -140,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
             added = enqueue_covering(study, space, cfg)
         if args.json:
             print_json({"study": cfg.study, "storage": mask_url(storage_url), "covering_enqueued": added,
-                        "trials": cfg.trials, "out": str(out), "config": str(config_path)})
+                        "trials": cfg.trials, "repeats": cfg.repeats, "out": str(out), "config": str(config_path)})
             return 0
         print(f"study {cfg.study!r} ready in {mask_url(storage_url)} ({added} covering trials enqueued); "
               f"run: ddspbench worker --storage URL --study {cfg.study} --out {out}")
@@ -150,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
         ws.note = display.note
         display.note(f"study {cfg.study!r} (preset {cfg.preset}) in {mask_url(storage_url)}; results in {out}")
         display.note(f"objectives (minimised): {', '.join(cfg.objectives)}; sampler {cfg.sampler}, seed {cfg.seed}")
+        if cfg.repeats > 1:
+            display.note(repeats_note(cfg))
         if finished:
             display.note(f"resuming: {finished} of {cfg.trials} trials already finished")
         summary = run_trials(study, storage, storage_url, cfg, ws, display=display, space=space)
@@ -158,11 +169,12 @@ def run(args: argparse.Namespace) -> int:
     report_dir = None if args.no_report else finish_report(out, cfg)
     any_ok = any(r.status == "ok" and r.method != "teacher" for r in _records(ws.records_path))
     if args.json:
-        print_json({"study": cfg.study, "storage": mask_url(storage_url), "out": str(out), "trials": cfg.trials,
+        print_json({"study": cfg.study, "storage": mask_url(storage_url), "out": str(out), "trials": cfg.trials, "repeats": cfg.repeats,
                     "finished": summary.finished_total, "ran": summary.ran, "ok": summary.ok, "failed": summary.failed,
                     "records": str(ws.records_path), "config": str(config_path),
                     "report": None if report_dir is None else str(report_dir),
-                    "candidates": [{"candidate_id": r.candidate_id, "status": r.status, "method": r.method,
+                    "candidates": [{"candidate_id": r.candidate_id, "config_id": r.config_id, "seed": r.seed,
+                                    "status": r.status, "method": r.method,
                                     "family": r.family, "size": r.size, "error": r.error,
                                     "objectives": {o: r.metrics.get(o) for o in cfg.objectives}}
                                    for r in summary.records]})

@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from suite.commands._options import check_out_dir, print_json
-    from suite.commands.sweep import check_device, sigterm_as_interrupt, storage_url_of
+    from suite.commands.sweep import check_device, repeats_note, sigterm_as_interrupt, storage_url_of
     from suite.errors import UserError
     from suite.pipeline import Workspace
     from suite.sweep.progress import SweepDisplay
@@ -48,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     with SweepDisplay(cfg.objectives, live=False if args.no_progress else None) as display:
         ws.note = display.note
         display.note(f"worker {os.getpid()} on study {cfg.study!r} in {mask_url(storage_url)}; results in {out}")
+        if cfg.repeats > 1:
+            display.note(repeats_note(cfg))
         summary = run_trials(study, storage, storage_url, cfg, ws, display=display, grace_s=args.grace)
     if args.json:
         print_json({"study": cfg.study, "storage": mask_url(storage_url), "out": str(out), "pid": os.getpid(),

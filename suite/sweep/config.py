@@ -148,6 +148,10 @@ class SweepConfig:
         trials: finished trials the study should have in total (re-running runs only the missing ones).
         sampler: sampler name (:data:`suite.sweep.space.SAMPLERS`).
         seed: seeds data, training, sampling and evaluation.
+        repeats: seeds per sampled configuration: each trial trains and evaluates its candidate with
+            seeds ``seed + k`` for ``k`` in ``0..repeats-1`` (one record each) and tells Optuna the mean
+            over the ok seeds. Data, splits and teachers keep ``seed``. A candidate that does not depend
+            on the seed (no training, no random draws: quantization, pruning without fine-tuning) runs once.
         objectives: metric names (``suite.records.STANDARD_METRICS``), all minimised.
         device: ``cpu`` or ``cuda``.
         covering: enqueue one trial per (method, family) pair first, so every method is measured
@@ -161,6 +165,7 @@ class SweepConfig:
     trials: int = 10
     sampler: str = "nsga2"
     seed: int = 0
+    repeats: int = 1
     objectives: list[str] = field(default_factory=lambda: ["mss", "rtf_stream_64", "param_bytes"])
     device: str = "cpu"
     covering: bool = True
@@ -191,8 +196,13 @@ def _drop_none_params(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def config_hash(cfg: SweepConfig, exclude: tuple[str, ...] = ("trials", "study")) -> str:
-    """A stable hash of what makes two sweeps' trials comparable (trial count and study name excluded)."""
-    d = {k: v for k, v in cfg.to_dict().items() if k not in exclude}
+    """A stable hash of what makes two sweeps' trials comparable (trial count and study name excluded).
+
+    ``repeats`` counts: a value told to Optuna is a mean over that many seeds, and means over 2 seeds
+    and single-seed values are not one objective (the sampler would favour lucky single seeds). It is
+    left out at its default 1, so studies made before it existed keep their hash.
+    """
+    d = {k: v for k, v in cfg.to_dict().items() if k not in exclude and not (k == "repeats" and v == 1)}
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -347,6 +357,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
 def _check_semantics(cfg: SweepConfig, where: str) -> None:
     if cfg.trials < 1:
         raise UserError(f"{where}.trials: must be at least 1, got {cfg.trials}")
+    if cfg.repeats < 1:
+        raise UserError(f"{where}.repeats: must be at least 1 (seeds per configuration), got {cfg.repeats}")
     if not cfg.study or any(c in cfg.study for c in "/\\\n\r\0") or cfg.study.startswith("."):
         raise UserError(f"{where}.study: {cfg.study!r} is not a usable study name")
     if not cfg.objectives:

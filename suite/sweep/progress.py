@@ -4,9 +4,10 @@ one plain line per finished trial otherwise."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import IO, Any
 
-from suite.records import ResultRecord
+from suite.records import ResultRecord, seed_means
 
 __all__ = ["SweepDisplay"]
 
@@ -73,14 +74,11 @@ class SweepDisplay:
                 kwargs["description"] = label
             self._progress.update(self._task, **kwargs)
 
-    def trial_done(self, record: ResultRecord, seconds: float) -> None:
-        """Report one finished trial."""
+    def trial_done(self, record: ResultRecord | Sequence[ResultRecord], seconds: float) -> None:
+        """Report one finished trial: its record, or its seeds' records (shown as their means)."""
+        records = [record] if isinstance(record, ResultRecord) else list(record)
         self._finished += 1
-        if record.status == "ok":
-            vals = ", ".join(f"{o}={_fmt(record.metrics.get(o))}" for o in self.objectives)
-            line = f"{record.candidate_id} {record.family} {record.size} {record.method}: ok {vals} ({seconds:.1f} s)"
-        else:
-            line = f"{record.candidate_id} {record.family} {record.size} {record.method}: failed: {record.error} ({seconds:.1f} s)"
+        line = _trial_line(records, self.objectives) + f" ({seconds:.1f} s)"
         if self._progress is not None:
             self._progress.console.print(line, markup=False, highlight=False)
             self._progress.update(self._task, completed=self._finished)
@@ -93,6 +91,21 @@ class SweepDisplay:
             self._progress.console.print(text, markup=False, highlight=False)
         else:
             print(text, file=self.stream, flush=True)
+
+
+def _trial_line(records: list[ResultRecord], objectives: list[str]) -> str:
+    """``t0007 hpn reduced kd_audio: ok mss=4.5, ...``; with several seeds the means and how many were averaged."""
+    first = records[0]
+    head = f"{first.candidate_id} {first.family} {first.size} {first.method}"
+    ok = [r for r in records if r.status == "ok"]
+    if not ok:
+        return f"{head}: failed: {first.error}" + (f" (all {len(records)} seeds)" if len(records) > 1 else "")
+    if len(records) == 1:
+        return f"{head}: ok " + ", ".join(f"{o}={_fmt(first.metrics.get(o))}" for o in objectives)
+    means = seed_means(ok)
+    vals = ", ".join(f"{o}={_fmt(means.get(o))}" for o in objectives)
+    failed = [f"{r.candidate_id} failed: {r.error}" for r in records if r.status != "ok"]
+    return f"{head}: ok {vals} (mean of {len(ok)} of {len(records)} seeds" + "".join(f"; {f}" for f in failed) + ")"
 
 
 def _fmt(v: Any) -> str:

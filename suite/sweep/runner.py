@@ -4,20 +4,25 @@ The loop (:func:`run_trials`) is the same for ``ddspbench sweep`` and ``ddspbenc
 lock shared by every process of the study (:func:`suite.sweep.storage.slot_lock`) it recovers stale
 trials, counts finished ones and asks Optuna for a new trial only while fewer than N are finished or
 running, so a study ends with exactly N finished trials however many workers join. Each trial runs
-the real pipeline (:func:`suite.pipeline.run_candidate`), appends its record, then tells Optuna:
-``COMPLETE`` with the objective values, or ``FAIL``.
+the real pipeline (:func:`suite.pipeline.run_candidate`) once per seed (``cfg.repeats`` seeds
+``cfg.seed + k``, :func:`trial_seeds`), appends one record per seed (candidate ids ``t0007``,
+``t0007-s1``..., shared ``config_id`` ``t0007``), then tells Optuna: ``COMPLETE`` with the objectives'
+means over the ok seeds, or ``FAIL`` when no seed is ok.
 
 A trial left ``RUNNING`` by a dead process is recovered. It is stale when its heartbeat is older
 than ``grace_s`` seconds, whatever its pid (a pid can be reused by an unrelated process after
 kill -9), and sooner on the same host when its pid is gone or now belongs to a process started at
-another time (``worker_started``, the start time from ``/proc``). Then if its record was written it is told from the record, otherwise a
-failed record with ``interrupted`` is written, the trial is marked ``FAIL`` with the user attribute
-``interrupted`` (it does not count towards N) and its parameters are enqueued again.
+another time (``worker_started``, the start time from ``/proc``). Then if the records of all its seeds were
+written it is told from them, otherwise a failed record with ``interrupted`` is written for the seed
+that was running, the trial is marked ``FAIL`` with the user attribute ``interrupted`` (it does not
+count towards N) and its parameters are enqueued again. When some of its seeds had landed, the new
+trial carries the configuration's id and runs only the seeds whose records are missing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import socket
@@ -28,9 +33,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from compressors.chain import steps_use_seed
+from suite.candidate import Candidate
 from suite.errors import UserError
 from suite.pipeline import Workspace, failed_record, one_line, run_candidate
-from suite.records import STANDARD_METRICS, ResultRecord, append_record, read_records
+from suite.records import STANDARD_METRICS, ResultRecord, append_record, read_records, seed_means
 from suite.sweep.config import SweepConfig, config_from_dict, config_hash
 from suite.sweep.sampler import budget_sampler
 from suite.sweep.space import (
@@ -55,6 +62,8 @@ __all__ = [
     "run_trials",
     "count_trials",
     "candidate_id",
+    "seed_candidate_id",
+    "trial_seeds",
 ]
 
 ATTR_CONFIG = "ddspbench.config"
@@ -71,7 +80,8 @@ def candidate_id(trial_number: int) -> str:
 
 @dataclass
 class RunSummary:
-    """What one process did: trials it ran, and the study's totals when it stopped."""
+    """What one process did: trials it ran (``ok``: some seed ok; ``failed``: every seed failed), the
+    records they wrote or reused (one per seed), and the study's totals when it stopped."""
 
     ran: int = 0
     ok: int = 0
@@ -204,53 +214,143 @@ def _is_stale(t: optuna.trial.FrozenTrial, grace_s: float, now: float) -> bool:
     return isinstance(started, int) and process_start(pid) not in (None, started)  # the pid was reused
 
 
-def _tell_from_record(study: optuna.Study, number: int, rec: ResultRecord, cfg: SweepConfig) -> bool:
-    """Tell Optuna a trial's outcome from its record; True if it completed."""
+def seed_candidate_id(config_id: str, k: int) -> str:
+    """The candidate id of seed ``k`` of a configuration: ``t0007`` for k = 0 (so one-seed sweeps keep
+    their ids), ``t0007-s1``, ``t0007-s2``... after it."""
+    return config_id if k == 0 else f"{config_id}-s{k}"
+
+
+def trial_seeds(cfg: SweepConfig, spec: Candidate) -> list[int]:
+    """The training seeds of a configuration: ``cfg.seed + k`` for ``k < cfg.repeats``, so seed ``k`` of
+    every configuration is the same seed (paired). A candidate that does not depend on the seed (no
+    step trains or draws random numbers: :func:`compressors.chain.steps_use_seed`) gets ``cfg.seed`` only."""
+    n = cfg.repeats if steps_use_seed(spec.run_steps(), cfg.student.steps) else 1
+    return [cfg.seed + k for k in range(n)]
+
+
+def _config_of(t: optuna.trial.FrozenTrial | optuna.trial.Trial) -> str:
+    """The configuration id a trial runs: its own (``t0007``), or the one it resumes (set when enqueued again)."""
+    cid = t.user_attrs.get("candidate_id")
+    return cid if isinstance(cid, str) and cid else candidate_id(t.number)
+
+
+def _planned_seeds(t: optuna.trial.FrozenTrial, cfg: SweepConfig) -> list[int]:
+    """The seeds a trial planned (user attr ``seeds``); ``[cfg.seed]`` for one that stopped before planning."""
+    seeds = t.user_attrs.get("seeds")
+    if isinstance(seeds, list) and seeds and all(isinstance(x, int) for x in seeds):
+        return [int(x) for x in seeds]
+    return [cfg.seed]
+
+
+def _written(ws: Workspace) -> dict[str, ResultRecord]:
+    """The last record of every candidate id in the records file."""
+    return {r.candidate_id: r for r in read_records([ws.records_path])} if ws.records_path.is_file() else {}
+
+
+def _interrupted(rec: ResultRecord) -> bool:
+    return (rec.error or "").startswith("interrupted")
+
+
+def _landed(written: dict[str, ResultRecord], cid: str, seeds: list[int]) -> dict[int, ResultRecord]:
+    """Seed index -> the record of that seed of configuration ``cid`` that landed (ok or failed, not interrupted)."""
+    out = {}
+    for k in range(len(seeds)):
+        rec = written.get(seed_candidate_id(cid, k))
+        if rec is not None and not _interrupted(rec):
+            out[k] = rec
+    return out
+
+
+def _ok_values(rec: ResultRecord, names: list[str]) -> list[float] | None:
+    values = [rec.metrics.get(o) for o in names]
+    if rec.status != "ok" or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+        return None
+    return [float(v) for v in values]  # type: ignore[arg-type]
+
+
+def _settle(study: optuna.Study, trial: optuna.trial.Trial, records: list[ResultRecord], cfg: SweepConfig) -> bool:
+    """Tell Optuna a trial's outcome from its seeds' records; True if it completed.
+
+    The values are the means over the seeds whose record is ok with every objective measured; the
+    trial fails only when no seed is. Metric attributes are the same means; ``n_seeds`` counts the
+    seeds averaged, ``failed_seeds`` lists the others with their errors.
+    """
     from optuna.trial import TrialState
 
-    values = [rec.metrics.get(o) for o in cfg.objectives]
-    if rec.status == "ok" and all(isinstance(v, (int, float)) for v in values):
-        study.tell(number, [float(v) for v in values])  # type: ignore[arg-type]
-        return True
-    study.tell(number, state=TrialState.FAIL)
-    return False
+    good = [r for r in records if _ok_values(r, cfg.objectives) is not None]
+    for name, value in seed_means(good).items():
+        trial.set_user_attr(f"metric.{name}", value)
+    trial.set_user_attr("n_seeds", len(good))
+    bad = [f"{r.candidate_id}: {r.error or 'an objective was not measured'}" for r in records if r not in good]
+    if bad and good:
+        trial.set_user_attr("failed_seeds", bad)
+    if not good:
+        trial.set_user_attr("error", next((r.error for r in records if r.error), "no seed measured every objective"))
+        study.tell(trial.number, state=TrialState.FAIL)
+        return False
+    means = seed_means(good)
+    study.tell(trial.number, [means[o] for o in cfg.objectives])
+    return True
 
 
-def _mark_interrupted(study: optuna.Study, t: optuna.trial.FrozenTrial, ws: Workspace, why: str,
-                      write_record: bool = True) -> None:
-    """Write the trial's failed ``interrupted`` record, mark it FAIL (not counted) and enqueue its parameters again."""
+def _handle(study: optuna.Study, t: optuna.trial.FrozenTrial) -> optuna.trial.Trial:
     import optuna as _optuna
+
+    return _optuna.trial.Trial(study, t._trial_id)
+
+
+def _frozen(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
+    return next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+
+
+def _mark_interrupted(study: optuna.Study, t: optuna.trial.FrozenTrial, ws: Workspace, why: str, *,
+                      running: tuple[str, int] | None, resume: bool) -> None:
+    """Mark a trial FAIL with ``interrupted`` (it does not count) and enqueue its parameters again.
+
+    ``running`` is the candidate id and seed of the seed that was running, whose failed
+    ``interrupted`` record is written here (None: write none). With ``resume`` (some of its seeds
+    landed) the new trial keeps this configuration's id (user attr ``candidate_id``) and runs only
+    the seeds whose records are missing; otherwise it is a configuration of its own.
+    """
     from optuna.trial import TrialState
 
-    if write_record:
-        cid = candidate_id(t.number)
-        rec = failed_record(ws.cfg, candidate_id=cid, trial=t.number, family=str(t.params.get("family", "?")),
+    cid = _config_of(t)
+    if running is not None:
+        rec = failed_record(ws.cfg, candidate_id=running[0], trial=t.number, family=str(t.params.get("family", "?")),
                             size="?", method=chosen_method(t.params), method_params=dict(t.params),
-                            error=f"interrupted ({why}); re-run as a new trial")
+                            error=f"interrupted ({why}); re-run as a new trial", seed=running[1], config_id=cid)
         append_record(ws.records_path, rec)
-    handle = _optuna.trial.Trial(study, t._trial_id)
+    handle = _handle(study, t)
     handle.set_user_attr("interrupted", True)
     handle.set_user_attr("record", _record_attr(ws))
     study.tell(t.number, state=TrialState.FAIL)
     if t.params:
-        study.enqueue_trial(dict(t.params))
+        study.enqueue_trial(dict(t.params), user_attrs={"candidate_id": cid} if resume else None)
 
 
 def recover_stale(study: optuna.Study, ws: Workspace, grace_s: float) -> int:
-    """Settle RUNNING trials whose process is gone (call under the slot lock); returns how many."""
+    """Settle RUNNING trials whose process is gone (call under the slot lock); returns how many.
+
+    A trial all of whose planned seeds have their record is told from them; otherwise it is
+    interrupted, and re-run from the first seed whose record is missing.
+    """
     from optuna.trial import TrialState
 
     now = time.time()
     stale = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if _is_stale(t, grace_s, now)]
     if not stale:
         return 0
-    written = {r.candidate_id: r for r in read_records([ws.records_path])} if ws.records_path.is_file() else {}
+    written = _written(ws)
     for t in stale:
-        rec = written.get(candidate_id(t.number))
-        if rec is not None and not (rec.error or "").startswith("interrupted"):
-            _tell_from_record(study, t.number, rec, ws.cfg)  # killed after its record was written
-        else:
-            _mark_interrupted(study, t, ws, "its process stopped", write_record=rec is None)
+        cid, seeds = _config_of(t), _planned_seeds(t, ws.cfg)
+        landed = _landed(written, cid, seeds)
+        if len(landed) == len(seeds):  # killed after its last record was written
+            _settle(study, _handle(study, t), [landed[k] for k in range(len(seeds))], ws.cfg)
+            continue
+        k = min(set(range(len(seeds))) - set(landed))
+        old = written.get(seed_candidate_id(cid, k))
+        running = None if old is not None and old.trial == t.number else (seed_candidate_id(cid, k), seeds[k])
+        _mark_interrupted(study, t, ws, "its process stopped", running=running, resume=bool(landed))
     return len(stale)
 
 
@@ -334,10 +434,10 @@ def run_trials(study: optuna.Study, storage: Any, storage_url: str, cfg: SweepCo
         if trial is None:
             time.sleep(poll_s)  # the last trials run elsewhere; wait for them (or for them to go stale)
             continue
-        record = _run_one(study, trial, cfg, ws, space, display)
+        records = _run_one(study, trial, cfg, ws, space, display)
         summary.ran += 1
-        summary.records.append(record)
-        if record.status == "ok":
+        summary.records.extend(records)
+        if any(r.status == "ok" for r in records):
             summary.ok += 1
         else:
             summary.failed += 1
@@ -350,24 +450,34 @@ def _record_attr(ws: Workspace) -> str:
     return ws.records_path.relative_to(ws.out).as_posix()
 
 
-def _set_metric_attrs(trial: optuna.trial.Trial, record: ResultRecord) -> None:
-    """Every finite metric of the record as a trial user attribute ``metric.<name>`` (for optuna-dashboard)."""
-    import math
-
-    for name, value in sorted(record.metrics.items()):
-        if isinstance(value, (int, float)) and math.isfinite(value):
-            trial.set_user_attr(f"metric.{name}", float(value))
+def _append_or_stop(study: optuna.Study, number: int, ws: Workspace, record: ResultRecord, *, resume: bool) -> None:
+    """Append a seed's record; if it does not land (e.g. a full disk) the trial is not finished: it is
+    marked interrupted (its missing seeds run again on resume) and the error stops this process, as
+    the next record would not land either."""
+    try:
+        append_record(ws.records_path, record)
+    except OSError:
+        with _no_sigint():
+            _mark_interrupted(study, _frozen(study, number), ws, "its record could not be written", running=None, resume=resume)
+        raise
 
 
 def _run_one(study: optuna.Study, trial: optuna.trial.Trial, cfg: SweepConfig, ws: Workspace,
-             space: ResolvedSpace, display: Any) -> ResultRecord:
+             space: ResolvedSpace, display: Any) -> list[ResultRecord]:
+    """Run one trial: its configuration with each of its seeds (one record each), then tell Optuna.
+
+    A trial that resumes a configuration (user attr ``candidate_id`` set when it was enqueued again)
+    keeps the records of the seeds that landed before and runs only the others.
+    """
     from optuna.trial import TrialState
 
-    cid = candidate_id(trial.number)
+    cid = _config_of(trial)
+    resumed = cid != candidate_id(trial.number)
     trial.set_user_attr("candidate_id", cid)
     trial.set_user_attr("record", _record_attr(ws))
     t0 = time.perf_counter()
-    appended = False
+    records: list[ResultRecord] = []
+    running: tuple[str, int] | None = (cid, cfg.seed)
     with _Heartbeat(trial):
         try:
             try:
@@ -375,39 +485,39 @@ def _run_one(study: optuna.Study, trial: optuna.trial.Trial, cfg: SweepConfig, w
             except (KeyboardInterrupt, SystemExit):
                 raise
             except Exception as exc:  # noqa: BLE001 - e.g. an enqueued value outside the space
-                record = failed_record(cfg, candidate_id=cid, trial=trial.number, family=str(trial.params.get("family", "?")),
-                                       size="?", method=chosen_method(trial.params),
-                                       method_params=dict(trial.params), error=one_line(exc))
+                failed = failed_record(cfg, candidate_id=cid, trial=trial.number, family=str(trial.params.get("family", "?")),
+                                       size="?", method=chosen_method(trial.params), method_params=dict(trial.params),
+                                       error=one_line(exc), config_id=cid)
+                _append_or_stop(study, trial.number, ws, failed, resume=False)
+                records.append(failed)
             else:
-                if display is not None:
-                    display.update(None, None, f"{cid} {spec.describe()}")
-                record = run_candidate(spec, ws, candidate_id=cid, trial=trial.number)
-            try:
-                append_record(ws.records_path, record)
-            except OSError:
-                # The record did not land (e.g. a full disk): the trial is not finished; it runs again
-                # on resume, and this process stops (the next record would not land either).
-                with _no_sigint():
-                    frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
-                    _mark_interrupted(study, frozen, ws, "its record could not be written", write_record=False)
-                raise
-            appended = True
-            if record.status != "ok":
-                trial.set_user_attr("error", record.error)
-            _set_metric_attrs(trial, record)
-            _tell_from_record(study, trial.number, record, cfg)
+                seeds = trial_seeds(cfg, spec)
+                trial.set_user_attr("seeds", seeds)
+                landed = _landed(_written(ws), cid, seeds) if resumed else {}
+                for k, seed in enumerate(seeds):
+                    if k in landed:
+                        records.append(landed[k])  # landed before this trial resumed the configuration
+                        continue
+                    running = (seed_candidate_id(cid, k), seed)
+                    if display is not None:
+                        display.update(None, None, f"{running[0]} {spec.describe()}" + (f" (seed {seed})" if len(seeds) > 1 else ""))
+                    record = run_candidate(spec, ws, candidate_id=running[0], trial=trial.number, seed=seed, config_id=cid)
+                    _append_or_stop(study, trial.number, ws, record, resume=bool(records))
+                    records.append(record)
+            running = None
+            _settle(study, trial, records, cfg)
         except KeyboardInterrupt:
             with _no_sigint():
-                frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
+                frozen = _frozen(study, trial.number)
                 if frozen.state == TrialState.RUNNING:
-                    if appended:
-                        _tell_from_record(study, trial.number, record, cfg)
+                    if running is None:  # every seed's record landed
+                        _settle(study, trial, records, cfg)
                     else:
-                        _mark_interrupted(study, frozen, ws, "SIGINT")
+                        _mark_interrupted(study, frozen, ws, "SIGINT", running=running, resume=bool(records))
             raise
     if display is not None:
-        display.trial_done(record, time.perf_counter() - t0)
-    return record
+        display.trial_done(records, time.perf_counter() - t0)
+    return records
 
 
 def save_resolved_config(cfg: SweepConfig, out: Any, storage_url: str) -> Any:

@@ -89,9 +89,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def _fake_trials(monkeypatch: pytest.MonkeyPatch) -> None:
     import suite.sweep.runner as runner
 
-    def quick(spec, ws, *, candidate_id, trial=None):
+    def quick(spec, ws, *, candidate_id, trial=None, seed=0, config_id=None):
         return ResultRecord.with_units(candidate_id=candidate_id, family=spec.family, size="reduced", method=spec.method,
-                                       dataset="synthetic", seed=0, trial=trial, study=ws.cfg.study,
+                                       dataset="synthetic", seed=seed, config_id=config_id, trial=trial, study=ws.cfg.study,
                                        metrics={"mss": 1.0 + trial, "rtf_stream_64": 0.1, "param_bytes": 100.0})
 
     monkeypatch.setattr(runner, "run_candidate", quick)
