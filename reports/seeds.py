@@ -9,7 +9,8 @@ directory and study), for the leaderboard, the Pareto fronts and the comparisons
 
 * every metric column is the **mean over the configuration's ok seeds**;
 * ``<metric>_ci_low`` / ``<metric>_ci_high`` become, for configurations with 2 or more seeds, the
-  95 % t-interval of that mean over seeds (``mean +- t_{0.975, n-1} * sd / sqrt(n)``); with one
+  95 % t-interval of that mean over seeds (``mean +- t_{0.975, n-1} * sd / sqrt(n)``, cut at 0 for metrics
+  that cannot be negative); with one
   seed the record's own interval (a bootstrap over test clips) is kept;
 * ``n_seeds`` and ``seeds`` say how many and which; ``seed_sd`` is the standard deviation over seeds
   of the quality metric (NaN with one seed), which the comparisons use as a practical threshold;
@@ -40,6 +41,10 @@ SEEDS_NOTE = (
     "nor draw random numbers (quantization, pruning without fine-tuning) once, so their n_seeds is 1; teachers are "
     "trained once, with the sweep's first seed."
 )
+
+
+SIGNED_METRICS = frozenset({"kad", "fad_inf"})
+"""Metrics that can be negative (KAD's unbiased estimator, an extrapolated FAD): their t-intervals are not cut at 0."""
 
 
 def has_repeats(df: pd.DataFrame) -> bool:
@@ -80,6 +85,8 @@ def _merge(grp: pd.DataFrame, metrics: list[str], quality: str | None) -> dict[s
         vals = vals[np.isfinite(vals)]
         row[m] = float(vals.mean()) if vals.size else math.nan
         lo, hi = _t_interval(vals) if vals.size >= 2 else (math.nan, math.nan)
+        if m not in SIGNED_METRICS and vals.size and vals.min() >= 0:
+            lo = max(lo, 0.0)  # times, bytes and distances cannot be negative: the interval stops at 0
         row[f"{m}_ci_low"], row[f"{m}_ci_high"] = lo, hi
     if quality is not None and quality in grp.columns:
         q = grp[quality].to_numpy(dtype=float)

@@ -136,3 +136,16 @@ def test_report_hypervolume_is_normalised_with_its_reference_point(frame):
     assert everything["hypervolume"] == pytest.approx(_brute_force_hv(norm, np.full(2, HV_REF)))
     assert everything["hv_share"] == pytest.approx(everything["hypervolume"] / HV_REF**2)
     assert everything["reference_point"] == "1.1 x 2" and "mss:" in everything["normalised_over"]
+
+
+def test_intervals_over_seeds_stop_at_zero_for_metrics_that_cannot_be_negative():
+    import numpy as np
+    import pandas as pd
+
+    from reports.seeds import _merge
+
+    grp = pd.DataFrame({"seed": [0, 1], "config_id": ["t0001", "t0001"], "uid": ["t0001", "t0001-s1"],
+                        "rtf_stream_64": [0.1, 1.9], "kad": [-0.5, 1.5], "per_clip": [{}, {}]})
+    row = _merge(grp, ["rtf_stream_64", "kad"], None)
+    assert row["rtf_stream_64_ci_low"] == 0.0 and row["rtf_stream_64_ci_high"] > 1.9  # t = 12.7 with 2 seeds
+    assert row["kad_ci_low"] < 0 and np.isfinite(row["kad_ci_low"])  # an unbiased estimator may go below 0
