@@ -93,8 +93,8 @@ class Quantize(Compressor):
     post_training: ClassVar[bool] = True
     search_space: ClassVar[Mapping[str, ParamSpec]] = {"method": ParamSpec(choices=["int8", "bf16"])}
     unsupported: ClassVar[Mapping[str, Mapping[str, tuple[Any, ...]]]] = {
-        # DDX7's decoder is a TCN (Conv1d): dynamic int8 covers Linear/GRU only, onnx_int8 the GRU decoders.
-        "ddx7": {"method": ("int8", "onnx_int8")},
+        # int8/bf16 weight storage covers DDX7's Conv1d TCN too; the ONNX Runtime path exports GRU decoders only.
+        "ddx7": {"method": ("onnx_int8",)},
     }
 
     def run(self, teacher: nn.Module, ctx: CompressContext, params: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:

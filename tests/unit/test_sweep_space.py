@@ -52,10 +52,9 @@ def test_parameters_are_conditional_on_the_method():
             assert not any(k.startswith("size.") for k in keys) and spec.size is None
         assert ("kd_audio.kd_weight" in keys) == (spec.method == "kd_audio")
         assert ("prune.ratio" in keys) == ("prune" in spec.method)
-        q_key = "quantize.method.ddx7" if spec.family == "ddx7" else "quantize.method"  # no int8 for DDX7
-        assert (q_key in keys) == ("quantize" in spec.method)
-        if spec.family == "ddx7" and "quantize" in spec.method:
-            assert spec.method_params["quantize"]["method"] == "bf16"
+        assert ("quantize.method" in keys) == ("quantize" in spec.method)  # int8 and bf16 on every family
+        if "quantize" in spec.method:
+            assert spec.method_params["quantize"]["method"] in ("int8", "bf16")
         if spec.method == "prune+quantize":
             assert [s[0] for s in spec.steps] == ["prune", "quantize"]
             assert set(spec.method_params) == {"prune", "quantize"}
