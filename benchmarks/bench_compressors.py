@@ -18,13 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from common import cpu_name  # benchmarks/common.py (this script's folder is on sys.path)
 
 HERE = Path(__file__).resolve().parent
 
@@ -43,16 +43,6 @@ def _mss(model: torch.nn.Module, test: Any, ref_audio: torch.Tensor | None = Non
 def _render(model: torch.nn.Module, test: Any) -> torch.Tensor:
     with torch.inference_mode():
         return model(torch.as_tensor(test.f0_hz), torch.as_tensor(test.loudness_db), state=model.init_state(len(test), seed=0))["audio"]
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         print(rows[-1], flush=True)
 
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    machine = f"{_cpu_name()} x{os.cpu_count()} ({torch.get_num_threads()} thread used), torch {torch.__version__}"
+    machine = f"{cpu_name()} x{os.cpu_count()} ({torch.get_num_threads()} thread used), torch {torch.__version__}"
     load = f"load average {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
     meta = {
         "date": stamp, "machine": machine, "teacher_steps": args.teacher_steps, "student_steps": args.steps,

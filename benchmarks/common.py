@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["GOALS", "load_average", "write_results"]
+__all__ = ["GOALS", "cpu_name", "load_average", "write_results"]
 
 GOALS: dict[str, dict[str, float]] = {
     "hpn/full": {"offline": 0.05, "64": 0.15},
@@ -21,6 +21,19 @@ GOALS: dict[str, dict[str, float]] = {
     "wavetable/reduced": {"64": 0.05},
     "ddx7/reduced": {"64": 0.05},
 }
+
+
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (else what platform knows)."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def load_average() -> tuple[float, ...]:

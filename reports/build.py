@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reports.compare import kd_summary, kd_vs_others, kd_vs_scratch
+from reports.compare import kd_summary, kd_vs_others, kd_vs_scratch, method_verdicts
 from reports.convergence import UNCONVERGED_NOTE, converged_flags, flag_comparison
 from reports.html import write_html
 from reports.load import load_results, metric_columns
@@ -153,6 +153,14 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return [{k: json_value(v) for k, v in r.items()} for r in df.to_dict("records")]
 
 
+VERDICT_NOTE = (
+    "One row per dataset, instrument, family and method (its best configuration): the mean quality over its seeds "
+    "with the 95 % t-interval over seeds (n_seeds; one seed: its bootstrap interval over clips), its budget (params, "
+    "param_bytes), and converged (no: some seed was still improving). On every non-KD row, diff = KD's best of the "
+    "family minus this method with a paired test over clips, Holm over this table; 'not enough data to tell' where "
+    "the clips could never reach significance."
+)
+
 SMOKE_WARNING = (
     "SMOKE PRESET: tiny data, tens of training steps and reduced-width teachers. These numbers only show that "
     "the machinery works end to end; they say nothing about the quality of any method."
@@ -222,6 +230,7 @@ def build_report(
     kd_o = flag_comparison(kd_o, df, {"uid": "converged", "vs_kd": "vs_kd_converged"})
     kd_s = flag_comparison(kd_s, df, {"uid": "kd_converged", "scratch_uid": "scratch_converged"})
     kd_sum = kd_summary(kd_o)
+    verdicts = method_verdicts(df, quality=quality)
     front, hv = front_table(df, objs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -261,6 +270,8 @@ def build_report(
         md.append(frame_markdown(kd_o) if len(kd_o) else "_No candidate with both a budget and a quality value._\n")
         md.append("\n## KD vs scratch student of the same size\n\n")
         md.append(frame_markdown(kd_s) if len(kd_s) else "_No KD student with a scratch student of its size._\n")
+        md.append("\n## Verdict per family: each method's best, KD's best against each\n\n" + VERDICT_NOTE + "\n\n")
+        md.append(frame_markdown(verdicts) if len(verdicts) else "_No candidate with a quality value._\n")
         md.append(f"\n**{html.escape(headline, quote=False)}**\n")
         written["md"] = out / "report.md"
         written["md"].write_text("".join(md), encoding="utf-8")
@@ -274,7 +285,8 @@ def build_report(
         obj = to_json_obj(full, failed)
         obj.update(headline=headline, notes=notes, sign_convention=SIGN_CONVENTION, tests=METHOD_NOTE, alpha=ALPHA,
                    rel_threshold=REL_THRESHOLD, objectives=[n for n, _ in objs], pareto_front=_records(front), hypervolume=_records(hv),
-                   kd_vs_others=_records(kd_o), kd_summary=_records(kd_sum), kd_vs_scratch=_records(kd_s), budget_metric=budget)
+                   kd_vs_others=_records(kd_o), kd_summary=_records(kd_sum), kd_vs_scratch=_records(kd_s),
+                   verdicts=_records(verdicts), budget_metric=budget)
         written["json"] = out / "report.json"
         written["json"].write_text(json.dumps(obj, indent=1, allow_nan=False, default=str), encoding="utf-8")
     if "html" in fmts:

@@ -54,6 +54,7 @@ __all__ = [
     "kd_vs_others",
     "kd_vs_scratch",
     "kd_summary",
+    "method_verdicts",
 ]
 
 _GROUP = ["dataset", "instrument"]
@@ -196,23 +197,61 @@ def kd_vs_others(
         return pd.DataFrame()
     unit = df.attrs.get("units", {}).get(budget, "")
     best = best_per_method(cand, quality, by=[*_GROUP, "band"])
+
+    def describe(r: pd.Series) -> dict[str, Any]:
+        band = int(r["band"])
+        return {"band": band, "budget_range": bucket_label(band, per_decade, unit), "method": r["method"], "uid": r["uid"],
+                "family": r["family"], "size": r["size"], quality: float(r[quality]), budget: float(r[budget])}
+
+    return _finish(_vs_kd_rows(best, [*_GROUP, "band"], quality, seed, describe), quality, alpha)
+
+
+def _vs_kd_rows(best: pd.DataFrame, by: list[str], quality: str, seed: int,
+                describe: Any) -> list[dict[str, Any]]:
+    """Per group of ``by`` in ``best`` (one row per method): ``describe(row)`` for every method, ``kd_best`` marking
+    KD's best of the group, and on each non-KD row the paired comparison ``KD's best - this method``."""
     rows: list[dict[str, Any]] = []
-    for key, grp in best.groupby([*_GROUP, "band"], dropna=False, sort=True):
+    for key, grp in best.groupby(by, dropna=False, sort=True):
         kd = grp[grp["method"].map(is_kd_method)]
         kd_best = best_per_method(kd.assign(method="kd"), quality).iloc[0] if not kd.empty else None
         for _, r in grp.iterrows():
-            row: dict[str, Any] = {
-                "dataset": key[0], "instrument": key[1], "band": int(key[2]),
-                "budget_range": bucket_label(int(key[2]), per_decade, unit),
-                "method": r["method"], "uid": r["uid"], "family": r["family"], "size": r["size"],
-                quality: float(r[quality]), budget: float(r[budget]),
-                "kd_best": bool(kd_best is not None and r["uid"] == kd_best["uid"]),
-                "vs_kd": None, "pairing": "",
-            }
+            row: dict[str, Any] = {**dict(zip(by, key)), **describe(r),
+                                   "kd_best": bool(kd_best is not None and r["uid"] == kd_best["uid"]),
+                                   "vs_kd": None, "pairing": ""}
             if kd_best is not None and not is_kd_method(r["method"]):
                 row.update(vs_kd=kd_best["uid"], **_compare(kd_best, r, quality, seed))
             rows.append(row)
-    return _finish(rows, quality, alpha)
+    return rows
+
+
+def method_verdicts(df: pd.DataFrame, *, quality: str = "mss", seed: int = 0, alpha: float = ALPHA) -> pd.DataFrame:
+    """The verdict table of a fixed-grid comparison (the ``compare`` preset): per dataset, instrument and family, each
+    method's best configuration and KD's best compared with each of the others.
+
+    One row per (dataset, instrument, family, method): the configuration's size, its budget (``params``,
+    ``param_bytes``), ``n_seeds``, the mean quality over its seeds with ``<quality>_ci_low``/``_ci_high`` (the
+    95 % t-interval over seeds, :mod:`reports.seeds`; a single seed keeps its bootstrap interval over clips),
+    ``converged`` (False when any seed's training was not converged) and, on every non-KD row, ``diff`` = KD's best
+    of the family minus this method (**negative means KD is better** when lower is better) with the paired test,
+    ``p_holm`` (Holm over the table's tested rows) and ``verdict``, which reads "not enough data to tell" when the
+    clips could never reach alpha. Expects the configuration rows of :func:`reports.seeds.configurations`.
+    """
+    if quality not in df.columns:
+        return pd.DataFrame()
+    by = [*_GROUP, "family"]
+    best = best_per_method(_candidates(df, quality), quality, by=by)
+
+    def num(r: pd.Series, col: str) -> float:
+        return float(r[col]) if col in r.index and finite(r[col]) else math.nan
+
+    def describe(r: pd.Series) -> dict[str, Any]:
+        return {"method": r["method"], "size": r["size"], "uid": r["uid"],
+                "n_seeds": int(r["n_seeds"]) if "n_seeds" in r.index and finite(r["n_seeds"]) else 1,
+                quality: float(r[quality]), f"{quality}_ci_low": num(r, f"{quality}_ci_low"),
+                f"{quality}_ci_high": num(r, f"{quality}_ci_high"), "params": num(r, "params"),
+                "param_bytes": num(r, "param_bytes"), "converged": r["converged"] if "converged" in r.index else None}
+
+    return _finish(_vs_kd_rows(best, by, quality, seed, describe), quality, alpha)
 
 
 def kd_vs_scratch(df: pd.DataFrame, *, quality: str = "mss", seed: int = 0, alpha: float = ALPHA) -> pd.DataFrame:

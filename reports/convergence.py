@@ -15,12 +15,12 @@ can be told from "nobody trained long enough".
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import pandas as pd
 
-__all__ = ["verdicts", "candidate_converged", "converged_flags", "flag_comparison", "UNCONVERGED_NOTE"]
+__all__ = ["verdicts", "candidate_converged", "converged_flags", "combine_flags", "flag_comparison", "UNCONVERGED_NOTE"]
 
 UNCONVERGED_NOTE = (
     "`converged = no`: the candidate's validation MSS still improved by more than 5% over the last 20% of its "
@@ -63,6 +63,15 @@ def converged_flags(df: pd.DataFrame) -> pd.Series:
         return pd.Series([None] * len(df), index=df.index, dtype=object, name="converged")
     return pd.Series([candidate_converged(v) for v in df["method_params"]], index=df.index, dtype=object,
                      name="converged")
+
+
+def combine_flags(flags: Iterable[Any]) -> bool | None:
+    """One flag for several runs of one configuration (its seeds): ``False`` when any is not converged, ``True``
+    when all are converged, ``None`` otherwise (some unknown, or none)."""
+    vals = [None if f is None or (isinstance(f, float) and f != f) else bool(f) for f in flags]
+    if any(v is False for v in vals):
+        return False
+    return True if vals and all(v is True for v in vals) else None
 
 
 def flag_comparison(frame: pd.DataFrame, df: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:

@@ -12,6 +12,8 @@ directory and study), for the leaderboard, the Pareto fronts and the comparisons
   95 % t-interval of that mean over seeds (``mean +- t_{0.975, n-1} * sd / sqrt(n)``, cut at 0 for metrics
   that cannot be negative); with one
   seed the record's own interval (a bootstrap over test clips) is kept;
+* ``converged`` (when the frame has it) is ``False`` if any seed's training was not converged
+  (:func:`reports.convergence.combine_flags`);
 * ``n_seeds`` and ``seeds`` say how many and which; ``seed_sd`` is the standard deviation over seeds
   of the quality metric (NaN with one seed), which the comparisons use as a practical threshold;
 * ``per_clip`` lists become the clip-wise means over seeds, so a comparison is a paired test over
@@ -30,6 +32,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from reports.convergence import combine_flags
 
 __all__ = ["SEEDS_NOTE", "configurations", "has_repeats"]
 
@@ -80,6 +84,8 @@ def _merge(grp: pd.DataFrame, metrics: list[str], quality: str | None) -> dict[s
         row["seed_sd"] = math.nan
         return row
     row["uid"] = str(row["config_id"])
+    if "converged" in grp.columns:  # the configuration is unconverged when any of its seeds is
+        row["converged"] = combine_flags(grp["converged"])
     for m in metrics:
         vals = grp[m].to_numpy(dtype=float)
         vals = vals[np.isfinite(vals)]

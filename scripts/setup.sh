@@ -5,8 +5,9 @@
 #   bash scripts/setup.sh              the main job: a virtual environment in .venv with the project and the
 #                                      offline FAD embedding aisfx. No root, no browser, no database: the smoke
 #                                      preset runs on generated data.
-#   bash scripts/setup.sh --soundfont  also FluidSynth and a GM soundfont (Debian packages, as root), which the
-#                                      `soundfont` dataset of the quick and paper presets renders with.
+#   bash scripts/setup.sh --soundfont  also FluidSynth and GM soundfonts (Debian packages, as root), which the
+#                                      `soundfont` dataset of the quick, compare and paper presets renders with
+#                                      (FluidR3_GM from fluid-soundfont-gm first, else TimGM6mb).
 #   bash scripts/setup.sh --tests      everything the tests need (what .ci/run uses): the dev extras, FluidSynth
 #                                      and the soundfont, Chromium (the HTML report test) and PostgreSQL (the
 #                                      distributed-sweep test; started, listening on localhost only).
@@ -18,9 +19,9 @@ APT_PKGS=""
 EXTRAS=""
 for arg in "$@"; do
   case "$arg" in
-    --soundfont) APT_PKGS="$APT_PKGS fluidsynth timgm6mb-soundfont" ;;
-    --tests) APT_PKGS="$APT_PKGS fluidsynth timgm6mb-soundfont chromium postgresql"; EXTRAS="[dev]" ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --soundfont) APT_PKGS="$APT_PKGS fluidsynth fluid-soundfont-gm timgm6mb-soundfont" ;;
+    --tests) APT_PKGS="$APT_PKGS fluidsynth fluid-soundfont-gm timgm6mb-soundfont chromium postgresql"; EXTRAS="[dev]" ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "setup: unknown option $arg (use --soundfont or --tests)" >&2; exit 2 ;;
   esac
 done

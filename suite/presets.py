@@ -139,7 +139,58 @@ _PAPER = Preset(
     },
 )
 
-PRESETS: dict[str, Preset] = {p.name: p for p in (_SMOKE, _QUICK, _PAPER)}
+# --- compare (issue 13): KD vs scratch vs pruning vs quantization on one CPU machine ------------------------------
+# Budgets from benchmarks/results_learning_curves.md (bench_learning_curves.py, same recipe: FluidR3_GM violin, batch 8,
+# 1 s crops, AdamW 2e-3, 1 thread). The planned time is arithmetic on those measured per-step times, not a measured run.
+_COMPARE_STUDENT_STEPS = 600
+_COMPARE = Preset(
+    name="compare",
+    description=(
+        "HpN and DDX7 on one soundfont instrument (violin rendered with FluidR3_GM; 40 recordings: about 12 test clips), "
+        "scratch vs kd_audio vs kd_control vs prune vs quantize at matched budgets: reduced students and the teacher "
+        "pruned to about their size, 600 training/fine-tuning steps each (batch 8, 1 s crops, AdamW 2e-3), int8 of the "
+        "same teacher, 10 configurations, the 8 trained ones x 3 seeds (int8 is deterministic: one record). Steps from "
+        "benchmarks/results_learning_curves.md: DDX7 students and HpN kd_control stay converged from 140-260 steps; "
+        "HpN scratch and kd_audio were still improving at 500, so 600 is what the hour affords, not a measured "
+        "convergence point (the records' converged flags will say). PLANNED, not measured: about 1 h on 2 cores "
+        "with two 1-thread processes (sweep --setup-only, then two workers), from the per-step times measured there: "
+        "students 3 seeds x 600 x (HpN 0.336+0.739+0.576+0.336 + DDX7 0.194+0.412+0.296+0.194 s; prune's fine-tune "
+        "taken as the scratch step) = 5550 s, teachers 123+110 s, evaluation 26 records x 6-12 s = about 250 s, "
+        "data about 30 s: 6083 s of one core, about 3040 s (51 min) on two, plus the longest trial's tail"
+    ),
+    tree={
+        "preset": "compare",
+        "study": "compare",
+        # the (family, method) pairs = 10: the covering set enqueues each pair and every parameter has one choice, so
+        # nothing is sampled; each trained configuration runs with 3 seeds (one record each, shared config_id)
+        "trials": 10,
+        "repeats": 3,
+        "sampler": "tpe",
+        "threads": 1,
+        "data": {"dataset": "soundfont", "options": {"instruments": "violin", "recordings": 40},
+                 "frames": 250, "max_valid": 8},
+        "teacher": {"steps": 300, "batch_size": 8, "lr": 2e-3, "size": "full", "widths": {"hpn": {"hidden": 64}}},
+        "student": {"steps": _COMPARE_STUDENT_STEPS, "batch_size": 8, "lr": 2e-3},
+        "space": {
+            "families": ["hpn", "ddx7"],
+            "methods": ["scratch", "kd_audio", "kd_control", "prune", "quantize"],
+            "sizes": ["reduced"],
+            "params": {
+                "kd_audio": {"kd_weight": {"choices": [0.5]}, "target_weight": {"choices": [0.5]}},
+                "kd_control": {"kd_weight": {"choices": [1.0]}, "target_weight": {"choices": [0.5]}},
+                # ratio 0.675 leaves HpN(h64) 26.6k / DDX7 58.5k parameters against the reduced students' 23.5k /
+                # 67.9k; fine-tuned as many steps as a student trains, plain MSS (no KD)
+                "prune": {"ratio": {"choices": [0.675]}, "finetune_steps": {"choices": [_COMPARE_STUDENT_STEPS]},
+                          "kd_weight": {"choices": [0.0]}},
+                "quantize": {"method": {"choices": ["int8"]}},
+            },
+        },
+        "evaluation": {"embedding": "logmel", "stream_buffers": [64, 256], "n_audio_examples": 2,
+                       "speed_backend": "native"},
+    },
+)
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (_SMOKE, _QUICK, _PAPER, _COMPARE)}
 
 
 def preset_tree(name: str) -> dict[str, Any]:

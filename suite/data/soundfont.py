@@ -51,14 +51,15 @@ GM_INSTRUMENTS: dict[str, tuple[int, int, int]] = {
 }
 """Instrument -> (General MIDI program, lowest and highest MIDI note of its melodies)."""
 SOUNDFONT_CANDIDATES = (
-    "/usr/share/sounds/sf2/TimGM6mb.sf2",
     "/usr/share/sounds/sf2/FluidR3_GM.sf2",
+    "/usr/share/sounds/sf2/TimGM6mb.sf2",
     "/usr/share/sounds/sf2/default-GM.sf2",
     "/usr/share/soundfonts/default.sf2",
     "/usr/share/soundfonts/FluidR3_GM.sf2",
     "/usr/share/sounds/sf2/MuseScore_General.sf2",
 )
-"""Where Debian's GM soundfont packages put their files (timgm6mb-soundfont first)."""
+"""Where Debian's GM soundfont packages put their files: fluid-soundfont-gm (FluidR3_GM, 141 MB of sampled
+instruments) first, then timgm6mb-soundfont (6 MB)."""
 _RELEASE_S = 0.15
 _CODE_HASH = code_hash(__file__, features_module.__file__)  # cache key: melody, f0 and loudness code
 _PEAK = 0.9
@@ -78,7 +79,7 @@ def find_soundfont(explicit: str | Path | None = None) -> Path:
             return Path(cand)
     raise UserError(
         "no General MIDI soundfont found (looked in /usr/share/sounds/sf2); "
-        "install one: apt-get install timgm6mb-soundfont (or --set soundfont=FILE.sf2)"
+        "install one: apt-get install fluid-soundfont-gm (or timgm6mb-soundfont; or --set soundfont=FILE.sf2)"
     )
 
 
@@ -195,7 +196,7 @@ def _parse_instruments(instruments: str | list[str] | None) -> list[str]:
     "soundfont",
     description="pretty_midi melodies rendered by FluidSynth with a GM soundfont (violin, flute, trumpet); f0 from MIDI",
     needs_path=False,
-    requires="fluidsynth, timgm6mb-soundfont (Debian)",
+    requires="fluidsynth, fluid-soundfont-gm or timgm6mb-soundfont (Debian)",
 )
 def build(
     out_dir: str | Path,

@@ -149,3 +149,78 @@ def test_intervals_over_seeds_stop_at_zero_for_metrics_that_cannot_be_negative()
     row = _merge(grp, ["rtf_stream_64", "kad"], None)
     assert row["rtf_stream_64_ci_low"] == 0.0 and row["rtf_stream_64_ci_high"] > 1.9  # t = 12.7 with 2 seeds
     assert row["kad_ci_low"] < 0 and np.isfinite(row["kad_ci_low"])  # an unbiased estimator may go below 0
+
+
+def _verdict_records(root, n_clips: int) -> None:
+    """A compare-preset-like grid on two families: scratch, kd_audio (one seed not converged), prune, quantize,
+    3 seeds each; KD is 1.0 better than scratch on every clip, quantize equal to KD plus noise."""
+    rng = np.random.default_rng(1)
+    difficulty = rng.normal(5.0, 1.0, n_clips)
+    offsets = {"scratch": 2.0, "kd_audio": 1.0, "prune": 2.5, "quantize": 1.0}
+    params = {"scratch": 20_000.0, "kd_audio": 20_000.0, "prune": 22_000.0, "quantize": 90_000.0}
+    n = 0
+    for family in ("hpn", "ddx7"):
+        for method, off in offsets.items():
+            for seed in range(3):
+                flag = None if method == "quantize" else not (method == "kd_audio" and seed == 1)
+                train = {"steps": 100, "curve": [[80, 2.0], [100, 1.9]],
+                         "convergence": {"converged": flag, "improvement": 0.01 if flag else 0.2}}
+                mp = {"compressor": {"method": method} if flag is None else {"method": method, "train": train}}
+                clips = difficulty + off + rng.normal(0, 0.05, n_clips)
+                append_record(root / "records.jsonl", ResultRecord.with_units(
+                    candidate_id=f"t{n:04d}", config_id=f"{family}-{method}", family=family, size="reduced",
+                    method=method, dataset="soundfont", seed=seed, method_params=mp,
+                    metrics={"mss": float(clips.mean()), "rtf_stream_64": 0.1, "params": params[method],
+                             "param_bytes": 4 * params[method]},
+                    per_clip={"mss": [float(v) for v in clips]}))
+                n += 1
+
+
+def test_method_verdicts_table_on_constructed_records(tmp_path):
+    from reports.compare import method_verdicts
+    from reports.convergence import converged_flags
+
+    _verdict_records(tmp_path / "r", n_clips=10)
+    frame = load_results([tmp_path / "r"])
+    frame["converged"] = converged_flags(frame)
+    table = method_verdicts(configurations(frame, "mss"), quality="mss")
+    assert len(table) == 8 and set(table["family"]) == {"hpn", "ddx7"}
+    row = table.set_index(["family", "method"])
+    for family in ("hpn", "ddx7"):
+        seeds = frame[frame["config_id"] == f"{family}-scratch"]["mss"].to_numpy()
+        half = stats.t.ppf(0.975, 2) * seeds.std(ddof=1) / np.sqrt(3)
+        s = row.loc[(family, "scratch")]
+        assert s["n_seeds"] == 3 and s["mss"] == pytest.approx(seeds.mean())
+        assert (s["mss_ci_low"], s["mss_ci_high"]) == (pytest.approx(seeds.mean() - half), pytest.approx(seeds.mean() + half))
+        assert s["params"] == 20_000 and s["param_bytes"] == 80_000
+        # one of KD's three seeds was still improving: the configuration is flagged, not the others
+        assert row.loc[(family, "kd_audio"), "converged"] is False and s["converged"] is True
+        assert row.loc[(family, "quantize"), "converged"] is None
+        assert bool(row.loc[(family, "kd_audio"), "kd_best"]) and pd.isna(row.loc[(family, "kd_audio"), "p_value"])
+        # KD's best against each other method: diff = KD - method, Holm over the table
+        assert s["diff"] == pytest.approx(-1.0, abs=0.1) and s["verdict"] == "method better"
+        assert row.loc[(family, "prune"), "verdict"] == "method better"
+        assert row.loc[(family, "quantize"), "verdict"] != "method better"
+        assert s["p_holm"] >= s["p_value"]
+
+
+def test_method_verdicts_say_when_the_data_cannot_tell(tmp_path):
+    from reports.compare import method_verdicts
+
+    _verdict_records(tmp_path / "r", n_clips=4)  # 4 clips: the smallest sign-flip p is 2/16 > 0.05
+    table = method_verdicts(configurations(load_results([tmp_path / "r"]), "mss"), quality="mss")
+    tested = table[table["vs_kd"].notna()]
+    assert len(tested) == 6 and set(tested["verdict"]) == {"not enough data to tell"}
+
+
+def test_report_shows_the_verdict_table(tmp_path):
+    _verdict_records(tmp_path / "r", n_clips=10)
+    written = build_report([tmp_path / "r"], tmp_path / "out", formats=["md", "json"])
+    md = written["md"].read_text()
+    section = md.split("## Verdict per family")[1]
+    header = next(line for line in section.splitlines() if line.startswith("| dataset"))
+    for col in ("method", "n_seeds", "mss", "mss_ci_low", "mss_ci_high", "params", "param_bytes", "converged",
+                "verdict", "p_holm"):
+        assert f" {col} " in header
+    rows = json.loads(written["json"].read_text())["verdicts"]
+    assert {(r["family"], r["method"]): r["converged"] for r in rows}[("hpn", "kd_audio")] is False

@@ -1,0 +1,49 @@
+"""The compare preset is a fixed grid at matched budgets: nothing sampled, prune/quantize from the same teacher,
+pruned students about the reduced size, fine-tuned as long as the students train."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from compressors import CompressContext, count_params, get_compressor
+from suite.catalog import load_catalog
+from suite.pipeline import teacher_config
+from suite.presets import preset_tree
+from suite.registry import SIZES
+from suite.sweep.config import config_from_dict
+from suite.sweep.space import covering_trials, resolve_space
+
+
+def _config():  # type: ignore[no-untyped-def]
+    cfg = config_from_dict(preset_tree("compare"), where="compare")
+    assert cfg.repeats == 3 and cfg.evaluation.speed_backend == "native"
+    return cfg
+
+
+def test_compare_is_a_fixed_grid_of_every_supported_pair() -> None:
+    cfg = _config()
+    space = resolve_space(cfg)
+    fixed = covering_trials(space, cfg.trials)
+    assert len(fixed) == cfg.trials == 10
+    assert {(t["family"], t.get("method", t.get(f"method.{t['family']}"))) for t in fixed} == {
+        (f, m) for f in ("hpn", "ddx7") for m in ("scratch", "kd_audio", "kd_control", "prune", "quantize")
+    }
+    for method, params in cfg.space.params.items():
+        for name, spec in params.items():
+            assert spec.choices is not None and len(spec.choices) == 1, f"{method}.{name} would be sampled"
+    assert cfg.space.params["prune"]["finetune_steps"].choices == [cfg.student.steps]
+    assert cfg.data.dataset == "soundfont" and cfg.data.options["instruments"] == "violin"
+
+
+@pytest.mark.parametrize("family", ["hpn", "ddx7"])
+def test_pruned_teacher_is_about_the_reduced_students_size(family: str) -> None:
+    load_catalog()
+    cfg = _config()
+    cls = type(SIZES.get(f"{family}/full")())
+    torch.manual_seed(0)
+    teacher = cls(**teacher_config(family, cfg))
+    ratio = cfg.space.params["prune"]["ratio"].choices[0]
+    pruned = get_compressor("prune").compress(teacher, CompressContext(), ratio=ratio, finetune_steps=0).model
+    reduced = count_params(SIZES.get(f"{family}/reduced")())
+    assert abs(count_params(pruned) / reduced - 1) < 0.15
