@@ -182,3 +182,16 @@ def test_engine_bytes_in_a_record_with_unit_and_definition() -> None:
     assert res.metric_defs["engine_bytes"].startswith("native engine, one stream, 64-sample buffers")
     toy = evaluate_model(ToyLinear(width=4), _clips(1), metrics="engine_bytes")
     assert toy.metrics["engine_bytes"] is None and "not an HpN" in toy.metric_defs["engine_bytes"]
+
+
+def test_engine_bytes_definition_is_the_same_for_every_model() -> None:
+    """Reports flag records whose metric definitions differ as not comparable: a definition must describe the
+    measurement, never carry one model's numbers."""
+    import torch
+
+    from suite.registry import SIZES
+
+    torch.manual_seed(0)
+    defs = {evaluate_model(SIZES.get(name)().eval(), _clips(1), metrics="engine_bytes").metric_defs["engine_bytes"]
+            for name in ("ddx7/reduced", "hpn/reduced")}
+    assert len(defs) == 1
