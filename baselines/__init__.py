@@ -6,8 +6,8 @@ size in ``suite.registry.SIZES``.
 
 from __future__ import annotations
 
-from baselines.ddx7 import DDX7
-from baselines.hpn import HarmonicPlusNoise
-from baselines.wavetable import Wavetable
+from ddspbench.baselines.ddx7 import DDX7
+from ddspbench.baselines.hpn import HarmonicPlusNoise
+from ddspbench.baselines.wavetable import Wavetable
 
 __all__ = ["DDX7", "HarmonicPlusNoise", "Wavetable"]

@@ -18,11 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from baselines import dsp
-from suite.errors import UserError
-from suite.features import BLOCK_SIZE, SAMPLE_RATE
-from suite.registry import SIZES
-from suite.seeds import stream_seeds
+from ddspbench.baselines import dsp
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.features import BLOCK_SIZE, SAMPLE_RATE
+from ddspbench.suite.registry import SIZES
+from ddspbench.suite.seeds import stream_seeds
 
 __all__ = [
     "ModelConfigError",

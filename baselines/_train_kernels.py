@@ -27,7 +27,7 @@ import torch
 from numba import njit
 from torch import Tensor
 
-from suite.threads import run_batch_split
+from ddspbench.suite.threads import run_batch_split
 
 __all__ = ["harmonic_bank_cpu", "harmonic_bank_f64", "bank_forward", "bank_grad_amps"]
 

@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from baselines import dsp
-from baselines._base import (
+from ddspbench.baselines import dsp
+from ddspbench.baselines._base import (
     DDSPFamily,
     ModelConfigError,
     Reverb,
@@ -33,7 +33,7 @@ from baselines._base import (
     scaled_inputs,
     synth_dtype,
 )
-from suite.registry import FAMILIES
+from ddspbench.suite.registry import FAMILIES
 
 __all__ = ["DDX7", "PATCHES", "FMPatch", "MAX_OL"]
 

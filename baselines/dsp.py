@@ -155,7 +155,7 @@ def harmonic_bank(phase: Tensor, amplitudes: Tensor, harmonics: Tensor | None = 
     """
     b, t, k = amplitudes.shape
     if _use_bank_kernels(phase, amplitudes):
-        from baselines._train_kernels import harmonic_bank_cpu
+        from ddspbench.baselines._train_kernels import harmonic_bank_cpu
 
         return harmonic_bank_cpu(phase, amplitudes)
     if harmonics is None:

@@ -42,8 +42,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from suite.errors import UserError
-from suite.registry import EXPORTERS
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.registry import EXPORTERS
 
 __all__ = ["BACKENDS", "ExportedModel", "StreamingRunner", "export_offline", "export_streaming", "exported_model",
            "onnxruntime_available"]
@@ -226,7 +226,7 @@ def export_streaming(model: nn.Module, buffer_frames: int, backend: str = "torch
     model = model.eval()
     if backend == "native":
         # Lazy: the native engine compiles numba kernels at import; only this backend needs it.
-        from baselines.native import NativeRunner, native_available
+        from ddspbench.baselines.native import NativeRunner, native_available
 
         if not native_available():
             raise UserError("export: backend 'native' needs numba (pip install numba)")

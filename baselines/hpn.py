@@ -15,9 +15,9 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from baselines import dsp
-from baselines._base import DecoderFamily, SizeSpec, register_sizes
-from suite.registry import FAMILIES
+from ddspbench.baselines import dsp
+from ddspbench.baselines._base import DecoderFamily, SizeSpec, register_sizes
+from ddspbench.suite.registry import FAMILIES
 
 __all__ = ["HarmonicPlusNoise"]
 

@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from suite.errors import UserError
-from suite.registry import ENGINES
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.registry import ENGINES
 
 __all__ = ["NativeEngine", "NativeRunner", "native_available"]
 
@@ -87,7 +87,7 @@ class _Pack:
 
     def matrix(self, module: nn.Module, name: str = "weight") -> tuple[int, int, tuple[int, int]]:
         """Append a layer's stored weight to ``Q`` and its scales to ``P``: offsets and the ``(rows, cols)`` shape."""
-        from baselines.stored import storage_of, stored_weights
+        from ddspbench.baselines.stored import storage_of, stored_weights
 
         if storage_of(module) != self.storage:
             raise UserError(f"native engine: the decoder mixes weight storages ({self.storage} and "
@@ -109,7 +109,7 @@ class _Pack:
         self.rows.append([w_off, rows, cols, self.add(module.bias), self.add(gain), self.add(beta), s_off, -1])
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        from baselines._kernels import LT_COLS
+        from ddspbench.baselines._kernels import LT_COLS
 
         flat = np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
         dtype = _STORED_NP[self.storage]
@@ -127,7 +127,7 @@ _STRUCTURE_TYPES = ("Sequential", "ModuleDict", "ModuleList", "LayerNorm", "Leak
 
 def _check_layers(model: nn.Module, family: str) -> str:
     """Every decoder layer is one the kernels implement; returns the weight storage (float32, int8 or bf16)."""
-    from baselines.stored import storage_of
+    from ddspbench.baselines.stored import storage_of
 
     allowed = {*_STRUCTURE_TYPES, *_LINEAR_TYPES, *_GRU_TYPES, *(_CONV_TYPES if family == "ddx7" else ())}
     storages = set()
@@ -165,8 +165,8 @@ def _check_model(model: nn.Module) -> tuple[str, str]:
 def _reverb_spectra(model: nn.Module) -> tuple[np.ndarray, np.ndarray]:
     """The impulse's partition spectra as the kernels store them (``(P, 2 SPEC_PAD)`` rows ``[real | imag]``)
     and the impulse itself (float32)."""
-    from baselines import dsp
-    from baselines._kernels import SPEC_PAD
+    from ddspbench.baselines import dsp
+    from ddspbench.baselines._kernels import SPEC_PAD
 
     with torch.no_grad():
         h = model.reverb.impulse().float()  # type: ignore[union-attr, operator]
@@ -192,7 +192,7 @@ class NativeEngine:
     """
 
     def __init__(self, model: nn.Module, batch: int = 1, seed: int | None = 0) -> None:
-        from baselines import _kernels
+        from ddspbench.baselines import _kernels
 
         self._k = _kernels
         self.family, self.storage = _check_model(model)
@@ -212,7 +212,7 @@ class NativeEngine:
 
     # -- weights ---------------------------------------------------------------------------------
     def _build_decoder_family(self, model: nn.Module) -> None:
-        from baselines import dsp
+        from ddspbench.baselines import dsp
 
         dec = model.decoder
         pack = _Pack(self.storage)
@@ -283,14 +283,14 @@ class NativeEngine:
             self._n_mods[k] = len(ms)
             self._mods[k, : len(ms)] = ms
         self._carriers = np.asarray(patch.carriers, dtype=np.int64)
-        from baselines.ddx7 import MAX_OL
+        from ddspbench.baselines.ddx7 import MAX_OL
 
         self._max_ol = float(MAX_OL)
 
     # -- state -----------------------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> None:
         """A fresh stream for every batch item; ``seed`` as in ``model.init_state`` (default: the engine's)."""
-        from baselines import dsp
+        from ddspbench.baselines import dsp
 
         seed = self.seed if seed is None else seed
         b = self.batch
@@ -320,7 +320,7 @@ class NativeEngine:
         t = int(buffer_frames)
         if not 1 <= t <= LONG_FRAMES:
             raise UserError(f"native engine: footprint covers streaming buffers of 1..{LONG_FRAMES} frames, got {t}")
-        from baselines._kernels import BLAS_MIN
+        from ddspbench.baselines._kernels import BLAS_MIN
 
         f4, f8 = 4, 8
         weights = self._P.nbytes + self._Q.nbytes + self._LT.nbytes
@@ -406,8 +406,8 @@ class NativeEngine:
         """
         import scipy.fft as sfft
 
-        from baselines._base import fast_fft_len
-        from baselines._kernels import SPEC_PAD
+        from ddspbench.baselines._base import fast_fft_len
+        from ddspbench.baselines._kernels import SPEC_PAD
 
         n_parts = self._parts.shape[0]
         length = n_parts * _BLOCK

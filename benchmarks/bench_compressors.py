@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def _mss(model: torch.nn.Module, test: Any, ref_audio: torch.Tensor | None = None) -> float:
-    from suite.metrics.mss import mss_per_clip
+    from ddspbench.suite.metrics.mss import mss_per_clip
 
     f0 = torch.as_tensor(test.f0_hz)
     loud = torch.as_tensor(test.loudness_db)
@@ -57,12 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(HERE))
     args = p.parse_args(argv)
 
-    from compressors import CompressContext, count_params, get_compressor, serialized_bytes
-    from suite.catalog import load_catalog
-    from suite.data.store import load_split
-    from suite.metrics.speed import measure_offline
-    from suite.registry import DATASETS, SIZES
-    from suite.train import TrainConfig, train
+    from ddspbench.compressors import CompressContext, count_params, get_compressor, serialized_bytes
+    from ddspbench.suite.catalog import load_catalog
+    from ddspbench.suite.data.store import load_split
+    from ddspbench.suite.metrics.speed import measure_offline
+    from ddspbench.suite.registry import DATASETS, SIZES
+    from ddspbench.suite.train import TrainConfig, train
 
     torch.set_num_threads(args.threads)
     load_catalog()

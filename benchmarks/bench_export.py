@@ -37,13 +37,13 @@ from common import (  # benchmarks/common.py (this script's folder is on sys.pat
     write_results,
 )
 
-from baselines.export import export_streaming
-from compressors import quantize_bf16, quantize_int8
-from suite.catalog import load_catalog
-from suite.errors import UserError
-from suite.metrics.speed import example_inputs
-from suite.provenance import cpu_model, git_commit
-from suite.registry import SIZES
+from ddspbench.baselines.export import export_streaming
+from ddspbench.compressors import quantize_bf16, quantize_int8
+from ddspbench.suite.catalog import load_catalog
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.metrics.speed import example_inputs
+from ddspbench.suite.provenance import cpu_model, git_commit
+from ddspbench.suite.registry import SIZES
 
 __all__ = ["BACKENDS", "GOALS", "time_stream", "run", "to_markdown", "main"]
 

@@ -27,10 +27,10 @@ from typing import Any
 import torch
 from common import GOALS  # benchmarks/common.py (this script's folder is on sys.path)
 
-from suite.catalog import load_catalog
-from suite.metrics.speed import example_inputs, measure_speed
-from suite.provenance import cpu_model, git_commit
-from suite.registry import SIZES
+from ddspbench.suite.catalog import load_catalog
+from ddspbench.suite.metrics.speed import example_inputs, measure_speed
+from ddspbench.suite.provenance import cpu_model, git_commit
+from ddspbench.suite.registry import SIZES
 
 __all__ = ["GOALS", "stream_error", "run", "main"]
 
@@ -42,7 +42,7 @@ def _target(model: torch.nn.Module, backend: str, frames: int, offline: bool) ->
     """The model itself (eager) or its exported path for calls of ``frames`` frames."""
     if backend == "eager":
         return model
-    from baselines.export import exported_model
+    from ddspbench.baselines.export import exported_model
 
     return exported_model(model, frames, backend, offline=offline, seed=0)
 

@@ -37,7 +37,7 @@ METHODS = ("scratch", "kd_audio", "kd_control")
 
 def first_converged_step(curve: list[list[float]]) -> int | None:
     """The smallest validated step ``N`` at which a run of ``N`` steps satisfies the convergence rule."""
-    from suite.train import convergence
+    from ddspbench.suite.train import convergence
 
     for step, _ in curve:
         prefix = [p for p in curve if p[0] <= step]
@@ -49,7 +49,7 @@ def first_converged_step(curve: list[list[float]]) -> int | None:
 def stays_converged_from(curve: list[list[float]]) -> int | None:
     """The smallest validated step ``N`` such that a run of ``M`` steps satisfies the rule for every validated
     ``M >= N`` of the curve (a plateau early in training that later breaks does not count)."""
-    from suite.train import convergence
+    from ddspbench.suite.train import convergence
 
     found: int | None = None
     for step, _ in curve:
@@ -60,9 +60,9 @@ def stays_converged_from(curve: list[list[float]]) -> int | None:
 
 def _teacher(family: str, args: argparse.Namespace, train_set: Any, valid_set: Any, cache: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     """A width-``--teacher-hidden`` teacher of ``family``, trained once and cached (weights + its summary)."""
-    from suite.checkpoint import load_checkpoint, save_checkpoint
-    from suite.registry import SIZES
-    from suite.train import TrainConfig, train, train_summary
+    from ddspbench.suite.checkpoint import load_checkpoint, save_checkpoint
+    from ddspbench.suite.registry import SIZES
+    from ddspbench.suite.train import TrainConfig, train, train_summary
 
     base = SIZES.get(f"{family}/full")()
     config = dict(base.config)
@@ -89,11 +89,11 @@ def time_evaluation(args: argparse.Namespace, cache: Path) -> dict[str, Any]:
     """Seconds of one evaluation with the compare preset's metrics (the sweep's defaults: mss, mss_teacher, logmel
     FAD, RTF, streaming at 64/256 samples, memory, size) of each family's reduced student (untrained: the same
     compute as a trained one) and of its int8-quantized teacher (where int8 supports the family), on the test clips of ``--eval-recordings``."""
-    from compressors import CompressContext, get_compressor
-    from suite.catalog import load_catalog
-    from suite.data import load_split, prepare
-    from suite.evaluate import evaluate_model
-    from suite.registry import SIZES
+    from ddspbench.compressors import CompressContext, get_compressor
+    from ddspbench.suite.catalog import load_catalog
+    from ddspbench.suite.data import load_split, prepare
+    from ddspbench.suite.evaluate import evaluate_model
+    from ddspbench.suite.registry import SIZES
 
     load_catalog()
     with tempfile.TemporaryDirectory(prefix="bench-curves-eval-") as tmp:
@@ -161,9 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         write_results(Path(args.out) / "results_learning_curves.md", data, to_markdown)
         return 0
 
-    from compressors import CompressContext, get_compressor
-    from suite.catalog import load_catalog
-    from suite.data import load_meta, load_split, prepare
+    from ddspbench.compressors import CompressContext, get_compressor
+    from ddspbench.suite.catalog import load_catalog
+    from ddspbench.suite.data import load_meta, load_split, prepare
 
     torch.set_num_threads(args.threads)
     load_catalog()

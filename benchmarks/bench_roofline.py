@@ -52,11 +52,11 @@ from common import load_average, write_results
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from baselines._base import scaled_inputs
-from suite.catalog import load_catalog
-from suite.metrics.speed import example_inputs
-from suite.provenance import provenance
-from suite.registry import SIZES
+from ddspbench.baselines._base import scaled_inputs
+from ddspbench.suite.catalog import load_catalog
+from ddspbench.suite.metrics.speed import example_inputs
+from ddspbench.suite.provenance import provenance
+from ddspbench.suite.registry import SIZES
 
 __all__ = ["GOALS", "Timing", "time_call", "count_decoder", "run", "to_markdown", "main"]
 

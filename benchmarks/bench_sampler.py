@@ -99,7 +99,7 @@ def bounds(space: Any, n: int = 4000, seed: int = 12345) -> tuple[np.ndarray, np
     """Fixed normalisation bounds: extremes of ``n`` random candidates (noise-free, transformed)."""
     import optuna
 
-    from suite.sweep.space import suggest_candidate
+    from ddspbench.suite.sweep.space import suggest_candidate
 
     study = optuna.create_study(directions=["minimize"] * 3, sampler=optuna.samplers.RandomSampler(seed=seed))
     vals = []
@@ -115,8 +115,8 @@ def run_study(space: Any, cfg: Any, sampler: Any, seed: int, lo: np.ndarray, hi:
     """Hypervolume (normalised, reference 1.1) after the preset's budget, covering set first."""
     import optuna
 
-    from reports.pareto import HV_REF, hypervolume
-    from suite.sweep.space import covering_trials, suggest_candidate
+    from ddspbench.reports.pareto import HV_REF, hypervolume
+    from ddspbench.suite.sweep.space import covering_trials, suggest_candidate
 
     study = optuna.create_study(directions=["minimize"] * 3, sampler=sampler)
     if cfg.covering:
@@ -136,7 +136,7 @@ def run_study(space: Any, cfg: Any, sampler: Any, seed: int, lo: np.ndarray, hi:
 def _make(name: str, seed: int, trials: int) -> Any:
     import optuna
 
-    from suite.sweep.sampler import budget_sampler
+    from ddspbench.suite.sweep.sampler import budget_sampler
 
     if name == "nsga2_default":  # what the sweep ran before: Optuna's default population of 50
         return optuna.samplers.NSGAIISampler(seed=seed)
@@ -160,11 +160,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import optuna
 
-    from reports.stats import signflip_test
-    from suite.presets import preset_tree
-    from suite.sweep.config import config_from_dict
-    from suite.sweep.sampler import describe_sampler
-    from suite.sweep.space import covering_trials, resolve_space
+    from ddspbench.reports.stats import signflip_test
+    from ddspbench.suite.presets import preset_tree
+    from ddspbench.suite.sweep.config import config_from_dict
+    from ddspbench.suite.sweep.sampler import describe_sampler
+    from ddspbench.suite.sweep.space import covering_trials, resolve_space
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     load_before, t0 = load_average(), time.perf_counter()

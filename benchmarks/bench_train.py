@@ -35,13 +35,13 @@ from typing import Any
 import torch
 from common import load_average, write_results  # benchmarks/common.py (this script's folder is on sys.path)
 
-import baselines.dsp as dsp
-import suite.metrics.mss as mss_mod
-from suite.catalog import load_catalog
-from suite.metrics.mss import MSSLoss
-from suite.provenance import cpu_model, git_commit
-from suite.registry import SIZES
-from suite.train import forward_batch
+import ddspbench.baselines.dsp as dsp
+import ddspbench.suite.metrics.mss as mss_mod
+from ddspbench.suite.catalog import load_catalog
+from ddspbench.suite.metrics.mss import MSSLoss
+from ddspbench.suite.provenance import cpu_model, git_commit
+from ddspbench.suite.registry import SIZES
+from ddspbench.suite.train import forward_batch
 
 __all__ = ["REFERENCE_STEP_S", "REFERENCE_DDSPBENCH_STEP_S", "set_path", "make_batch", "run", "main"]
 
@@ -99,7 +99,7 @@ def agreement(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[st
     phase (:func:`baselines._train_kernels.harmonic_bank_f64`). Per path: the loss's relative difference
     and the worst per-parameter relative gradient error (``|g - g_ref| / |g_ref|``).
     """
-    from baselines._train_kernels import harmonic_bank_f64
+    from ddspbench.baselines._train_kernels import harmonic_bank_f64
 
     crit = MSSLoss()
     res = {}

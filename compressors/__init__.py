@@ -3,19 +3,26 @@
 Importing this package registers every compressor in ``suite.registry.COMPRESSORS`` (and the
 quantization transforms in ``suite.checkpoint.TRANSFORMS``). Use one as::
 
-    from compressors import CompressContext, get_compressor
+    from ddspbench.compressors import CompressContext, get_compressor
     result = get_compressor("prune+kd_audio+quantize").compress(teacher, ctx, **{"prune.ratio": 0.5})
 """
 
 from __future__ import annotations
 
-from compressors._base import CompressContext, Compressor, CompressResult, build_student, clone_model, frozen
-from compressors._distill import KDAudio, KDControl, KDFeature, Scratch
-from compressors._onnx import OrtDecoder, onnx_available, quantize_onnx_int8
-from compressors._prune import Prune, structured_prune
-from compressors._quantize import Quantize, quantize_bf16, quantize_int8
-from compressors._stats import count_params, measure_rtf, serialized_bytes
-from compressors.chain import Chain, get_compressor, parse_chain, run_chain
+from ddspbench.compressors._base import (
+    CompressContext,
+    Compressor,
+    CompressResult,
+    build_student,
+    clone_model,
+    frozen,
+)
+from ddspbench.compressors._distill import KDAudio, KDControl, KDFeature, Scratch
+from ddspbench.compressors._onnx import OrtDecoder, onnx_available, quantize_onnx_int8
+from ddspbench.compressors._prune import Prune, structured_prune
+from ddspbench.compressors._quantize import Quantize, quantize_bf16, quantize_int8
+from ddspbench.compressors._stats import count_params, measure_rtf, serialized_bytes
+from ddspbench.compressors.chain import Chain, get_compressor, parse_chain, run_chain
 
 __all__ = [
     "Compressor",

@@ -30,15 +30,15 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from compressors._stats import model_stats
-from suite.candidate import ParamSpec
-from suite.errors import UserError
-from suite.registry import FAMILIES, SIZES
-from suite.train import TrainConfig
+from ddspbench.compressors._stats import model_stats
+from ddspbench.suite.candidate import ParamSpec
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.registry import FAMILIES, SIZES
+from ddspbench.suite.train import TrainConfig
 
 if TYPE_CHECKING:
-    from suite.data.store import ClipSet
-    from suite.train import TrainConfig
+    from ddspbench.suite.data.store import ClipSet
+    from ddspbench.suite.train import TrainConfig
 
 __all__ = [
     "Compressor",

@@ -34,12 +34,19 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from compressors._base import SIZE_KEYS, CompressContext, Compressor, build_student, clone_model, frozen
-from suite.candidate import ParamSpec
-from suite.errors import UserError
-from suite.metrics.mss import MSSLoss
-from suite.registry import COMPRESSORS
-from suite.train import train, train_summary
+from ddspbench.compressors._base import (
+    SIZE_KEYS,
+    CompressContext,
+    Compressor,
+    build_student,
+    clone_model,
+    frozen,
+)
+from ddspbench.suite.candidate import ParamSpec
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.metrics.mss import MSSLoss
+from ddspbench.suite.registry import COMPRESSORS
+from ddspbench.suite.train import train, train_summary
 
 __all__ = [
     "Scratch",

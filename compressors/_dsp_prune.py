@@ -25,9 +25,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from compressors._base import CompressContext
-from compressors._rebuild import rebuild
-from suite.errors import UserError
+from ddspbench.compressors._base import CompressContext
+from ddspbench.compressors._rebuild import rebuild
+from ddspbench.suite.errors import UserError
 
 __all__ = ["dsp_prune", "average_controls", "band_resampler"]
 

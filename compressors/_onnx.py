@@ -29,9 +29,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from compressors._base import clone_model
-from suite.checkpoint import TRANSFORMS, apply_transform
-from suite.errors import UserError
+from ddspbench.compressors._base import clone_model
+from ddspbench.suite.checkpoint import TRANSFORMS, apply_transform
+from ddspbench.suite.errors import UserError
 
 __all__ = ["OrtDecoder", "quantize_onnx_int8", "onnx_available"]
 

@@ -29,15 +29,15 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from compressors._base import CompressContext, Compressor, clone_model, frozen
-from compressors._distill import audio_kd_loss, train_model
-from compressors._dsp_prune import dsp_prune
-from compressors._gru import GRUAwareImportance, GRUPruner, opaque_gru_tracing
-from compressors._rebuild import rebuild, strip_weight_norm
-from compressors._stats import random_features
-from suite.candidate import ParamSpec
-from suite.errors import UserError
-from suite.registry import COMPRESSORS
+from ddspbench.compressors._base import CompressContext, Compressor, clone_model, frozen
+from ddspbench.compressors._distill import audio_kd_loss, train_model
+from ddspbench.compressors._dsp_prune import dsp_prune
+from ddspbench.compressors._gru import GRUAwareImportance, GRUPruner, opaque_gru_tracing
+from ddspbench.compressors._rebuild import rebuild, strip_weight_norm
+from ddspbench.compressors._stats import random_features
+from ddspbench.suite.candidate import ParamSpec
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.registry import COMPRESSORS
 
 __all__ = ["Prune", "structured_prune", "output_heads", "rebuild"]
 

@@ -27,14 +27,14 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from baselines.stored import store_decoder
-from compressors._base import CompressContext, Compressor, clone_model
-from compressors._onnx import quantize_onnx_int8
-from compressors._stats import measure_rtf
-from suite.candidate import ParamSpec
-from suite.checkpoint import TRANSFORMS, apply_transform
-from suite.errors import UserError
-from suite.registry import COMPRESSORS
+from ddspbench.baselines.stored import store_decoder
+from ddspbench.compressors._base import CompressContext, Compressor, clone_model
+from ddspbench.compressors._onnx import quantize_onnx_int8
+from ddspbench.compressors._stats import measure_rtf
+from ddspbench.suite.candidate import ParamSpec
+from ddspbench.suite.checkpoint import TRANSFORMS, apply_transform
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.registry import COMPRESSORS
 
 __all__ = ["Quantize", "quantize_int8", "quantize_bf16", "QUANT_METHODS", "ENGINE_METHODS"]
 
@@ -119,7 +119,7 @@ class Quantize(Compressor):
 def _speed_report(start: nn.Module, model: nn.Module, frames: int, repeats: int) -> dict[str, Any]:
     """RTF before/after as deployed: the native engine at 64-sample buffers (median buffer time / its duration),
     or the eager offline forward where the engine cannot run one of the two (e.g. onnx_int8)."""
-    from suite.metrics.speed import measure_speed
+    from ddspbench.suite.metrics.speed import measure_speed
 
     try:
         before, after = (measure_speed(m, buffers=(64,), offline=False, frames=frames, backend="native",

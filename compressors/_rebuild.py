@@ -14,8 +14,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
-from suite.errors import UserError
-from suite.registry import FAMILIES
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.registry import FAMILIES
 
 __all__ = ["rebuild", "weight_norm_api", "strip_weight_norm", "reapply_weight_norm"]
 

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from suite.features import FRAME_RATE
-from suite.metrics.size import serialized_bytes, total_params
+from ddspbench.suite.features import FRAME_RATE
+from ddspbench.suite.metrics.size import serialized_bytes, total_params
 
 __all__ = ["count_params", "serialized_bytes", "measure_rtf", "model_stats", "random_features"]
 

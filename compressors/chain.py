@@ -19,10 +19,10 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from compressors._base import CompressContext, Compressor, CompressResult
-from suite.candidate import ParamSpec, step_keys
-from suite.errors import UserError
-from suite.registry import COMPRESSORS
+from ddspbench.compressors._base import CompressContext, Compressor, CompressResult
+from ddspbench.suite.candidate import ParamSpec, step_keys
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.registry import COMPRESSORS
 
 __all__ = ["Chain", "steps_use_seed", "parse_chain", "get_compressor", "run_chain", "split_params", "step_space", "compress_steps",
            "REGISTERED_CHAINS"]

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-    from suite.evaluate import EvalResult
+    from ddspbench.suite.evaluate import EvalResult
 
 __all__ = [
     "__version__",
@@ -41,49 +41,49 @@ __all__ = [
     "UserError",
 ]
 
-from suite import __version__
-from suite.errors import UserError
+from ddspbench.suite import __version__
+from ddspbench.suite.errors import UserError
 
 
 def load_results(dirs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
                  allow_mixed_hardware: bool = False) -> pd.DataFrame:
     """Results directories -> one DataFrame, one row per candidate (see :func:`reports.load_results`)."""
-    from reports import load_results as _load
+    from ddspbench.reports import load_results as _load
 
     return _load(dirs, allow_mixed_hardware=allow_mixed_hardware)
 
 
 def build_report(results_dirs: Any, out_dir: str | os.PathLike[str], **kwargs: Any) -> dict[str, Path]:
     """Markdown, CSV, JSON and HTML reports of results directories (see :func:`reports.build_report`)."""
-    from reports import build_report as _build
+    from ddspbench.reports import build_report as _build
 
     return _build(results_dirs, out_dir, **kwargs)
 
 
 def print_leaderboard(df: pd.DataFrame, **kwargs: Any) -> pd.DataFrame:
     """The leaderboard as a rich table in the terminal (see :func:`reports.print_leaderboard`)."""
-    from reports import print_leaderboard as _print
+    from ddspbench.reports import print_leaderboard as _print
 
     return _print(df, **kwargs)
 
 
 def leaderboard(df: pd.DataFrame, metric: str = "mss", columns: Sequence[str] | None = None) -> pd.DataFrame:
     """The ok rows of a results frame ranked by ``metric`` (see :func:`reports.leaderboard`)."""
-    from reports import leaderboard as _board
+    from ddspbench.reports import leaderboard as _board
 
     return _board(df, metric, columns)
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
     """``(model, meta)`` of a ddspbench checkpoint (``weights_only`` loading; see :mod:`suite.checkpoint`)."""
-    from suite.checkpoint import load_checkpoint as _load
+    from ddspbench.suite.checkpoint import load_checkpoint as _load
 
     return _load(path)
 
 
 def load_split(data: str | os.PathLike[str], split: str = "test") -> Any:
     """One split of a prepared dataset directory (a :class:`suite.data.store.ClipSet`)."""
-    from suite.data.store import load_split as _load
+    from ddspbench.suite.data.store import load_split as _load
 
     return _load(Path(data), split)
 
@@ -113,8 +113,8 @@ def run_sweep(preset: str = "smoke", out: str | os.PathLike[str] | None = None, 
 
     import yaml
 
-    from suite.commands import sweep as sweep_cmd
-    from suite.sweep.config import deep_merge, load_yaml
+    from ddspbench.suite.commands import sweep as sweep_cmd
+    from ddspbench.suite.sweep.config import deep_merge, load_yaml
 
     tree: dict[str, Any] = load_yaml(Path(config)) if config else {}
     tree = deep_merge(tree, overrides) if overrides else tree
@@ -168,7 +168,7 @@ def evaluate_checkpoint(path: str | os.PathLike[str], data: str | os.PathLike[st
         An :class:`suite.evaluate.EvalResult` (``metrics``, ``units``, ``per_clip``, ``intervals``,
         ``metric_defs``, ``artifacts``).
     """
-    from suite.evaluate import evaluate_model
+    from ddspbench.suite.evaluate import evaluate_model
 
     model, _ = load_checkpoint(path)
     teacher_model = load_checkpoint(teacher)[0] if teacher is not None else None

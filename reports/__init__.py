@@ -8,10 +8,10 @@ Public API (docs/CONTRACTS.md, "Reports API"): :func:`load_results`, :func:`buil
 
 from __future__ import annotations
 
-from reports.build import FORMATS, SMOKE_WARNING, build_report
-from reports.load import load_results
-from reports.pareto import hypervolume, is_pareto_front, non_dominated_ranks
-from reports.tables import leaderboard, print_leaderboard
+from ddspbench.reports.build import FORMATS, SMOKE_WARNING, build_report
+from ddspbench.reports.load import load_results
+from ddspbench.reports.pareto import hypervolume, is_pareto_front, non_dominated_ranks
+from ddspbench.reports.tables import leaderboard, print_leaderboard
 
 __all__ = [
     "SMOKE_WARNING",

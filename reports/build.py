@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reports.compare import kd_summary, kd_vs_others, kd_vs_scratch, method_verdicts
-from reports.convergence import UNCONVERGED_NOTE, converged_flags, flag_comparison
-from reports.html import write_html
-from reports.load import load_results, metric_columns
-from reports.pareto import (
+from ddspbench.reports.compare import kd_summary, kd_vs_others, kd_vs_scratch, method_verdicts
+from ddspbench.reports.convergence import UNCONVERGED_NOTE, converged_flags, flag_comparison
+from ddspbench.reports.html import write_html
+from ddspbench.reports.load import load_results, metric_columns
+from ddspbench.reports.pareto import (
     HV_REF,
     direction_of,
     hypervolume,
@@ -39,11 +39,11 @@ from reports.pareto import (
     parse_objectives,
     to_minimise,
 )
-from reports.plots import default_plots, memory_metric, quality_metric
-from reports.seeds import SEEDS_NOTE, configurations, has_repeats
-from reports.spreadsheet import neutralise_frame
-from reports.stats import ALPHA, METHOD_NOTE, REL_THRESHOLD, SIGN_CONVENTION
-from reports.tables import (
+from ddspbench.reports.plots import default_plots, memory_metric, quality_metric
+from ddspbench.reports.seeds import SEEDS_NOTE, configurations, has_repeats
+from ddspbench.reports.spreadsheet import neutralise_frame
+from ddspbench.reports.stats import ALPHA, METHOD_NOTE, REL_THRESHOLD, SIGN_CONVENTION
+from ddspbench.reports.tables import (
     csv_units,
     failed_rows,
     filter_frame,
@@ -54,8 +54,8 @@ from reports.tables import (
     to_json_obj,
     to_markdown,
 )
-from suite.errors import UserError
-from suite.records import Direction
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.records import Direction
 
 __all__ = ["FORMATS", "build_report", "pareto_by_group", "front_table"]
 

@@ -39,10 +39,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reports.load import clip_values, finite
-from reports.pareto import direction_of
-from reports.stats import ALPHA, apply_holm, paired_comparison
-from suite.records import Direction
+from ddspbench.reports.load import clip_values, finite
+from ddspbench.reports.pareto import direction_of
+from ddspbench.reports.stats import ALPHA, apply_holm, paired_comparison
+from ddspbench.suite.records import Direction
 
 __all__ = [
     "bucket_index",

@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from reports.plots import spectrogram_png
-from reports.tables import ID_COLUMNS, display_value, format_value, header
+from ddspbench.reports.plots import spectrogram_png
+from ddspbench.reports.tables import ID_COLUMNS, display_value, format_value, header
 
 __all__ = ["slug", "write_html", "listening_items", "TEMPLATES"]
 

@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from suite.errors import UserError
-from suite.records import ResultRecord, metric_unit, read_records
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.records import ResultRecord, metric_unit, read_records
 
 __all__ = ["load_results", "records_frame", "HARDWARE_KEYS", "metric_columns", "finite", "clip_values",
            "hyperparameters", "hparams_text"]

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import ArrayLike
 
-from suite.errors import UserError
-from suite.records import STANDARD_METRICS, Direction
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.records import STANDARD_METRICS, Direction
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from reports.pareto import direction_of, hypervolume, reference_point, to_minimise
-from reports.tables import human_bytes
-from suite.records import Direction
+from ddspbench.reports.pareto import direction_of, hypervolume, reference_point, to_minimise
+from ddspbench.reports.tables import human_bytes
+from ddspbench.suite.records import Direction
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reports.convergence import combine_flags
+from ddspbench.reports.convergence import combine_flags
 
 __all__ = ["SEEDS_NOTE", "configurations", "has_repeats"]
 

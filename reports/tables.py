@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from reports.load import metric_columns
-from reports.pareto import direction_of
-from suite.errors import UserError
-from suite.records import Direction
+from ddspbench.reports.load import metric_columns
+from ddspbench.reports.pareto import direction_of
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.records import Direction
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -344,7 +344,7 @@ def print_leaderboard(
         board = df
     else:  # a terminal is narrow: the ranked metric and a few budget columns
         if "n_seeds" not in df.columns:
-            from reports.seeds import configurations
+            from ddspbench.reports.seeds import configurations
 
             df = configurations(df, None)  # one row per configuration, seeds averaged
         present = [c for c in _TERMINAL_COLUMNS if c in df.columns and c != metric]

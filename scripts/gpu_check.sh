@@ -95,7 +95,7 @@ for spec in "hpn reduced 300" "hpn full 150" "ddx7 reduced 300"; do
   t1=$(date +%s)
   summary=$("$PY" - "$WORK/run_$1_$2/last.pt" <<'PYEOF' 2>/dev/null
 import sys, torch
-from suite.train import convergence, learning_curve
+from ddspbench.suite.train import convergence, learning_curve
 meta = torch.load(sys.argv[1], map_location="cpu", weights_only=True)["meta"]["train"]
 curve = learning_curve(meta["history"])
 v = convergence(curve, meta["step"])

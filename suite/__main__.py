@@ -1,10 +1,10 @@
-"""``python -m suite`` runs the ddspbench CLI."""
+"""``python -m ddspbench`` runs the ddspbench CLI."""
 
 from __future__ import annotations
 
 import sys
 
-from suite.cli import main
+from ddspbench.suite.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from suite.errors import UserError
-from suite.features import SAMPLE_RATE
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.features import SAMPLE_RATE
 
 __all__ = ["AUDIO_SUFFIXES", "load_audio", "resample", "list_audio_files", "write_wav"]
 

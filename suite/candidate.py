@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from suite.errors import UserError
+from ddspbench.suite.errors import UserError
 
 __all__ = ["ParamSpec", "Step", "Candidate", "split_method", "step_keys", "parse_size"]
 

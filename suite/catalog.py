@@ -12,8 +12,8 @@ import importlib
 
 __all__ = ["load_catalog", "PLUGIN_PACKAGES"]
 
-PLUGIN_PACKAGES = ("suite.records", "suite.data.builders", "suite.metrics", "baselines", "baselines.export", "baselines.native",
-                   "compressors")
+PLUGIN_PACKAGES = ("ddspbench.suite.records", "ddspbench.suite.data.builders", "ddspbench.suite.metrics", "ddspbench.baselines", "ddspbench.baselines.export", "ddspbench.baselines.native",
+                   "ddspbench.compressors")
 
 _state = "empty"
 

@@ -25,8 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from suite.errors import UserError, one_line_message
-from suite.registry import FAMILIES, Registry
+from ddspbench.suite.errors import UserError, one_line_message
+from ddspbench.suite.registry import FAMILIES, Registry
 
 __all__ = ["CKPT_FORMAT", "TRANSFORMS", "save_checkpoint", "load_checkpoint", "model_identity", "apply_transform"]
 

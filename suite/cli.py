@@ -1,4 +1,4 @@
-"""The ``ddspbench`` command line (also ``python -m suite``).
+"""The ``ddspbench`` command line (also ``python -m ddspbench``).
 
 Every sub-command is one module in :mod:`suite.commands` with ``HELP`` (one line),
 ``add_arguments(parser)`` and ``run(args) -> int``. Modules are discovered, so adding a command
@@ -23,21 +23,21 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from suite import __version__
-from suite.errors import UserError, expected_error, one_line_message
+from ddspbench.suite import __version__
+from ddspbench.suite.errors import UserError, expected_error, one_line_message
 
 __all__ = ["main", "build_parser", "command_modules"]
 
 
 def command_modules() -> dict[str, ModuleType]:
     """Sub-command name -> module, for every module in ``suite.commands``."""
-    import suite.commands as pkg
+    import ddspbench.suite.commands as pkg
 
     mods: dict[str, ModuleType] = {}
     for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
         if info.name.startswith("_"):
             continue
-        mod = importlib.import_module(f"suite.commands.{info.name}")
+        mod = importlib.import_module(f"ddspbench.suite.commands.{info.name}")
         mods[getattr(mod, "NAME", info.name)] = mod
     return mods
 
@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
-    from suite.commands._options import json_to
+    from ddspbench.suite.commands._options import json_to
 
     debug = bool(getattr(args, "debug", False))
     json_mode = bool(getattr(args, "json", False))

@@ -30,23 +30,30 @@ import numpy as np
 import torch
 from torch import nn
 
-from suite.audio_io import write_wav
-from suite.checkpoint import save_checkpoint
-from suite.errors import UserError
-from suite.metrics import memory
-from suite.metrics.compare import MIN_CLIPS, compare_sets
-from suite.metrics.embeddings import embed_clips, get_embedding
-from suite.metrics.fad import bootstrap_mean_interval
-from suite.metrics.mss import DEFAULT_SCALES, mss_per_clip
-from suite.metrics.size import count_params, decoder_flops
-from suite.metrics.speed import measure_speed, num_threads
-from suite.names import safe_name
-from suite.records import STANDARD_METRICS, STREAM_BUFFERS, Direction, Measurements, MetricSpec, metric_unit
-from suite.registry import Registry
-from suite.seeds import stream_seeds
+from ddspbench.suite.audio_io import write_wav
+from ddspbench.suite.checkpoint import save_checkpoint
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.metrics import memory
+from ddspbench.suite.metrics.compare import MIN_CLIPS, compare_sets
+from ddspbench.suite.metrics.embeddings import embed_clips, get_embedding
+from ddspbench.suite.metrics.fad import bootstrap_mean_interval
+from ddspbench.suite.metrics.mss import DEFAULT_SCALES, mss_per_clip
+from ddspbench.suite.metrics.size import count_params, decoder_flops
+from ddspbench.suite.metrics.speed import measure_speed, num_threads
+from ddspbench.suite.names import safe_name
+from ddspbench.suite.records import (
+    STANDARD_METRICS,
+    STREAM_BUFFERS,
+    Direction,
+    Measurements,
+    MetricSpec,
+    metric_unit,
+)
+from ddspbench.suite.registry import Registry
+from ddspbench.suite.seeds import stream_seeds
 
 if TYPE_CHECKING:
-    from suite.data.store import ClipSet
+    from ddspbench.suite.data.store import ClipSet
 
 __all__ = ["EvalResult", "EvalContext", "Measured", "Metric", "METRIC_IMPLS", "CandidateFailed", "METRIC_GROUPS",
            "expand_metrics", "render", "evaluate_model"]

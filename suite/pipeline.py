@@ -29,27 +29,27 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from compressors._base import CompressContext
-from compressors.chain import compress_steps
-from suite.candidate import Candidate
-from suite.checkpoint import load_checkpoint, save_checkpoint
-from suite.data import prepare
-from suite.data.store import load_meta, load_split
-from suite.errors import UserError
-from suite.evaluate import evaluate_model
-from suite.features import SAMPLE_RATE
-from suite.locks import file_lock
-from suite.names import safe_name
-from suite.provenance import provenance
-from suite.records import MEASUREMENT_FIELDS, ResultRecord, append_record, read_records
-from suite.registry import FAMILIES, SIZES
-from suite.sweep.config import SweepConfig
-from suite.train import TrainConfig, train, train_summary
+from ddspbench.compressors._base import CompressContext
+from ddspbench.compressors.chain import compress_steps
+from ddspbench.suite.candidate import Candidate
+from ddspbench.suite.checkpoint import load_checkpoint, save_checkpoint
+from ddspbench.suite.data import prepare
+from ddspbench.suite.data.store import load_meta, load_split
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.evaluate import evaluate_model
+from ddspbench.suite.features import SAMPLE_RATE
+from ddspbench.suite.locks import file_lock
+from ddspbench.suite.names import safe_name
+from ddspbench.suite.provenance import provenance
+from ddspbench.suite.records import MEASUREMENT_FIELDS, ResultRecord, append_record, read_records
+from ddspbench.suite.registry import FAMILIES, SIZES
+from ddspbench.suite.sweep.config import SweepConfig
+from ddspbench.suite.train import TrainConfig, train, train_summary
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from suite.data.store import ClipSet
+    from ddspbench.suite.data.store import ClipSet
 
 __all__ = [
     "Workspace",

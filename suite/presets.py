@@ -12,7 +12,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-from suite.errors import UserError
+from ddspbench.suite.errors import UserError
 
 __all__ = ["Preset", "PRESETS", "PAPER_INSTRUMENT_CONFIG", "preset_tree"]
 

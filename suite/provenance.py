@@ -53,7 +53,7 @@ def provenance(device: str = "cpu", threads: int | None = None, seed: int | None
     """Everything needed to say where a figure came from."""
     import torch
 
-    from suite import __version__
+    from ddspbench.suite import __version__
 
     info: dict[str, Any] = {
         "ddspbench_version": __version__,

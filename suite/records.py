@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from suite.registry import METRICS
+from ddspbench.suite.registry import METRICS
 
 __all__ = [
     "Direction",

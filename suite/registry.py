@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, overload
 
-from suite.catalog import load_catalog
-from suite.errors import UserError
+from ddspbench.suite.catalog import load_catalog
+from ddspbench.suite.errors import UserError
 
 __all__ = [
     "Registry",

@@ -36,13 +36,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from suite.checkpoint import model_identity, save_checkpoint
-from suite.errors import UserError
-from suite.features import BLOCK_SIZE
-from suite.metrics.mss import DEFAULT_SCALES, MSSLoss, mss_per_clip
+from ddspbench.suite.checkpoint import model_identity, save_checkpoint
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.features import BLOCK_SIZE
+from ddspbench.suite.metrics.mss import DEFAULT_SCALES, MSSLoss, mss_per_clip
 
 if TYPE_CHECKING:
-    from suite.data.store import ClipSet
+    from ddspbench.suite.data.store import ClipSet
 
 __all__ = [
     "TrainConfig", "TrainResult", "TrainingDiverged", "LossFn", "train", "mss_loss_fn", "validation_mss",

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from suite.errors import UserError
+from ddspbench.suite.errors import UserError
 
 __all__ = ["parse_key_values", "check_out_dir", "print_json", "json_to", "positive_int"]
 
@@ -29,7 +29,7 @@ def json_to(stream: IO[str]) -> Iterator[None]:
 
 def print_json(obj: Any, *, indent: int | None = None) -> None:
     """Print ``obj`` as one JSON document (non-finite floats as null) on the command's JSON stream."""
-    from suite.records import json_clean
+    from ddspbench.suite.records import json_clean
 
     stream = _JSON_STREAM[-1] if _JSON_STREAM else sys.stdout
     stream.write(json.dumps(json_clean(obj), indent=indent, sort_keys=True, allow_nan=False) + "\n")

@@ -35,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def parse_params(items: list[str]) -> dict[str, Any]:
     """``["size=reduced", "prune.ratio=0.5"]`` -> ``{"size": "reduced", "prune.ratio": 0.5}`` (YAML values)."""
-    from suite.commands._options import parse_key_values
+    from ddspbench.suite.commands._options import parse_key_values
 
     return parse_key_values(items, dotted=True)
 
@@ -43,13 +43,13 @@ def parse_params(items: list[str]) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from compressors import CompressContext, get_compressor
-    from suite.checkpoint import load_checkpoint, save_checkpoint
-    from suite.commands._options import check_out_dir, positive_int, print_json
-    from suite.data.store import load_meta, load_split
-    from suite.errors import UserError
-    from suite.records import json_clean
-    from suite.train import resolve_device
+    from ddspbench.compressors import CompressContext, get_compressor
+    from ddspbench.suite.checkpoint import load_checkpoint, save_checkpoint
+    from ddspbench.suite.commands._options import check_out_dir, positive_int, print_json
+    from ddspbench.suite.data.store import load_meta, load_split
+    from ddspbench.suite.errors import UserError
+    from ddspbench.suite.records import json_clean
+    from ddspbench.suite.train import resolve_device
 
     out = check_out_dir(args.out)
     assert out is not None

@@ -35,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _parse_sets(items: list[str]) -> dict[str, Any]:
-    from suite.commands._options import parse_key_values
+    from ddspbench.suite.commands._options import parse_key_values
 
     return parse_key_values(items, dashes=True)
 
@@ -56,7 +56,7 @@ class _StderrLog(logging.Handler):
 
 def summarise(out_dir: Any) -> dict[str, Any]:
     """What a prepared dataset holds: clips, seconds, split sizes, instruments, cache use, skipped files."""
-    from suite.data import SPLITS, load_meta, load_split
+    from ddspbench.suite.data import SPLITS, load_meta, load_split
 
     meta = load_meta(out_dir)
     splits = {s: load_split(out_dir, s) for s in SPLITS if s in meta["splits"]}
@@ -81,9 +81,9 @@ def summarise(out_dir: Any) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from suite.commands._options import check_out_dir, positive_int, print_json
-    from suite.data import dataset_options, prepare
-    from suite.errors import UserError
+    from ddspbench.suite.commands._options import check_out_dir, positive_int, print_json
+    from ddspbench.suite.data import dataset_options, prepare
+    from ddspbench.suite.errors import UserError
 
     check_out_dir(args.out)
     positive_int(args.jobs, "--jobs")

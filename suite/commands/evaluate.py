@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _candidate_id(path: Path, meta: dict[str, Any]) -> str:
     """The checkpoint's own candidate id, else ``<stem>-<hash8>``; always a safe single path component."""
-    from suite.names import safe_name
+    from ddspbench.suite.names import safe_name
 
     if meta.get("candidate_id"):
         return safe_name(str(meta["candidate_id"]), fallback="candidate")
@@ -52,7 +52,7 @@ def _candidate_id(path: Path, meta: dict[str, Any]) -> str:
 
 
 def _buffers(text: str) -> tuple[int, ...]:
-    from suite.errors import UserError
+    from ddspbench.suite.errors import UserError
 
     try:
         out = tuple(int(b) for b in text.split(",") if b.strip())
@@ -66,16 +66,16 @@ def _buffers(text: str) -> tuple[int, ...]:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from suite.audio_io import write_wav
-    from suite.checkpoint import load_checkpoint
-    from suite.commands._options import check_out_dir, positive_int, print_json
-    from suite.data.store import load_meta, load_split
-    from suite.errors import UserError
-    from suite.evaluate import CandidateFailed, evaluate_model, expand_metrics
-    from suite.names import safe_name
-    from suite.provenance import provenance
-    from suite.records import ResultRecord, append_record
-    from suite.train import resolve_device
+    from ddspbench.suite.audio_io import write_wav
+    from ddspbench.suite.checkpoint import load_checkpoint
+    from ddspbench.suite.commands._options import check_out_dir, positive_int, print_json
+    from ddspbench.suite.data.store import load_meta, load_split
+    from ddspbench.suite.errors import UserError
+    from ddspbench.suite.evaluate import CandidateFailed, evaluate_model, expand_metrics
+    from ddspbench.suite.names import safe_name
+    from ddspbench.suite.provenance import provenance
+    from ddspbench.suite.records import ResultRecord, append_record
+    from ddspbench.suite.train import resolve_device
 
     check_out_dir(args.out)
     positive_int(args.threads, "--threads")

@@ -42,8 +42,8 @@ def load_side(path: str, segment: float | None) -> tuple[list[Any], str]:
     """One side as a list of clips: 16 kHz audio arrays (kind "audio") or embedding rows (kind "npy")."""
     import numpy as np
 
-    from suite.audio_io import list_audio_files, load_audio
-    from suite.errors import UserError
+    from ddspbench.suite.audio_io import list_audio_files, load_audio
+    from ddspbench.suite.errors import UserError
 
     p = Path(path)
     if p.suffix == ".npy" and p.is_file():
@@ -67,9 +67,9 @@ def load_side(path: str, segment: float | None) -> tuple[list[Any], str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from suite.errors import UserError
-    from suite.metrics.compare import MIN_CLIPS, compare_sets
-    from suite.metrics.embeddings import embed_clips, get_embedding
+    from ddspbench.suite.errors import UserError
+    from ddspbench.suite.metrics.compare import MIN_CLIPS, compare_sets
+    from ddspbench.suite.metrics.embeddings import embed_clips, get_embedding
 
     if args.bootstrap < 0:
         raise UserError(f"--bootstrap must be at least 0, got {args.bootstrap}")
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     out["embedding"] = embedder.definition if embedder is not None else "npy"
     out["unit"] = "1"
     if args.json:
-        from suite.commands._options import print_json
+        from ddspbench.suite.commands._options import print_json
 
         print_json(out)
         return 0

@@ -25,9 +25,9 @@ def _count_params(factory: Any) -> dict[str, int] | None:
 
 def collect(registry: str | None = None, pattern: str = "*") -> dict[str, list[dict[str, Any]]]:
     """Registry name -> list of entries as JSON-able dicts (sizes carry their parameter counts)."""
-    from suite.errors import UserError
-    from suite.records import json_clean
-    from suite.registry import ALL_REGISTRIES
+    from ddspbench.suite.errors import UserError
+    from ddspbench.suite.records import json_clean
+    from ddspbench.suite.registry import ALL_REGISTRIES
 
     if registry is not None and registry not in ALL_REGISTRIES:
         raise UserError(f"unknown registry {registry!r}; known: {', '.join(ALL_REGISTRIES)}")
@@ -49,7 +49,7 @@ def collect(registry: str | None = None, pattern: str = "*") -> dict[str, list[d
 def run(args: argparse.Namespace) -> int:
     data = collect(args.registry, args.pattern)
     if args.json:
-        from suite.commands._options import print_json
+        from ddspbench.suite.commands._options import print_json
 
         print_json(data, indent=2)
         return 0

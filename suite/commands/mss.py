@@ -25,8 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def parse_scales(text: str | None) -> tuple[int, ...]:
     """``"2048,512"`` -> (2048, 512); a one-line error for anything else."""
-    from suite.errors import UserError
-    from suite.metrics.mss import DEFAULT_SCALES
+    from ddspbench.suite.errors import UserError
+    from ddspbench.suite.metrics.mss import DEFAULT_SCALES
 
     if not text:
         return DEFAULT_SCALES
@@ -43,10 +43,10 @@ def compute(a_path: str, b_path: str, scales: tuple[int, ...]) -> dict[str, Any]
     """The MSS between two files and how lengths were reconciled."""
     import torch
 
-    from suite.audio_io import load_audio
-    from suite.errors import UserError
-    from suite.evaluate import require_mss_length
-    from suite.metrics.mss import mss
+    from ddspbench.suite.audio_io import load_audio
+    from ddspbench.suite.errors import UserError
+    from ddspbench.suite.evaluate import require_mss_length
+    from ddspbench.suite.metrics.mss import mss
 
     a, b = load_audio(a_path), load_audio(b_path)
     n = min(a.size, b.size)
@@ -64,7 +64,7 @@ def compute(a_path: str, b_path: str, scales: tuple[int, ...]) -> dict[str, Any]
 def run(args: argparse.Namespace) -> int:
     out = compute(args.a, args.b, parse_scales(args.scales))
     if args.json:
-        from suite.commands._options import print_json
+        from ddspbench.suite.commands._options import print_json
 
         print_json(out)
     else:

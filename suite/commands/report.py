@@ -64,9 +64,9 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from reports import build_report, load_results, print_leaderboard
-    from reports.tables import filter_frame
-    from suite.commands._options import check_out_dir, positive_int, print_json
+    from ddspbench.reports import build_report, load_results, print_leaderboard
+    from ddspbench.reports.tables import filter_frame
+    from ddspbench.suite.commands._options import check_out_dir, positive_int, print_json
     out = check_out_dir(args.out or Path(args.results[0]) / "report")
     assert out is not None
     positive_int(args.clips, "--clips", minimum=0)

@@ -49,8 +49,8 @@ def _csv(value: str) -> list[str]:
 
 def resolve_config(args: argparse.Namespace) -> Any:
     """Preset, then YAML file, then flags -> a validated :class:`suite.sweep.config.SweepConfig`."""
-    from suite.presets import preset_tree
-    from suite.sweep.config import config_from_dict, deep_merge, load_yaml
+    from ddspbench.suite.presets import preset_tree
+    from ddspbench.suite.sweep.config import config_from_dict, deep_merge, load_yaml
 
     file_tree = load_yaml(args.config) if args.config else {}
     preset = args.preset or file_tree.get("preset") or "smoke"
@@ -83,7 +83,7 @@ def check_device(device: str) -> None:
     if device.startswith("cuda"):
         import torch
 
-        from suite.errors import UserError
+        from ddspbench.suite.errors import UserError
 
         if not torch.cuda.is_available():
             raise UserError(f"device {device!r} asked for, but CUDA is not available here; use --device cpu")
@@ -113,24 +113,24 @@ def storage_url_of(args: argparse.Namespace, out: Path) -> str:
     """``--storage``, else ``$DDSPBENCH_STORAGE``, else the journal file in ``out``."""
     import os
 
-    from suite.sweep.storage import default_storage_url
+    from ddspbench.suite.sweep.storage import default_storage_url
 
     return args.storage or os.environ.get(STORAGE_ENV) or default_storage_url(out)
 
 
 def run(args: argparse.Namespace) -> int:
-    from suite.commands._options import check_out_dir, print_json
-    from suite.pipeline import Workspace
-    from suite.sweep.progress import SweepDisplay
-    from suite.sweep.runner import (
+    from ddspbench.suite.commands._options import check_out_dir, print_json
+    from ddspbench.suite.pipeline import Workspace
+    from ddspbench.suite.sweep.progress import SweepDisplay
+    from ddspbench.suite.sweep.runner import (
         count_trials,
         enqueue_covering,
         open_study,
         run_trials,
         save_resolved_config,
     )
-    from suite.sweep.space import resolve_space
-    from suite.sweep.storage import mask_url, slot_lock, storage_kind
+    from ddspbench.suite.sweep.space import resolve_space
+    from ddspbench.suite.sweep.storage import mask_url, slot_lock, storage_kind
 
     cfg = resolve_config(args)
     check_device(cfg.device)
@@ -182,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _records(path: Path) -> list[Any]:
-    from suite.records import read_records
+    from ddspbench.suite.records import read_records
 
     return list(read_records([path])) if path.is_file() else []
 
@@ -191,9 +191,9 @@ def finish_report(out: Path, cfg: Any) -> Path | None:
     """Build the report of ``out`` (ranked by the first objective) and print the leaderboard."""
     from rich.console import Console
 
-    import reports
-    from suite.commands.report import pareto_objectives
-    from suite.errors import UserError
+    from ddspbench import reports
+    from ddspbench.suite.commands.report import pareto_objectives
+    from ddspbench.suite.errors import UserError
 
     report_dir = out / "report"
     quality = cfg.objectives[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from suite.names import safe_name
+from ddspbench.suite.names import safe_name
 
 HELP = "render a split's clips with a checkpoint to <clip_id>.wav files (16 kHz)"
 
@@ -31,13 +31,13 @@ def run(args: argparse.Namespace) -> int:
     import soundfile as sf
     import torch
 
-    from suite.checkpoint import load_checkpoint
-    from suite.commands._options import check_out_dir, positive_int, print_json
-    from suite.data.store import load_split
-    from suite.errors import UserError
-    from suite.evaluate import batch_seeds
-    from suite.features import SAMPLE_RATE
-    from suite.train import batch_to_tensors, derive_seed, forward_batch, resolve_device
+    from ddspbench.suite.checkpoint import load_checkpoint
+    from ddspbench.suite.commands._options import check_out_dir, positive_int, print_json
+    from ddspbench.suite.data.store import load_split
+    from ddspbench.suite.errors import UserError
+    from ddspbench.suite.evaluate import batch_seeds
+    from ddspbench.suite.features import SAMPLE_RATE
+    from ddspbench.suite.train import batch_to_tensors, derive_seed, forward_batch, resolve_device
 
     check_out_dir(args.out)
     positive_int(args.limit, "--limit")

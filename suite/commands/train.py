@@ -41,15 +41,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def parse_sets(items: list[str]) -> dict[str, Any]:
     """``["hidden=64", "widths={gru: 32}"]`` -> ``{"hidden": 64, "widths": {"gru": 32}}`` (values parsed as YAML)."""
-    from suite.commands._options import parse_key_values
+    from ddspbench.suite.commands._options import parse_key_values
 
     return parse_key_values(items)
 
 
 def build_model(family: str, size: str | None, sets: dict[str, Any]) -> Any:
     """A fresh model of ``family``: a named size, optionally with settings overridden, or settings alone."""
-    from suite.errors import UserError, one_line_message
-    from suite.registry import FAMILIES, SIZES
+    from ddspbench.suite.errors import UserError, one_line_message
+    from ddspbench.suite.registry import FAMILIES, SIZES
 
     negative = _negative_setting(sets)
     if negative is not None:
@@ -99,10 +99,10 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from suite.commands._options import check_out_dir, positive_int, print_json
-    from suite.data.store import load_meta, load_split
-    from suite.errors import UserError
-    from suite.train import LAST_CKPT, TrainConfig, TrainingDiverged, resolve_device, train
+    from ddspbench.suite.commands._options import check_out_dir, positive_int, print_json
+    from ddspbench.suite.data.store import load_meta, load_split
+    from ddspbench.suite.errors import UserError
+    from ddspbench.suite.train import LAST_CKPT, TrainConfig, TrainingDiverged, resolve_device, train
 
     check_out_dir(args.out)
     positive_int(args.steps, "--steps")

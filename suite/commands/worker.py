@@ -23,13 +23,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from suite.commands._options import check_out_dir, print_json
-    from suite.commands.sweep import check_device, repeats_note, sigterm_as_interrupt, storage_url_of
-    from suite.errors import UserError
-    from suite.pipeline import Workspace
-    from suite.sweep.progress import SweepDisplay
-    from suite.sweep.runner import load_study_config, open_study, run_trials
-    from suite.sweep.storage import mask_url
+    from ddspbench.suite.commands._options import check_out_dir, print_json
+    from ddspbench.suite.commands.sweep import (
+        check_device,
+        repeats_note,
+        sigterm_as_interrupt,
+        storage_url_of,
+    )
+    from ddspbench.suite.errors import UserError
+    from ddspbench.suite.pipeline import Workspace
+    from ddspbench.suite.sweep.progress import SweepDisplay
+    from ddspbench.suite.sweep.runner import load_study_config, open_study, run_trials
+    from ddspbench.suite.sweep.storage import mask_url
 
     out = check_out_dir(args.out)
     assert out is not None

@@ -6,8 +6,8 @@ result is read with ``load_split``.
 
 from __future__ import annotations
 
-from suite.data.api import dataset_options, prepare
-from suite.data.store import DATASET_FORMAT, SPLITS, ClipSet, load_meta, load_split, save_dataset
+from ddspbench.suite.data.api import dataset_options, prepare
+from ddspbench.suite.data.store import DATASET_FORMAT, SPLITS, ClipSet, load_meta, load_split, save_dataset
 
 __all__ = [
     "ClipSet",

@@ -7,8 +7,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from suite.errors import UserError
-from suite.registry import DATASETS  # filled from the catalog (suite.data.builders) at the first lookup
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.registry import (
+    DATASETS,  # filled from the catalog (suite.data.builders) at the first lookup
+)
 
 __all__ = ["prepare", "dataset_options", "check_options"]
 

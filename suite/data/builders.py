@@ -6,6 +6,6 @@ dataset in ``DATASETS`` and the tracker module its trackers in ``F0_TRACKERS``.
 
 from __future__ import annotations
 
-from suite.data import f0, folder, soundfont, synthetic
+from ddspbench.suite.data import f0, folder, soundfont, synthetic
 
 __all__ = ["f0", "folder", "soundfont", "synthetic"]

@@ -15,10 +15,10 @@ import importlib.util
 import numpy as np
 import scipy.fft
 
-from suite.data.features import n_frames
-from suite.errors import UserError
-from suite.features import BLOCK_SIZE, SAMPLE_RATE
-from suite.registry import F0_TRACKERS
+from ddspbench.suite.data.features import n_frames
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.features import BLOCK_SIZE, SAMPLE_RATE
+from ddspbench.suite.registry import F0_TRACKERS
 
 __all__ = ["F0_FMIN", "F0_FMAX", "pyin", "yin", "crepe", "track_f0", "to_frame_grid"]
 

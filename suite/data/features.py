@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 import scipy.fft
 
-from suite.features import BLOCK_SIZE, CLIP_SAMPLES, LOUDNESS_FLOOR_DB, SAMPLE_RATE
+from ddspbench.suite.features import BLOCK_SIZE, CLIP_SAMPLES, LOUDNESS_FLOOR_DB, SAMPLE_RATE
 
 __all__ = [
     "LOUDNESS_N_FFT",

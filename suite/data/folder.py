@@ -33,16 +33,16 @@ from typing import Any
 
 import numpy as np
 
-from suite.data import f0 as f0_module
-from suite.data import features as features_module
-from suite.data.cache import FeatureCache, code_hash, hash_key
-from suite.data.f0 import to_frame_grid, track_f0
-from suite.data.features import a_weighted_loudness, chunk_starts, peak_normalise, split_on_silence
-from suite.data.splits import Clip, assemble
-from suite.data.store import save_dataset
-from suite.errors import UserError
-from suite.features import BLOCK_SIZE, CLIP_FRAMES, CLIP_SAMPLES, SAMPLE_RATE
-from suite.registry import DATASETS, F0_TRACKERS
+from ddspbench.suite.data import f0 as f0_module
+from ddspbench.suite.data import features as features_module
+from ddspbench.suite.data.cache import FeatureCache, code_hash, hash_key
+from ddspbench.suite.data.f0 import to_frame_grid, track_f0
+from ddspbench.suite.data.features import a_weighted_loudness, chunk_starts, peak_normalise, split_on_silence
+from ddspbench.suite.data.splits import Clip, assemble
+from ddspbench.suite.data.store import save_dataset
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.features import BLOCK_SIZE, CLIP_FRAMES, CLIP_SAMPLES, SAMPLE_RATE
+from ddspbench.suite.registry import DATASETS, F0_TRACKERS
 
 __all__ = ["AUDIO_SUFFIXES", "URMP_INSTRUMENTS", "build", "find_audio_files", "instrument_name", "process_file"]
 

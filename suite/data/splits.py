@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from suite.data.store import SPLITS, ClipSet
-from suite.features import BLOCK_SIZE, CLIP_FRAMES
+from ddspbench.suite.data.store import SPLITS, ClipSet
+from ddspbench.suite.features import BLOCK_SIZE, CLIP_FRAMES
 
 __all__ = ["Clip", "split_counts", "split_recordings", "assemble", "SPLIT_FRACTIONS"]
 
@@ -125,7 +125,7 @@ def assemble(
         frames: frames per clip (for empty splits).
     """
     if split not in ("recording", "chunk"):
-        from suite.errors import UserError
+        from ddspbench.suite.errors import UserError
 
         raise UserError(f"unknown split mode {split!r}; known: recording, chunk")
     unit = [c.recording_id if split == "recording" else c.clip_id for c in clips]

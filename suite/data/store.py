@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from suite.errors import UserError
-from suite.features import BLOCK_SIZE, SAMPLE_RATE, scale_f0, scale_loudness
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.features import BLOCK_SIZE, SAMPLE_RATE, scale_f0, scale_loudness
 
 __all__ = ["ClipSet", "DATASET_FORMAT", "SPLITS", "save_dataset", "load_split", "load_meta"]
 

@@ -23,14 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from suite.data import features as features_module
-from suite.data.cache import FeatureCache, code_hash, hash_key
-from suite.data.features import a_weighted_loudness
-from suite.data.splits import Clip, assemble
-from suite.data.store import save_dataset
-from suite.errors import UserError
-from suite.features import BLOCK_SIZE, CLIP_FRAMES, CLIP_SAMPLES, FRAME_RATE, SAMPLE_RATE
-from suite.registry import DATASETS
+from ddspbench.suite.data import features as features_module
+from ddspbench.suite.data.cache import FeatureCache, code_hash, hash_key
+from ddspbench.suite.data.features import a_weighted_loudness
+from ddspbench.suite.data.splits import Clip, assemble
+from ddspbench.suite.data.store import save_dataset
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.features import BLOCK_SIZE, CLIP_FRAMES, CLIP_SAMPLES, FRAME_RATE, SAMPLE_RATE
+from ddspbench.suite.registry import DATASETS
 
 __all__ = ["Timbre", "TIMBRES", "build", "generate_recording"]
 

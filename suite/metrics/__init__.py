@@ -6,6 +6,6 @@ Importing this package registers the FAD embedding back-ends in ``suite.registry
 
 from __future__ import annotations
 
-from suite.metrics import embeddings, pretrained
+from ddspbench.suite.metrics import embeddings, pretrained
 
 __all__ = ["embeddings", "pretrained"]

@@ -23,7 +23,7 @@ import torch
 from numba import njit
 from torch import Tensor
 
-from suite.threads import run_batch_split
+from ddspbench.suite.threads import run_batch_split
 
 __all__ = ["spectral_distance", "use_kernel"]
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from suite.metrics import fad as F
+from ddspbench.suite.metrics import fad as F
 
 __all__ = ["MIN_CLIPS", "compare_sets", "single_thread_blas"]
 

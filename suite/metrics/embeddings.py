@@ -34,8 +34,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from suite.features import SAMPLE_RATE
-from suite.registry import EMBEDDINGS
+from ddspbench.suite.features import SAMPLE_RATE
+from ddspbench.suite.registry import EMBEDDINGS
 
 __all__ = [
     "Embedding",
@@ -209,7 +209,7 @@ class AisfxEmbedding(Embedding):
             import aisfx.preprocessing as pre
             from aisfx.models.cnn2d import CrossNet, EmbeddingNet
         except ImportError:
-            from suite.errors import UserError
+            from ddspbench.suite.errors import UserError
 
             raise UserError(
                 "embedding 'aisfx' needs the aisfx package: pip install --no-deps aisfx==0.1.2"
@@ -229,7 +229,7 @@ class AisfxEmbedding(Embedding):
         """The package's librosa mel front end on a 16 kHz clip: (frames, 96), normalised as the package does."""
         import librosa
 
-        from suite.audio_io import resample
+        from ddspbench.suite.audio_io import resample
 
         y = resample(np.asarray(audio, dtype=np.float32), SAMPLE_RATE, self.sample_rate).astype(np.float64)
         peak = float(np.max(np.abs(y))) if y.size else 0.0

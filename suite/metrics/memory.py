@@ -4,7 +4,7 @@
   weights packed inside dynamically quantized modules at their int8 size).
 - :func:`checkpoint_bytes`: the size of the serialized checkpoint file.
 - :func:`peak_inference_memory`: peak RSS minus baseline RSS around one inference of a 4 s clip,
-  in a **fresh subprocess** (``python -m suite.metrics.memory CKPT``) so nothing else the caller
+  in a **fresh subprocess** (``python -m ddspbench.suite.metrics.memory CKPT``) so nothing else the caller
   allocated counts. The child loads the checkpoint, runs one warm-up inference, frees it, takes
   the baseline RSS, then runs the measured inference while ``memory_profiler.memory_usage``
   samples RSS every millisecond; on Linux it also resets the kernel's high-water mark
@@ -39,15 +39,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from suite.errors import UserError
-from suite.registry import ENGINES
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.registry import ENGINES
 
 __all__ = ["param_bytes", "checkpoint_bytes", "peak_inference_memory", "engine_bytes", "peak_engine_rss", "main"]
 
 
 def param_bytes(model: nn.Module) -> int:
     """Bytes of parameters, buffers and quantized packed weights (shared storages counted once)."""
-    from suite.metrics.size import quantized_tensors
+    from ddspbench.suite.metrics.size import quantized_tensors
 
     seen: set[tuple[int, int]] = set()
     total = 0
@@ -85,8 +85,8 @@ def engine_bytes(model: nn.Module, buffer: int = 64) -> dict[str, int]:
 
 
 def _child(args: list[str], plugins: Sequence[str], threads: int, timeout_s: float) -> dict[str, Any]:
-    """Run ``python -m suite.metrics.memory ARGS`` in a fresh process; its last JSON line."""
-    cmd = [sys.executable, "-m", "suite.metrics.memory", *args, "--threads", str(threads)]
+    """Run ``python -m ddspbench.suite.metrics.memory ARGS`` in a fresh process; its last JSON line."""
+    cmd = [sys.executable, "-m", "ddspbench.suite.metrics.memory", *args, "--threads", str(threads)]
     for p in plugins:
         cmd += ["--plugin", p]
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="131072", OMP_NUM_THREADS=str(threads))
@@ -172,7 +172,7 @@ def _hwm() -> int | None:
 def _load_plugins(plugins: Sequence[str]) -> None:
     import importlib
 
-    from suite.registry import FAMILIES
+    from ddspbench.suite.registry import FAMILIES
 
     for spec in plugins:
         mod = importlib.import_module(spec)
@@ -186,8 +186,8 @@ def _measure_engine(checkpoint: str, frames: int, buffer: int, threads: int, plu
     """Child side of :func:`peak_engine_rss`: everything from interpreter start counts (VmHWM is not reset)."""
     from memory_profiler import memory_usage
 
-    from suite.checkpoint import load_checkpoint
-    from suite.metrics.speed import example_inputs, num_threads
+    from ddspbench.suite.checkpoint import load_checkpoint
+    from ddspbench.suite.metrics.speed import example_inputs, num_threads
 
     _load_plugins(plugins)
     if buffer % 64 or buffer <= 0:
@@ -223,8 +223,8 @@ def _measure_engine(checkpoint: str, frames: int, buffer: int, threads: int, plu
 def _measure(checkpoint: str, frames: int, threads: int, plugins: Sequence[str]) -> dict[str, Any]:
     from memory_profiler import memory_usage
 
-    from suite.checkpoint import load_checkpoint
-    from suite.metrics.speed import example_inputs
+    from ddspbench.suite.checkpoint import load_checkpoint
+    from ddspbench.suite.metrics.speed import example_inputs
 
     torch.set_num_threads(threads)
     _load_plugins(plugins)
@@ -262,7 +262,7 @@ def _measure(checkpoint: str, frames: int, threads: int, plugins: Sequence[str])
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Child-process entry point: print one JSON line with the measurement."""
-    ap = argparse.ArgumentParser(prog="python -m suite.metrics.memory", description="peak inference memory of a checkpoint")
+    ap = argparse.ArgumentParser(prog="python -m ddspbench.suite.metrics.memory", description="peak inference memory of a checkpoint")
     ap.add_argument("checkpoint")
     ap.add_argument("--frames", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=1)

@@ -63,7 +63,7 @@ def mss_per_clip(a: torch.Tensor, b: torch.Tensor, scales: tuple[int, ...] = DEF
         a, b = a[None], b[None]
     total = torch.zeros(a.shape[0], dtype=a.dtype, device=a.device)
     if KERNELS and torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):  # numba only loads for training
-        from suite.metrics import _mss_kernels as kern
+        from ddspbench.suite.metrics import _mss_kernels as kern
 
         if kern.use_kernel(b, a):  # the metric is symmetric: put the differentiable signal second
             a, b = b, a

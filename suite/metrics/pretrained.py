@@ -23,10 +23,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from suite.errors import UserError
-from suite.features import SAMPLE_RATE
-from suite.metrics.embeddings import Embedding
-from suite.registry import EMBEDDINGS
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.features import SAMPLE_RATE
+from ddspbench.suite.metrics.embeddings import Embedding
+from ddspbench.suite.registry import EMBEDDINGS
 
 __all__ = ["PretrainedFADEmbedding", "PRETRAINED", "EXTRA"]
 
@@ -77,7 +77,7 @@ class PretrainedFADEmbedding(Embedding):
             raise UserError(f"{model_name}: could not load weights from {ckpt} ({str(exc).splitlines()[0][:160]})") from None
 
     def embed(self, audio: np.ndarray) -> np.ndarray:
-        from suite.audio_io import resample
+        from ddspbench.suite.audio_io import resample
 
         clip = resample(np.asarray(audio, dtype=np.float32), SAMPLE_RATE, self.sample_rate)
         out = np.asarray(self._fad.get_embeddings([clip], sr=self.sample_rate), dtype=np.float32)

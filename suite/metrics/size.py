@@ -33,9 +33,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from suite.checkpoint import save_checkpoint
-from suite.features import BLOCK_SIZE, SAMPLE_RATE
-from suite.metrics.speed import example_inputs
+from ddspbench.suite.checkpoint import save_checkpoint
+from ddspbench.suite.features import BLOCK_SIZE, SAMPLE_RATE
+from ddspbench.suite.metrics.speed import example_inputs
 
 __all__ = ["quantized_tensors", "count_params", "total_params", "serialized_bytes", "decoder_flops", "FLOPS_NOT_COUNTED"]
 

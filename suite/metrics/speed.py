@@ -27,10 +27,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from suite.errors import UserError
-from suite.features import BLOCK_SIZE, CLIP_FRAMES, SAMPLE_RATE
-from suite.provenance import provenance
-from suite.registry import EXPORTERS
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.features import BLOCK_SIZE, CLIP_FRAMES, SAMPLE_RATE
+from ddspbench.suite.provenance import provenance
+from ddspbench.suite.registry import EXPORTERS
 
 __all__ = [
     "DEFAULT_BUFFERS",

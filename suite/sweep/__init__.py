@@ -11,9 +11,9 @@ One candidate of a trial is built and measured by :mod:`suite.pipeline`; presets
 
 from __future__ import annotations
 
-from suite.sweep.config import SweepConfig, config_from_dict, load_yaml
-from suite.sweep.space import CandidateSpec, covering_trials, resolve_space, suggest_candidate
-from suite.sweep.storage import default_storage_url, mask_url
+from ddspbench.suite.sweep.config import SweepConfig, config_from_dict, load_yaml
+from ddspbench.suite.sweep.space import CandidateSpec, covering_trials, resolve_space, suggest_candidate
+from ddspbench.suite.sweep.storage import default_storage_url, mask_url
 
 __all__ = [
     "SweepConfig",

@@ -32,9 +32,9 @@ from typing import Any, Union
 
 import yaml
 
-from suite.candidate import ParamSpec
-from suite.errors import UserError
-from suite.records import STANDARD_METRICS, Direction
+from ddspbench.suite.candidate import ParamSpec
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.records import STANDARD_METRICS, Direction
 
 __all__ = [
     "ParamSpec",
@@ -374,7 +374,7 @@ def _check_semantics(cfg: SweepConfig, where: str) -> None:
         raise UserError(f"{where}.objectives: an objective is listed twice")
     # Lazy: suite.sweep.space imports the compressors (and torch) to read their search spaces, which
     # validating a config must not need; space imports this module only for type checking.
-    from suite.sweep.space import SAMPLERS
+    from ddspbench.suite.sweep.space import SAMPLERS
 
     if cfg.sampler not in SAMPLERS:
         raise UserError(f"{where}.sampler: unknown sampler {cfg.sampler!r}; known: {', '.join(sorted(SAMPLERS))}")
@@ -399,8 +399,8 @@ def _check_semantics(cfg: SweepConfig, where: str) -> None:
 
 def _check_sections(cfg: SweepConfig, where: str) -> None:
     """Bounds and names of every section, so a study never starts with a config that fails every trial."""
-    from suite.records import STREAM_BUFFERS
-    from suite.registry import COMPRESSORS, DATASETS, EMBEDDINGS, FAMILIES, SIZES
+    from ddspbench.suite.records import STREAM_BUFFERS
+    from ddspbench.suite.registry import COMPRESSORS, DATASETS, EMBEDDINGS, FAMILIES, SIZES
 
     ev = cfg.evaluation
     bad = [b for b in ev.stream_buffers if b not in STREAM_BUFFERS]
@@ -413,7 +413,7 @@ def _check_sections(cfg: SweepConfig, where: str) -> None:
         raise UserError(f"{where}.evaluation.n_audio_examples: at least 0, got {ev.n_audio_examples}")
     if ev.embedding not in EMBEDDINGS:
         raise UserError(f"{where}.evaluation.embedding: unknown embedding {ev.embedding!r}; known: {', '.join(EMBEDDINGS.list())}")
-    from suite.evaluate import expand_metrics
+    from ddspbench.suite.evaluate import expand_metrics
 
     try:
         expand_metrics(ev.metrics, ev.stream_buffers)  # the pipeline measures the objectives on top of these
@@ -422,7 +422,7 @@ def _check_sections(cfg: SweepConfig, where: str) -> None:
     data = cfg.data
     if data.dataset not in DATASETS:
         raise UserError(f"{where}.data.dataset: unknown dataset {data.dataset!r}; known: {', '.join(DATASETS.list())}")
-    from suite.data.api import check_options, dataset_options
+    from ddspbench.suite.data.api import check_options, dataset_options
 
     known = dataset_options(data.dataset)
     unknown = sorted(set(data.options) - set(known))
@@ -464,8 +464,8 @@ def _check_custom_size(cls: Any, family: str, size: str, where: str) -> None:
 
     Student sizes are small by design, so building one costs milliseconds.
     """
-    from suite.errors import one_line_message
-    from suite.sweep.space import parse_size
+    from ddspbench.suite.errors import one_line_message
+    from ddspbench.suite.sweep.space import parse_size
 
     overrides = parse_size(size)
     if not overrides:

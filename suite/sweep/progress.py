@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import IO, Any
 
-from suite.records import ResultRecord, seed_means
+from ddspbench.suite.records import ResultRecord, seed_means
 
 __all__ = ["SweepDisplay"]
 
@@ -49,16 +49,16 @@ class SweepDisplay:
             )
             self._progress.__enter__()
             self._task = self._progress.add_task("", total=None, kind="trials")
-            import suite.train
+            import ddspbench.suite.train
 
-            suite.train.NESTED_PROGRESS = self._progress  # teacher/student training shows as a row below
+            ddspbench.suite.train.NESTED_PROGRESS = self._progress  # teacher/student training shows as a row below
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
-            import suite.train
+            import ddspbench.suite.train
 
-            suite.train.NESTED_PROGRESS = None
+            ddspbench.suite.train.NESTED_PROGRESS = None
             self._progress.__exit__(*exc)
             self._progress = None
 

@@ -33,21 +33,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from compressors.chain import steps_use_seed
-from suite.candidate import Candidate
-from suite.errors import UserError
-from suite.pipeline import Workspace, failed_record, one_line, run_candidate
-from suite.records import STANDARD_METRICS, ResultRecord, append_record, read_records, seed_means
-from suite.sweep.config import SweepConfig, config_from_dict, config_hash
-from suite.sweep.sampler import budget_sampler
-from suite.sweep.space import (
+from ddspbench.compressors.chain import steps_use_seed
+from ddspbench.suite.candidate import Candidate
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.pipeline import Workspace, failed_record, one_line, run_candidate
+from ddspbench.suite.records import STANDARD_METRICS, ResultRecord, append_record, read_records, seed_means
+from ddspbench.suite.sweep.config import SweepConfig, config_from_dict, config_hash
+from ddspbench.suite.sweep.sampler import budget_sampler
+from ddspbench.suite.sweep.space import (
     ResolvedSpace,
     chosen_method,
     covering_trials,
     resolve_space,
     suggest_candidate,
 )
-from suite.sweep.storage import mask_url, open_storage, slot_lock
+from ddspbench.suite.sweep.storage import mask_url, open_storage, slot_lock
 
 if TYPE_CHECKING:
     import optuna

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from suite.errors import UserError
+from ddspbench.suite.errors import UserError
 
 if TYPE_CHECKING:
     import optuna
@@ -92,7 +92,7 @@ def budget_sampler(name: str, seed: int, trials: int) -> optuna.samplers.BaseSam
             kw = tpe_settings(trials)
             return optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=int(kw["n_startup_trials"]),
                                               multivariate=bool(kw["multivariate"]), group=bool(kw["group"]))
-    from suite.sweep.space import make_sampler
+    from ddspbench.suite.sweep.space import make_sampler
 
     try:
         return make_sampler(name, seed)

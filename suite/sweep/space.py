@@ -23,15 +23,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from compressors.chain import parse_chain, step_space
-from suite.candidate import Candidate, ParamSpec, parse_size, split_method, step_keys
-from suite.errors import UserError
-from suite.registry import COMPRESSORS, FAMILIES, SIZES
+from ddspbench.compressors.chain import parse_chain, step_space
+from ddspbench.suite.candidate import Candidate, ParamSpec, parse_size, split_method, step_keys
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.registry import COMPRESSORS, FAMILIES, SIZES
 
 if TYPE_CHECKING:
     import optuna
 
-    from suite.sweep.config import SweepConfig
+    from ddspbench.suite.sweep.config import SweepConfig
 
 __all__ = [
     "SAMPLERS",

@@ -32,8 +32,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from suite.errors import UserError
-from suite.locks import file_lock
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.locks import file_lock
 
 if TYPE_CHECKING:
     import optuna

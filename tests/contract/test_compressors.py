@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 import torch
 
-from compressors import CompressContext, count_params, get_compressor, serialized_bytes
-from suite.checkpoint import load_checkpoint, save_checkpoint
-from suite.data.store import ClipSet
-from suite.registry import COMPRESSORS, FAMILIES
+from ddspbench.compressors import CompressContext, count_params, get_compressor, serialized_bytes
+from ddspbench.suite.checkpoint import load_checkpoint, save_checkpoint
+from ddspbench.suite.data.store import ClipSet
+from ddspbench.suite.registry import COMPRESSORS, FAMILIES
 
 # One intra-op thread: tiny models are fastest so, and parallel runs do not oversubscribe the CPU.
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -93,7 +93,7 @@ class CompressorContract:
 
     @pytest.fixture(scope="class")
     def teacher(self) -> torch.nn.Module:
-        from suite.catalog import load_catalog
+        from ddspbench.suite.catalog import load_catalog
 
         load_catalog()
         return tiny_teacher(self.family, **self.teacher_config)
@@ -248,7 +248,7 @@ class TestQuantizeOnnxContract(CompressorContract):
 
     @pytest.fixture(scope="class", autouse=True)
     def _needs_onnxruntime(self) -> None:
-        from compressors import onnx_available
+        from ddspbench.compressors import onnx_available
         from tests.conftest import require_system
 
         require_system("onnx + onnxruntime (pip install 'ddspbench[onnx]')", onnx_available())

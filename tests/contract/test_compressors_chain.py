@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from compressors import CompressContext, get_compressor, parse_chain
-from compressors.chain import REGISTERED_CHAINS, Chain, run_chain, split_params
-from suite.catalog import load_catalog
-from suite.errors import UserError
-from suite.registry import COMPRESSORS
+from ddspbench.compressors import CompressContext, get_compressor, parse_chain
+from ddspbench.compressors.chain import REGISTERED_CHAINS, Chain, run_chain, split_params
+from ddspbench.suite.catalog import load_catalog
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.registry import COMPRESSORS
 from tests.contract.test_compressors import tiny_context, tiny_teacher
 
 # One intra-op thread: tiny models are fastest so, and parallel runs do not oversubscribe the CPU.

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-import baselines  # noqa: F401  (registers the families)
-from baselines import export as export_mod
-from baselines.export import export_offline, export_streaming
-from suite.errors import UserError
-from suite.registry import SIZES
+from ddspbench import baselines  # noqa: F401  (registers the families)
+from ddspbench.baselines import export as export_mod
+from ddspbench.baselines.export import export_offline, export_streaming
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.registry import SIZES
 
 # One intra-op thread: tiny models are fastest so, and parallel runs do not oversubscribe the CPU.
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -112,7 +112,7 @@ def test_unknown_backend_and_missing_onnxruntime(monkeypatch: pytest.MonkeyPatch
 
 
 def test_quantized_model_is_refused() -> None:
-    from compressors import quantize_int8
+    from ddspbench.compressors import quantize_int8
 
     model = quantize_int8(_model("hpn/reduced"))
     with pytest.raises(UserError, match="quantized") as err:
@@ -132,7 +132,7 @@ def test_onnx_refusal_names_the_op() -> None:
 
 def test_speed_metric_backend_option() -> None:
     """``measure_speed(backend="torchscript")`` times the exported path; the default stays eager."""
-    from suite.metrics.speed import measure_speed
+    from ddspbench.suite.metrics.speed import measure_speed
 
     model = _model("hpn/reduced")
     kw = {"buffers": (64, 256), "frames": 16, "repeats": 2, "min_buffers": 4, "budget_s": 1.0}
@@ -160,7 +160,7 @@ def test_native_backend_streams_the_eager_audio(name: str) -> None:
 
 
 def test_native_backend_in_the_speed_metric() -> None:
-    from suite.metrics.speed import measure_speed
+    from ddspbench.suite.metrics.speed import measure_speed
 
     model = _model("hpn/reduced")
     f0, loud = _inputs(40)

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-import baselines  # noqa: F401  (registers the families)
-from suite.checkpoint import load_checkpoint, save_checkpoint
-from suite.registry import FAMILIES, SIZES
+from ddspbench import baselines  # noqa: F401  (registers the families)
+from ddspbench.suite.checkpoint import load_checkpoint, save_checkpoint
+from ddspbench.suite.registry import FAMILIES, SIZES
 
 # One intra-op thread: tiny models are fastest so, and parallel runs do not oversubscribe the CPU.
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -195,7 +195,7 @@ def test_hidden_width_option_builds_intermediate_size() -> None:
 
 
 def test_unknown_argument_or_bad_value_is_a_user_error() -> None:
-    from suite.errors import UserError
+    from ddspbench.suite.errors import UserError
 
     for fam in FAMILIES.list():
         with pytest.raises(UserError, match="bogus"):

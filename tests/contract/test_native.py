@@ -20,14 +20,14 @@ import pytest
 import torch
 from torch import nn
 
-import baselines  # noqa: F401  (registers the families)
-from baselines.ddx7 import DDX7
-from baselines.hpn import HarmonicPlusNoise
-from baselines.native import NativeEngine, NativeRunner, native_available
-from baselines.wavetable import Wavetable
-from suite.errors import UserError
-from suite.metrics.speed import example_inputs
-from suite.registry import SIZES
+from ddspbench import baselines  # noqa: F401  (registers the families)
+from ddspbench.baselines.ddx7 import DDX7
+from ddspbench.baselines.hpn import HarmonicPlusNoise
+from ddspbench.baselines.native import NativeEngine, NativeRunner, native_available
+from ddspbench.baselines.wavetable import Wavetable
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.metrics.speed import example_inputs
+from ddspbench.suite.registry import SIZES
 
 # One intra-op thread: tiny models are fastest so, and parallel runs do not oversubscribe the CPU.
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -461,7 +461,7 @@ QUANT_MODELS = {**{n: (lambda n=n: SIZES.get(n)()) for n in ALL_SIZES},
 
 
 def _quantized(case: str, storage: str) -> nn.Module:
-    from compressors._quantize import quantize_bf16, quantize_int8
+    from ddspbench.compressors._quantize import quantize_bf16, quantize_int8
 
     torch.manual_seed(0)
     model = _perturb(QUANT_MODELS[case]())

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from compressors import count_params
-from suite.checkpoint import load_checkpoint, save_checkpoint
-from suite.cli import main
-from suite.data.store import save_dataset
+from ddspbench.compressors import count_params
+from ddspbench.suite.checkpoint import load_checkpoint, save_checkpoint
+from ddspbench.suite.cli import main
+from ddspbench.suite.data.store import save_dataset
 from tests.contract.test_compressors import tiny_clips, tiny_teacher
 
 # One intra-op thread: tiny models are fastest so, and parallel runs do not oversubscribe the CPU.
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from suite.catalog import load_catalog
+    from ddspbench.suite.catalog import load_catalog
 
     load_catalog()
     root = tmp_path_factory.mktemp("compress")
@@ -80,5 +80,5 @@ def test_compress_user_errors_exit_2(setup: tuple[Path, Path], tmp_path: Path, c
 
 
 def test_console_script_help() -> None:
-    out = subprocess.run([sys.executable, "-m", "suite", "compress", "--help"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-m", "ddspbench", "compress", "--help"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "--method" in out.stdout

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from suite.cli import main
-from suite.data import load_split
+from ddspbench.suite.cli import main
+from ddspbench.suite.data import load_split
 
 
 def test_data_synthetic_cli_prints_summary_and_reuses_cache(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -61,8 +61,8 @@ def test_help_names_real_options() -> None:
     import argparse
     import re
 
-    from suite.commands import data as data_cmd
-    from suite.data import dataset_options
+    from ddspbench.suite.commands import data as data_cmd
+    from ddspbench.suite.data import dataset_options
 
     p = argparse.ArgumentParser()
     data_cmd.add_arguments(p)

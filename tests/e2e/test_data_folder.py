@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from suite.cli import main
-from suite.data import load_meta, load_split, prepare
-from suite.data.folder import find_audio_files, instrument_name
-from suite.errors import UserError
+from ddspbench.suite.cli import main
+from ddspbench.suite.data import load_meta, load_split, prepare
+from ddspbench.suite.data.folder import find_audio_files, instrument_name
+from ddspbench.suite.errors import UserError
 
 FAST = {"f0": "yin", "use_cache": False}
 

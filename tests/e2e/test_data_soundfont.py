@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from suite.data import load_meta, load_split, prepare
-from suite.data import soundfont as sfmod
-from suite.errors import UserError
+from ddspbench.suite.data import load_meta, load_split, prepare
+from ddspbench.suite.data import soundfont as sfmod
+from ddspbench.suite.errors import UserError
 from tests.conftest import require_system
 from tests.unit.test_data_synthetic import _yin_pitch
 

@@ -43,7 +43,7 @@ def swept(tmp_path_factory) -> tuple[Path, Path]:
     cwd.mkdir()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "80",
            "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    proc = subprocess.run([sys.executable, "-m", "suite", "sweep", "--preset", "smoke", "--config", str(cut),
+    proc = subprocess.run([sys.executable, "-m", "ddspbench", "sweep", "--preset", "smoke", "--config", str(cut),
                            "--out", "results/smoke"], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     # the terminal leaderboard fits 80 columns: no line wider, no row split into fragments
@@ -89,7 +89,7 @@ def test_notebook_api_csv_and_optuna_tools(swept):
 
     import optuna
 
-    from suite.sweep.storage import default_storage_url, open_storage
+    from ddspbench.suite.sweep.storage import default_storage_url, open_storage
 
     study = optuna.load_study(study_name="smoke", storage=open_storage(default_storage_url(out)))
     assert study.metric_names == ["mss", "rtf_stream_64", "param_bytes"]

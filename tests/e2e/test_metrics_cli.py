@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from suite.checkpoint import save_checkpoint
-from suite.cli import main
-from suite.data.store import save_dataset
+from ddspbench.suite.checkpoint import save_checkpoint
+from ddspbench.suite.cli import main
+from ddspbench.suite.data.store import save_dataset
 from tests.unit.test_metrics_evaluate import _clips
 from tests.unit.test_metrics_toys import ToyLinear, ToyNaN, toy_families  # noqa: F401
 
@@ -166,8 +166,8 @@ def test_evaluate_writes_one_record(tmp_path: Path, toy_families: None,  # noqa:
 
 @pytest.mark.slow
 def test_evaluate_console_script_on_hpn(tmp_path: Path) -> None:
-    from suite.catalog import load_catalog
-    from suite.registry import SIZES
+    from ddspbench.suite.catalog import load_catalog
+    from ddspbench.suite.registry import SIZES
 
     load_catalog()
     data = _dataset(tmp_path, n=2)

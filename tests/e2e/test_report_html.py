@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from reports import build_report
+from ddspbench.reports import build_report
 from tests.conftest import require_system
 from tests.unit.test_reports_data import HOSTILE, write_results_dir
 

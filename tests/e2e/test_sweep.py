@@ -17,8 +17,8 @@ import optuna
 import pytest
 import yaml
 
-from suite.records import read_records
-from suite.sweep.storage import default_storage_url, open_storage
+from ddspbench.suite.records import read_records
+from ddspbench.suite.sweep.storage import default_storage_url, open_storage
 from tests.conftest import REPO, require_system
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ STUDY = "tiny"
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from suite.data import prepare
+    from ddspbench.suite.data import prepare
 
     root = tmp_path_factory.mktemp("sweepdata")
     return prepare("synthetic", root / "data", seed=0, recordings=2, clips_per_recording=1, cache_dir=root / "fc")
@@ -59,7 +59,7 @@ def _config(path: Path, data: Path, *, trials: int, student_steps: int = 2, meth
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "suite", *args]
+    return [sys.executable, "-m", "ddspbench", *args]
 
 
 def _env() -> dict[str, str]:

@@ -13,7 +13,7 @@ from collections import defaultdict
 import pytest
 import yaml
 
-from suite.records import read_records
+from ddspbench.suite.records import read_records
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -31,7 +31,7 @@ def test_smoke_sweep_with_two_repeats_reports_configurations_over_seeds(tmp_path
     }))
     out = tmp_path / "results"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
-    proc = subprocess.run([sys.executable, "-m", "suite", "sweep", "--preset", "smoke", "--config", str(cut),
+    proc = subprocess.run([sys.executable, "-m", "ddspbench", "sweep", "--preset", "smoke", "--config", str(cut),
                            "--repeats", "2", "--out", str(out), "--no-progress"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

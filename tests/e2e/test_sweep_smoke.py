@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from reports import is_pareto_front
-from suite.records import read_records
+from ddspbench.reports import is_pareto_front
+from ddspbench.suite.records import read_records
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -33,7 +33,7 @@ def test_smoke_preset_cut_down_end_to_end(tmp_path):
     }))
     out = tmp_path / "results"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "160"}
-    proc = subprocess.run([sys.executable, "-m", "suite", "sweep", "--preset", "smoke", "--config", str(cut), "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "ddspbench", "sweep", "--preset", "smoke", "--config", str(cut), "--out", str(out)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert f"leaderboard: {out / 'report'}" in proc.stdout

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from suite.catalog import load_catalog
-from suite.checkpoint import load_checkpoint
-from suite.cli import main
-from suite.data.api import prepare
-from suite.data.store import ClipSet, load_split
-from suite.registry import FAMILIES, SIZES
-from suite.train import BEST_CKPT, TrainConfig, train, validation_mss
+from ddspbench.suite.catalog import load_catalog
+from ddspbench.suite.checkpoint import load_checkpoint
+from ddspbench.suite.cli import main
+from ddspbench.suite.data.api import prepare
+from ddspbench.suite.data.store import ClipSet, load_split
+from ddspbench.suite.registry import FAMILIES, SIZES
+from ddspbench.suite.train import BEST_CKPT, TrainConfig, train, validation_mss
 
 load_catalog()
 FAMILY_NAMES = FAMILIES.list()

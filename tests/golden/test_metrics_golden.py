@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from suite.metrics.fad import fad, frechet_distance
-from suite.metrics.mss import DEFAULT_SCALES, mss, mss_per_clip
+from ddspbench.suite.metrics.fad import fad, frechet_distance
+from ddspbench.suite.metrics.mss import DEFAULT_SCALES, mss, mss_per_clip
 
 FIXTURES = Path(__file__).parent / "fixtures" / "metrics_golden.json"
 
@@ -93,7 +93,7 @@ def test_fad_on_gaussians_with_closed_form() -> None:
 
 
 def test_logmel_fad_checked_in_value() -> None:
-    from suite.metrics.embeddings import LogMelEmbedding
+    from ddspbench.suite.metrics.embeddings import LogMelEmbedding
 
     golden = json.loads(FIXTURES.read_text())
     emb = LogMelEmbedding()
@@ -104,8 +104,8 @@ def test_logmel_fad_checked_in_value() -> None:
 
 
 def test_logmel_fad_and_kad_grow_as_noise_is_added() -> None:
-    from suite.metrics.compare import compare_sets
-    from suite.metrics.embeddings import LogMelEmbedding
+    from ddspbench.suite.metrics.compare import compare_sets
+    from ddspbench.suite.metrics.embeddings import LogMelEmbedding
 
     emb = LogMelEmbedding()
     sig = fixed_signals()
@@ -113,7 +113,7 @@ def test_logmel_fad_and_kad_grow_as_noise_is_added() -> None:
     clips = [sig[k].astype(np.float32) for k in ("sine440", "sine660", "saw220", "chirp")]
     ref = [emb.embed(c) for c in clips]
     noise = [rng.standard_normal(c.size).astype(np.float32) for c in clips]
-    from suite.metrics.fad import kad, median_bandwidth
+    from ddspbench.suite.metrics.fad import kad, median_bandwidth
 
     ref_rows = np.concatenate(ref)
     sigma = median_bandwidth(ref_rows)  # one fixed kernel: MMD^2 then grows with the distortion

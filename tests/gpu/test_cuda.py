@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from suite.catalog import load_catalog
-from suite.data.store import ClipSet
-from suite.registry import SIZES
+from ddspbench.suite.catalog import load_catalog
+from ddspbench.suite.data.store import ClipSet
+from ddspbench.suite.registry import SIZES
 
 DEVICE = os.environ.get("DDSPBENCH_GPU_TEST_DEVICE", "cuda")
 """``cuda`` (or ``cuda:N``); ``cpu`` only to dry-run these tests' own code on a machine without a GPU."""
@@ -47,8 +47,8 @@ def _model(name: str) -> torch.nn.Module:
 @pytest.mark.parametrize("name", FAMILIES)
 def test_training_steps_on_cuda(name: str) -> None:
     """``train`` on CUDA: finite losses, weights move and stay on the GPU, first loss equal to the CPU's."""
-    from suite.metrics.mss import mss
-    from suite.train import TrainConfig, batch_to_tensors, forward_batch, train
+    from ddspbench.suite.metrics.mss import mss
+    from ddspbench.suite.train import TrainConfig, batch_to_tensors, forward_batch, train
 
     model = _model(name)
     clips = _clips()
@@ -72,8 +72,8 @@ def test_training_steps_on_cuda(name: str) -> None:
 
 def test_kd_on_cuda_with_a_cpu_teacher() -> None:
     """KD students train on CUDA while the teacher object stays on the CPU (a moved copy serves the loss)."""
-    from compressors import get_compressor
-    from compressors._base import CompressContext
+    from ddspbench.compressors import get_compressor
+    from ddspbench.compressors._base import CompressContext
 
     teacher = _model("hpn/reduced")
     clips = _clips()
@@ -86,7 +86,7 @@ def test_kd_on_cuda_with_a_cpu_teacher() -> None:
 
 
 def test_cuda_event_timing() -> None:
-    from suite.metrics.speed import time_calls
+    from ddspbench.suite.metrics.speed import time_calls
 
     a = torch.randn(256, 256, device=DEVICE)
     times = time_calls(lambda i: a @ a, 5, warmup=2, device=DEVICE)

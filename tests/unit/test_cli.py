@@ -1,4 +1,4 @@
-"""The console script and ``python -m suite`` start, and user mistakes give one line and exit 2."""
+"""The console script and ``python -m ddspbench`` start, and user mistakes give one line and exit 2."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from suite.checkpoint import load_checkpoint
-from suite.errors import UserError
+from ddspbench.suite.checkpoint import load_checkpoint
+from ddspbench.suite.errors import UserError
 
 BIN = Path(sys.executable).parent
 
 
-@pytest.mark.parametrize("cmd", [[str(BIN / "ddspbench")], [sys.executable, "-m", "suite"]])
+@pytest.mark.parametrize("cmd", [[str(BIN / "ddspbench")], [sys.executable, "-m", "ddspbench"]])
 def test_entry_points_start(cmd):
     out = subprocess.run([*cmd, "--help"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -23,7 +23,7 @@ def test_entry_points_start(cmd):
 
 
 def test_unknown_subcommand_exit_2():
-    out = subprocess.run([sys.executable, "-m", "suite", "nosuchcommand"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-m", "ddspbench", "nosuchcommand"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
 

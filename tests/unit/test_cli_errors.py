@@ -1,6 +1,6 @@
 """One boundary: every bad input across every command gives one ``error:`` line on stderr, exit 2, no traceback.
 
-The table runs in-process through :func:`suite.cli.main` (fast); a few cases run as real subprocesses.
+The table runs in-process through :func:`ddspbench.suite.cli.main` (fast); a few cases run as real subprocesses.
 Real bugs are different: one line naming the bug and suggesting ``--debug`` (exit 1); ``--debug`` shows
 the traceback.
 """
@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from suite.checkpoint import save_checkpoint
-from suite.cli import main
-from suite.data.store import save_dataset
+from ddspbench.suite.checkpoint import save_checkpoint
+from ddspbench.suite.cli import main
+from ddspbench.suite.data.store import save_dataset
 from tests.unit.test_train import make_clips
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -29,8 +29,8 @@ CUDA = torch.cuda.is_available()
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Every kind of bad (and one good) input the table refers to, by name."""
-    from suite.catalog import load_catalog
-    from suite.registry import SIZES
+    from ddspbench.suite.catalog import load_catalog
+    from ddspbench.suite.registry import SIZES
 
     load_catalog()
     root = tmp_path_factory.mktemp("bad")
@@ -181,7 +181,7 @@ def _assert_one_error_line(err: str, match: str) -> None:
 
 def test_the_table_is_large_and_covers_every_command():
     commands = {t.split()[0] for t, _ in BAD_INPUTS}
-    from suite.cli import command_modules
+    from ddspbench.suite.cli import command_modules
 
     assert len(BAD_INPUTS) >= 40
     assert commands == set(command_modules())
@@ -216,9 +216,9 @@ def test_read_only_out_is_refused_before_any_work(template, files, tmp_path, cap
     # root ignores permission bits, so the read-only folder is one os.access says is not writable
     monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: False if Path(p) == ro else real_access(p, mode, *a, **k))
     called: list[str] = []
-    import suite.checkpoint
+    import ddspbench.suite.checkpoint
 
-    monkeypatch.setattr(suite.checkpoint, "load_checkpoint", lambda *a, **k: called.append("work"))
+    monkeypatch.setattr(ddspbench.suite.checkpoint, "load_checkpoint", lambda *a, **k: called.append("work"))
     code = main(template.format(**files, out=str(ro / "sub")).split())
     err = capsys.readouterr().err
     assert code == 2 and not called, err
@@ -233,13 +233,13 @@ def test_read_only_out_is_refused_before_any_work(template, files, tmp_path, cap
 ])
 def test_bad_input_in_a_real_process(argv, files, tmp_path):
     args = [a.format(**files, new=str(tmp_path / "o")) for a in argv]
-    out = subprocess.run([sys.executable, "-m", "suite", *args], capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-m", "ddspbench", *args], capture_output=True, text=True, timeout=300)
     assert out.returncode == 2, out.stderr
     _assert_one_error_line(out.stderr, "")
 
 
 def test_a_bug_is_one_line_naming_it_and_debug_shows_the_traceback(monkeypatch, capsys):
-    import suite.commands.list as list_cmd
+    import ddspbench.suite.commands.list as list_cmd
 
     def broken(args):
         raise KeyError("no_such_key")
@@ -257,7 +257,7 @@ def test_a_bug_is_one_line_naming_it_and_debug_shows_the_traceback(monkeypatch, 
 def test_file_system_errors_are_user_errors(monkeypatch, capsys, tmp_path):
     import errno
 
-    import suite.commands.list as list_cmd
+    import ddspbench.suite.commands.list as list_cmd
 
     def full(args):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x"))
@@ -269,7 +269,7 @@ def test_file_system_errors_are_user_errors(monkeypatch, capsys, tmp_path):
 
 
 def test_report_goes_on_past_bad_record_lines_with_a_warning(tmp_path, capsys):
-    from suite.records import ResultRecord, append_record
+    from ddspbench.suite.records import ResultRecord, append_record
 
     for i, mss in enumerate([4.0, 5.0]):
         append_record(tmp_path / "records.jsonl", ResultRecord.with_units(

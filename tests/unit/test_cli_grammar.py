@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from suite.checkpoint import save_checkpoint
-from suite.cli import build_parser, main
-from suite.data.store import save_dataset
-from suite.records import ResultRecord, append_record
+from ddspbench.suite.checkpoint import save_checkpoint
+from ddspbench.suite.cli import build_parser, main
+from ddspbench.suite.data.store import save_dataset
+from ddspbench.suite.records import ResultRecord, append_record
 from tests.unit.test_train import make_clips
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -64,8 +64,8 @@ def test_one_spelling_per_flag_with_the_old_one_hidden():
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    from suite.catalog import load_catalog
-    from suite.registry import SIZES
+    from ddspbench.suite.catalog import load_catalog
+    from ddspbench.suite.registry import SIZES
 
     load_catalog()
     root = tmp_path_factory.mktemp("grammar")
@@ -87,7 +87,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 def _fake_trials(monkeypatch: pytest.MonkeyPatch) -> None:
-    import suite.sweep.runner as runner
+    import ddspbench.suite.sweep.runner as runner
 
     def quick(spec, ws, *, candidate_id, trial=None, seed=0, config_id=None):
         return ResultRecord.with_units(candidate_id=candidate_id, family=spec.family, size="reduced", method=spec.method,
@@ -127,7 +127,7 @@ def test_json_is_the_only_thing_on_stdout(command, world, tmp_path, capsys, monk
 
 
 def test_json_in_a_real_process(world):
-    out = subprocess.run([sys.executable, "-m", "suite", "mss", f"{world['root']}/a.wav", f"{world['root']}/b.wav", "--json"],
+    out = subprocess.run([sys.executable, "-m", "ddspbench", "mss", f"{world['root']}/a.wav", f"{world['root']}/b.wav", "--json"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["unit"] == "1"

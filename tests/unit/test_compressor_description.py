@@ -20,16 +20,22 @@ import torch
 import yaml
 from torch import nn
 
-import reports
-from compressors import CompressContext, Compressor, clone_model
-from compressors.chain import REGISTERED_CHAINS, compress_steps, parse_chain
-from suite.candidate import ParamSpec
-from suite.cli import main
-from suite.presets import preset_tree
-from suite.records import read_records
-from suite.registry import COMPRESSORS, SIZES
-from suite.sweep.config import config_from_dict
-from suite.sweep.space import chosen_method, covering_trials, make_sampler, resolve_space, suggest_candidate
+from ddspbench import reports
+from ddspbench.compressors import CompressContext, Compressor, clone_model
+from ddspbench.compressors.chain import REGISTERED_CHAINS, compress_steps, parse_chain
+from ddspbench.suite.candidate import ParamSpec
+from ddspbench.suite.cli import main
+from ddspbench.suite.presets import preset_tree
+from ddspbench.suite.records import read_records
+from ddspbench.suite.registry import COMPRESSORS, SIZES
+from ddspbench.suite.sweep.config import config_from_dict
+from ddspbench.suite.sweep.space import (
+    chosen_method,
+    covering_trials,
+    make_sampler,
+    resolve_space,
+    suggest_candidate,
+)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -174,7 +180,7 @@ def test_the_sampler_never_proposes_an_unsupported_combination(registered):
 def test_a_family_that_supports_no_searched_method_is_a_user_error(registered):
     tree = preset_tree("smoke")
     tree["space"] = {**tree["space"], "families": ["ddx7"], "methods": ["toy_jitter"]}
-    from suite.errors import UserError
+    from ddspbench.suite.errors import UserError
 
     with pytest.raises(UserError, match="ddx7.*supports none"):
         resolve_space(config_from_dict(tree))

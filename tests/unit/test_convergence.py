@@ -6,11 +6,18 @@ import json
 
 import pytest
 
-from reports import build_report
-from reports.convergence import candidate_converged, converged_flags, flag_comparison
-from reports.load import load_results
-from suite.records import ResultRecord, append_record
-from suite.train import TrainConfig, TrainResult, convergence, curve_steps, learning_curve, train_summary
+from ddspbench.reports import build_report
+from ddspbench.reports.convergence import candidate_converged, converged_flags, flag_comparison
+from ddspbench.reports.load import load_results
+from ddspbench.suite.records import ResultRecord, append_record
+from ddspbench.suite.train import (
+    TrainConfig,
+    TrainResult,
+    convergence,
+    curve_steps,
+    learning_curve,
+    train_summary,
+)
 
 
 def test_curve_steps_are_evenly_spaced_and_include_the_80_percent_mark() -> None:

@@ -7,8 +7,8 @@ import importlib.util
 import numpy as np
 import pytest
 
-from suite.data.f0 import to_frame_grid, track_f0, yin
-from suite.errors import UserError
+from ddspbench.suite.data.f0 import to_frame_grid, track_f0, yin
+from ddspbench.suite.errors import UserError
 
 SR = 16_000
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from suite.data.features import (
+from ddspbench.suite.data.features import (
     a_weighted_loudness,
     a_weighting_db,
     chunk_region,

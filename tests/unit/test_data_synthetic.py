@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from suite.data import load_meta, load_split, prepare
-from suite.data.splits import split_counts, split_recordings
-from suite.data.synthetic import TIMBRES
-from suite.errors import UserError
-from suite.registry import DATASETS, F0_TRACKERS
+from ddspbench.suite.data import load_meta, load_split, prepare
+from ddspbench.suite.data.splits import split_counts, split_recordings
+from ddspbench.suite.data.synthetic import TIMBRES
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.registry import DATASETS, F0_TRACKERS
 
 SMALL = {"recordings": 3, "clips_per_recording": 1}
 
@@ -28,7 +28,7 @@ def _all(d: Path) -> dict[str, np.ndarray]:
 
 
 def test_registered() -> None:
-    import suite.data.builders  # noqa: F401
+    import ddspbench.suite.data.builders  # noqa: F401
 
     assert "synthetic" in DATASETS
     assert {"pyin", "crepe"} <= set(F0_TRACKERS.list())
@@ -96,7 +96,7 @@ def test_f0_matches_the_audio(small_set: Path) -> None:
 
 
 def test_louder_is_brighter() -> None:
-    from suite.data.synthetic import _spectrum
+    from ddspbench.suite.data.synthetic import _spectrum
 
     t = TIMBRES["brass-like"]
     pitch = np.full(2, 300.0)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from baselines import dsp
-from baselines._base import Reverb, fast_fft_len
+from ddspbench.baselines import dsp
+from ddspbench.baselines._base import Reverb, fast_fft_len
 
 SR = 16_000
 

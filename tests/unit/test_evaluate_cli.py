@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from suite.checkpoint import save_checkpoint
-from suite.cli import main
-from suite.data.store import save_dataset
+from ddspbench.suite.checkpoint import save_checkpoint
+from ddspbench.suite.cli import main
+from ddspbench.suite.data.store import save_dataset
 from tests.unit.test_train import make_clips
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -20,8 +20,8 @@ def _mss(capsys: pytest.CaptureFixture[str], *args: str) -> float:
 
 
 def test_frames_crops_clips_like_a_sweep(tmp_path, capsys):
-    from suite.catalog import load_catalog
-    from suite.registry import SIZES
+    from ddspbench.suite.catalog import load_catalog
+    from ddspbench.suite.registry import SIZES
 
     load_catalog()
     full = make_clips(3, frames=64, seed=2)
@@ -38,8 +38,8 @@ def test_frames_crops_clips_like_a_sweep(tmp_path, capsys):
 
 def test_clips_too_short_for_mss_are_a_one_line_user_error(tmp_path, capsys):
     # 16 frames = 1,024 samples: the 2,048-sample MSS window cannot reflect-pad them (was exit 1, "a bug")
-    from suite.catalog import load_catalog
-    from suite.registry import SIZES
+    from ddspbench.suite.catalog import load_catalog
+    from ddspbench.suite.registry import SIZES
 
     load_catalog()
     save_dataset(tmp_path / "d", {"train": make_clips(2), "valid": make_clips(2, seed=1), "test": make_clips(2, frames=16)},

@@ -13,12 +13,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("suite", "baselines", "compressors", "reports")
-LOWER = ("suite.registry", "suite.records", "suite.data", "suite.metrics", "suite.train", "suite.evaluate",
-         "suite.candidate", "suite.errors", "suite.features", "suite.audio_io", "suite.checkpoint", "suite.locks",
-         "suite.provenance", "suite.seeds", "suite.catalog")
+LOWER = ("ddspbench.suite.registry", "ddspbench.suite.records", "ddspbench.suite.data", "ddspbench.suite.metrics", "ddspbench.suite.train", "ddspbench.suite.evaluate",
+         "ddspbench.suite.candidate", "ddspbench.suite.errors", "ddspbench.suite.features", "ddspbench.suite.audio_io", "ddspbench.suite.checkpoint", "ddspbench.suite.locks",
+         "ddspbench.suite.provenance", "ddspbench.suite.seeds", "ddspbench.suite.catalog")
 """Registry, records, data, metrics, training and what they stand on: they reach model and compressor
 code only through the registries (filled by :func:`suite.catalog.load_catalog`), never by import."""
-UPPER_PACKAGES = ("baselines", "compressors")
+UPPER_PACKAGES = ("ddspbench.baselines", "ddspbench.compressors")
 
 
 def _modules() -> dict[str, Path]:
@@ -26,7 +26,7 @@ def _modules() -> dict[str, Path]:
     for pkg in PACKAGES:
         for path in sorted((REPO / pkg).rglob("*.py")):
             parts = path.relative_to(REPO).with_suffix("").parts
-            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            name = ".".join(["ddspbench", *(parts[:-1] if parts[-1] == "__init__" else parts)])
             out[name] = path
     return out
 
@@ -134,7 +134,7 @@ def test_no_import_cycles():
 def test_the_lower_layer_never_imports_model_or_compressor_code():
     graph = _graph()
     bad = sorted(f"{n} -> {m}" for n, deps in graph.items() if n.startswith(LOWER)
-                 for m in deps if m.split(".")[0] in UPPER_PACKAGES)
+                 for m in deps if m.startswith(UPPER_PACKAGES))
     assert not bad, "lower-layer modules import baselines/compressors: " + ", ".join(bad)
 
 
@@ -145,8 +145,24 @@ def test_no_private_name_is_imported_from_another_module():
     bad = []
     for name, path in modules.items():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in PACKAGES:
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ddspbench."):
                 bad += [f"{name}: from {node.module} import {a.name}" for a in node.names
                         if a.name.startswith("_") and not a.name.startswith("__")
                         and not (f"{node.module}.{a.name}" in modules and name.startswith(node.module + "."))]
     assert not bad, "private names used across modules: " + "; ".join(bad)
+
+
+def test_every_project_import_goes_through_the_ddspbench_namespace():
+    """The packages are installed as ``ddspbench.suite`` etc.: a top-level ``import suite`` would load a
+    second copy of a module (two registries) in the source tree and fail outside it."""
+    bad = []
+    for name, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            bad += [f"{name}: {m}" for m in mods if m.split(".")[0] in PACKAGES]
+    for path in sorted((REPO / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] in PACKAGES:
+                bad.append(f"{path.relative_to(REPO)}: {node.module}")
+    assert not bad, "top-level project imports: " + "; ".join(bad)

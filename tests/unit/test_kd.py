@@ -7,12 +7,12 @@ import copy
 import pytest
 import torch
 
-from compressors import CompressContext, build_student, frozen, get_compressor
-from compressors._distill import audio_kd_loss, control_kd_loss, feature_kd_loss
-from suite.catalog import load_catalog
-from suite.errors import UserError
-from suite.metrics.mss import mss
-from suite.registry import FAMILIES
+from ddspbench.compressors import CompressContext, build_student, frozen, get_compressor
+from ddspbench.compressors._distill import audio_kd_loss, control_kd_loss, feature_kd_loss
+from ddspbench.suite.catalog import load_catalog
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.metrics.mss import mss
+from ddspbench.suite.registry import FAMILIES
 from tests.contract.test_compressors import tiny_clips, tiny_context, tiny_teacher
 
 # One intra-op thread: tiny models are fastest so, and parallel runs do not oversubscribe the CPU.
@@ -114,7 +114,7 @@ def test_kd_audio_student_ends_closer_to_the_teacher_than_scratch() -> None:
     """On synthetic tones: a teacher (hidden 32, 100 steps), then reduced students trained 80 steps
     with the same seed, from scratch and with audio KD. The KD student's audio is closer (MSS) to the
     teacher's on held-out clips (2-core CPU, 2026-11-24: kd_audio 25.2 vs scratch 27.0, about 90 s)."""
-    from suite.train import TrainConfig, train
+    from ddspbench.suite.train import TrainConfig, train
 
     clips = tiny_clips(n=12, frames=250, seed=0)
     train_set, test_set = clips.subset(slice(0, 10)), clips.subset(slice(10, 12))

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from suite.audio_io import list_audio_files, load_audio, resample
-from suite.errors import UserError
+from ddspbench.suite.audio_io import list_audio_files, load_audio, resample
+from ddspbench.suite.errors import UserError
 
 
 def _sine(sr: int, seconds: float = 0.5, freq: float = 440.0) -> np.ndarray:

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from suite.catalog import load_catalog
-from suite.errors import UserError
-from suite.metrics import embeddings as E
-from suite.registry import EMBEDDINGS
+from ddspbench.suite.catalog import load_catalog
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.metrics import embeddings as E
+from ddspbench.suite.registry import EMBEDDINGS
 
 
 def _tone(freq: float, seconds: float = 2.0, sr: int = 16000) -> np.ndarray:
@@ -132,7 +132,7 @@ def test_pretrained_backend_with_a_fake_package(name: str, tmp_path: Path, monke
     assert _FakeFAD.seen[-1] == {"model_name": name, "sample_rate": sr, "use_pca": False, "use_activation": False}
     assert emb.definition == f"{name}/fad-0.3.4"
     # the values come from the checkpoint the test wrote
-    from suite.audio_io import resample
+    from ddspbench.suite.audio_io import resample
 
     x = torch.as_tensor(resample(clip, 16000, sr)[:frame])
     with torch.no_grad():

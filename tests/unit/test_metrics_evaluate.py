@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from suite.data.store import ClipSet
-from suite.errors import UserError
-from suite.evaluate import CandidateFailed, EvalResult, evaluate_model, expand_metrics
-from suite.records import ResultRecord
+from ddspbench.suite.data.store import ClipSet
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.evaluate import CandidateFailed, EvalResult, evaluate_model, expand_metrics
+from ddspbench.suite.records import ResultRecord
 from tests.unit.test_metrics_toys import ToyLinear, ToyNaN
 
 
@@ -90,13 +90,13 @@ def test_too_few_clips_for_fad_is_reported_not_crashed() -> None:
 
 
 def test_a_failed_memory_child_leaves_the_metric_empty(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import suite.metrics.memory as memory
+    import ddspbench.suite.metrics.memory as memory
 
     def boom(*args: object, **kwargs: object) -> dict:
         raise RuntimeError("memory measurement failed (exit 1): boom")
 
     monkeypatch.setattr(memory, "peak_inference_memory", boom)
-    from suite.checkpoint import save_checkpoint
+    from ddspbench.suite.checkpoint import save_checkpoint
 
     ckpt = save_checkpoint(ToyLinear(width=4), tmp_path / "m.pt")
     res = evaluate_model(ToyLinear(width=4), _clips(2), metrics="memory", checkpoint_path=ckpt)
@@ -107,8 +107,8 @@ def test_a_failed_memory_child_leaves_the_metric_empty(monkeypatch: pytest.Monke
 def test_speed_metrics_through_the_native_backend() -> None:
     import torch
 
-    import baselines  # noqa: F401  (registers the families)
-    from suite.registry import SIZES
+    from ddspbench import baselines  # noqa: F401  (registers the families)
+    from ddspbench.suite.registry import SIZES
 
     torch.manual_seed(0)
     model = SIZES.get("hpn/reduced")().eval()
@@ -124,9 +124,9 @@ def test_speed_metrics_through_the_native_backend() -> None:
 def test_render_of_a_family_model_does_not_depend_on_the_batch_size() -> None:
     import torch
 
-    import baselines  # noqa: F401  (registers the families)
-    from suite.evaluate import render
-    from suite.registry import SIZES
+    from ddspbench import baselines  # noqa: F401  (registers the families)
+    from ddspbench.suite.evaluate import render
+    from ddspbench.suite.registry import SIZES
 
     torch.manual_seed(0)
     model = SIZES.get("hpn/reduced")()
@@ -138,8 +138,8 @@ def test_render_of_a_family_model_does_not_depend_on_the_batch_size() -> None:
 
 
 def test_every_standard_metric_is_a_registered_metric_object() -> None:
-    from suite.evaluate import METRIC_IMPLS, Metric
-    from suite.records import STANDARD_METRICS
+    from ddspbench.suite.evaluate import METRIC_IMPLS, Metric
+    from ddspbench.suite.records import STANDARD_METRICS
 
     assert set(METRIC_IMPLS) == set(STANDARD_METRICS) - {"train_seconds"}  # train_seconds: set by the trainer
     for name in METRIC_IMPLS:
@@ -149,7 +149,7 @@ def test_every_standard_metric_is_a_registered_metric_object() -> None:
 
 
 def test_shared_work_is_done_once_per_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
-    import suite.evaluate as ev
+    import ddspbench.suite.evaluate as ev
 
     calls = {"render": 0, "speed": 0}
     real_render, real_speed = ev.render, ev.measure_speed
@@ -171,9 +171,9 @@ def test_engine_bytes_in_a_record_with_unit_and_definition() -> None:
     """A family model gets the engine's bytes; a model the engine cannot run gets None and the reason, not a crash."""
     import torch
 
-    import baselines  # noqa: F401  (registers the families)
-    from suite.metrics.memory import engine_bytes
-    from suite.registry import SIZES
+    from ddspbench import baselines  # noqa: F401  (registers the families)
+    from ddspbench.suite.metrics.memory import engine_bytes
+    from ddspbench.suite.registry import SIZES
 
     torch.manual_seed(0)
     model = SIZES.get("ddx7/reduced")().eval()
@@ -189,7 +189,7 @@ def test_engine_bytes_definition_is_the_same_for_every_model() -> None:
     measurement, never carry one model's numbers."""
     import torch
 
-    from suite.registry import SIZES
+    from ddspbench.suite.registry import SIZES
 
     torch.manual_seed(0)
     defs = {evaluate_model(SIZES.get(name)().eval(), _clips(1), metrics="engine_bytes").metric_defs["engine_bytes"]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from suite.metrics import fad as F
-from suite.metrics.compare import compare_sets
+from ddspbench.suite.metrics import fad as F
+from ddspbench.suite.metrics.compare import compare_sets
 
 
 def _reference_fd(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarray) -> float:

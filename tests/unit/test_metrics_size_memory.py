@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from suite.checkpoint import save_checkpoint
-from suite.metrics.memory import checkpoint_bytes, param_bytes, peak_inference_memory
-from suite.metrics.size import count_params, decoder_flops
+from ddspbench.suite.checkpoint import save_checkpoint
+from ddspbench.suite.metrics.memory import checkpoint_bytes, param_bytes, peak_inference_memory
+from ddspbench.suite.metrics.size import count_params, decoder_flops
 from tests.unit.test_metrics_toys import ToyBigActivation, ToyLinear, toy_families  # noqa: F401
 
 
@@ -98,7 +98,7 @@ def test_peak_memory_reports_a_bad_checkpoint(tmp_path: Path) -> None:
 
 
 def _tiny_hpn() -> nn.Module:
-    from baselines.hpn import HarmonicPlusNoise
+    from ddspbench.baselines.hpn import HarmonicPlusNoise
 
     torch.manual_seed(0)
     return HarmonicPlusNoise(hidden=4, n_harmonics=3, n_bands=2).eval()
@@ -106,8 +106,8 @@ def _tiny_hpn() -> nn.Module:
 
 def test_engine_bytes_equals_a_hand_count_on_a_tiny_model() -> None:
     """HpN hidden=4, 3 harmonics, 2 noise bands, one stream, 64-sample buffers (1 frame), counted by hand."""
-    from compressors import quantize_int8
-    from suite.metrics.memory import engine_bytes
+    from ddspbench.compressors import quantize_int8
+    from ddspbench.suite.metrics.memory import engine_bytes
 
     # weight matrices: f0 and loudness MLPs 1->4->4->4 (36 each), GRU ih 12x8 + hh 12x4 (144),
     # output MLP 6->4->4->4 (56), heads 6x4 (24): 296 weights
@@ -134,10 +134,10 @@ def test_engine_bytes_equals_a_hand_count_on_a_tiny_model() -> None:
 
 
 def test_engine_bytes_int8_hpn_full_is_a_quarter_of_the_weights() -> None:
-    from compressors import quantize_int8
-    from suite.catalog import load_catalog
-    from suite.metrics.memory import engine_bytes
-    from suite.registry import SIZES
+    from ddspbench.compressors import quantize_int8
+    from ddspbench.suite.catalog import load_catalog
+    from ddspbench.suite.metrics.memory import engine_bytes
+    from ddspbench.suite.registry import SIZES
 
     load_catalog()
     model = SIZES.get("hpn/full")().eval()
@@ -147,8 +147,8 @@ def test_engine_bytes_int8_hpn_full_is_a_quarter_of_the_weights() -> None:
 
 
 def test_engine_bytes_refuses_what_the_engine_cannot_run() -> None:
-    from suite.errors import UserError
-    from suite.metrics.memory import engine_bytes
+    from ddspbench.suite.errors import UserError
+    from ddspbench.suite.metrics.memory import engine_bytes
 
     with pytest.raises(UserError, match="not an HpN"):
         engine_bytes(nn.Linear(2, 2))
@@ -157,7 +157,7 @@ def test_engine_bytes_refuses_what_the_engine_cannot_run() -> None:
 @pytest.mark.slow
 def test_peak_rss_of_engine_streaming_counts_everything(tmp_path: Path) -> None:
     """No baseline subtracted: a fresh Python process with torch and numba is hundreds of MB."""
-    from suite.metrics.memory import peak_engine_rss
+    from ddspbench.suite.metrics.memory import peak_engine_rss
 
     path = save_checkpoint(_tiny_hpn(), tmp_path / "tiny.pt")
     res = peak_engine_rss(path, frames=100)

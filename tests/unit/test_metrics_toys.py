@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from suite.registry import FAMILIES
+from ddspbench.suite.registry import FAMILIES
 
 
 class _ToyBase(nn.Module):

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from suite.checkpoint import save_checkpoint
-from suite.cli import main
-from suite.commands.synth import safe_name
-from suite.data.store import save_dataset
+from ddspbench.suite.checkpoint import save_checkpoint
+from ddspbench.suite.cli import main
+from ddspbench.suite.commands.synth import safe_name
+from ddspbench.suite.data.store import save_dataset
 from tests.unit.test_train import make_clips
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -26,8 +26,8 @@ def test_safe_name_is_one_harmless_path_component(name, expected):
 
 
 def test_a_hostile_candidate_id_stays_inside_out(tmp_path, capsys):
-    from suite.catalog import load_catalog
-    from suite.registry import SIZES
+    from ddspbench.suite.catalog import load_catalog
+    from ddspbench.suite.registry import SIZES
 
     load_catalog()
     work = tmp_path / "a" / "b" / "c"

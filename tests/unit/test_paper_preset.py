@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from suite.presets import PAPER_INSTRUMENT_CONFIG, preset_tree
-from suite.sweep.config import config_from_dict, deep_merge, load_yaml
-from suite.sweep.space import covering_trials, resolve_space
+from ddspbench.suite.presets import PAPER_INSTRUMENT_CONFIG, preset_tree
+from ddspbench.suite.sweep.config import config_from_dict, deep_merge, load_yaml
+from ddspbench.suite.sweep.space import covering_trials, resolve_space
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports.pareto import (
+from ddspbench.reports.pareto import (
     hypervolume,
     is_pareto_front,
     non_dominated_ranks,
@@ -15,8 +15,8 @@ from reports.pareto import (
     reference_point,
     to_minimise,
 )
-from suite.errors import UserError
-from suite.records import Direction
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.records import Direction
 
 
 def test_front_on_hand_made_points():

@@ -2,17 +2,17 @@ from __future__ import annotations
 
 import dataclasses
 
-from suite.candidate import Candidate
-from suite.pipeline import (
+from ddspbench.suite.candidate import Candidate
+from ddspbench.suite.pipeline import (
     Workspace,
     one_line,
     run_candidate,
     teacher_key,
     teacher_size_label,
 )
-from suite.presets import preset_tree
-from suite.records import read_records
-from suite.sweep.config import config_from_dict
+from ddspbench.suite.presets import preset_tree
+from ddspbench.suite.records import read_records
+from ddspbench.suite.sweep.config import config_from_dict
 
 
 def _cfg(**changes):

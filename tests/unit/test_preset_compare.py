@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from compressors import CompressContext, count_params, get_compressor
-from suite.catalog import load_catalog
-from suite.pipeline import teacher_config
-from suite.presets import preset_tree
-from suite.registry import SIZES
-from suite.sweep.config import config_from_dict
-from suite.sweep.space import covering_trials, resolve_space
+from ddspbench.compressors import CompressContext, count_params, get_compressor
+from ddspbench.suite.catalog import load_catalog
+from ddspbench.suite.pipeline import teacher_config
+from ddspbench.suite.presets import preset_tree
+from ddspbench.suite.registry import SIZES
+from ddspbench.suite.sweep.config import config_from_dict
+from ddspbench.suite.sweep.space import covering_trials, resolve_space
 
 
 def _config():  # type: ignore[no-untyped-def]

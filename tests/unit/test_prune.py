@@ -9,12 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from compressors import count_params, structured_prune
-from compressors._base import clone_model
-from compressors._gru import GRUAwareImportance, GRUPruner, gru_unit_importance, opaque_gru_tracing
-from suite.catalog import load_catalog
-from suite.errors import UserError
-from suite.registry import FAMILIES, SIZES
+from ddspbench.compressors import count_params, structured_prune
+from ddspbench.compressors._base import clone_model
+from ddspbench.compressors._gru import GRUAwareImportance, GRUPruner, gru_unit_importance, opaque_gru_tracing
+from ddspbench.suite.catalog import load_catalog
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.registry import FAMILIES, SIZES
 
 # One intra-op thread: tiny models are fastest so, and parallel runs do not oversubscribe the CPU.
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -177,8 +177,8 @@ def test_pruned_hpn_full_is_smaller_and_faster() -> None:
 
 def test_pruning_a_weight_normed_ddx7_leaves_the_original_working() -> None:
     """DDX7's weight-normed convs are folded for pruning on a rebuilt copy, never on the original."""
-    from compressors import get_compressor
-    from compressors._base import CompressContext
+    from ddspbench.compressors import get_compressor
+    from ddspbench.compressors._base import CompressContext
 
     torch.manual_seed(0)
     teacher = FAMILIES.get("ddx7")(n_blocks=3, hidden=16).eval()

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from compressors import get_compressor
-from compressors._distill import control_kd_loss
-from compressors._dsp_prune import band_resampler, dsp_prune
-from compressors._prune import rebuild
-from suite.catalog import load_catalog
-from suite.errors import UserError
+from ddspbench.compressors import get_compressor
+from ddspbench.compressors._distill import control_kd_loss
+from ddspbench.compressors._dsp_prune import band_resampler, dsp_prune
+from ddspbench.compressors._prune import rebuild
+from ddspbench.suite.catalog import load_catalog
+from ddspbench.suite.errors import UserError
 from tests.contract.test_compressors import tiny_clips, tiny_context, tiny_teacher
 
 # One intra-op thread: tiny models are fastest so, and parallel runs do not oversubscribe the CPU.

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from compressors import count_params, parse_chain, quantize_bf16, quantize_int8, serialized_bytes
-from compressors._base import CompressContext
-from compressors.chain import get_compressor
-from suite.catalog import load_catalog
-from suite.checkpoint import load_checkpoint, save_checkpoint
-from suite.errors import UserError
-from suite.metrics.mss import mss
-from suite.registry import FAMILIES, SIZES
+from ddspbench.compressors import count_params, parse_chain, quantize_bf16, quantize_int8, serialized_bytes
+from ddspbench.compressors._base import CompressContext
+from ddspbench.compressors.chain import get_compressor
+from ddspbench.suite.catalog import load_catalog
+from ddspbench.suite.checkpoint import load_checkpoint, save_checkpoint
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.metrics.mss import mss
+from ddspbench.suite.registry import FAMILIES, SIZES
 
 # One intra-op thread: tiny models are fastest so, and parallel runs do not oversubscribe the CPU.
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -79,7 +79,7 @@ def test_int8_round_trip_with_weights_only(hpn_int8: torch.nn.Module, tmp_path: 
 
 def test_int8_is_symmetric_per_output_channel() -> None:
     """``q = round(w / s)``, ``s = max|w_row| / 127`` per output row; an all-zero row gets scale 1."""
-    from baselines.stored import StoredLinear, quantize_rows
+    from ddspbench.baselines.stored import StoredLinear, quantize_rows
 
     torch.manual_seed(0)
     w = torch.randn(5, 7) * torch.tensor([1.0, 10.0, 0.01, 3.0, 0.0])[:, None]
@@ -120,7 +120,7 @@ def test_every_family_quantizes_and_round_trips(name: str, method: str, tmp_path
 
 
 def test_loaded_int8_checkpoint_runs_on_the_native_engine(hpn_int8: torch.nn.Module, tmp_path: Path) -> None:
-    from baselines.native import NativeEngine
+    from ddspbench.baselines.native import NativeEngine
 
     loaded, _ = load_checkpoint(save_checkpoint(hpn_int8, tmp_path / "q.pt"))
     f0, loud = _inputs(20)
@@ -171,7 +171,7 @@ def test_quantize_reports_measured_speed() -> None:
 
 
 def test_onnx_int8_round_trip_and_fidelity(tmp_path: Path) -> None:
-    from compressors import onnx_available, quantize_onnx_int8
+    from ddspbench.compressors import onnx_available, quantize_onnx_int8
     from tests.conftest import require_system
 
     require_system("onnx + onnxruntime (pip install 'ddspbench[onnx]')", onnx_available())

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from suite.records import ResultRecord, append_record, read_records
+from ddspbench.suite.records import ResultRecord, append_record, read_records
 
 
 def _rec(**kw):
@@ -46,7 +46,7 @@ def test_jsonl_roundtrip_nonfinite_and_truncated_line(tmp_path):
 
 
 def test_every_skipped_line_is_reported_with_its_number_and_why(tmp_path, capsys):
-    from suite.records import SkippedLine
+    from ddspbench.suite.records import SkippedLine
 
     path = tmp_path / "records.jsonl"
     append_record(path, _rec())
@@ -82,7 +82,7 @@ def test_a_record_after_a_cut_short_line_starts_its_own_line(tmp_path):
 def test_a_short_write_fails_loudly_and_leaves_the_file_as_it_was(tmp_path, monkeypatch, failure):
     import errno
 
-    from suite.records import RecordNotWritten
+    from ddspbench.suite.records import RecordNotWritten
 
     path = tmp_path / "r.jsonl"
     append_record(path, _rec())
@@ -113,7 +113,7 @@ def test_a_full_tmpfs_keeps_whole_records_only(tmp_path):
     import shutil
     import subprocess
 
-    from suite.records import RecordNotWritten
+    from ddspbench.suite.records import RecordNotWritten
 
     mnt = tmp_path / "tiny"
     mnt.mkdir()

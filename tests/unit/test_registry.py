@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from suite.cli import main
-from suite.registry import DuplicateNameError, Registry, UnknownNameError
+from ddspbench.suite.cli import main
+from ddspbench.suite.registry import DuplicateNameError, Registry, UnknownNameError
 
 
 def test_register_forms_and_lookup():

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import json
 
-from reports import build_report
-from suite.records import ResultRecord, append_record
+from ddspbench.reports import build_report
+from ddspbench.suite.records import ResultRecord, append_record
 
 
 def _minimal_dir(root):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from suite.cli import main
+from ddspbench.suite.cli import main
 from tests.unit.test_reports_data import write_results_dir
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reports import load_results
-from reports.compare import (
+from ddspbench.reports import load_results
+from ddspbench.reports.compare import (
     assign_buckets,
     bucket_bounds,
     bucket_index,
@@ -13,7 +13,7 @@ from reports.compare import (
     kd_vs_others,
     kd_vs_scratch,
 )
-from reports.stats import paired_comparison
+from ddspbench.reports.stats import paired_comparison
 from tests.unit.test_reports_data import write_results_dir
 
 
@@ -113,7 +113,7 @@ def test_kd_vs_scratch_flags_the_student_kd_made_worse(frame):
 
 
 def test_kd_summary_counts_bands_per_method(frame):
-    from reports.compare import kd_summary
+    from ddspbench.reports.compare import kd_summary
 
     table = kd_vs_others(frame, quality="mss", budget="param_bytes")
     summary = kd_summary(table)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from suite.records import ResultRecord, append_record, read_records
+from ddspbench.suite.records import ResultRecord, append_record, read_records
 
 SR = 16_000
 CLIP_S = 0.5

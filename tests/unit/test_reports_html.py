@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from reports import build_report, load_results
-from reports.html import slug, write_html
-from reports.tables import failed_rows, leaderboard
+from ddspbench.reports import build_report, load_results
+from ddspbench.reports.html import slug, write_html
+from ddspbench.reports.tables import failed_rows, leaderboard
 from tests.unit.test_reports_data import HOSTILE, write_results_dir
 
 _SRC = re.compile(r'(?:src|href)="([^"]*)"')

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from reports import load_results
-from suite.errors import UserError
-from suite.records import ResultRecord, append_record
+from ddspbench.reports import load_results
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.records import ResultRecord, append_record
 from tests.unit.test_reports_data import write_results_dir
 
 
@@ -92,9 +92,9 @@ def test_reports_never_import_models_or_torch(tmp_path):
 
     root = write_results_dir(tmp_path / "r", families=("hpn",), instruments=("violin",), audio=False)
     code = (
-        "import sys, reports\n"
-        f"reports.build_report([{str(root)!r}], {str(tmp_path / 'o')!r}, formats=('csv', 'json'))\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'baselines', 'compressors')]\n"
+        "import sys\nimport ddspbench.reports\n"
+        f"ddspbench.reports.build_report([{str(root)!r}], {str(tmp_path / 'o')!r}, formats=('csv', 'json'))\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] == 'torch' or m.startswith(('ddspbench.baselines', 'ddspbench.compressors'))]\n"
         "assert not bad, bad\n"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from reports import build_report, load_results
-from reports.build import front_table
-from reports.compare import kd_vs_scratch
-from reports.pareto import HV_REF, hypervolume, normalise
-from reports.seeds import configurations
-from suite.records import Direction, ResultRecord, append_record
+from ddspbench.reports import build_report, load_results
+from ddspbench.reports.build import front_table
+from ddspbench.reports.compare import kd_vs_scratch
+from ddspbench.reports.pareto import HV_REF, hypervolume, normalise
+from ddspbench.reports.seeds import configurations
+from ddspbench.suite.records import Direction, ResultRecord, append_record
 
 N_CLIPS = 10
 # config -> (method, per-seed mean MSS offsets); clip difficulty is shared by every candidate
@@ -142,7 +142,7 @@ def test_intervals_over_seeds_stop_at_zero_for_metrics_that_cannot_be_negative()
     import numpy as np
     import pandas as pd
 
-    from reports.seeds import _merge
+    from ddspbench.reports.seeds import _merge
 
     grp = pd.DataFrame({"seed": [0, 1], "config_id": ["t0001", "t0001"], "uid": ["t0001", "t0001-s1"],
                         "rtf_stream_64": [0.1, 1.9], "kad": [-0.5, 1.5], "per_clip": [{}, {}]})
@@ -177,8 +177,8 @@ def _verdict_records(root, n_clips: int) -> None:
 
 
 def test_method_verdicts_table_on_constructed_records(tmp_path):
-    from reports.compare import method_verdicts
-    from reports.convergence import converged_flags
+    from ddspbench.reports.compare import method_verdicts
+    from ddspbench.reports.convergence import converged_flags
 
     _verdict_records(tmp_path / "r", n_clips=10)
     frame = load_results([tmp_path / "r"])
@@ -205,7 +205,7 @@ def test_method_verdicts_table_on_constructed_records(tmp_path):
 
 
 def test_method_verdicts_say_when_the_data_cannot_tell(tmp_path):
-    from reports.compare import method_verdicts
+    from ddspbench.reports.compare import method_verdicts
 
     _verdict_records(tmp_path / "r", n_clips=4)  # 4 clips: the smallest sign-flip p is 2/16 > 0.05
     table = method_verdicts(configurations(load_results([tmp_path / "r"]), "mss"), quality="mss")

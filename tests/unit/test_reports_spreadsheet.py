@@ -7,9 +7,9 @@ import csv
 import pandas as pd
 import pytest
 
-from reports import build_report
-from reports.spreadsheet import neutralise_cell, neutralise_frame
-from suite.records import ResultRecord, append_record
+from ddspbench.reports import build_report
+from ddspbench.reports.spreadsheet import neutralise_cell, neutralise_frame
+from ddspbench.suite.records import ResultRecord, append_record
 
 
 @pytest.mark.parametrize(("value", "expected"), [

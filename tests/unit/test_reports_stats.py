@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from reports.stats import (
+from ddspbench.reports.stats import (
     apply_holm,
     holm,
     mean_interval,

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from reports import leaderboard, load_results, print_leaderboard
-from reports.tables import (
+from ddspbench.reports import leaderboard, load_results, print_leaderboard
+from ddspbench.reports.tables import (
     csv_units,
     failed_rows,
     filter_frame,
@@ -18,8 +18,8 @@ from reports.tables import (
     to_json_obj,
     to_markdown,
 )
-from suite.errors import UserError
-from suite.records import append_record
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.records import append_record
 from tests.unit.test_reports_data import HOSTILE, make_records, write_results_dir
 
 
@@ -101,7 +101,7 @@ def test_rich_leaderboard_prints_names_literally(frame):
 
 
 def test_hyperparameters_are_named_in_every_output(tmp_path):
-    from reports.load import hparams_text, hyperparameters
+    from ddspbench.reports.load import hparams_text, hyperparameters
     chain = {"prune": {"ratio": 0.6075, "finetune_steps": 0}, "quantize": {"method": "bf16"}, "preset": "smoke",
              "compressor": {"params": {"x": 1}}, "size": "reduced"}
     hp = hyperparameters("prune+quantize", chain)

@@ -8,9 +8,9 @@ import re
 import numpy as np
 import pytest
 
-from reports import build_report, load_results
-from reports.plots import _format_axis, _pyplot, default_plots, hypervolume_history_plot
-from reports.tables import human_bytes
+from ddspbench.reports import build_report, load_results
+from ddspbench.reports.plots import _format_axis, _pyplot, default_plots, hypervolume_history_plot
+from ddspbench.reports.tables import human_bytes
 from tests.unit.test_reports_data import write_results_dir
 
 
@@ -59,7 +59,7 @@ def test_audio_above_full_scale_is_attenuated_for_playback_and_labelled(tmp_path
     import numpy as np
     import soundfile as sf
 
-    from reports.html import PLAYBACK_PEAK, _Assets, _group, _player
+    from ddspbench.reports.html import PLAYBACK_PEAK, _Assets, _group, _player
 
     loud, quiet = tmp_path / "loud.wav", tmp_path / "quiet.wav"
     t = np.arange(16000) / 16000

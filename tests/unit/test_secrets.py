@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from suite.cli import main
-from suite.presets import preset_tree
-from suite.sweep.config import config_from_dict
-from suite.sweep.runner import save_resolved_config
-from suite.sweep.storage import mask_secrets, mask_url
+from ddspbench.suite.cli import main
+from ddspbench.suite.presets import preset_tree
+from ddspbench.suite.sweep.config import config_from_dict
+from ddspbench.suite.sweep.runner import save_resolved_config
+from ddspbench.suite.sweep.storage import mask_secrets, mask_url
 
 # (url, fragments of the secret that must never appear); port 1 on localhost refuses at once
 FORMS = [

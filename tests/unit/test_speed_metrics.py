@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from suite.metrics.speed import (
+from ddspbench.suite.metrics.speed import (
     example_inputs,
     measure_offline,
     measure_speed,
@@ -89,7 +89,7 @@ def test_bad_buffer_sizes_are_refused() -> None:
 
 def test_num_threads_limits_blas_too() -> None:
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    from suite.metrics.speed import num_threads
+    from ddspbench.suite.metrics.speed import num_threads
 
     blas = [lib for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
     if not blas:

@@ -2,10 +2,17 @@ from __future__ import annotations
 
 import pytest
 
-from suite.errors import UserError
-from suite.presets import PRESETS, preset_tree
-from suite.sweep.config import ParamSpec, SweepConfig, config_from_dict, config_hash, deep_merge, load_yaml
-from suite.sweep.storage import mask_url, storage_kind
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.presets import PRESETS, preset_tree
+from ddspbench.suite.sweep.config import (
+    ParamSpec,
+    SweepConfig,
+    config_from_dict,
+    config_hash,
+    deep_merge,
+    load_yaml,
+)
+from ddspbench.suite.sweep.storage import mask_url, storage_kind
 
 
 def test_every_preset_validates_and_smoke_is_marked():
@@ -101,7 +108,7 @@ def test_yaml_loading_is_safe_and_checked(tmp_path):
 def test_shipped_yaml_configs_validate():
     from pathlib import Path
 
-    import suite
+    from ddspbench import suite
 
     files = sorted((Path(suite.__file__).parent / "configs").glob("*.yaml"))
     assert files, "suite/configs/ ships example sweep files"
@@ -167,7 +174,7 @@ def test_every_section_is_validated_up_front(tree, match):
 def test_setup_only_catches_them_before_a_study_exists(tree, match, tmp_path, capsys):
     import yaml
 
-    from suite.cli import main
+    from ddspbench.suite.cli import main
 
     cfg = tmp_path / "sweep.yaml"
     cfg.write_text(yaml.safe_dump(tree))

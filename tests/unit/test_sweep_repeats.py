@@ -22,15 +22,15 @@ import pytest
 import yaml
 from scipy import stats
 
-from compressors.chain import steps_use_seed
-from suite.cli import main
-from suite.errors import UserError
-from suite.pipeline import Workspace
-from suite.presets import preset_tree
-from suite.records import ResultRecord, append_record, read_records
-from suite.sweep.config import config_from_dict, config_hash
-from suite.sweep.runner import load_study_config, open_study, recover_stale, run_trials
-from suite.sweep.storage import default_storage_url
+from ddspbench.compressors.chain import steps_use_seed
+from ddspbench.suite.cli import main
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.pipeline import Workspace
+from ddspbench.suite.presets import preset_tree
+from ddspbench.suite.records import ResultRecord, append_record, read_records
+from ddspbench.suite.sweep.config import config_from_dict, config_hash
+from ddspbench.suite.sweep.runner import load_study_config, open_study, recover_stale, run_trials
+from ddspbench.suite.sweep.storage import default_storage_url
 from tests.unit.test_compressor_description import _tiny_tree
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -39,7 +39,7 @@ OBJECTIVES = ["mss", "rtf_stream_64", "param_bytes"]
 
 
 def _study(out: Path, name: str) -> optuna.Study:
-    from suite.sweep.storage import open_storage
+    from ddspbench.suite.sweep.storage import open_storage
 
     return optuna.load_study(study_name=name, storage=open_storage(default_storage_url(out)))
 
@@ -103,7 +103,7 @@ def test_a_real_sweep_with_two_repeats_writes_every_seed_and_reports_configurati
 def _stub(monkeypatch: pytest.MonkeyPatch, fail: set[tuple[int, int]] = frozenset(), stop: tuple[int, int] | None = None) -> list[tuple[str, int]]:
     """Candidates that finish at once; mss = 1 + trial + seed/2. ``fail``: (trial, seed) pairs that fail;
     ``stop``: the (trial, seed) at which a SIGINT arrives. Returns the (candidate id, seed) of every run."""
-    import suite.sweep.runner as runner
+    import ddspbench.suite.sweep.runner as runner
 
     ran: list[tuple[str, int]] = []
 

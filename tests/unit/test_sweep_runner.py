@@ -9,20 +9,20 @@ import time
 import optuna
 import pytest
 
-from suite.errors import UserError
-from suite.pipeline import Workspace
-from suite.presets import preset_tree
-from suite.records import ResultRecord, append_record, read_records
-from suite.sweep.config import config_from_dict
-from suite.sweep.progress import SweepDisplay
-from suite.sweep.runner import (
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.pipeline import Workspace
+from ddspbench.suite.presets import preset_tree
+from ddspbench.suite.records import ResultRecord, append_record, read_records
+from ddspbench.suite.sweep.config import config_from_dict
+from ddspbench.suite.sweep.progress import SweepDisplay
+from ddspbench.suite.sweep.runner import (
     count_trials,
     load_study_config,
     open_study,
     recover_stale,
     save_resolved_config,
 )
-from suite.sweep.storage import default_storage_url, open_storage, slot_lock
+from ddspbench.suite.sweep.storage import default_storage_url, open_storage, slot_lock
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -157,7 +157,7 @@ def test_display_on_a_terminal_shows_a_bar_with_counts():
 
 def _fake_candidates(monkeypatch):
     """Trials that finish at once with an ok record (the pipeline itself is tested elsewhere)."""
-    import suite.sweep.runner as runner
+    import ddspbench.suite.sweep.runner as runner
 
     def quick(spec, ws, *, candidate_id, trial=None, seed=0, config_id=None):
         return ResultRecord.with_units(candidate_id=candidate_id, family=spec.family, size="reduced", method=spec.method,
@@ -180,7 +180,7 @@ def _orphan(study, pid: int, heartbeat: float, started: int | None = None):
 
 
 def test_a_silent_trial_is_stale_even_when_its_pid_was_reused(tmp_path):
-    from suite.sweep.runner import process_start
+    from ddspbench.suite.sweep.runner import process_start
 
     url = default_storage_url(tmp_path)
     cfg = _cfg(trials=3)
@@ -201,7 +201,7 @@ def test_a_silent_trial_is_stale_even_when_its_pid_was_reused(tmp_path):
 
 
 def test_kill_9_with_a_reused_pid_finishes_instead_of_hanging(tmp_path, monkeypatch):
-    from suite.sweep.runner import run_trials
+    from ddspbench.suite.sweep.runner import run_trials
 
     _fake_candidates(monkeypatch)
     url = default_storage_url(tmp_path)
@@ -226,9 +226,9 @@ def test_kill_9_with_a_reused_pid_finishes_instead_of_hanging(tmp_path, monkeypa
 def test_a_record_that_did_not_land_is_not_finished_and_is_redone(tmp_path, monkeypatch):
     import errno
 
-    import suite.sweep.runner as runner
-    from suite.records import RecordNotWritten
-    from suite.sweep.runner import run_trials
+    import ddspbench.suite.sweep.runner as runner
+    from ddspbench.suite.records import RecordNotWritten
+    from ddspbench.suite.sweep.runner import run_trials
 
     _fake_candidates(monkeypatch)
     url = default_storage_url(tmp_path)

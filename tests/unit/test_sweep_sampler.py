@@ -5,8 +5,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from suite.errors import UserError
-from suite.sweep.sampler import (
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.sweep.sampler import (
     budget_sampler,
     default_sampler_name,
     describe_sampler,

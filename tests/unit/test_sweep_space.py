@@ -3,11 +3,11 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from suite.errors import UserError
-from suite.presets import preset_tree
-from suite.sweep.config import ParamSpec, config_from_dict
-from suite.sweep.runner import count_trials
-from suite.sweep.space import (
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.presets import preset_tree
+from ddspbench.suite.sweep.config import ParamSpec, config_from_dict
+from ddspbench.suite.sweep.runner import count_trials
+from ddspbench.suite.sweep.space import (
     SAMPLERS,
     CandidateSpec,
     ResolvedSpace,

@@ -11,11 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from suite.checkpoint import load_checkpoint
-from suite.data.store import ClipSet
-from suite.errors import UserError
-from suite.registry import FAMILIES, SIZES, Entry
-from suite.train import (
+from ddspbench.suite.checkpoint import load_checkpoint
+from ddspbench.suite.data.store import ClipSet
+from ddspbench.suite.errors import UserError
+from ddspbench.suite.registry import FAMILIES, SIZES, Entry
+from ddspbench.suite.train import (
     BEST_CKPT,
     LAST_CKPT,
     TrainConfig,
@@ -287,7 +287,7 @@ REAL_TINY = {
 @pytest.mark.parametrize("family", sorted(REAL_TINY))
 def test_real_family_resume_and_round_trip(tmp_path: Path, family: str) -> None:
     """The registered families (tiny custom widths) through the loop: seeded noise makes resume exact."""
-    from suite.catalog import load_catalog
+    from ddspbench.suite.catalog import load_catalog
 
     load_catalog()
     if family not in FAMILIES:

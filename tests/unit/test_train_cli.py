@@ -9,12 +9,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from suite.checkpoint import load_checkpoint
-from suite.cli import main
-from suite.commands.synth import safe_name
-from suite.commands.train import build_model, parse_sets
-from suite.data.store import save_dataset
-from suite.errors import UserError
+from ddspbench.suite.checkpoint import load_checkpoint
+from ddspbench.suite.cli import main
+from ddspbench.suite.commands.synth import safe_name
+from ddspbench.suite.commands.train import build_model, parse_sets
+from ddspbench.suite.data.store import save_dataset
+from ddspbench.suite.errors import UserError
 from tests.unit.test_train import DOUBLE, TinySynth, double_family, make_clips  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.usefixtures("double_family", "one_thread")

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-import baselines.dsp as dsp
-import suite.metrics.mss as mss_mod
-from baselines.hpn import HarmonicPlusNoise
-from suite.train import forward_batch
+import ddspbench.baselines.dsp as dsp
+import ddspbench.suite.metrics.mss as mss_mod
+from ddspbench.baselines.hpn import HarmonicPlusNoise
+from ddspbench.suite.train import forward_batch
 
 
 @pytest.fixture
@@ -155,7 +155,7 @@ def test_kernels_split_over_threads_and_survive_a_fork(paths: None) -> None:
     """Two threads give the same sums as one; a forked child (sweep workers) rebuilds the thread pool."""
     import multiprocessing as mp
 
-    from baselines._train_kernels import bank_forward
+    from ddspbench.baselines._train_kernels import bank_forward
 
     phase, amps, _ = _bank_inputs(b=4, t=3, k=10)
     ph, am = phase.view(4, 3, 64).numpy(), amps.numpy()
@@ -175,7 +175,7 @@ def test_kernels_split_over_threads_and_survive_a_fork(paths: None) -> None:
 
 
 def _child_bank(ph, am):  # type: ignore[no-untyped-def]
-    from baselines._train_kernels import bank_forward
+    from ddspbench.baselines._train_kernels import bank_forward
 
     torch.set_num_threads(2)
     return bank_forward(ph, am)

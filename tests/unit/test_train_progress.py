@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-import suite.train
-from suite.sweep.progress import SweepDisplay
-from suite.train import train
+import ddspbench.suite.train
+from ddspbench.suite.sweep.progress import SweepDisplay
+from ddspbench.suite.train import train
 from tests.unit.test_train import _cfg, _model, make_clips
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -35,7 +35,7 @@ class _Outer:
 
 def test_training_adds_a_row_to_the_outer_progress_and_removes_it(monkeypatch):
     outer = _Outer()
-    monkeypatch.setattr(suite.train, "NESTED_PROGRESS", outer)
+    monkeypatch.setattr(ddspbench.suite.train, "NESTED_PROGRESS", outer)
     train(_model(), make_clips(), None, _cfg(steps=3), progress=False)  # a compressor's call: still shown
     kinds = [c[0] for c in outer.calls]
     assert kinds[0] == "add" and outer.calls[0][1]["total"] == 3 and outer.calls[0][1]["kind"].strip() == "train"
@@ -46,9 +46,9 @@ def test_training_adds_a_row_to_the_outer_progress_and_removes_it(monkeypatch):
 
 def test_sweep_display_offers_its_progress_to_training_while_live():
     with SweepDisplay(["mss"], live=True, stream=io.StringIO()) as display:
-        assert suite.train.NESTED_PROGRESS is display._progress is not None
+        assert ddspbench.suite.train.NESTED_PROGRESS is display._progress is not None
         train(_model(), make_clips(), None, _cfg(steps=2), progress=False)
         assert len(display._progress.tasks) == 1  # the training row went away
-    assert suite.train.NESTED_PROGRESS is None
+    assert ddspbench.suite.train.NESTED_PROGRESS is None
     with SweepDisplay(["mss"], live=False, stream=io.StringIO()):
-        assert suite.train.NESTED_PROGRESS is None
+        assert ddspbench.suite.train.NESTED_PROGRESS is None

@@ -1,0 +1,7 @@
+"""``python -m ddspbench`` is the ``ddspbench`` command."""
+
+import sys
+
+from ddspbench.suite.cli import main
+
+sys.exit(main())
