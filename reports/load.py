@@ -76,7 +76,7 @@ def _default_dir(base: Path, *parts: str) -> str | None:
     return str(p.resolve()) if p.is_dir() else None
 
 
-_NOT_HPARAMS = frozenset({"compressor", "preset", "size", "config"})
+_NOT_HPARAMS = frozenset({"compressor", "preset", "size", "config", "train"})  # train: a learning curve, not a setting
 
 
 def hyperparameters(method: str, method_params: dict[str, Any] | None) -> dict[str, Any]:

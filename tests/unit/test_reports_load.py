@@ -109,3 +109,11 @@ def test_a_parent_folder_of_several_studies_keeps_them_apart(tmp_path):
     assert {str(tmp_path / "all" / x) for x in "ab"} == set(df["results_dir"])
     ok = df[df["status"] == "ok"]
     assert all(d.startswith(r) for d, r in zip(ok["audio_dir"], ok["results_dir"]))
+
+
+def test_a_teachers_learning_curve_is_not_a_setting():
+    from ddspbench.reports.load import hyperparameters
+
+    mp = {"preset": "smoke", "steps": 120, "config": {"hidden": 64},
+          "train": {"steps": 120, "best_valid": 9.1, "curve": [[6, 30.0], [120, 9.1]], "convergence": {"converged": True}}}
+    assert hyperparameters("teacher", mp) == {"teacher.steps": 120}
