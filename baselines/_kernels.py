@@ -1,4 +1,7 @@
-"""Compiled (numba) kernels of the native streaming engine (:mod:`baselines.native`).
+"""Compiled (numba) kernels of the native streaming engine (:mod:`ddspbench.baselines.native`).
+
+numba caches these kernels on disk beside this file, keyed by its size and time stamp; a cache written
+while the package had another import name would not load, so any change to this file renews it.
 
 One call renders one buffer of one family model for every stream of a batch: decoder, synth and
 reverb in native code, so a 64-sample buffer costs one dispatch instead of a couple of hundred
