@@ -10,6 +10,20 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def cut_smoke(trials: int, n_audio_examples: int = 1) -> dict:
+    """The smoke preset cut to seconds for end-to-end tests (a sweep-file tree). ``max_test`` 4: the spread pick
+    then includes clips that sound within their first 64 frames (clips 0, 2 and 4 start silent, and a model
+    compared on silence scores MSS 0)."""
+    return {
+        "trials": trials,
+        "data": {"frames": 64, "max_train": 6, "max_valid": 1, "max_test": 4},
+        "teacher": {"steps": 6},
+        "student": {"steps": 3},
+        "space": {"params": {"prune": {"finetune_steps": {"choices": [0, 2]}}}},
+        "evaluation": {"n_audio_examples": n_audio_examples},
+    }
 SHARED_REAL = REPO.parent / "shared" / "data" / "real"
 
 

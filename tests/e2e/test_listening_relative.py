@@ -19,19 +19,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, cut_smoke
 
 pytestmark = pytest.mark.slow
 
-CUT = {
-    "trials": 6,
-    # max_test 4: the spread pick then includes clips that sound in their first 64 frames (0, 2, 4 start silent)
-    "data": {"frames": 64, "max_train": 6, "max_valid": 1, "max_test": 4},
-    "teacher": {"steps": 6},
-    "student": {"steps": 3},
-    "space": {"params": {"prune": {"finetune_steps": {"choices": [0, 2]}}}},
-    "evaluation": {"n_audio_examples": 2},
-}
+CUT = cut_smoke(6, n_audio_examples=2)
 
 
 @pytest.fixture(scope="module")

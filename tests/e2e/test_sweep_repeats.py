@@ -14,21 +14,14 @@ import pytest
 import yaml
 
 from ddspbench.suite.records import read_records
-from tests.conftest import REPO
+from tests.conftest import REPO, cut_smoke
 
 pytestmark = pytest.mark.slow
 
 
 def test_smoke_sweep_with_two_repeats_reports_configurations_over_seeds(tmp_path):
     cut = tmp_path / "cut.yaml"
-    cut.write_text(yaml.safe_dump({
-        "trials": 3,
-        "data": {"frames": 64, "max_train": 6, "max_valid": 1, "max_test": 3},
-        "teacher": {"steps": 6},
-        "student": {"steps": 3},
-        "space": {"params": {"prune": {"finetune_steps": {"choices": [0, 2]}}}},
-        "evaluation": {"n_audio_examples": 1},
-    }))
+    cut.write_text(yaml.safe_dump(cut_smoke(3)))
     out = tmp_path / "results"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
     proc = subprocess.run([sys.executable, "-m", "ddspbench", "sweep", "--preset", "smoke", "--config", str(cut),

@@ -14,7 +14,7 @@ import yaml
 
 from ddspbench.reports import is_pareto_front
 from ddspbench.suite.records import read_records
-from tests.conftest import REPO
+from tests.conftest import REPO, cut_smoke
 
 pytestmark = pytest.mark.slow
 
@@ -23,14 +23,7 @@ SMOKE_METHODS = {"scratch", "kd_audio", "kd_control", "prune", "quantize"}
 
 def test_smoke_preset_cut_down_end_to_end(tmp_path):
     cut = tmp_path / "cut.yaml"
-    cut.write_text(yaml.safe_dump({
-        "trials": 6,
-        "data": {"frames": 64, "max_train": 6, "max_valid": 1, "max_test": 3},
-        "teacher": {"steps": 6},
-        "student": {"steps": 3},
-        "space": {"params": {"prune": {"finetune_steps": {"choices": [0, 2]}}}},
-        "evaluation": {"n_audio_examples": 1},
-    }))
+    cut.write_text(yaml.safe_dump(cut_smoke(6)))
     out = tmp_path / "results"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "160"}
     proc = subprocess.run([sys.executable, "-m", "ddspbench", "sweep", "--preset", "smoke", "--config", str(cut), "--out", str(out)],
