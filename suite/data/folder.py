@@ -227,6 +227,11 @@ def _run_all(
             out.append(process_file(f, settings, cache_root, use_cache))
             _progress(i, n, f, out[-1])
         return out
+    # Compile the tracker's numba code once here: librosa's pyin kernels are cached on disk, and numba's cache
+    # is not safe against several processes writing it at once (a corrupt entry later crashed a process).
+    t = np.arange(SAMPLE_RATE, dtype=np.float32) / SAMPLE_RATE
+    track_f0(settings["f0"], (0.5 * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32), SAMPLE_RATE,
+             BLOCK_SIZE * settings["f0_stride"])
     with ProcessPoolExecutor(max_workers=min(jobs, n)) as pool:
         futures = {pool.submit(process_file, f, settings, cache_root, use_cache): f for f in files}
         for i, fut in enumerate(as_completed(futures), 1):
