@@ -26,6 +26,7 @@ the BLAS that numba links (scipy's OpenBLAS); its thread count follows ``threadp
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -178,7 +179,7 @@ def _reverb_spectra(model: nn.Module) -> tuple[np.ndarray, np.ndarray]:
 
 
 class NativeEngine:
-    """A compiled renderer of one family model (weights copied at construction).
+    """A compiled renderer of one family model (weights copied to the CPU at construction, from any device).
 
     Args:
         model: an HpN, Wavetable or DDX7 model with float32 parameters.
@@ -196,6 +197,8 @@ class NativeEngine:
 
         self._k = _kernels
         self.family, self.storage = _check_model(model)
+        if any(t.device.type != "cpu" for t in (*model.parameters(), *model.buffers())):
+            model = copy.deepcopy(model).to("cpu")  # a CPU deployment: a CUDA-trained model's weights come along
         if int(batch) < 1:
             raise UserError(f"native engine: batch must be >= 1, got {batch}")
         self.batch = int(batch)

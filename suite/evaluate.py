@@ -39,7 +39,7 @@ from ddspbench.suite.metrics.embeddings import embed_clips, get_embedding
 from ddspbench.suite.metrics.fad import bootstrap_mean_interval
 from ddspbench.suite.metrics.mss import DEFAULT_SCALES, mss_per_clip
 from ddspbench.suite.metrics.size import count_params, decoder_flops
-from ddspbench.suite.metrics.speed import measure_speed, num_threads
+from ddspbench.suite.metrics.speed import exact_float32, measure_speed, num_threads
 from ddspbench.suite.names import safe_name
 from ddspbench.suite.records import (
     STANDARD_METRICS,
@@ -430,7 +430,7 @@ def evaluate_model(
     artifacts: dict[str, str] = {}
     model.to(device).eval()
     try:
-        with num_threads(threads):
+        with num_threads(threads), exact_float32(device):  # CUDA renders score what the CPU's do
             if audio_out is not None:
                 ctx.pred()  # rendered (and checked finite) first: the examples are written even without audio metrics
             for name in names:

@@ -276,20 +276,31 @@ class Workspace:
         with file_lock(self.out / "records.lock"):
             if self.records_path.is_file() and any(r.candidate_id == cid for r in read_records([self.records_path])):
                 return
+            params = {"preset": self.cfg.preset, "steps": info["steps"], "config": info["config"],
+                      **({"train": info["train"]} if info.get("train") else {})}
             cached = tdir / f"eval-{_hash(dataclasses.asdict(self.cfg.evaluation))}.json"
-            if cached.is_file():
-                fields = json.loads(cached.read_text())
-            else:
-                fields = _evaluate(model, self, None, tdir / "model.pt", self.out / "candidates" / cid / "audio")
-                fields["metrics"]["train_seconds"] = info.get("train_seconds")
-                tmp = cached.with_name(cached.name + ".tmp")
-                tmp.write_text(json.dumps(fields, default=str))
-                os.replace(tmp, cached)
+            try:
+                if cached.is_file():
+                    fields = json.loads(cached.read_text())
+                else:
+                    fields = _evaluate(model, self, None, tdir / "model.pt", self.out / "candidates" / cid / "audio")
+                    fields["metrics"]["train_seconds"] = info.get("train_seconds")
+                    tmp = cached.with_name(cached.name + ".tmp")
+                    tmp.write_text(json.dumps(fields, default=str))
+                    os.replace(tmp, cached)
+            except Exception as exc:  # the teacher trained but its evaluation failed: a failed record, students go on
+                prov = {**provenance(device=self.cfg.device, threads=self.cfg.evaluation.threads, seed=self.cfg.seed),
+                        "preset": self.cfg.preset}
+                append_record(self.records_path, failed_record(
+                    self.cfg, candidate_id=cid, family=family, size=info["size"], method="teacher",
+                    method_params=params, error=f"teacher evaluation: {one_line(exc)}", dataset=self.dataset_name,
+                    provenance=prov))
+                self.note(f"the {family} teacher's evaluation failed ({one_line(exc)}); recorded, students go on")
+                return
             record = ResultRecord.with_units(
                 candidate_id=cid, study=self.cfg.study, trial=None, family=family, size=info["size"], method="teacher",
-                method_params={"preset": self.cfg.preset, "steps": info["steps"], "config": info["config"],
-                               **({"train": info["train"]} if info.get("train") else {})},
-                dataset=self.dataset_name, seed=self.cfg.seed, **_record_fields(fields, self, tdir / "model.pt"),
+                method_params=params, dataset=self.dataset_name, seed=self.cfg.seed,
+                **_record_fields(fields, self, tdir / "model.pt"),
             )
             append_record(self.records_path, record)
 

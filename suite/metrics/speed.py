@@ -33,6 +33,7 @@ from ddspbench.suite.provenance import provenance
 from ddspbench.suite.registry import EXPORTERS
 
 __all__ = [
+    "exact_float32",
     "DEFAULT_BUFFERS",
     "num_threads",
     "time_calls",
@@ -43,6 +44,34 @@ __all__ = [
 ]
 
 DEFAULT_BUFFERS: tuple[int, ...] = (64, 256, 512)
+
+
+@contextlib.contextmanager
+def exact_float32(device: str | torch.device) -> Iterator[None]:
+    """Run the block with CUDA's TF32 off (cuDNN convolutions and RNNs, and matmuls); no-op off CUDA.
+
+    cuDNN uses TF32 for float32 convolutions and RNNs by default, rounding their inputs to 10-bit
+    mantissas (DDX7's TCN is convolutions, HpN's and Wavetable's decoders are GRUs). Measurements run
+    with it off, so a model rendered on CUDA scores what it scores on the CPU, to float32 rounding. On an
+    H200 (torch 2.11) it made no measurable difference to the reduced models (``tests/gpu`` prints both);
+    it guards the wider ones and other cards. The old settings are restored.
+    """
+    if torch.device(device).type != "cuda":
+        yield
+        return
+    import warnings
+
+    with warnings.catch_warnings():  # torch >= 2.9 prefers fp32_precision; the flags below still work
+        warnings.simplefilter("ignore")
+        old = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
 
 
 @contextlib.contextmanager

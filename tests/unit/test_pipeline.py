@@ -123,3 +123,33 @@ def test_native_speed_backend_in_a_sweep_candidate(tmp_path):
                       candidate_id="t0001", trial=1)
     assert q.status == "ok", q.error
     assert 0 < q.metrics["rtf_stream_64"] < 10 and q.metric_defs["rtf_stream_64"].endswith("backend=native")
+
+
+def test_a_teacher_whose_evaluation_fails_becomes_a_failed_record_and_students_go_on(tmp_path, monkeypatch):
+    """A trained teacher that cannot be evaluated gets one failed record (its error, once); the students still run."""
+    import ddspbench.suite.pipeline as pipeline
+
+    tree = preset_tree("smoke")
+    tree["data"] = {"dataset": "synthetic", "options": {"recordings": 2, "clips_per_recording": 1},
+                    "frames": 40, "max_train": 2, "max_valid": 1, "max_test": 1}
+    tree["teacher"] = {**tree["teacher"], "steps": 2}
+    tree["student"] = {**tree["student"], "steps": 2}
+    tree["evaluation"] = {**tree["evaluation"], "metrics": ["mss", "size"], "stream_buffers": [64]}
+    ws = Workspace(config_from_dict(tree), tmp_path / "out")
+    real = pipeline._evaluate
+
+    def evaluate(model, ws_, teacher, ckpt, audio_out, seed=None):
+        if "teacher-" in str(audio_out):
+            raise TypeError("can't convert cuda:0 device type tensor to numpy\nsecond line")
+        return real(model, ws_, teacher, ckpt, audio_out, seed)
+
+    monkeypatch.setattr(pipeline, "_evaluate", evaluate)
+    for i in range(2):
+        rec = run_candidate(Candidate("hpn", "scratch", "reduced", (("scratch", {}),)), ws, candidate_id=f"t000{i}",
+                            trial=i)
+        assert rec.status == "ok", rec.error
+    teachers = [r for r in read_records([tmp_path / "out"]) if r.method == "teacher"]
+    assert len(teachers) == 1  # recorded once, not retried by every student
+    t = teachers[0]
+    assert t.status == "failed" and t.error == "teacher evaluation: TypeError: can't convert cuda:0 device type tensor to numpy"
+    assert t.method_params["steps"] == 2 and t.provenance["preset"] == "smoke" and t.provenance.get("torch_version")
