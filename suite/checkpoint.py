@@ -28,7 +28,8 @@ from torch import nn
 from ddspbench.suite.errors import UserError, one_line_message
 from ddspbench.suite.registry import FAMILIES, Registry
 
-__all__ = ["CKPT_FORMAT", "TRANSFORMS", "save_checkpoint", "load_checkpoint", "model_identity", "apply_transform"]
+__all__ = ["CKPT_FORMAT", "TRANSFORMS", "save_checkpoint", "load_checkpoint", "model_identity", "apply_transform",
+           "meta_method", "pruned_size_label"]
 
 CKPT_FORMAT = "ddspbench.ckpt/1"
 
@@ -136,3 +137,24 @@ def _weights_mismatch(exc: BaseException) -> str:
     if shapes:
         parts.append(f"{shapes} shape mismatch(es)")
     return "; ".join(parts) or one_line_message(text, 200) or type(exc).__name__
+
+
+def meta_method(meta: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """``(method, method_params)`` of a checkpoint's meta, whichever command wrote it.
+
+    ``method``/``method_params`` (what ``compress`` and a sweep write), else a sweep's older ``params``, else the
+    ``compress`` description (``{"method", "params", ...}``) of older ``compress`` checkpoints; ``(None, {})`` for a
+    checkpoint that names no method (``train``'s).
+    """
+    desc = meta.get("compress") if isinstance(meta.get("compress"), dict) else {}
+    method = meta.get("method") or desc.get("method")
+    params = meta.get("method_params")
+    if params is None:
+        params = meta.get("params", desc.get("params"))
+    return (str(method) if method else None), (dict(params) if isinstance(params, dict) else {})
+
+
+def pruned_size_label(teacher_size: str, method: str) -> str | None:
+    """The size label of a model pruned from a teacher of ``teacher_size`` (``full:pruned``), or None when the
+    method (a chain ``a+b``) prunes nothing: the real widths are in the checkpoint's config."""
+    return f"{teacher_size}:pruned" if "prune" in method.split("+") else None

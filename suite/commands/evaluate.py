@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from ddspbench.suite.audio_io import write_wav
-    from ddspbench.suite.checkpoint import load_checkpoint
+    from ddspbench.suite.checkpoint import load_checkpoint, meta_method
     from ddspbench.suite.commands._options import check_out_dir, positive_int, print_json
     from ddspbench.suite.data.store import load_meta, load_split
     from ddspbench.suite.errors import UserError
@@ -97,12 +97,13 @@ def run(args: argparse.Namespace) -> int:
     if len(clips) == 0:
         raise UserError(f"{args.data}: split {args.split!r} has no clips")
     cid = _candidate_id(ckpt, meta)
+    method, method_params = meta_method(meta)
     identity: dict[str, Any] = dict(
         candidate_id=cid,
         family=str(getattr(model, "family", meta.get("family", "?"))),
         size=str(getattr(model, "size_name", "custom")),
-        method=str(meta.get("method", "evaluate")),
-        method_params=dict(meta.get("method_params", {})),
+        method=method or "evaluate",
+        method_params=method_params,
         dataset=str(data_meta.get("name", Path(args.data).name)),
         instrument=meta.get("instrument"),
         seed=args.seed,

@@ -52,6 +52,13 @@ def test_compress_chain_writes_candidate_and_description(setup: tuple[Path, Path
     assert count_params(model) == desc["after"]["params"] < desc["before"]["params"]
     printed = capsys.readouterr().out
     assert "params" in printed and "bytes" in printed and "RTF" not in printed.split("params")[0]
+    # `evaluate` on the candidate names it as a sweep record would: pruned size label, method and its settings
+    assert main(["evaluate", "--model", str(out / "model.pt"), "--data", str(data), "--metrics", "mss,size",
+                 "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    teacher_size = load_checkpoint(teacher)[0].size_name
+    assert row["size"] == f"{teacher_size}:pruned" and row["method"] == "prune+kd_audio+quantize"
+    assert row["method_params"]["prune.ratio"] == 0.5
 
 
 def test_compress_quantize_needs_no_data(setup: tuple[Path, Path], tmp_path: Path) -> None:
