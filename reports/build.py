@@ -29,7 +29,7 @@ import pandas as pd
 from ddspbench.reports.compare import kd_summary, kd_vs_others, kd_vs_scratch, method_verdicts
 from ddspbench.reports.convergence import UNCONVERGED_NOTE, converged_flags, flag_comparison
 from ddspbench.reports.html import write_html
-from ddspbench.reports.load import load_results, metric_columns
+from ddspbench.reports.load import load_results, loaded_note, metric_columns
 from ddspbench.reports.pareto import (
     HV_REF,
     direction_of,
@@ -248,6 +248,8 @@ def build_report(
              HV_NOTE]
     if has_repeats(df):
         notes.append(SEEDS_NOTE)
+    if loaded := loaded_note(df):
+        notes.append(loaded)
     headline = kd_headline(kd_s, quality)
     if "preset" in df.columns and (df["preset"] == "smoke").any():
         df.attrs["warnings"] = [SMOKE_WARNING]

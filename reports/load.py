@@ -14,7 +14,8 @@ Columns (all rows, ok and failed):
 * ``per_clip`` (dict of lists, for significance tests), ``metric_defs`` (JSON text);
 * artifacts resolved to absolute paths against the records file's folder: ``checkpoint``, ``audio_dir``,
   ``target_audio_dir`` (see :func:`_resolve` for records that stored working-directory-relative paths);
-* provenance: ``machine``, ``threads``, ``device``, ``cpu_model``, ``torch_version``, ``git_commit``.
+* provenance: ``machine``, ``threads``, ``device``, ``cpu_model``, ``torch_version``, ``git_commit``,
+  ``cpu_count``, ``load_avg_1m`` (the 1-minute load average when the record was written).
 
 ``df.attrs`` holds ``units`` (metric -> unit), ``metrics`` (the metric columns), ``results_dirs`` and
 ``mixed`` (what differs between rows when mixing was allowed; empty otherwise).
@@ -40,11 +41,12 @@ import pandas as pd
 from ddspbench.suite.errors import UserError
 from ddspbench.suite.records import ResultRecord, metric_unit, read_records
 
-__all__ = ["load_results", "records_frame", "HARDWARE_KEYS", "metric_columns", "finite", "clip_values",
+__all__ = ["load_results", "loaded_note", "records_frame", "HARDWARE_KEYS", "metric_columns", "finite", "clip_values",
            "hyperparameters", "hparams_text"]
 
 HARDWARE_KEYS: tuple[str, ...] = ("machine", "threads", "device")
-_PROVENANCE_COLS: tuple[str, ...] = (*HARDWARE_KEYS, "cpu_model", "torch_version", "git_commit")
+_PROVENANCE_COLS: tuple[str, ...] = (*HARDWARE_KEYS, "cpu_model", "torch_version", "git_commit", "cpu_count",
+                                     "load_avg_1m")
 
 
 def _resolve(path: str | None, base: Path) -> str | None:
@@ -288,3 +290,24 @@ def clip_values(row: pd.Series, metric: str) -> np.ndarray | None:
     if not isinstance(pc, dict) or not pc.get(metric):
         return None
     return np.asarray(pc[metric], dtype=float)
+
+
+def loaded_note(df: pd.DataFrame) -> str | None:
+    """A note for the report when speed was timed on a busy machine, else None.
+
+    Counts the ok rows whose 1-minute load average, read when the record was written, was above the
+    machine's core count: more runnable work than cores, so a timed call waited for the CPU at times.
+    The figures stay in the tables; the note says which way they lean.
+    """
+    if not {"load_avg_1m", "cpu_count"} <= set(df.columns):
+        return None
+    ok = df[df["status"] == "ok"]
+    load = pd.to_numeric(ok["load_avg_1m"], errors="coerce")
+    cores = pd.to_numeric(ok["cpu_count"], errors="coerce")
+    busy = load > cores
+    if not busy.any():
+        return None
+    return (f"Timed under load: {int(busy.sum())} of {len(ok)} ok rows were recorded while the machine's 1-minute load "
+            f"average was above its core count (up to {load[busy].max():.1f} on {int(cores[busy].max())} cores), so "
+            "their speed figures (rtf, latency) may be inflated by other work. Re-time them on a quiet machine before "
+            "publishing speed.")

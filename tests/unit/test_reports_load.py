@@ -117,3 +117,20 @@ def test_a_teachers_learning_curve_is_not_a_setting():
     mp = {"preset": "smoke", "steps": 120, "config": {"hidden": 64},
           "train": {"steps": 120, "best_valid": 9.1, "curve": [[6, 30.0], [120, 9.1]], "convergence": {"converged": True}}}
     assert hyperparameters("teacher", mp) == {"teacher.steps": 120}
+
+
+def test_rows_timed_under_load_get_a_note_that_counts_them(tmp_path):
+    from ddspbench.reports.load import loaded_note
+
+    base = dict(family="hpn", size="reduced", method="scratch", dataset="d", seed=0)
+    for cid, load in (("quiet", 0.4), ("busy", 5.5), ("at-cores", 2.0), ("unknown", None)):
+        prov = {"machine": "m", "threads": 1, "device": "cpu", "cpu_count": 2, "load_avg_1m": load}
+        append_record(tmp_path / "records.jsonl",
+                      ResultRecord.with_units(candidate_id=cid, metrics={"mss": 5.0}, provenance=prov, **base))
+    append_record(tmp_path / "records.jsonl", ResultRecord(candidate_id="dead", status="failed", error="x",
+                                                           provenance={"cpu_count": 2, "load_avg_1m": 9.0}, **base))
+    df = load_results(tmp_path)
+    note = loaded_note(df)
+    assert note is not None and note.startswith("Timed under load: 1 of 4 ok rows")  # the failed row timed nothing
+    assert "up to 5.5 on 2 cores" in note
+    assert loaded_note(df[df["candidate_id"] != "busy"]) is None  # load equal to the cores is not above them
