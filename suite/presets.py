@@ -111,7 +111,8 @@ _PAPER = Preset(
         "16 kHz, 4 s clips, 250 frames/s, batch 16, 120k steps, AdamW 1e-3 decayed 0.98 every 10k steps: 3 teachers "
         "+ 9 students = 12 trainings of 120k steps. One instrument per run: --data-path <URMP folder> (AuSep_* stems) "
         f"with data.options.instruments set ({PAPER_INSTRUMENT_CONFIG}), else soundfont-rendered clips; for a GPU "
-        "(--device cuda)"
+        "(--device cuda): at most about 19 h on one H200 by arithmetic on its measured training steps, data feeding and "
+        "evaluation not counted (benchmarks/results_gpu.md)"
     ),
     tree={
         "preset": "paper",
