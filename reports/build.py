@@ -167,6 +167,21 @@ SMOKE_WARNING = (
 )
 
 
+def listening_candidates(df: pd.DataFrame, metric: str, max_listen: int) -> pd.DataFrame:
+    """Who gets players on the listening page, at most ``max_listen``, best first by ``metric``.
+
+    First the best ok candidate of every dataset, instrument, family and method (so every method a verdict
+    compares can be heard), then the rest of the Pareto set. Teachers are not listed: every candidate's
+    clips play beside its teacher's.
+    """
+    asc = direction_of(metric) is Direction.MINIMIZE
+    ok = df[(df["status"] == "ok") & (df["method"] != "teacher")].sort_values(metric, ascending=asc)
+    keys = [c for c in ("dataset", "instrument", "family", "method") if c in ok.columns]
+    best = ok.groupby(keys, dropna=False, sort=False).head(1) if keys else ok.head(0)
+    rest = ok[ok["pareto"].fillna(False).astype(bool) & ~ok["uid"].isin(best["uid"])] if "pareto" in ok else ok.head(0)
+    return pd.concat([best, rest]).head(max_listen).sort_values(metric, ascending=asc)
+
+
 def build_report(
     results_dirs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
@@ -184,7 +199,7 @@ def build_report(
     budget_metric: str | None = None,
     per_decade: int = 2,
     n_clips: int = 3,
-    max_listen: int = 8,
+    max_listen: int = 12,
     top: int | None = None,
 ) -> dict[str, Path]:
     """Load, filter and report. Returns format (and ``plot:<name>``) -> written path.
@@ -200,7 +215,8 @@ def build_report(
         allow_mixed_hardware: see :func:`reports.load_results`.
         budget_metric: what "matched budget" matches in KD vs others (default ``param_bytes``, else ``params``).
         per_decade: budget bands per factor of ten.
-        n_clips: audio clips per listening candidate; max_listen: at most this many listening candidates.
+        n_clips: audio clips per listening candidate; max_listen: at most this many listening candidates
+            (:func:`listening_candidates`).
         top: rows of the leaderboard in Markdown/HTML (all when None; CSV/JSON always hold all).
     """
     fmts = [f.strip() for f in (formats.split(",") if isinstance(formats, str) else formats) if f.strip()]
@@ -292,8 +308,7 @@ def build_report(
         written["json"] = out / "report.json"
         written["json"].write_text(json.dumps(obj, indent=1, allow_nan=False, default=str), encoding="utf-8")
     if "html" in fmts:
-        asc = direction_of(metric) is Direction.MINIMIZE
-        listen = df[df["pareto"] & (df["method"] != "teacher")].sort_values(metric, ascending=asc).head(max_listen)
+        listen = listening_candidates(df, metric, max_listen)
         written["html"] = write_html(out, df=df, board=shown, failed=failed, plots=plots, fronts=front, hypervolumes=hv,
                                      kd_others=kd_o, kd_summary=kd_sum, kd_scratch=kd_s, listen=listen, quality=quality,
                                      n_clips=n_clips, notes=[headline, *notes], objectives=[n for n, _ in objs], budget=budget,

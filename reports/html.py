@@ -5,7 +5,7 @@ report" (what a row, a size name, MSS, FAD with the embedding the records actual
 intervals, the Pareto star and budget bands mean), the leaderboard (key columns first: rank, Pareto
 star, candidate, family, method, settings, the ranked metric), the Pareto plots, the Pareto front table
 with hypervolumes, KD versus the other methods at matched budget, the KD-worse-than-scratch flags,
-failed candidates, and a listening section: for each Pareto candidate a few test clips with audio
+failed candidates, and a listening section: for each method's best and each Pareto candidate a few test clips with audio
 players and spectrograms for the target, the teacher and the candidate side by side.
 
 The page is rendered from ``reports/templates/index.html.j2`` by jinja2 with autoescaping, so every

@@ -62,3 +62,21 @@ def test_smoke_records_carry_a_warning_into_every_page(tmp_path):
     assert "SMOKE PRESET" in written["html"].read_text()
     plain = build_report([_minimal_dir(tmp_path / "plain")], tmp_path / "rep2", formats=("md",), n_clips=1)
     assert "SMOKE PRESET" not in plain["md"].read_text()
+
+
+def test_listening_hears_every_methods_best_then_the_pareto_set():
+    import pandas as pd
+
+    from ddspbench.reports.build import listening_candidates
+
+    rows = [  # uid, family, method, mss, pareto
+        ("t", "hpn", "teacher", 1.0, True), ("a1", "hpn", "kd_audio", 2.0, True), ("a2", "hpn", "kd_audio", 2.5, True),
+        ("s1", "hpn", "scratch", 3.0, False), ("s2", "hpn", "scratch", 3.5, False), ("p1", "hpn", "prune", 9.0, True),
+        ("d1", "ddx7", "scratch", 4.0, False), ("x", "hpn", "scratch", 0.5, False),
+    ]
+    df = pd.DataFrame([dict(uid=u, family=f, method=m, mss=v, pareto=p, dataset="d", instrument="violin",
+                            status="failed" if u == "x" else "ok") for u, f, m, v, p in rows])
+    got = listening_candidates(df, "mss", 12)
+    assert list(got["uid"]) == ["a1", "a2", "s1", "d1", "p1"]  # best first; no teacher, no failed, no s2
+    # the cap keeps every method's best before the rest of the Pareto set
+    assert list(listening_candidates(df, "mss", 4)["uid"]) == ["a1", "s1", "d1", "p1"]
