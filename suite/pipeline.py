@@ -105,6 +105,8 @@ def teacher_key(family: str, cfg: SweepConfig) -> str:
     """Hash of what determines a teacher: family, constructor config, data, recipe, seed (not the device)."""
     recipe = dataclasses.asdict(cfg.teacher)
     recipe.pop("widths", None)
+    recipe.pop("family_steps", None)  # this family's steps only: another family's budget changes nothing here
+    recipe["steps"] = cfg.teacher.steps_for(family)
     return _hash({
         "format": TEACHER_FORMAT,
         "family": family,
@@ -237,7 +239,7 @@ class Workspace:
             with file_lock(tdir.with_name(tdir.name + ".lock")):
                 if not done.is_file():
                     self.note(f"training the {family} teacher ({teacher_size_label(family, self.cfg)}, "
-                              f"{self.cfg.teacher.steps} steps) once, cached in {tdir}")
+                              f"{self.cfg.teacher.steps_for(family)} steps) once, cached in {tdir}")
                     self._train_teacher(family, key, tdir)
         info = json.loads(done.read_text())
         model, _ = load_checkpoint(tdir / "model.pt", map_location=self.cfg.device)
@@ -257,8 +259,9 @@ class Workspace:
         torch.manual_seed(self.cfg.seed)
         model = FAMILIES.get(family)(**teacher_config(family, self.cfg))
         model.size_name = teacher_size_label(family, self.cfg)
-        tc = TrainConfig(steps=t.steps, batch_size=t.batch_size, lr=t.lr, device=self.cfg.device, seed=self.cfg.seed,
-                         valid_every=max(1, t.steps), checkpoint_every=max(1, t.steps))
+        steps = t.steps_for(family)
+        tc = TrainConfig(steps=steps, batch_size=t.batch_size, lr=t.lr, device=self.cfg.device, seed=self.cfg.seed,
+                         valid_every=max(1, steps), checkpoint_every=max(1, steps))
         res = train(model, sp["train"], sp["valid"], tc, out_dir=tdir / "train", progress=False)
         save_checkpoint(res.model, tdir / "model.pt", {"method": "teacher", "key": key, "steps": res.steps})
         info = {
@@ -355,7 +358,8 @@ def compress_candidate(spec: Candidate, teacher: nn.Module, ws: Workspace, work_
     """
     sp = ws.splits()
     s = ws.cfg.student
-    ctx = CompressContext(train_set=sp["train"], valid_set=sp["valid"], steps=s.steps, batch_size=s.batch_size,
+    ctx = CompressContext(train_set=sp["train"], valid_set=sp["valid"], steps=s.steps_for(spec.family),
+                          batch_size=s.batch_size,
                           lr=s.lr, device=ws.cfg.device, seed=ws.cfg.seed if seed is None else seed, frames=ws.cfg.data.frames,
                           work_dir=work_dir, progress=False)
     result = compress_steps(teacher, ctx, spec.method, spec.run_steps())

@@ -141,23 +141,22 @@ _PAPER = Preset(
 )
 
 # --- compare (issue 13): KD vs scratch vs pruning vs quantization on one CPU machine ------------------------------
-# Budgets from benchmarks/results_learning_curves.md (bench_learning_curves.py, same recipe: FluidR3_GM violin, batch 8,
-# 1 s crops, AdamW 2e-3, 1 thread). The planned time is arithmetic on those measured per-step times, not a measured run.
-_COMPARE_STUDENT_STEPS = 600
+# Budgets per family, from measured learning curves: benchmarks/results_learning_curves.md (DDX7 students stay
+# converged from 140-180 steps) and the first compare run, benchmarks/results_compare.md (at 600 steps every HpN student
+# still improved 8-14 % over its last 20 %, and the 300-step HpN teacher was no better than they were).
+_COMPARE_STUDENT_STEPS = {"hpn": 1200, "ddx7": 300}
+_COMPARE_TEACHER_STEPS = {"hpn": 1200, "ddx7": 300}
 _COMPARE = Preset(
     name="compare",
     description=(
-        "HpN and DDX7 on one soundfont instrument (violin rendered with FluidR3_GM; 40 recordings: about 12 test clips), "
-        "scratch vs kd_audio vs kd_control vs prune vs quantize at matched budgets: reduced students and the teacher "
-        "pruned to about their size, 600 training/fine-tuning steps each (batch 8, 1 s crops, AdamW 2e-3), int8 of the "
-        "same teacher, 10 configurations, the 8 trained ones x 3 seeds (int8 is deterministic: one record). Steps from "
-        "benchmarks/results_learning_curves.md: DDX7 students and HpN kd_control stay converged from 140-260 steps; "
-        "HpN scratch and kd_audio were still improving at 500, so 600 is what the hour affords, not a measured "
-        "convergence point (the records' converged flags will say). PLANNED, not measured: about 1 h on 2 cores "
-        "with two 1-thread processes (sweep --setup-only, then two workers), from the per-step times measured there: "
-        "students 3 seeds x 600 x (HpN 0.336+0.739+0.576+0.336 + DDX7 0.194+0.412+0.296+0.194 s; prune's fine-tune "
-        "taken as the scratch step) = 5550 s, teachers 123+110 s, evaluation 26 records x 6-12 s = about 250 s, "
-        "data about 30 s: 6083 s of one core, about 3040 s (51 min) on two, plus the longest trial's tail"
+        "HpN and DDX7 on one soundfont instrument (violin rendered with FluidR3_GM; 40 recordings: 12 test clips of 1 s), "
+        "scratch vs kd_audio vs kd_control vs prune vs quantize at matched sizes: reduced students and the teacher "
+        "pruned to about their size, trained/fine-tuned for the family's budget (HpN 1200 steps, DDX7 300; batch 8, 1 s "
+        "crops, AdamW 2e-3), int8 of the same teacher (trained 1200 / 300 steps), 10 configurations, the 8 trained ones x "
+        "3 seeds (int8 is deterministic: one record). Budgets per family from measured curves: DDX7 students stay "
+        "converged from 140-180 steps; at 600 steps every HpN student was still improving 8-14 % over its last 20 % "
+        "(benchmarks/results_compare.md), so HpN gets what the hour affords. Run with two 1-thread processes (sweep "
+        "--setup-only, then two workers); the measured wall time is in benchmarks/results_compare.md"
     ),
     tree={
         "preset": "compare",
@@ -170,8 +169,9 @@ _COMPARE = Preset(
         "threads": 1,
         "data": {"dataset": "soundfont", "options": {"instruments": "violin", "recordings": 40},
                  "frames": 250, "max_valid": 8},
-        "teacher": {"steps": 300, "batch_size": 8, "lr": 2e-3, "size": "full", "widths": {"hpn": {"hidden": 64}}},
-        "student": {"steps": _COMPARE_STUDENT_STEPS, "batch_size": 8, "lr": 2e-3},
+        "teacher": {"steps": 300, "family_steps": dict(_COMPARE_TEACHER_STEPS), "batch_size": 8, "lr": 2e-3,
+                    "size": "full", "widths": {"hpn": {"hidden": 64}}},
+        "student": {"steps": 300, "family_steps": dict(_COMPARE_STUDENT_STEPS), "batch_size": 8, "lr": 2e-3},
         "space": {
             "families": ["hpn", "ddx7"],
             "methods": ["scratch", "kd_audio", "kd_control", "prune", "quantize"],
@@ -180,8 +180,8 @@ _COMPARE = Preset(
                 "kd_audio": {"kd_weight": {"choices": [0.5]}, "target_weight": {"choices": [0.5]}},
                 "kd_control": {"kd_weight": {"choices": [1.0]}, "target_weight": {"choices": [0.5]}},
                 # ratio 0.675 leaves HpN(h64) 26.6k / DDX7 58.5k parameters against the reduced students' 23.5k /
-                # 67.9k; fine-tuned as many steps as a student trains, plain MSS (no KD)
-                "prune": {"ratio": {"choices": [0.675]}, "finetune_steps": {"choices": [_COMPARE_STUDENT_STEPS]},
+                # 67.9k; fine-tuned as many steps as the family's students train (finetune_steps None), plain MSS
+                "prune": {"ratio": {"choices": [0.675]}, "finetune_steps": {"choices": [None]},
                           "kd_weight": {"choices": [0.0]}},
                 "quantize": {"method": {"choices": ["int8"]}},
             },

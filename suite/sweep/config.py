@@ -41,6 +41,7 @@ __all__ = [
     "SPEED_BACKENDS",
     "DataConfig",
     "RecipeConfig",
+    "StudentConfig",
     "TeacherConfig",
     "SpaceConfig",
     "EvalConfig",
@@ -83,20 +84,35 @@ class RecipeConfig:
 
 
 @dataclass
-class TeacherConfig:
+class StudentConfig(RecipeConfig):
+    """How candidates train (students, and fine-tuning after pruning unless a method fixes its own steps).
+
+    Attributes:
+        steps, batch_size, lr: the training recipe.
+        family_steps: family -> steps for that family, instead of ``steps``. Budgets come from each family's
+            learning curves, and families converge at different speeds (on the compare preset's data DDX7's
+            reduced students in a few hundred steps, HpN's not by 600).
+    """
+
+    family_steps: dict[str, int] = field(default_factory=dict)
+
+    def steps_for(self, family: str) -> int:
+        """The training steps of ``family``."""
+        return int(self.family_steps.get(family, self.steps))
+
+
+@dataclass
+class TeacherConfig(StudentConfig):
     """How each family's teacher is built and trained (once per family, dataset and recipe).
 
     Attributes:
-        steps, batch_size, lr: the teacher's training recipe.
+        steps, batch_size, lr, family_steps: the teacher's training recipe (``family_steps`` as for students).
         size: the registered size the teacher starts from (``full``).
         widths: family -> constructor keyword overrides (e.g. ``{"hpn": {"hidden": 64}}`` for a
             reduced-width smoke teacher built through the same code path). A family absent here
             uses the registered size as is.
     """
 
-    steps: int = 1000
-    batch_size: int = 16
-    lr: float = 1e-3
     size: str = "full"
     widths: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -172,7 +188,7 @@ class SweepConfig:
     threads: int | None = None
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
-    student: RecipeConfig = field(default_factory=RecipeConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
     space: SpaceConfig = field(default_factory=SpaceConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
 
@@ -438,6 +454,12 @@ def _check_sections(cfg: SweepConfig, where: str) -> None:
         if value is not None and value < least:
             raise UserError(f"{where}.data.{key}: at least {least}, got {value}")
     families = FAMILIES.expand(cfg.space.families)
+    for sect, recipe in (("teacher", cfg.teacher), ("student", cfg.student)):
+        for fam, steps in recipe.family_steps.items():
+            if fam not in FAMILIES:
+                raise UserError(f"{where}.{sect}.family_steps: unknown family {fam!r}; known: {', '.join(FAMILIES.list())}")
+            if steps < 0:
+                raise UserError(f"{where}.{sect}.family_steps.{fam}: steps >= 0 are required, got {steps}")
     for fam, widths in cfg.teacher.widths.items():
         if fam not in FAMILIES:
             raise UserError(f"{where}.teacher.widths: unknown family {fam!r}; known: {', '.join(FAMILIES.list())}")

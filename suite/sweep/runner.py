@@ -224,7 +224,7 @@ def trial_seeds(cfg: SweepConfig, spec: Candidate) -> list[int]:
     """The training seeds of a configuration: ``cfg.seed + k`` for ``k < cfg.repeats``, so seed ``k`` of
     every configuration is the same seed (paired). A candidate that does not depend on the seed (no
     step trains or draws random numbers: :func:`compressors.chain.steps_use_seed`) gets ``cfg.seed`` only."""
-    n = cfg.repeats if steps_use_seed(spec.run_steps(), cfg.student.steps) else 1
+    n = cfg.repeats if steps_use_seed(spec.run_steps(), cfg.student.steps_for(spec.family)) else 1
     return [cfg.seed + k for k in range(n)]
 
 

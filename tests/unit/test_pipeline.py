@@ -46,6 +46,30 @@ def test_teacher_key_is_stable_and_tracks_what_matters():
     crop = _cfg()
     crop.data.frames = 125
     assert teacher_key("hpn", crop) != key
+    # per-family budgets: only the family's own steps count, and a budget equal to the default is the same teacher
+    fam = _cfg()
+    fam.teacher.family_steps = {"ddx7": 5}
+    assert teacher_key("hpn", fam) == key and teacher_key("ddx7", fam) != teacher_key("ddx7", cfg)
+    fam.teacher.family_steps = {"hpn": cfg.teacher.steps}
+    assert teacher_key("hpn", fam) == key
+    fam.teacher.family_steps = {"hpn": cfg.teacher.steps + 1}
+    assert teacher_key("hpn", fam) == teacher_key("hpn", steps)
+
+
+def test_family_steps_are_checked_and_give_each_family_its_budget():
+    import pytest
+
+    from ddspbench.suite.errors import UserError
+
+    tree = preset_tree("smoke")
+    tree["student"] = {**tree["student"], "steps": 7, "family_steps": {"ddx7": 3}}
+    cfg = config_from_dict(tree)
+    assert cfg.student.steps_for("ddx7") == 3 and cfg.student.steps_for("hpn") == 7
+    assert config_from_dict(cfg.to_dict()).student.family_steps == {"ddx7": 3}  # written configs read back
+    for bad, msg in (({"hnp": 3}, "student.family_steps: unknown family 'hnp'"),
+                     ({"hpn": -1}, "student.family_steps.hpn: steps >= 0 are required")):
+        with pytest.raises(UserError, match=msg):
+            config_from_dict({**tree, "student": {**tree["student"], "family_steps": bad}})
 
 
 def test_teacher_size_label_names_the_width_override():

@@ -32,7 +32,10 @@ def test_compare_is_a_fixed_grid_of_every_supported_pair() -> None:
     for method, params in cfg.space.params.items():
         for name, spec in params.items():
             assert spec.choices is not None and len(spec.choices) == 1, f"{method}.{name} would be sampled"
-    assert cfg.space.params["prune"]["finetune_steps"].choices == [cfg.student.steps]
+    # prune fine-tunes as long as the family's students train (finetune_steps None = the student budget)
+    assert cfg.space.params["prune"]["finetune_steps"].choices == [None]
+    assert cfg.student.steps_for("hpn") == 1200 and cfg.student.steps_for("ddx7") == 300
+    assert cfg.teacher.steps_for("hpn") == 1200 and cfg.teacher.steps_for("ddx7") == 300
     assert cfg.data.dataset == "soundfont" and cfg.data.options["instruments"] == "violin"
 
 
