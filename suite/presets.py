@@ -155,8 +155,8 @@ _COMPARE = Preset(
         "crops, AdamW 2e-3), int8 of the same teacher (trained 1200 / 300 steps), 10 configurations, the 8 trained ones x "
         "3 seeds (int8 is deterministic: one record). Budgets per family from measured curves: DDX7 students stay "
         "converged from 140-180 steps; at 600 steps every HpN student was still improving 8-14 % over its last 20 % "
-        "(benchmarks/results_compare.md), so HpN gets what the hour affords. Run with two 1-thread processes (sweep "
-        "--setup-only, then two workers); the measured wall time is in benchmarks/results_compare.md"
+        "(benchmarks/results_compare.md), so HpN gets what the hour affords. Measured: 47 min on 2 cores with two "
+        "1-thread processes (sweep --setup-only, then two workers; benchmarks/results_compare.md)"
     ),
     tree={
         "preset": "compare",
