@@ -103,6 +103,8 @@ def hyperparameters(method: str, method_params: dict[str, Any] | None) -> dict[s
 
 
 def _short(value: Any) -> str:
+    if value is None:  # the compressor's own default, e.g. prune's finetune_steps: the family's student budget
+        return "auto"
     if isinstance(value, float):
         return f"{value:.3g}"
     return str(value)

@@ -108,6 +108,9 @@ def test_hyperparameters_are_named_in_every_output(tmp_path):
     assert hp == {"prune.finetune_steps": 0, "prune.ratio": 0.6075, "quantize.method": "bf16"}
     assert hparams_text("prune+quantize", hp) == "prune.finetune_steps=0 prune.ratio=0.608 quantize.method=bf16"
     assert hparams_text("quantize", hyperparameters("quantize", {"quantize": {"method": "int8"}})) == "method=int8"
+    # None is the compressor's own default (prune fine-tunes the family's student budget), not "no fine-tuning"
+    assert hparams_text("prune", hyperparameters("prune", {"prune": {"finetune_steps": None, "ratio": 0.675}})) == \
+        "finetune_steps=auto ratio=0.675"
     recs = make_records(tmp_path, families=("hpn",), instruments=("violin",))
     recs[1] = dataclasses.replace(recs[1], method_params={"quantize": {"method": "int8"}})
     recs[2] = dataclasses.replace(recs[2], method_params={"quantize": {"method": "bf16"}})
