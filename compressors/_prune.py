@@ -173,7 +173,7 @@ class Prune(Compressor):
             model, report["dsp"] = dsp_prune(model, ctx, **dsp)
         torch.manual_seed(ctx.seed)  # the "random" importance draws from torch's global generator
         model = structured_prune(model, float(params["ratio"]), importance=str(params["importance"]))
-        model.size_name = "custom"
+        model.size_name = f"{getattr(start, 'size_name', 'custom')}:pruned"  # its real widths are in its config
         report["config"] = dict(model.config)
         steps = ctx.steps if params["finetune_steps"] is None else int(params["finetune_steps"])
         if steps > 0:

@@ -29,7 +29,7 @@ from ddspbench.suite.errors import UserError, one_line_message
 from ddspbench.suite.registry import FAMILIES, Registry
 
 __all__ = ["CKPT_FORMAT", "TRANSFORMS", "save_checkpoint", "load_checkpoint", "model_identity", "apply_transform",
-           "meta_method", "pruned_size_label"]
+           "meta_method"]
 
 CKPT_FORMAT = "ddspbench.ckpt/1"
 
@@ -153,8 +153,3 @@ def meta_method(meta: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
         params = meta.get("params", desc.get("params"))
     return (str(method) if method else None), (dict(params) if isinstance(params, dict) else {})
 
-
-def pruned_size_label(teacher_size: str, method: str) -> str | None:
-    """The size label of a model pruned from a teacher of ``teacher_size`` (``full:pruned``), or None when the
-    method (a chain ``a+b``) prunes nothing: the real widths are in the checkpoint's config."""
-    return f"{teacher_size}:pruned" if "prune" in method.split("+") else None

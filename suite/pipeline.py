@@ -32,7 +32,7 @@ import torch
 from ddspbench.compressors._base import CompressContext
 from ddspbench.compressors.chain import compress_steps
 from ddspbench.suite.candidate import Candidate
-from ddspbench.suite.checkpoint import load_checkpoint, pruned_size_label, save_checkpoint
+from ddspbench.suite.checkpoint import load_checkpoint, save_checkpoint
 from ddspbench.suite.data import prepare
 from ddspbench.suite.data.store import load_meta, load_split
 from ddspbench.suite.errors import UserError
@@ -377,8 +377,8 @@ def run_candidate(spec: Candidate, ws: Workspace, *, candidate_id: str, trial: i
     cfg = ws.cfg
     seed = cfg.seed if seed is None else seed
     size = spec.size or teacher_size_label(spec.family, cfg)
-    if spec.size is None:
-        size = pruned_size_label(size, "+".join(name for name, _ in spec.steps)) or size
+    if spec.size is None and any(name == "prune" for name, _ in spec.steps):
+        size = f"{size}:pruned"  # as the prune compressor labels its model; the real widths are in its config
     ident: dict[str, Any] = {"candidate_id": candidate_id, "family": spec.family, "size": size, "method": spec.method,
                              "method_params": spec.method_params, "trial": trial, "seed": seed, "config_id": config_id}
     cdir = ws.out / "candidates" / candidate_id
@@ -391,8 +391,6 @@ def run_candidate(spec: Candidate, ws: Workspace, *, candidate_id: str, trial: i
         model, descriptions = compress_candidate(spec, teacher, ws, cdir / "work", seed)
         train_seconds = time.perf_counter() - t0
         shutil.rmtree(cdir / "work", ignore_errors=True)
-        if getattr(model, "size_name", None) == "custom":
-            model.size_name = size  # `evaluate` on this checkpoint names it as the record does
         ckpt = save_checkpoint(model, cdir / "model.pt", {"method": spec.method, "method_params": spec.method_params,
                                                            "candidate_id": candidate_id, "study": cfg.study,
                                                            "seed": seed})

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from ddspbench.compressors import CompressContext, get_compressor
-    from ddspbench.suite.checkpoint import load_checkpoint, pruned_size_label, save_checkpoint
+    from ddspbench.suite.checkpoint import load_checkpoint, save_checkpoint
     from ddspbench.suite.commands._options import check_out_dir, positive_int, print_json
     from ddspbench.suite.data.store import load_meta, load_split
     from ddspbench.suite.errors import UserError
@@ -84,9 +84,6 @@ def run(args: argparse.Namespace) -> int:
     result = compressor.compress(teacher, ctx, **params)
     description = json_clean({**result.description, "teacher": str(args.teacher), "data": args.data, "seed": args.seed})
     out.mkdir(parents=True, exist_ok=True)
-    label = pruned_size_label(str(getattr(teacher, "size_name", "custom")), args.method)
-    if label and getattr(result.model, "size_name", "custom") == "custom":
-        result.model.size_name = label  # what `evaluate` and a sweep record call it
     method_params = description.get("params") if isinstance(description.get("params"), dict) else params
     save_checkpoint(result.model, out / "model.pt",
                     {"compress": description, "method": args.method, "method_params": method_params})

@@ -50,3 +50,4 @@ def test_pruned_teacher_is_about_the_reduced_students_size(family: str) -> None:
     pruned = get_compressor("prune").compress(teacher, CompressContext(), ratio=ratio, finetune_steps=0).model
     reduced = count_params(SIZES.get(f"{family}/reduced")())
     assert abs(count_params(pruned) / reduced - 1) < 0.15
+    assert pruned.size_name == f"{teacher.size_name}:pruned"  # as the sweep's record names it
