@@ -176,9 +176,8 @@ def listening_candidates(df: pd.DataFrame, metric: str, max_listen: int) -> pd.D
     """
     asc = direction_of(metric) is Direction.MINIMIZE
     ok = df[(df["status"] == "ok") & (df["method"] != "teacher")].sort_values(metric, ascending=asc)
-    keys = [c for c in ("dataset", "instrument", "family", "method") if c in ok.columns]
-    best = ok.groupby(keys, dropna=False, sort=False).head(1) if keys else ok.head(0)
-    rest = ok[ok["pareto"].fillna(False).astype(bool) & ~ok["uid"].isin(best["uid"])] if "pareto" in ok else ok.head(0)
+    best = ok.groupby(["dataset", "instrument", "family", "method"], dropna=False, sort=False).head(1)
+    rest = ok[ok["pareto"].fillna(False).astype(bool) & ~ok["uid"].isin(best["uid"])]
     return pd.concat([best, rest]).head(max_listen).sort_values(metric, ascending=asc)
 
 

@@ -144,8 +144,7 @@ _PAPER = Preset(
 # Budgets per family, from measured learning curves: benchmarks/results_learning_curves.md (DDX7 students stay
 # converged from 140-180 steps) and the first compare run, benchmarks/results_compare.md (at 600 steps every HpN student
 # still improved 8-14 % over its last 20 %, and the 300-step HpN teacher was no better than they were).
-_COMPARE_STUDENT_STEPS = {"hpn": 1200, "ddx7": 300}
-_COMPARE_TEACHER_STEPS = {"hpn": 1200, "ddx7": 300}
+_COMPARE_STEPS = {"hpn": 1200, "ddx7": 300}  # teachers and candidates alike
 _COMPARE = Preset(
     name="compare",
     description=(
@@ -169,9 +168,9 @@ _COMPARE = Preset(
         "threads": 1,
         "data": {"dataset": "soundfont", "options": {"instruments": "violin", "recordings": 40},
                  "frames": 250, "max_valid": 8},
-        "teacher": {"steps": 300, "family_steps": dict(_COMPARE_TEACHER_STEPS), "batch_size": 8, "lr": 2e-3,
+        "teacher": {"steps": 300, "family_steps": dict(_COMPARE_STEPS), "batch_size": 8, "lr": 2e-3,
                     "size": "full", "widths": {"hpn": {"hidden": 64}}},
-        "student": {"steps": 300, "family_steps": dict(_COMPARE_STUDENT_STEPS), "batch_size": 8, "lr": 2e-3},
+        "student": {"steps": 300, "family_steps": dict(_COMPARE_STEPS), "batch_size": 8, "lr": 2e-3},
         "space": {
             "families": ["hpn", "ddx7"],
             "methods": ["scratch", "kd_audio", "kd_control", "prune", "quantize"],

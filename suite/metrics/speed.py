@@ -59,19 +59,22 @@ def exact_float32(device: str | torch.device) -> Iterator[None]:
     if torch.device(device).type != "cuda":
         yield
         return
-    import warnings
-
-    with warnings.catch_warnings():  # torch >= 2.9 prefers fp32_precision; the flags below still work
-        warnings.simplefilter("ignore")
-        old = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
+    old = _set_tf32(False, False)
     try:
         yield
     finally:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
+        _set_tf32(*old)
+
+
+def _set_tf32(cudnn: bool, matmul: bool) -> tuple[bool, bool]:
+    """Set cuDNN's and matmul's TF32 flags; returns the previous ``(cudnn, matmul)``."""
+    import warnings
+
+    with warnings.catch_warnings():  # torch >= 2.9 prefers fp32_precision; these flags still work
+        warnings.simplefilter("ignore")
+        old = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = cudnn, matmul
+    return old
 
 
 @contextlib.contextmanager

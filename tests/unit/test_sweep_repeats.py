@@ -173,19 +173,28 @@ def test_an_interrupted_trial_resumes_only_the_seeds_that_did_not_land(tmp_path,
         "t0000": ("ok", "t0000", 0), "t0000-s1": ("ok", "t0000", 1), "t0000-s2": ("ok", "t0000", 2)}
 
 
-def test_a_dead_worker_between_seeds_is_recovered_from_its_records(tmp_path):
-    url = default_storage_url(tmp_path)
+def _dead_trial(tmp_path: Path, **attrs: Any) -> tuple[Any, Workspace, Any]:
+    """A 1-trial, 2-seed study whose running trial belongs to a worker elsewhere that stopped beating long ago."""
     cfg = _cfg(trials=1, repeats=2)
-    study, storage = open_study(cfg, url)
+    study, _ = open_study(cfg, default_storage_url(tmp_path))
     ws = Workspace(cfg, tmp_path)
     t = study.ask()
-    t.suggest_categorical("family", ["hpn"])
-    for k, v in {"worker_host": "elsewhere", "heartbeat": time.time() - 1000, "candidate_id": "t0000",
-                 "seeds": [0, 1]}.items():
+    for k, v in {"worker_host": "elsewhere", "heartbeat": time.time() - 1000, "seeds": [0, 1], **attrs}.items():
         t.set_user_attr(k, v)
+    return study, ws, t
+
+
+def _seed_record(ws: Workspace, seed: int, mss: float) -> None:
     append_record(ws.records_path, ResultRecord.with_units(
-        candidate_id="t0000", config_id="t0000", family="hpn", size="reduced", method="scratch", dataset="synthetic",
-        seed=0, trial=0, metrics={"mss": 4.0, "rtf_stream_64": 0.1, "param_bytes": 100.0}))
+        candidate_id="t0000" if seed == 0 else f"t0000-s{seed}", config_id="t0000", family="hpn", size="reduced",
+        method="scratch", dataset="synthetic", seed=seed, trial=0,
+        metrics={"mss": mss, "rtf_stream_64": 0.1, "param_bytes": 100.0}))
+
+
+def test_a_dead_worker_between_seeds_is_recovered_from_its_records(tmp_path):
+    study, ws, t = _dead_trial(tmp_path, candidate_id="t0000")
+    t.suggest_categorical("family", ["hpn"])
+    _seed_record(ws, 0, 4.0)
     assert recover_stale(study, ws, grace_s=60) == 1
     waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
     assert len(waiting) == 1 and waiting[0].user_attrs["candidate_id"] == "t0000"  # resumes the configuration
@@ -194,18 +203,9 @@ def test_a_dead_worker_between_seeds_is_recovered_from_its_records(tmp_path):
 
 
 def test_a_dead_worker_after_its_last_seed_is_told_the_mean(tmp_path):
-    url = default_storage_url(tmp_path)
-    cfg = _cfg(trials=1, repeats=2)
-    study, _ = open_study(cfg, url)
-    ws = Workspace(cfg, tmp_path)
-    t = study.ask()
-    for k, v in {"worker_host": "elsewhere", "heartbeat": time.time() - 1000, "seeds": [0, 1]}.items():
-        t.set_user_attr(k, v)
+    study, ws, _ = _dead_trial(tmp_path)
     for k, mss in ((0, 4.0), (1, 6.0)):
-        append_record(ws.records_path, ResultRecord.with_units(
-            candidate_id="t0000" if k == 0 else "t0000-s1", config_id="t0000", family="hpn", size="reduced",
-            method="scratch", dataset="synthetic", seed=k, trial=0,
-            metrics={"mss": mss, "rtf_stream_64": 0.1, "param_bytes": 100.0}))
+        _seed_record(ws, k, mss)
     assert recover_stale(study, ws, grace_s=60) == 1
     (done,) = study.get_trials(deepcopy=False)
     assert done.state == optuna.trial.TrialState.COMPLETE and done.values == pytest.approx([5.0, 0.1, 100.0])
