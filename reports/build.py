@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ddspbench.reports.compare import kd_summary, kd_vs_others, kd_vs_scratch, method_verdicts
-from ddspbench.reports.convergence import UNCONVERGED_NOTE, converged_flags, flag_comparison
+from ddspbench.reports.compare import VerdictTables, verdict_tables
+from ddspbench.reports.convergence import UNCONVERGED_NOTE, converged_flags, flag_comparison, regressed_flags
 from ddspbench.reports.html import write_html
-from ddspbench.reports.load import load_results, loaded_note, metric_columns
+from ddspbench.reports.load import finite, load_results, loaded_note, metric_columns
 from ddspbench.reports.pareto import (
     HV_REF,
     direction_of,
@@ -53,6 +53,7 @@ from ddspbench.reports.tables import (
     to_csv,
     to_json_obj,
     to_markdown,
+    verdict_display,
 )
 from ddspbench.suite.errors import UserError
 from ddspbench.suite.records import Direction
@@ -128,25 +129,27 @@ def _where(r: Any) -> str:
     return "/".join(str(v) for v in (r.dataset, r.instrument, r.family, r.size) if isinstance(v, str) and v) + f" ({r.method})"
 
 
-def kd_headline(kd_s: pd.DataFrame, quality: str) -> str:
-    """The one-line answer to "did KD make a student worse than training it from scratch?".
-
-    A pair is named only when its verdict is "method worse": Holm-corrected p below alpha *and* a
-    difference above the practical threshold (:mod:`reports.stats`). Pairs that could not reach alpha
-    are counted as "not enough data to tell", never as a finding.
-    """
-    if kd_s.empty or "verdict" not in kd_s.columns:
-        return "KD vs scratch: no KD student has a scratch student of its size to compare with."
-    v = kd_s["verdict"].astype(str)
-    worse = kd_s[v.eq("method worse")]
-    unknown = int((v.eq("not enough data to tell") | v.str.startswith("not tested")).sum())
-    tail = f" ({unknown} of {len(kd_s)} pairs: not enough data to tell.)" if unknown else ""
-    if len(worse):
-        where = "; ".join(_where(r) for r in worse.itertuples())
-        return (f"KD made the student worse than scratch ({quality}; Holm-corrected p < {ALPHA}, effect above the "
-                f"practical threshold) in: {where}.{tail}")
-    return (f"No KD student was worse than its scratch student by a Holm-significant (alpha {ALPHA}) and practically "
-            f"relevant margin on {quality}.{tail}")
+def kd_headline(tables: VerdictTables, quality: str) -> str:
+    """The one-paragraph answer: per dataset, instrument and family, KD's arm against each other method, in the four
+    verdict words (:data:`reports.stats.VERDICTS`), with the interval of ``KD - other`` and ``T``."""
+    v = tables.verdicts
+    if v.empty or "vs_kd" not in v.columns or not v["vs_kd"].notna().any():
+        return "KD vs others: no KD arm with another method to compare with."
+    parts = []
+    for key, grp in v.groupby(["dataset", "instrument", "family"], dropna=False, sort=True):
+        kd = grp[grp["kd_arm"].astype(bool)]
+        cmp = grp[grp["vs_kd"].notna()]
+        if kd.empty or cmp.empty:
+            continue
+        where = "/".join(str(k) for k in key if isinstance(k, str) and k)
+        said = "; ".join(f"vs {r.method}: {r.verdict}" + (f" ({r.diff:+.3g} [{r.ci_low:+.3g}, {r.ci_high:+.3g}], "
+                                                           f"T {r.threshold:.3g})" if finite(r.ci_low) else
+                                                           f" ({r.note})" if r.note else "")
+                         for r in cmp.itertuples())
+        parts.append(f"{where}: KD ({kd.iloc[0]['method']}) {said}")
+    m = tables.family.size
+    return (f"Verdicts of KD against each method on {quality} (KD - other, 95 % interval over training runs and "
+            f"test recordings; Holm over the report's {m} comparisons): " + ". ".join(parts) + ".")
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -154,11 +157,12 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 VERDICT_NOTE = (
-    "One row per dataset, instrument, family and method (its best configuration): the mean quality over its seeds "
-    "with the 95 % t-interval over seeds (n_seeds; one seed: its bootstrap interval over clips), its budget (params, "
-    "param_bytes), and converged (no: some seed was still improving). On every non-KD row, diff = KD's best of the "
-    "family minus this method with a paired test over clips, Holm over this table; 'not enough data to tell' where "
-    "the clips could never reach significance."
+    "One row per dataset, instrument, family and method (its configuration chosen on validation): the mean quality "
+    "over its training runs with the 95 % t-interval over runs (one run: its bootstrap interval over clips), its "
+    "size, and converged (no: some run was still improving). On every other method's row: KD's arm minus this "
+    "method (diff, 95 % interval over runs and test recordings), the practical threshold T and the verdict (KD "
+    "better / KD worse / equivalent within +-T / inconclusive), Holm over every comparison of the report; "
+    "inconclusive rows say how many runs or recordings would settle them."
 )
 
 SMOKE_WARNING = (
@@ -228,6 +232,7 @@ def build_report(
     if df.empty:
         raise UserError("no candidate passes the filters")
     df["converged"] = converged_flags(df)
+    df["regressed"] = regressed_flags(df)
     # KD comparisons need an audio-quality metric: the ranking metric when it is one, else mss/fad
     quality = metric if metric in _QUALITY and metric in df.columns else (quality_metric(df) or metric)
     df = configurations(df, quality if quality in df.columns else None)  # one row per configuration (seeds averaged)
@@ -240,12 +245,12 @@ def build_report(
     if budget_metric and budget_metric not in df.columns:
         raise UserError(f"no candidate has budget metric {budget_metric!r}; metrics present: "
                         f"{', '.join(df.attrs.get('metrics', []))}")
-    kd_o = kd_vs_others(df, quality=quality, budget=budget, per_decade=per_decade)
-    kd_s = kd_vs_scratch(df, quality=quality)
-    kd_o = flag_comparison(kd_o, df, {"uid": "converged", "vs_kd": "vs_kd_converged"})
-    kd_s = flag_comparison(kd_s, df, {"uid": "kd_converged", "scratch_uid": "scratch_converged"})
-    kd_sum = kd_summary(kd_o)
-    verdicts = method_verdicts(df, quality=quality)
+    tables = verdict_tables(df, quality=quality, budget=budget, per_decade=per_decade)
+    kd_o = flag_comparison(tables.kd_vs_others, df, {"uid": "converged", "vs_kd": "vs_kd_converged"})
+    kd_s = flag_comparison(tables.kd_vs_scratch, df, {"uid": "kd_converged", "scratch_uid": "scratch_converged"})
+    kd_sum = tables.kd_summary
+    verdicts = tables.verdicts
+    shown_verdicts = verdict_display(verdicts, quality, df.attrs.get("units", {}))
     front, hv = front_table(df, objs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -258,21 +263,23 @@ def build_report(
     obj_names = ", ".join(n for n, _ in objs)
     notes = [f"Pareto fronts over ({obj_names}) within each dataset/instrument; KD vs others matches budgets on "
              f"{budget} in log-spaced bands ({per_decade} per decade).",
-             f"Sign convention: {SIGN_CONVENTION} In KD comparisons the method is KD.",
+             f"Sign convention: {SIGN_CONVENTION}",
              f"Tests: {METHOD_NOTE}",
              HV_NOTE]
     if has_repeats(df):
         notes.append(SEEDS_NOTE)
     if loaded := loaded_note(df):
         notes.append(loaded)
-    headline = kd_headline(kd_s, quality)
+    headline = kd_headline(tables, quality)
     if "preset" in df.columns and (df["preset"] == "smoke").any():
         df.attrs["warnings"] = [SMOKE_WARNING]
     if "md" in fmts:
         md = ["# ddspbench report\n\n", *(f"> **Warning:** mixed: {html.escape(w, quote=False)}\n\n" for w in df.attrs.get("mixed", [])),
               *(f"> **{html.escape(w, quote=False)}**\n\n" for w in df.attrs.get("warnings", [])),
               f"**{html.escape(headline, quote=False)}**\n\n",
-              *(f"{html.escape(n, quote=False)}\n\n" for n in notes),
+              "## Verdict per family: KD's arm against each method\n\n", VERDICT_NOTE, "\n\n",
+              frame_markdown(shown_verdicts) if len(shown_verdicts) else "_No candidate with a quality value._\n",
+              "\n", *(f"{html.escape(n, quote=False)}\n\n" for n in notes),
               *([f"{UNCONVERGED_NOTE}\n\n"] if any(v is False for v in df["converged"]) else []),
               to_markdown(shown, failed)]
         if plots:
@@ -287,8 +294,7 @@ def build_report(
         md.append(frame_markdown(kd_o) if len(kd_o) else "_No candidate with both a budget and a quality value._\n")
         md.append("\n## KD vs scratch student of the same size\n\n")
         md.append(frame_markdown(kd_s) if len(kd_s) else "_No KD student with a scratch student of its size._\n")
-        md.append("\n## Verdict per family: each method's best, KD's best against each\n\n" + VERDICT_NOTE + "\n\n")
-        md.append(frame_markdown(verdicts) if len(verdicts) else "_No candidate with a quality value._\n")
+        md.append("\n## Verdict table, every column\n\n" + (frame_markdown(verdicts) if len(verdicts) else "_none_\n"))
         md.append(f"\n**{html.escape(headline, quote=False)}**\n")
         written["md"] = out / "report.md"
         written["md"].write_text("".join(md), encoding="utf-8")
@@ -310,6 +316,7 @@ def build_report(
         listen = listening_candidates(df, metric, max_listen)
         written["html"] = write_html(out, df=df, board=shown, failed=failed, plots=plots, fronts=front, hypervolumes=hv,
                                      kd_others=kd_o, kd_summary=kd_sum, kd_scratch=kd_s, listen=listen, quality=quality,
-                                     n_clips=n_clips, notes=[headline, *notes], objectives=[n for n, _ in objs], budget=budget,
+                                     verdicts=shown_verdicts, headline=headline, verdict_note=VERDICT_NOTE,
+                                     n_clips=n_clips, notes=notes, objectives=[n for n, _ in objs], budget=budget,
                                      per_decade=per_decade)
     return written

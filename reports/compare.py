@@ -1,47 +1,51 @@
-"""Knowledge distillation versus the other compression methods, at matched budget.
+"""Knowledge distillation versus the other compression methods: which arms are compared, and their verdicts.
 
-**Budget buckets.** Candidates are grouped by a budget metric (parameter bytes by default, or a
-real-time factor) into log-spaced bands: with ``per_decade`` bands per factor of ten, band ``k`` is
-``[10**(k/per_decade), 10**((k+1)/per_decade))``. With the default two bands per decade the edges are
-1, 3.16, 10, 31.6, 100, ... so two candidates share a band when their budgets are within about 3.2x
-of each other and on the same side of an edge. Zero, negative and missing budgets belong to no band.
+**Arms.** A comparison is between two *arms*: configurations (a method with its settings and size),
+each trained with one or more seeds (:func:`reports.seeds.configurations` gives one row per
+configuration, with its ``runs``). The teacher is a reference, not an arm; failed rows are left out.
 
-**Best per method.** Within one band of one comparison group (the same dataset and instrument, so
-that the test clips are the same), the best candidate of each method by the quality metric. The
-teacher is a reference, not a compressed candidate, and is left out; so are failed rows.
+**Choosing, on validation.** Where a method has several configurations in a group (the same dataset,
+instrument and family, so that the test clips are the same), its arm is the one with the lowest
+validation MSS of the evaluated weights (``valid_mss``, the mean over its seeds), never the test
+metric that is then tested. KD's arm is chosen the same way among the chosen arms of every method
+whose chain has a ``kd_*`` step. A method with one configuration needs no choice; one with several
+and no validation value (quantization alone) is chosen on the test metric, and ``chosen_on`` says so.
 
-**Significance** (:mod:`reports.stats`). KD's best in the band (the best of every method whose chain
-contains a ``kd_*`` step) is compared with each other method's best clip by clip on the quality
-metric's per-clip values (the same clips in the same order, docs/CONTRACTS.md). One sign convention
-everywhere: ``diff = KD - other`` (the method is KD, the baseline the other method), so for a metric
-where lower is better a negative ``diff`` means KD is better. The p-value is the exact two-sided
-sign-flip permutation test (``test`` names it), ``p_holm`` its Holm correction over the rows of the
-table, the interval a BCa bootstrap (``ci_method``), with the exact Wilcoxon p beside it, the relative
-effect and ``d_z``. ``verdict`` needs ``p_holm < alpha`` and ``|diff|`` above the practical threshold;
-with too few clips to ever reach alpha it reads "not enough data to tell". Candidates whose per-clip
-lists differ in length were not measured on the same clips and are not tested.
+**The family.** Every pair the report shows (KD's arm against each other method per family, each KD
+method against the scratch student of its size, KD's best against each method's best per budget band)
+is fixed by that choice before any test value is read. They are tested once
+(:func:`reports.stats.run_level_comparison`, the training run is the unit), Holm runs once over all of
+them, and every table quotes the same verdict for the same pair (:class:`Family`).
 
-**Seeds.** When a configuration was run with several seeds (rows sharing a ``config_id``), it enters
-as one row (:func:`reports.seeds.configurations`): its per-clip values are the clip-wise means over
-its seeds, and its seed-to-seed standard deviation ``seed_sd`` raises the practical threshold.
+**Budget buckets.** Candidates are grouped by a budget metric (parameter bytes by default) into
+log-spaced bands: with ``per_decade`` bands per factor of ten, band ``k`` is
+``[10**(k/per_decade), 10**((k+1)/per_decade))``. Zero, negative and missing budgets belong to no band.
 
-**KD worse than scratch.** For each dataset, instrument, family and student size, each KD method's
-best student against the ``scratch`` student of the same size (``diff = KD - scratch``);
-``kd_worse`` only where the verdict is "method worse" (Holm-significant and above the threshold).
+**Sign.** ``diff = KD - other`` everywhere: negative means KD is better where lower is better. The verdicts
+are named after KD (:data:`reports.stats.VERDICTS`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ddspbench.reports.load import clip_values, finite
+from ddspbench.reports.load import finite
 from ddspbench.reports.pareto import direction_of
-from ddspbench.reports.stats import ALPHA, apply_holm, paired_comparison
+from ddspbench.reports.stats import (
+    ALPHA,
+    REL_THRESHOLD,
+    PairingError,
+    claim_verdicts,
+    run_level_comparison,
+    run_matrix,
+    runs_needed,
+)
 from ddspbench.suite.records import Direction
 
 __all__ = [
@@ -50,7 +54,10 @@ __all__ = [
     "bucket_label",
     "assign_buckets",
     "is_kd_method",
-    "best_per_method",
+    "choose_per_method",
+    "Family",
+    "VerdictTables",
+    "verdict_tables",
     "kd_vs_others",
     "kd_vs_scratch",
     "kd_summary",
@@ -112,198 +119,244 @@ def _candidates(df: pd.DataFrame, quality: str) -> pd.DataFrame:
     return ok[np.isfinite(ok[quality].to_numpy(dtype=float))]
 
 
-def best_per_method(df: pd.DataFrame, quality: str = "mss", by: Sequence[str] = ()) -> pd.DataFrame:
-    """The best row (by ``quality``) of each method within each group of ``by`` columns."""
+def _pick(grp: pd.DataFrame, quality: str) -> tuple[pd.Series, str]:
+    """The chosen row of ``grp`` and what it was chosen on (module docstring)."""
+    if len(grp) == 1:
+        return grp.iloc[0], "only configuration"
+    valid = pd.to_numeric(grp["valid_mss"], errors="coerce") if "valid_mss" in grp.columns else None
+    if valid is not None and valid.notna().all():
+        return grp.loc[valid.sort_values(kind="stable").index[0]], "validation"
     asc = direction_of(quality) is Direction.MINIMIZE
-    ordered = df.sort_values([*by, "method", quality, "uid"], ascending=[True] * (len(by) + 1) + [asc, True])
-    return ordered.groupby([*by, "method"], dropna=False, sort=True).head(1)
+    return grp.sort_values([quality, "uid"], ascending=[asc, True]).iloc[0], "test (no validation value)"
 
 
-def _seed_sd(*rows: pd.Series) -> float | None:
-    """Pooled seed-to-seed standard deviation of the rows' quality (None when no row has several seeds)."""
-    sds = [float(r["seed_sd"]) for r in rows if "seed_sd" in r.index and finite(r["seed_sd"])]
-    return float(np.sqrt(np.mean(np.square(sds)))) if sds else None
+def choose_per_method(df: pd.DataFrame, quality: str = "mss", by: Sequence[str] = ()) -> pd.DataFrame:
+    """The chosen row of each method within each group of ``by`` columns, with ``chosen_on``."""
+    rows = []
+    for _, grp in df.groupby([*by, "method"], dropna=False, sort=True):
+        row, how = _pick(grp, quality)
+        rows.append(row.to_dict() | {"chosen_on": how})
+    return pd.DataFrame(rows)
 
 
-_EMPTY: dict[str, Any] = {
-    "ci_low": np.nan, "ci_high": np.nan, "ci_method": "", "p_value": np.nan, "test": "", "p_wilcoxon": np.nan,
-    "n": np.nan, "min_p": np.nan, "rel_effect": np.nan, "d_z": np.nan, "threshold": np.nan, "relevant": None,
-}
+def _kd_arm(grp: pd.DataFrame, quality: str) -> pd.Series | None:
+    kd = grp[grp["method"].map(is_kd_method)]
+    return None if kd.empty else _pick(kd, quality)[0]
 
 
-def _compare(method_row: pd.Series, baseline_row: pd.Series, quality: str, seed: int) -> dict[str, Any]:
-    """``method - baseline`` on the quality metric, with the paired test of :mod:`reports.stats`."""
-    a, b = clip_values(method_row, quality), clip_values(baseline_row, quality)
-    base = {"diff": float(method_row[quality] - baseline_row[quality])}
-    if a is None or b is None:
-        return {**base, **_EMPTY, "pairing": "no per-clip data"}
-    if a.size != b.size:
-        return {**base, **_EMPTY, "pairing": f"not the same clips ({a.size} vs {b.size} per-clip values): not tested"}
-    try:
-        res = paired_comparison(a, b, seed_sd=_seed_sd(method_row, baseline_row), seed=seed)
-    except ValueError as exc:
-        return {**base, **_EMPTY, "pairing": str(exc)}
-    res.pop("enough_data")
-    res.pop("wilcoxon_test")
-    n_seeds = [int(r["n_seeds"]) for r in (method_row, baseline_row) if "n_seeds" in r.index and finite(r["n_seeds"])]
-    seeds = f", per-clip means over {'/'.join(map(str, n_seeds))} seeds" if any(k > 1 for k in n_seeds) else ""
-    return {**res, "pairing": f"paired, {res['n']} clips{seeds}"}
+_RESULT_COLS = ["diff", "ci_low", "ci_high", "threshold", "verdict", "p_holm", "p_claim", "p_zero", "se", "df",
+                "n_kd", "n_other", "n_recordings", "runs_needed", "recordings_needed", "power_note", "note"]
 
 
-_CMP_COLS = ["diff", "ci_low", "ci_high", "ci_method", "p_value", "test", "p_holm", "verdict", "p_wilcoxon",
-             "rel_effect", "d_z", "threshold", "relevant", "n", "min_p", "min_p_holm", "pairing"]
+@dataclass
+class Family:
+    """The comparisons a report tests: each pair once, Holm once over all of them (module docstring).
+
+    ``add(kd_row, other_row)`` registers a pair (configuration rows with ``runs``) and returns its key;
+    after :meth:`finish`, ``result(key)`` gives the pair's columns (:data:`_RESULT_COLS`), the same wherever
+    the pair appears.
+    """
+
+    quality: str
+    rel_threshold: float = REL_THRESHOLD
+    alpha: float = ALPHA
+    pairs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, kd: pd.Series, other: pd.Series) -> tuple[str, str]:
+        key = (str(kd["uid"]), str(other["uid"]))
+        if key not in self.pairs:
+            self.pairs[key] = self._compare(kd, other)
+        return key
+
+    def _compare(self, kd: pd.Series, other: pd.Series) -> dict[str, Any]:
+        empty = {c: math.nan for c in _RESULT_COLS} | {"verdict": "inconclusive", "power_note": "", "note": "",
+                                                       "runs_needed": None, "recordings_needed": None}
+        runs_k, runs_o = _runs_of(kd, self.quality), _runs_of(other, self.quality)
+        if not runs_k or not runs_o:
+            return empty | {"diff": _num(kd, self.quality) - _num(other, self.quality),
+                            "note": f"no per-clip {self.quality} values: not tested", "testable": False}
+        try:
+            a, b = run_matrix(runs_k), run_matrix(runs_o)
+            res = run_level_comparison(a, b, rel_threshold=self.rel_threshold)
+        except PairingError as exc:
+            return empty | {"note": f"not tested: {exc}", "testable": False}
+        if direction_of(self.quality) is not Direction.MINIMIZE:  # higher is better: KD better means diff > 0
+            res = _flip_claims(res)
+        return empty | res | runs_needed(res, alpha=self.alpha)
+
+    def finish(self) -> Family:
+        keys = [k for k, r in self.pairs.items() if r.get("testable")]
+        if keys:
+            adj, verdicts = claim_verdicts([self.pairs[k]["p_claim"] for k in keys],
+                                           [self.pairs[k]["claim"] for k in keys], alpha=self.alpha)
+            for k, a, v in zip(keys, adj, verdicts, strict=True):
+                self.pairs[k].update(p_holm=float(a), verdict=v)
+        for r in self.pairs.values():
+            if r.get("verdict") != "inconclusive":
+                r["power_note"] = ""
+        return self
+
+    @property
+    def size(self) -> int:
+        """The number of tested pairs (Holm's m)."""
+        return sum(1 for r in self.pairs.values() if r.get("testable"))
+
+    def result(self, key: tuple[str, str]) -> dict[str, Any]:
+        return {c: self.pairs[key].get(c) for c in _RESULT_COLS}
 
 
-def _finish(rows: list[dict[str, Any]], quality: str, alpha: float) -> pd.DataFrame:
-    """Holm over the table's tested rows, and the verdict of each."""
-    out = pd.DataFrame(rows)
-    if out.empty:
-        return out
-    for c in _CMP_COLS:
-        if c not in out.columns:
-            out[c] = np.nan
-    tested = out["p_value"].notna()
-    out["verdict"] = pd.Series([None if pd.isna(d) else "not tested (no paired per-clip data)" for d in out["diff"]],
-                               index=out.index, dtype=object)
-    if tested.any():
-        done = apply_holm(out[tested], alpha=alpha, lower_is_better=direction_of(quality) is Direction.MINIMIZE)
-        for c in ("p_holm", "min_p_holm", "verdict"):
-            out.loc[tested, c] = done[c]
+def _runs_of(row: pd.Series, quality: str) -> list[dict[str, Any]]:
+    """A configuration row's runs (:func:`reports.seeds.configurations`), or a single record's row as its one run."""
+    runs = row.get("runs")
+    if isinstance(runs, list):
+        return runs
+    pc = row.get("per_clip")
+    if not isinstance(pc, dict) or not pc.get(quality):
+        return []
+    return [{"seed": row.get("seed"), "values": list(pc[quality]), "clip_ids": row.get("clip_ids"),
+             "recording_ids": row.get("recording_ids")}]
+
+
+def _flip_claims(res: dict[str, Any]) -> dict[str, Any]:
+    """For a metric where higher is better, "KD better" is the claim of a positive difference."""
+    out = dict(res)
+    if res.get("testable"):
+        out["p_better"], out["p_worse"] = res["p_worse"], res["p_better"]
+        swap = {"KD better": "KD worse", "KD worse": "KD better"}
+        out["claim"] = swap.get(res["claim"], res["claim"])
     return out
 
 
-def kd_vs_others(
-    df: pd.DataFrame,
-    *,
-    quality: str = "mss",
-    budget: str = "param_bytes",
-    per_decade: int = 2,
-    seed: int = 0,
-    alpha: float = ALPHA,
-) -> pd.DataFrame:
-    """Best of each method per budget band, with KD's best compared against each other method's best.
+@dataclass
+class VerdictTables:
+    """Every comparison table of a report, sharing one :class:`Family`."""
 
-    One row per (dataset, instrument, band, method). On each non-KD row, ``diff`` is KD's best minus
-    this method's best (**negative means KD is better** when lower is better), with the paired test
-    columns of :func:`reports.stats.paired_comparison`, ``p_holm`` (Holm over the table's tested rows)
-    and ``verdict`` ("method better" = KD better). KD rows compare against nothing (``kd_best`` marks
-    the one all others are compared with). Bands without a KD candidate have no comparisons.
+    verdicts: pd.DataFrame
+    kd_vs_scratch: pd.DataFrame
+    kd_vs_others: pd.DataFrame
+    kd_summary: pd.DataFrame
+    family: Family
+
+
+def _num(r: pd.Series, col: str) -> float:
+    return float(r[col]) if col in r.index and finite(r[col]) else math.nan
+
+
+def _arm(r: pd.Series, quality: str) -> dict[str, Any]:
+    return {"method": r["method"], "size": r["size"], "uid": r["uid"],
+            "n_seeds": int(r["n_seeds"]) if "n_seeds" in r.index and finite(r["n_seeds"]) else 1,
+            quality: float(r[quality]), f"{quality}_ci_low": _num(r, f"{quality}_ci_low"),
+            f"{quality}_ci_high": _num(r, f"{quality}_ci_high"), "valid_mss": _num(r, "valid_mss"),
+            "chosen_on": r.get("chosen_on", ""), "evaluated_at": r.get("evaluated_at"),
+            "params": _num(r, "params"), "param_bytes": _num(r, "param_bytes"),
+            "converged": r["converged"] if "converged" in r.index else None}
+
+
+def verdict_tables(df: pd.DataFrame, *, quality: str = "mss", budget: str = "param_bytes", per_decade: int = 2,
+                   alpha: float = ALPHA, rel_threshold: float = REL_THRESHOLD) -> VerdictTables:
+    """All comparison tables of ``df`` (configuration rows of :func:`reports.seeds.configurations`), one family.
+
+    * ``verdicts``: per dataset, instrument and family, one row per method's chosen arm; ``kd_arm`` marks KD's, and
+      every other method's row carries KD's arm against it (``vs_kd``, ``diff``, interval, ``verdict``, ...).
+    * ``kd_vs_scratch``: per dataset, instrument, family and student size, each KD method's chosen arm against the
+      scratch arm of that size; ``kd_worse`` where the verdict is "KD worse".
+    * ``kd_vs_others``: per budget band (``budget``), each method's arm chosen within the band, KD's against each.
+    * ``kd_summary``: per dataset, instrument and method, the verdicts of the bands.
     """
-    if quality not in df.columns or budget not in df.columns:
-        return pd.DataFrame()
-    cand = _candidates(df, quality)
-    cand = cand.assign(band=assign_buckets(cand[budget], per_decade)).dropna(subset=["band"])
-    if cand.empty:
-        return pd.DataFrame()
-    unit = df.attrs.get("units", {}).get(budget, "")
-    best = best_per_method(cand, quality, by=[*_GROUP, "band"])
-
-    def describe(r: pd.Series) -> dict[str, Any]:
-        band = int(r["band"])
-        return {"band": band, "budget_range": bucket_label(band, per_decade, unit), "method": r["method"], "uid": r["uid"],
-                "family": r["family"], "size": r["size"], quality: float(r[quality]), budget: float(r[budget])}
-
-    return _finish(_vs_kd_rows(best, [*_GROUP, "band"], quality, seed, describe), quality, alpha)
-
-
-def _vs_kd_rows(best: pd.DataFrame, by: list[str], quality: str, seed: int,
-                describe: Any) -> list[dict[str, Any]]:
-    """Per group of ``by`` in ``best`` (one row per method): ``describe(row)`` for every method, ``kd_best`` marking
-    KD's best of the group, and on each non-KD row the paired comparison ``KD's best - this method``."""
-    rows: list[dict[str, Any]] = []
-    for key, grp in best.groupby(by, dropna=False, sort=True):
-        kd = grp[grp["method"].map(is_kd_method)]
-        kd_best = best_per_method(kd.assign(method="kd"), quality).iloc[0] if not kd.empty else None
-        for _, r in grp.iterrows():
-            row: dict[str, Any] = {**dict(zip(by, key)), **describe(r),
-                                   "kd_best": bool(kd_best is not None and r["uid"] == kd_best["uid"]),
-                                   "vs_kd": None, "pairing": ""}
-            if kd_best is not None and not is_kd_method(r["method"]):
-                row.update(vs_kd=kd_best["uid"], **_compare(kd_best, r, quality, seed))
-            rows.append(row)
-    return rows
-
-
-def method_verdicts(df: pd.DataFrame, *, quality: str = "mss", seed: int = 0, alpha: float = ALPHA) -> pd.DataFrame:
-    """The verdict table of a fixed-grid comparison (the ``compare`` preset): per dataset, instrument and family, each
-    method's best configuration and KD's best compared with each of the others.
-
-    One row per (dataset, instrument, family, method): the configuration's size, its budget (``params``,
-    ``param_bytes``), ``n_seeds``, the mean quality over its seeds with ``<quality>_ci_low``/``_ci_high`` (the
-    95 % t-interval over seeds, :mod:`reports.seeds`; a single seed keeps its bootstrap interval over clips),
-    ``converged`` (False when any seed's training was not converged) and, on every non-KD row, ``diff`` = KD's best
-    of the family minus this method (**negative means KD is better** when lower is better) with the paired test,
-    ``p_holm`` (Holm over the table's tested rows) and ``verdict``, which reads "not enough data to tell" when the
-    clips could never reach alpha. Expects the configuration rows of :func:`reports.seeds.configurations`.
-    """
+    fam = Family(quality, rel_threshold=rel_threshold, alpha=alpha)
     if quality not in df.columns:
-        return pd.DataFrame()
+        empty = pd.DataFrame()
+        return VerdictTables(empty, empty, empty, empty, fam.finish())
+    cand = _candidates(df, quality)
+    pending: list[tuple[str, dict[str, Any], tuple[str, str] | None]] = []
+
     by = [*_GROUP, "family"]
-    best = best_per_method(_candidates(df, quality), quality, by=by)
+    chosen = choose_per_method(cand, quality, by=by) if len(cand) else cand
+    for key, grp in (chosen.groupby(by, dropna=False, sort=True) if len(chosen) else []):
+        kd = _kd_arm(grp, quality)
+        for _, r in grp.iterrows():
+            row = {**dict(zip(by, key)), **_arm(r, quality), "kd_arm": bool(kd is not None and r["uid"] == kd["uid"]),
+                   "vs_kd": None}
+            pair = None
+            if kd is not None and not is_kd_method(r["method"]):
+                row["vs_kd"] = kd["uid"]
+                pair = fam.add(kd, r)
+            pending.append(("verdicts", row, pair))
 
-    def num(r: pd.Series, col: str) -> float:
-        return float(r[col]) if col in r.index and finite(r[col]) else math.nan
-
-    def describe(r: pd.Series) -> dict[str, Any]:
-        return {"method": r["method"], "size": r["size"], "uid": r["uid"],
-                "n_seeds": int(r["n_seeds"]) if "n_seeds" in r.index and finite(r["n_seeds"]) else 1,
-                quality: float(r[quality]), f"{quality}_ci_low": num(r, f"{quality}_ci_low"),
-                f"{quality}_ci_high": num(r, f"{quality}_ci_high"), "params": num(r, "params"),
-                "param_bytes": num(r, "param_bytes"), "converged": r["converged"] if "converged" in r.index else None}
-
-    return _finish(_vs_kd_rows(best, by, quality, seed, describe), quality, alpha)
-
-
-def kd_vs_scratch(df: pd.DataFrame, *, quality: str = "mss", seed: int = 0, alpha: float = ALPHA) -> pd.DataFrame:
-    """Each KD method's best student against the scratch student of the same family and size.
-
-    One row per (dataset, instrument, family, size, KD method) where a scratch student exists.
-    ``diff`` = KD minus scratch (**positive means KD is worse** when lower is better), the paired test
-    columns, ``p_holm`` over the table's rows and ``verdict``; ``kd_worse`` is True only where the
-    verdict is "method worse": Holm-significant *and* above the practical threshold.
-    """
-    if quality not in df.columns:
-        return pd.DataFrame()
-    cand = _candidates(df, quality)
-    by = [*_GROUP, "family", "size"]
-    best = best_per_method(cand, quality, by=by)
-    rows: list[dict[str, Any]] = []
-    for key, grp in best.groupby(by, dropna=False, sort=True):
+    by_s = [*_GROUP, "family", "size"]
+    chosen_s = choose_per_method(cand, quality, by=by_s) if len(cand) else cand
+    for key, grp in (chosen_s.groupby(by_s, dropna=False, sort=True) if len(chosen_s) else []):
         scratch = grp[grp["method"] == "scratch"]
         if scratch.empty:
             continue
         s = scratch.iloc[0]
         for _, r in grp[grp["method"].map(is_kd_method)].iterrows():
-            rows.append({
-                "dataset": key[0], "instrument": key[1], "family": key[2], "size": key[3],
-                "method": r["method"], "uid": r["uid"], "scratch_uid": s["uid"],
-                f"{quality}_kd": float(r[quality]), f"{quality}_scratch": float(s[quality]),
-                **_compare(r, s, quality, seed),
-            })
-    out = _finish(rows, quality, alpha)
-    if len(out):  # flagged pairs first
-        out["kd_worse"] = out["verdict"].eq("method worse")
-        out = out.sort_values("kd_worse", ascending=False, kind="stable").reset_index(drop=True)
-    return out
+            row = {**dict(zip(by_s, key)), "method": r["method"], "uid": r["uid"], "scratch_uid": s["uid"],
+                   "n_seeds": _arm(r, quality)["n_seeds"], "scratch_n_seeds": _arm(s, quality)["n_seeds"],
+                   f"{quality}_kd": float(r[quality]), f"{quality}_scratch": float(s[quality])}
+            pending.append(("kd_vs_scratch", row, fam.add(r, s)))
+
+    if budget in cand.columns and len(cand):
+        unit = df.attrs.get("units", {}).get(budget, "")
+        banded = cand.assign(band=assign_buckets(cand[budget], per_decade)).dropna(subset=["band"])
+        by_b = [*_GROUP, "band"]
+        chosen_b = choose_per_method(banded, quality, by=by_b) if len(banded) else banded
+        for key, grp in (chosen_b.groupby(by_b, dropna=False, sort=True) if len(chosen_b) else []):
+            kd = _kd_arm(grp, quality)
+            for _, r in grp.iterrows():
+                band = int(r["band"])
+                row = {**dict(zip(by_b, key)), "band": band, "budget_range": bucket_label(band, per_decade, unit),
+                       "method": r["method"], "uid": r["uid"], "family": r["family"], "size": r["size"],
+                       quality: float(r[quality]), budget: float(r[budget]),
+                       "kd_best": bool(kd is not None and r["uid"] == kd["uid"]), "vs_kd": None}
+                pair = None
+                if kd is not None and not is_kd_method(r["method"]):
+                    row["vs_kd"] = kd["uid"]
+                    pair = fam.add(kd, r)
+                pending.append(("kd_vs_others", row, pair))
+
+    fam.finish()
+    tables: dict[str, list[dict[str, Any]]] = {"verdicts": [], "kd_vs_scratch": [], "kd_vs_others": []}
+    for name, row, pair in pending:
+        tables[name].append({**row, **(fam.result(pair) if pair is not None else {})})
+    frames = {k: pd.DataFrame(v) for k, v in tables.items()}
+    ks = frames["kd_vs_scratch"]
+    if len(ks):
+        ks["kd_worse"] = ks["verdict"].eq("KD worse")
+        frames["kd_vs_scratch"] = ks.sort_values("kd_worse", ascending=False, kind="stable").reset_index(drop=True)
+    return VerdictTables(frames["verdicts"], frames["kd_vs_scratch"], frames["kd_vs_others"],
+                         kd_summary(frames["kd_vs_others"]), fam)
+
+
+def method_verdicts(df: pd.DataFrame, *, quality: str = "mss", alpha: float = ALPHA) -> pd.DataFrame:
+    """The ``verdicts`` table of :func:`verdict_tables` (KD's arm against each method's, per family)."""
+    return verdict_tables(df, quality=quality, alpha=alpha).verdicts
+
+
+def kd_vs_scratch(df: pd.DataFrame, *, quality: str = "mss", alpha: float = ALPHA) -> pd.DataFrame:
+    """The ``kd_vs_scratch`` table of :func:`verdict_tables`."""
+    return verdict_tables(df, quality=quality, alpha=alpha).kd_vs_scratch
+
+
+def kd_vs_others(df: pd.DataFrame, *, quality: str = "mss", budget: str = "param_bytes", per_decade: int = 2,
+                 alpha: float = ALPHA) -> pd.DataFrame:
+    """The ``kd_vs_others`` table of :func:`verdict_tables` (per budget band)."""
+    return verdict_tables(df, quality=quality, budget=budget, per_decade=per_decade, alpha=alpha).kd_vs_others
 
 
 def kd_summary(kd_others: pd.DataFrame) -> pd.DataFrame:
-    """Per dataset, instrument and non-KD method: in how many budget bands KD's best was compared with
-    that method's best, and how many verdicts said KD better, KD worse, no clear difference (not
-    significant after Holm, or below the practical threshold), or not enough data to tell."""
+    """Per dataset, instrument and non-KD method: in how many budget bands KD's arm was compared with that method's,
+    and how many verdicts read KD better, KD worse, equivalent, or inconclusive."""
     if kd_others.empty or "vs_kd" not in kd_others.columns:
         return pd.DataFrame()
     cmp = kd_others[kd_others["vs_kd"].notna()]
     rows = []
     for key, grp in cmp.groupby([*_GROUP, "method"], dropna=False, sort=True):
         v = grp["verdict"].astype(str)
-        better, worse = v.eq("method better"), v.eq("method worse")
-        unknown = v.eq("not enough data to tell") | v.str.startswith("not tested")
         rows.append({
             "dataset": key[0], "instrument": key[1], "method": key[2], "bands": len(grp),
-            "kd_better": int(better.sum()), "kd_worse": int(worse.sum()),
-            "no_clear_difference": int((~better & ~worse & ~unknown).sum()),
-            "not_enough_data": int(unknown.sum()),
+            "kd_better": int(v.eq("KD better").sum()), "kd_worse": int(v.eq("KD worse").sum()),
+            "equivalent": int(v.eq("equivalent within +-T").sum()), "inconclusive": int(v.eq("inconclusive").sum()),
             "mean_diff": float(grp["diff"].mean()),
         })
     return pd.DataFrame(rows)

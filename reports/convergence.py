@@ -1,8 +1,11 @@
-"""Convergence flags of the candidates, read from their records (issue 13).
+"""Convergence flags of the candidates, read from their records.
 
-Every trained model's record carries the verdict of :func:`suite.train.convergence` inside its
-``method_params`` (a compressor's training report ``train``/``finetune`` has ``convergence``; a
-teacher's ``train`` likewise). A candidate is
+Every trained model's record carries its learning curve inside its ``method_params`` (a
+compressor's training report ``train``/``finetune`` has ``curve`` and ``steps``; a teacher's ``train``
+likewise). The verdict is computed here from the curve by the one rule, :func:`suite.convergence.convergence`
+(smoothed curve, improvement per doubling of steps, "ended above its best"), so records written under an
+earlier rule are judged by the current one; a training report without a curve keeps its stored verdict.
+A candidate is
 
 * ``False`` (not converged) when any training run it went through is flagged not converged;
 * ``True`` when it has at least one verdict and all of them say converged;
@@ -20,12 +23,16 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["verdicts", "candidate_converged", "converged_flags", "combine_flags", "flag_comparison", "UNCONVERGED_NOTE"]
+from ddspbench.suite.convergence import convergence
+
+__all__ = ["verdicts", "training_reports", "selected_validation", "candidate_converged", "candidate_regressed", "converged_flags", "regressed_flags",
+           "combine_flags", "flag_comparison", "UNCONVERGED_NOTE"]
 
 UNCONVERGED_NOTE = (
-    "`converged = no`: the candidate's validation MSS still improved by more than 5% over the last 20% of its "
-    "training steps (docs/CONTRACTS.md, Convergence): a comparison involving it may reflect too short a budget, "
-    "not the method."
+    "`converged = no`: the candidate's smoothed validation MSS still improved by more than 5% over the last doubling "
+    "of its training steps (docs/CONTRACTS.md, Convergence): a comparison involving it may reflect too short a budget, "
+    "not the method. `regressed`: some run ended more than 5% above its best validation MSS (with best-checkpoint "
+    "selection the best weights were evaluated)."
 )
 
 
@@ -41,10 +48,14 @@ def verdicts(method_params: Any) -> Iterator[dict[str, Any]]:
     while stack:
         node = stack.pop()
         if isinstance(node, Mapping):
+            curve = node.get("curve")
             verdict = node.get("convergence")
-            if isinstance(verdict, Mapping) and "converged" in verdict:
+            if isinstance(curve, list) and curve and isinstance(verdict, Mapping):
+                steps = node.get("steps")
+                yield convergence(curve, int(steps) if isinstance(steps, (int, float)) else None)
+            elif isinstance(verdict, Mapping) and "converged" in verdict:
                 yield dict(verdict)
-            stack.extend(v for k, v in node.items() if k != "convergence")
+            stack.extend(v for k, v in node.items() if k not in ("convergence", "curve"))
         elif isinstance(node, list):
             stack.extend(node)
 
@@ -55,6 +66,58 @@ def candidate_converged(method_params: Any) -> bool | None:
     if not flags:
         return None
     return all(bool(f) for f in flags)
+
+
+def training_reports(method_params: Any) -> list[dict[str, Any]]:
+    """The training reports (dicts with a learning ``curve`` or a ``best_valid``) inside ``method_params``, in the
+    order of the chain's steps (depth first, insertion order); the last one trained the final model."""
+    if isinstance(method_params, str):
+        try:
+            method_params = json.loads(method_params)
+        except ValueError:
+            return []
+    found: list[dict[str, Any]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Mapping):
+            if "curve" in node or "best_valid" in node:
+                found.append(dict(node))
+                return
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(method_params)
+    return found
+
+
+def selected_validation(method_params: Any) -> tuple[float | None, str | None]:
+    """The validation MSS of the weights a candidate was evaluated at, and which checkpoint they were (``best`` or
+    ``last``): from the last training report of its chain. Records written before best-checkpoint selection were
+    evaluated at the last step: their ``last_valid``. ``(None, None)`` when nothing was trained."""
+    reports = training_reports(method_params)
+    if not reports:
+        return None, None
+    rep = reports[-1]
+    which = rep.get("checkpoint") or "last"
+    value = rep.get("selected_valid") if "selected_valid" in rep else rep.get(f"{which}_valid")
+    return (float(value) if isinstance(value, (int, float)) else None), str(which)
+
+
+def candidate_regressed(method_params: Any) -> bool | None:
+    """True when some training run of the candidate ended more than 5 % above its best validation MSS."""
+    flags = [v["regressed"] for v in verdicts(method_params) if v.get("regressed") is not None]
+    return any(bool(f) for f in flags) if flags else None
+
+
+def regressed_flags(df: pd.DataFrame) -> pd.Series:
+    """Per row of a records frame: :func:`candidate_regressed`, named ``regressed``."""
+    if "method_params" not in df.columns:
+        return pd.Series([None] * len(df), index=df.index, dtype=object, name="regressed")
+    return pd.Series([candidate_regressed(v) for v in df["method_params"]], index=df.index, dtype=object,
+                     name="regressed")
 
 
 def converged_flags(df: pd.DataFrame) -> pd.Series:

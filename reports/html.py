@@ -301,6 +301,9 @@ def write_html(
     objectives: Sequence[str] = (),
     budget: str | None = None,
     per_decade: int | None = None,
+    verdicts: pd.DataFrame | None = None,
+    headline: str = "",
+    verdict_note: str = "",
 ) -> Path:
     """Write ``index.html`` (and its audio/spectrogram files) into ``out_dir``; return its path."""
     from markupsafe import Markup
@@ -320,6 +323,7 @@ def write_html(
         summary={"n": len(df), "ok": int((df["status"] == "ok").sum()), "failed": len(failed),
                  "dirs": ", ".join(df.attrs.get("results_dirs", [])), "provenance": prov_txt},
         mixed=list(df.attrs.get("mixed", [])), warnings=list(df.attrs.get("warnings", [])), notes=list(notes),
+        headline=headline, verdicts=_frame_table(verdicts), verdict_note=verdict_note,
         howto=_howto(df, board, objectives or [], budget, per_decade),
         board=_leaderboard(board),
         plots=[{"name": name, "href": _href(p, root)} for name, p in plots.items()],

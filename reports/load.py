@@ -11,7 +11,10 @@ Columns (all rows, ok and failed):
 * outcome: ``status`` (``ok``/``failed``) and ``error``;
 * one float column per metric any row carries (NaN where a row lacks it), plus ``<metric>_ci_low`` /
   ``<metric>_ci_high`` where a record gave an interval;
-* ``per_clip`` (dict of lists, for significance tests), ``metric_defs`` (JSON text);
+* ``per_clip`` (dict of lists, for significance tests) with ``clip_ids`` / ``recording_ids`` (the clips' identity,
+  None in records written before it was kept), ``metric_defs`` (JSON text);
+* ``valid_mss`` (the validation MSS of the evaluated weights, NaN when nothing was trained) and ``evaluated_at``
+  (``best`` or ``last`` checkpoint; None when nothing was trained): :func:`reports.convergence.selected_validation`;
 * artifacts resolved to absolute paths against the records file's folder: ``checkpoint``, ``audio_dir``,
   ``target_audio_dir`` (see :func:`_resolve` for records that stored working-directory-relative paths);
 * provenance: ``machine``, ``threads``, ``device``, ``cpu_model``, ``torch_version``, ``git_commit``,
@@ -38,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ddspbench.reports.convergence import selected_validation
 from ddspbench.suite.errors import UserError
 from ddspbench.suite.records import ResultRecord, metric_unit, read_records
 
@@ -124,6 +128,7 @@ def _row(rec: ResultRecord, base: Path) -> dict[str, Any]:
     art = rec.artifacts or {}
     prov = rec.provenance or {}
     hp = hyperparameters(rec.method, rec.method_params)
+    valid, which = selected_validation(rec.method_params)
     row: dict[str, Any] = {
         "candidate_id": rec.candidate_id,
         "study": rec.study,
@@ -143,6 +148,10 @@ def _row(rec: ResultRecord, base: Path) -> dict[str, Any]:
         "error": rec.error,
         "results_dir": str(base),
         "per_clip": {k: [float("nan") if v is None else float(v) for v in vs] for k, vs in rec.per_clip.items()},
+        "clip_ids": list((rec.clips or {}).get("ids") or []) or None,
+        "recording_ids": list((rec.clips or {}).get("recordings") or []) or None,
+        "valid_mss": float("nan") if valid is None else valid,
+        "evaluated_at": which,
         "metric_defs": json.dumps(rec.metric_defs, sort_keys=True),
         "checkpoint": _resolve(art.get("checkpoint"), base),
         "audio_dir": _resolve(art.get("audio"), base) or _default_dir(base, "candidates", rec.candidate_id, "audio"),

@@ -16,9 +16,10 @@ directory and study), for the leaderboard, the Pareto fronts and the comparisons
   (:func:`reports.convergence.combine_flags`);
 * ``n_seeds`` and ``seeds`` say how many and which; ``seed_sd`` is the standard deviation over seeds
   of the quality metric (NaN with one seed), which the comparisons use as a practical threshold;
-* ``per_clip`` lists become the clip-wise means over seeds, so a comparison is a paired test over
-  clips of seed-averaged values (:mod:`reports.compare`): clips are the unit of pairing, seeds are
-  averaged within each clip, and seed-to-seed spread enters through the threshold.
+* ``runs`` keeps every ok seed's per-clip values of the quality metric with the clips' ids and recordings:
+  the verdicts test over runs (:mod:`reports.stats`, the run is the unit); ``valid_mss`` becomes the mean over
+  seeds of the validation MSS the configuration is chosen by;
+* ``per_clip`` lists become the clip-wise means over seeds (for plots and clip-level views; no verdict uses them).
 
 Failed seeds are not averaged in; their failed rows stay in the frame (listed as failed). A
 configuration's row keeps the identity and artifacts of its lowest seed's record, and its ``uid``
@@ -40,8 +41,8 @@ __all__ = ["SEEDS_NOTE", "configurations", "has_repeats"]
 SEEDS_NOTE = (
     "Configurations run with several seeds are one row each: metrics are means over seeds, n_seeds says how many, "
     "and their intervals are 95 % t-intervals over seeds (single-seed rows keep their bootstrap interval over test "
-    "clips). Comparisons pair clips, using each clip's mean over seeds, and use the seed-to-seed standard deviation "
-    "as the practical threshold where it exceeds the relative one. A sweep measures candidates that neither train "
+    "clips). Verdicts test over training runs: each seed of each arm is one run (reports.stats). A sweep measures "
+    "candidates that neither train "
     "nor draw random numbers (quantization, pruning without fine-tuning) once, so their n_seeds is 1; teachers are "
     "trained once, with the sweep's first seed."
 )
@@ -74,18 +75,36 @@ def _clipwise_mean(lists: list[list[float]]) -> list[float] | None:
     return [float(v) for v in out]
 
 
+def _runs(grp: pd.DataFrame, quality: str | None) -> list[dict[str, Any]]:
+    """Each seed's per-clip quality values with the clips' identity: what a verdict tests (:mod:`reports.stats`)."""
+    out = []
+    for r in grp.itertuples(index=False):
+        pc = getattr(r, "per_clip", None)
+        if quality is None or not isinstance(pc, dict) or not pc.get(quality):
+            continue
+        out.append({"seed": getattr(r, "seed", None), "uid": getattr(r, "uid", None), "values": list(pc[quality]),
+                    "clip_ids": getattr(r, "clip_ids", None), "recording_ids": getattr(r, "recording_ids", None)})
+    return out
+
+
 def _merge(grp: pd.DataFrame, metrics: list[str], quality: str | None) -> dict[str, Any]:
     grp = grp.sort_values("seed", kind="stable")
     row: dict[str, Any] = grp.iloc[0].to_dict()
     n = len(grp)
     row["n_seeds"] = n
     row["seeds"] = ",".join(str(int(s)) for s in grp["seed"] if s is not None and not pd.isna(s))
+    row["runs"] = _runs(grp, quality)
+    if "valid_mss" in grp.columns:  # the configuration is chosen on validation: its mean over seeds
+        v = pd.to_numeric(grp["valid_mss"], errors="coerce").to_numpy(dtype=float)
+        row["valid_mss"] = float(v[np.isfinite(v)].mean()) if np.isfinite(v).any() else math.nan
     if n == 1:
         row["seed_sd"] = math.nan
         return row
     row["uid"] = str(row["config_id"])
     if "converged" in grp.columns:  # the configuration is unconverged when any of its seeds is
         row["converged"] = combine_flags(grp["converged"])
+    if "regressed" in grp.columns:  # some seed ended more than 5 % above its best validation
+        row["regressed"] = True if any(v is True for v in grp["regressed"]) else row.get("regressed")
     for m in metrics:
         vals = grp[m].to_numpy(dtype=float)
         vals = vals[np.isfinite(vals)]

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 __all__ = [
+    "verdict_display",
     "DEFAULT_COLUMNS",
     "ID_COLUMNS",
     "filter_frame",
@@ -173,6 +174,60 @@ def _cell(row: pd.Series, m: str, unit: str | None = None, intervals: bool = Tru
     if intervals and text and lo is not None and hi is not None and np.isfinite(lo) and np.isfinite(hi):
         text += f" [{display_value(lo, unit)}, {display_value(hi, unit)}]"
     return text
+
+
+def _signed(x: Any) -> str:
+    return f"{x:+.3g}" if isinstance(x, (int, float, np.floating)) and math.isfinite(float(x)) else ""
+
+
+def _converged_text(row: pd.Series) -> str:
+    c = row.get("converged")
+    text = "" if c is None or (isinstance(c, float) and math.isnan(c)) else ("yes" if c else "no")
+    if row.get("regressed") is True:
+        text = f"{text}, regressed".lstrip(", ")
+    return text
+
+
+def verdict_display(verdicts: pd.DataFrame, quality: str, units: dict[str, str] | None = None) -> pd.DataFrame:
+    """The verdict table for people, ten columns at most (the full table stays in the JSON/CSV):
+    family, arm (KD's marked), size, params, runs, quality with its 95 % interval over runs, ``KD - arm`` with its
+    95 % interval, T, the verdict (with why for an inconclusive one), converged. Dataset and instrument lead as a
+    column only when the table holds several."""
+    if verdicts.empty:
+        return pd.DataFrame()
+    units = units or {}
+    rows = []
+    many = verdicts[["dataset", "instrument"]].astype(str).drop_duplicates().shape[0] > 1
+    for _, r in verdicts.iterrows():
+        kd = bool(r.get("kd_arm"))
+        verdict = r.get("verdict") if isinstance(r.get("vs_kd"), str) else ("KD's arm" if kd else "")
+        if verdict == "inconclusive":
+            why = r.get("power_note") or r.get("note") or ""
+            verdict = f"inconclusive ({why})" if why else verdict
+        lo, hi = r.get(f"{quality}_ci_low"), r.get(f"{quality}_ci_high")
+        q = format_value(r.get(quality))
+        if isinstance(lo, float) and isinstance(hi, float) and math.isfinite(lo) and math.isfinite(hi):
+            q += f" [{format_value(lo)}, {format_value(hi)}]"
+        diff = _signed(r.get("diff"))
+        if diff and _signed(r.get("ci_low")):
+            diff += f" [{_signed(r.get('ci_low'))}, {_signed(r.get('ci_high'))}]"
+        row = {"instrument": "/".join(str(v) for v in (r.get("dataset"), r.get("instrument")) if isinstance(v, str) and v)
+               } if many else {}
+        row.update({
+            "family": r.get("family"),
+            "arm": f"{r['method']} (KD)" if kd else r["method"],
+            "size": r.get("size"),
+            "params": format_value(r.get("params")),
+            "runs": format_value(r.get("n_seeds")),
+            header(quality, units) + " [95 % over runs]": q,
+            "KD - arm [95 %]": diff,
+            "T": format_value(r.get("threshold")) if diff else "",
+            "verdict (of KD)": verdict,
+            "converged": _converged_text(r),
+        })
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    return out.drop(columns=["size"]) if many else out
 
 
 def _shown_ids(board: pd.DataFrame) -> list[str]:

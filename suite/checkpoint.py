@@ -146,7 +146,8 @@ def meta_method(meta: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
     ``compress`` description (``{"method", "params", ...}``) of older ``compress`` checkpoints; ``(None, {})`` for a
     checkpoint that names no method (``train``'s).
     """
-    desc = meta.get("compress") if isinstance(meta.get("compress"), dict) else {}
+    found = meta.get("compress")
+    desc: dict[str, Any] = found if isinstance(found, dict) else {}
     method = meta.get("method") or desc.get("method")
     params = meta.get("method_params")
     if params is None:

@@ -286,6 +286,14 @@ def _metric(*names: str) -> Callable[[Callable[..., Measured]], Callable[..., Me
     return deco
 
 
+def clip_identity(clips: ClipSet) -> dict[str, list[str]]:
+    """The test clips' identity a record keeps beside its per-clip values (docs/CONTRACTS.md): ``ids`` (the clip
+    id and its crop, ``<clip_id>[0:<frames>]``) and ``recordings`` (each clip's source recording)."""
+    frames = int(clips.f0_hz.shape[-1])
+    return {"ids": [f"{c}[0:{frames}]" for c in clips.clip_ids.tolist()],
+            "recordings": [str(r) for r in clips.recording_ids.tolist()]}
+
+
 def require_mss_length(n: int, scales: Sequence[int] = DEFAULT_SCALES) -> None:
     """A one-line :class:`UserError` when ``n`` samples are too few for the largest MSS window (its
     reflect padding needs more than half a window), instead of torch's padding error."""
@@ -452,4 +460,5 @@ def evaluate_model(
     if checkpoint_path is not None:
         artifacts.setdefault("checkpoint", str(checkpoint_path))
     return EvalResult(metrics={n: values.get(n) for n in names}, units={n: metric_unit(n) for n in names},
-                      per_clip=per_clip, intervals=intervals, metric_defs=defs, artifacts=artifacts)
+                      per_clip=per_clip, intervals=intervals, metric_defs=defs, artifacts=artifacts,
+                      clips=clip_identity(test_set) if per_clip else {})

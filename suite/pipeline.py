@@ -107,6 +107,8 @@ def teacher_key(family: str, cfg: SweepConfig) -> str:
     recipe.pop("widths", None)
     recipe.pop("family_steps", None)  # this family's steps only: another family's budget changes nothing here
     recipe["steps"] = cfg.teacher.steps_for(family)
+    if recipe.get("checkpoint") == "last":  # what every teacher was before best-checkpoint selection: caches stay valid
+        recipe.pop("checkpoint")
     return _hash({
         "format": TEACHER_FORMAT,
         "family": family,
@@ -261,13 +263,14 @@ class Workspace:
         model.size_name = teacher_size_label(family, self.cfg)
         steps = t.steps_for(family)
         tc = TrainConfig(steps=steps, batch_size=t.batch_size, lr=t.lr, device=self.cfg.device, seed=self.cfg.seed,
-                         valid_every=max(1, steps), checkpoint_every=max(1, steps))
+                         valid_every=max(1, steps), checkpoint_every=max(1, steps), checkpoint=t.checkpoint)
         res = train(model, sp["train"], sp["valid"], tc, out_dir=tdir / "train", progress=False)
         save_checkpoint(res.model, tdir / "model.pt", {"method": "teacher", "key": key, "steps": res.steps})
         info = {
             "format": TEACHER_FORMAT, "family": family, "key": key, "size": teacher_size_label(family, self.cfg),
             "config": teacher_config(family, self.cfg), "steps": res.steps, "train_seconds": res.seconds,
-            "valid_mss": res.last_valid, "dataset": self.dataset_name, "train": train_summary(res),
+            "valid_mss": res.best_valid if res.selected == "best" else res.last_valid, "dataset": self.dataset_name,
+            "train": train_summary(res),
         }
         shutil.rmtree(tdir / "train", ignore_errors=True)
         tmp = tdir / "teacher.json.tmp"
@@ -361,7 +364,7 @@ def compress_candidate(spec: Candidate, teacher: nn.Module, ws: Workspace, work_
     ctx = CompressContext(train_set=sp["train"], valid_set=sp["valid"], steps=s.steps_for(spec.family),
                           batch_size=s.batch_size,
                           lr=s.lr, device=ws.cfg.device, seed=ws.cfg.seed if seed is None else seed, frames=ws.cfg.data.frames,
-                          work_dir=work_dir, progress=False)
+                          work_dir=work_dir, progress=False, train_options={"checkpoint": s.checkpoint})
     result = compress_steps(teacher, ctx, spec.method, spec.run_steps())
     return result.model, result.description
 

@@ -125,6 +125,9 @@ class Measurements:
         metric_defs: metric name -> definition string (e.g. ``{"fad": "logmel/1"}``); rows with different
             definitions are not comparable.
         artifacts: name -> path (checkpoint, rendered audio folder, config).
+        clips: the identity of the test clips the ``per_clip`` lists are in the order of: ``ids`` (clip id and
+            crop, ``<clip_id>[0:<frames>]``) and ``recordings`` (the source recording of each clip); empty in
+            records written before clip identity was kept (reports then pair by position).
     """
 
     metrics: dict[str, float | None] = field(default_factory=dict)
@@ -133,10 +136,12 @@ class Measurements:
     intervals: dict[str, list[float]] = field(default_factory=dict)
     metric_defs: dict[str, str] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)
+    clips: dict[str, list[str]] = field(default_factory=dict)
 
 
 MEASUREMENT_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Measurements))
-"""The result fields of a record (``metrics``, ``units``, ``per_clip``, ``intervals``, ``metric_defs``, ``artifacts``)."""
+"""The result fields of a record (``metrics``, ``units``, ``per_clip``, ``intervals``, ``metric_defs``, ``artifacts``,
+``clips``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +162,7 @@ class ResultRecord(Measurements):
             different seeds share it (reports average over them). None: the record is its own configuration.
         status: ``"ok"`` or ``"failed"``.
         error: one-line error for failed candidates.
-        metrics, units, per_clip, intervals, metric_defs, artifacts: the result fields (:class:`Measurements`).
+        metrics, units, per_clip, intervals, metric_defs, artifacts, clips: the result fields (:class:`Measurements`).
         provenance: package version, git commit, torch version, machine fingerprint, CPU, threads, device, time.
     """
 

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from ddspbench.suite.checkpoint import model_identity, save_checkpoint
+from ddspbench.suite.convergence import CONVERGENCE_THRESHOLD, convergence
 from ddspbench.suite.errors import UserError
 from ddspbench.suite.features import BLOCK_SIZE
 from ddspbench.suite.metrics.mss import DEFAULT_SCALES, MSSLoss, mss_per_clip
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "TrainConfig", "TrainResult", "TrainingDiverged", "LossFn", "train", "mss_loss_fn", "validation_mss",
     "resolve_device", "batch_to_tensors", "forward_batch", "derive_seed", "LAST_CKPT", "BEST_CKPT", "OPTIM_STATE",
-    "CONVERGENCE_WINDOW", "CONVERGENCE_THRESHOLD", "learning_curve", "convergence", "train_summary", "curve_steps",
+    "CHECKPOINT_CHOICES", "CONVERGENCE_THRESHOLD", "learning_curve", "convergence", "train_summary", "curve_steps",
 ]
 
 LAST_CKPT = "last.pt"
@@ -58,6 +59,10 @@ _OPTIM_FORMAT = "ddspbench.optim/1"
 
 LossFn = Callable[[dict[str, Any], dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
 """``loss_fn(model_out, batch) -> (loss, logs)``; ``batch`` has ``audio``, ``f0_hz``, ``loudness_db`` on the device."""
+
+
+CHECKPOINT_CHOICES = ("best", "last")
+"""Which weights a run returns and is evaluated at (:attr:`TrainConfig.checkpoint`)."""
 
 
 @dataclass
@@ -83,6 +88,8 @@ class TrainConfig:
         threads: torch CPU threads during the run (``None``: leave torch's setting); restored afterwards.
         curve_points: validate also at this many evenly spaced steps (:func:`curve_steps`), whatever
             ``valid_every`` says, so every run has a learning curve for :func:`convergence` (0: off).
+        checkpoint: which weights the run returns: ``"best"`` (the lowest validation MSS seen, the default;
+            the last step's when there is no validation set) or ``"last"`` (the last step's).
     """
 
     steps: int
@@ -102,6 +109,7 @@ class TrainConfig:
     valid_batch_size: int = 16
     threads: int | None = None
     curve_points: int = 20
+    checkpoint: str = "best"
 
     def __post_init__(self) -> None:
         checks = {
@@ -116,6 +124,7 @@ class TrainConfig:
             "frames": self.frames is None or self.frames >= 1,
             "threads": self.threads is None or self.threads >= 1,
             "curve_points": self.curve_points >= 0,
+            "checkpoint": self.checkpoint in CHECKPOINT_CHOICES,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -130,7 +139,7 @@ class TrainResult:
     """What :func:`train` returns.
 
     Attributes:
-        model: the trained model (eval mode, on the training device), weights of the last step.
+        model: the trained model (eval mode, on the training device), with the weights ``selected`` names.
         steps: the step the run ended at (total, counting steps done before a resume).
         seconds: wall time of this call.
         history: rows ``{"step", "loss", ...logs, "valid"?}``; a row with ``valid`` per validation.
@@ -139,6 +148,8 @@ class TrainResult:
         checkpoint: path of ``last.pt`` (``None`` without ``out_dir``).
         best_checkpoint: path of ``best.pt`` (``None`` without ``out_dir`` or validation).
         start_step: the step the run started at (``> 0`` after a resume).
+        selected: ``"best"`` (the model holds the best-validation weights) or ``"last"``.
+        selected_step: the step whose weights the model holds.
     """
 
     model: nn.Module
@@ -150,6 +161,8 @@ class TrainResult:
     checkpoint: Path | None = None
     best_checkpoint: Path | None = None
     start_step: int = 0
+    selected: str = "last"
+    selected_step: int | None = None
 
 
 class TrainingDiverged(RuntimeError):
@@ -402,12 +415,6 @@ def _progress(enabled: bool, total: int, start: int) -> Any:
     return bar, task
 
 
-CONVERGENCE_WINDOW = 0.2
-"""The final fraction of a run's steps the convergence rule looks at."""
-CONVERGENCE_THRESHOLD = 0.05
-"""The relative improvement of validation MSS over that window above which a run has not converged."""
-
-
 def curve_steps(steps: int, points: int) -> set[int]:
     """The steps ``ceil(i * steps / points)``, ``i = 1..points``: evenly spaced validations (the 80% mark included
     when ``points`` is a multiple of 5)."""
@@ -421,43 +428,15 @@ def learning_curve(history: list[dict[str, Any]]) -> list[list[float]]:
     return sorted([int(r["step"]), float(r["valid"])] for r in history if r.get("valid") is not None)
 
 
-def convergence(curve: list[list[float]], steps: int | None = None, window: float = CONVERGENCE_WINDOW,
-                threshold: float = CONVERGENCE_THRESHOLD) -> dict[str, Any]:
-    """The convergence verdict of one run from its learning curve (docs/CONTRACTS.md, "Convergence").
-
-    With ``N`` the run's last step (``steps``, default the curve's last step), ``before`` the lowest
-    validation MSS recorded at a step ``<= (1 - window) N`` and ``after`` the lowest recorded at any step
-    (so the last ``window`` of the run included), the run improved by ``(before - after) / before``;
-    it has **not converged** when that exceeds ``threshold`` (5%). ``converged`` is ``None`` (unknown)
-    when no validation lies at or before ``(1 - window) N`` or after it.
-
-    Returns ``{"converged", "improvement", "before_step", "before", "after_step", "after", "rule"}``.
-    """
-    rule = (f"not converged when the last {window:.0%} of the steps improved the best validation MSS by more "
-            f"than {threshold:.0%}")
-    out: dict[str, Any] = {"converged": None, "improvement": None, "before_step": None, "before": None,
-                           "after_step": None, "after": None, "rule": rule}
-    pts = [(int(s), float(v)) for s, v in curve if math.isfinite(float(v))]
-    if not pts:
-        return out
-    last = int(steps) if steps is not None else max(s for s, _ in pts)
-    cut = (1.0 - window) * last
-    early = [(s, v) for s, v in pts if s <= cut]
-    if not early or not any(s > cut for s, _ in pts):
-        return out
-    b_step, before = min(early, key=lambda p: p[1])
-    a_step, after = min(pts, key=lambda p: p[1])
-    improvement = (before - after) / before if before > 0 else 0.0
-    out.update(converged=bool(improvement <= threshold), improvement=improvement, before_step=b_step, before=before,
-               after_step=a_step, after=after)
-    return out
-
-
 def train_summary(res: TrainResult) -> dict[str, Any]:
-    """What a record keeps of a run: steps, seconds, best/last validation, the learning curve and the verdict."""
+    """What a record keeps of a run: steps, seconds, best/last validation, which checkpoint the model holds
+    (``checkpoint``: best or last, ``selected_step``, ``selected_valid``: its validation MSS), the learning curve and
+    the convergence verdict (:func:`suite.convergence.convergence`)."""
     curve = learning_curve(res.history)
+    selected_valid = res.best_valid if res.selected == "best" else res.last_valid
     return {"steps": res.steps, "train_seconds": round(res.seconds, 3), "best_valid": res.best_valid,
-            "last_valid": res.last_valid, "curve": curve, "convergence": convergence(curve, res.steps)}
+            "last_valid": res.last_valid, "checkpoint": res.selected, "selected_step": res.selected_step,
+            "selected_valid": selected_valid, "curve": curve, "convergence": convergence(curve, res.steps)}
 
 
 def train(
@@ -527,6 +506,8 @@ def _run(model: nn.Module, train_set: ClipSet, valid_set: ClipSet | None, cfg: T
     last_path: Path | None = None
     last_saved_step: int | None = None
     best_path: Path | None = None
+    best_state: dict[str, torch.Tensor] | None = None  # the best-validation weights, for checkpoint="best"
+    best_step: int | None = None
     loaded = _load_resume(model, out, device) if (resume and out is not None) else None
     if loaded is not None and out is not None:
         meta, optim = loaded
@@ -541,6 +522,8 @@ def _run(model: nn.Module, train_set: ClipSet, valid_set: ClipSet | None, cfg: T
         last_path, last_saved_step = out / LAST_CKPT, start
         if (out / BEST_CKPT).is_file():
             best_path = out / BEST_CKPT
+            best_state, best_meta = _load_best(out / BEST_CKPT, device)
+            best_step = best_meta.get("step")
 
     sampler = _Sampler(train_set, cfg)
     min_frames = max(DEFAULT_SCALES) // (2 * BLOCK_SIZE) + 1  # the largest STFT pads by half its size
@@ -594,7 +577,8 @@ def _run(model: nn.Module, train_set: ClipSet, valid_set: ClipSet | None, cfg: T
                     )
                     row["valid"] = last_valid
                     if best_valid is None or last_valid < best_valid:
-                        best_valid = last_valid
+                        best_valid, best_step = last_valid, n
+                        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                         if out is not None:
                             best_path = save_checkpoint(
                                 model, out / BEST_CKPT, {"train": {"step": n, "valid": last_valid, "config": cfg.to_dict()}}
@@ -609,7 +593,23 @@ def _run(model: nn.Module, train_set: ClipSet, valid_set: ClipSet | None, cfg: T
 
     if out is not None and last_path is None:  # zero steps to do and nothing on disk yet
         last_path = _save_state(model, out, start, cfg, opt, sched, train_meta())
+    selected, selected_step = "last", max(start, cfg.steps)
+    selected_step_: int | None = selected_step
+    if cfg.checkpoint == "best" and best_state is not None:
+        model.load_state_dict(best_state)
+        selected, selected_step_ = "best", best_step
     model.eval()
     return TrainResult(model=model, steps=max(start, cfg.steps), seconds=time.perf_counter() - t0, history=history,
                        best_valid=best_valid, last_valid=last_valid, checkpoint=last_path, best_checkpoint=best_path,
-                       start_step=start)
+                       start_step=start, selected=selected, selected_step=selected_step_)
+
+
+def _load_best(path: Path, device: torch.device) -> tuple[dict[str, torch.Tensor] | None, dict[str, Any]]:
+    """The weights and ``train`` metadata of a run's ``best.pt`` (for a resumed run's best-checkpoint selection)."""
+    try:
+        ck = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a damaged best.pt: the run goes on, its best is found again
+        raise UserError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
+    state = ck.get("state_dict") if isinstance(ck, dict) else None
+    meta = ck.get("meta", {}).get("train", {}) if isinstance(ck, dict) and isinstance(ck.get("meta"), dict) else {}
+    return state, meta

@@ -34,6 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=None, metavar="N",
                    help="train and evaluate every sampled configuration with N seeds (--seed + 0..N-1; default 1); "
                         "Optuna is told the mean over the ok seeds, the report shows means and intervals over seeds")
+    p.add_argument("--checkpoint", choices=("best", "last"), default=None,
+                   help="which weights every trained teacher and candidate keeps and is evaluated at: the best validation "
+                        "MSS (default) or the last step's (the behaviour before best-checkpoint selection)")
     p.add_argument("--data-path", default=None, help="a prepared dataset or a folder of audio to use instead of the preset's data")
     p.add_argument("--cache", default=None, help="where prepared data and trained teachers are cached (default: <out>/cache); share it to share teachers")
     p.add_argument("--no-report", action="store_true", help="do not build the report at the end")
@@ -66,6 +69,9 @@ def resolve_config(args: argparse.Namespace) -> Any:
     for key in ("sampler", "trials", "study", "device", "seed", "repeats"):
         if getattr(args, key) is not None:
             tree[key] = getattr(args, key)
+    if args.checkpoint:
+        for sect in ("teacher", "student"):
+            tree.setdefault(sect, {})["checkpoint"] = args.checkpoint
     if args.objectives:
         tree["objectives"] = _csv(args.objectives)
     if args.data_path:

@@ -76,11 +76,13 @@ class DataConfig:
 
 @dataclass
 class RecipeConfig:
-    """A training recipe (REFERENCE §4 by default): steps, batch size, learning rate."""
+    """A training recipe (REFERENCE §4 by default): steps, batch size, learning rate, and which weights a run
+    keeps and is evaluated at (``checkpoint``: ``best`` validation MSS, the default, or ``last``)."""
 
     steps: int = 1000
     batch_size: int = 16
     lr: float = 1e-3
+    checkpoint: str = "best"
 
 
 @dataclass
@@ -399,6 +401,8 @@ def _check_semantics(cfg: SweepConfig, where: str) -> None:
     for sect, recipe in (("teacher", cfg.teacher), ("student", cfg.student)):
         if recipe.steps < 0 or recipe.batch_size < 1 or recipe.lr <= 0:
             raise UserError(f"{where}.{sect}: steps >= 0, batch_size >= 1 and lr > 0 are required")
+        if recipe.checkpoint not in ("best", "last"):
+            raise UserError(f"{where}.{sect}.checkpoint: {recipe.checkpoint!r} is not best or last")
     if cfg.threads is not None and cfg.threads < 1:
         raise UserError(f"{where}.threads: at least 1, got {cfg.threads}")
     if cfg.data.frames is not None and cfg.data.frames < 4:

@@ -195,3 +195,26 @@ def test_engine_bytes_definition_is_the_same_for_every_model() -> None:
     defs = {evaluate_model(SIZES.get(name)().eval(), _clips(1), metrics="engine_bytes").metric_defs["engine_bytes"]
             for name in ("ddx7/reduced", "hpn/reduced")}
     assert len(defs) == 1
+
+
+def test_per_clip_values_keep_the_clips_identity_and_order() -> None:
+    # the verdicts pair clips by id (reports.stats): each per-clip value must be that clip's own, in id order
+    import torch
+
+    from ddspbench.suite.evaluate import render
+    from ddspbench.suite.metrics.mss import mss_per_clip
+
+    clips = _clips(n=5, seed=3)
+    clips.audio[2] *= 0.05  # one clip far from what the toy renders: the values differ clip by clip
+    model = ToyLinear(width=8)
+    res = evaluate_model(model, clips, metrics="mss", stream_buffers=())
+    assert res.clips == {"ids": [f"clip{i}[0:100]" for i in range(5)], "recordings": [f"rec{i}" for i in range(5)]}
+    pred = render(model, clips, seed=0)
+    for k in range(5):
+        own = float(mss_per_clip(torch.from_numpy(clips.audio[k:k + 1]), torch.from_numpy(pred[k:k + 1]))[0])
+        assert res.per_clip["mss"][k] == pytest.approx(own, rel=1e-5)
+    assert res.per_clip["mss"] != sorted(res.per_clip["mss"])
+    # a record keeps them, and reads them back
+    rec = ResultRecord.with_units(candidate_id="x", family="toy", size="s", method="m", dataset="d", seed=0,
+                                  metrics=res.metrics, per_clip=res.per_clip, clips=res.clips)
+    assert ResultRecord.from_dict(rec.to_dict()).clips == res.clips

@@ -30,8 +30,8 @@ def test_sparse_records_still_give_a_full_report(tmp_path):
     data = json.loads(written["json"].read_text())
     assert data["budget_metric"] == "params"
     scratch = [r for r in data["kd_vs_others"] if r["method"] == "scratch"]
-    assert scratch and scratch[0]["pairing"] == "no per-clip data" and scratch[0]["diff"] == -0.5
-    assert scratch[0]["verdict"].startswith("not tested")
+    assert scratch and scratch[0]["note"] == "no per-clip mss values: not tested" and scratch[0]["diff"] == -0.5
+    assert scratch[0]["verdict"] == "inconclusive"
     front = {r["uid"] for r in data["pareto_front"]}
     assert front == {"c0", "c2", "c3", "c4"}  # scratch is dominated by kd_audio (same RTF, worse MSS)
     page = written["html"].read_text()

@@ -13,7 +13,6 @@ from ddspbench.reports.compare import (
     kd_vs_others,
     kd_vs_scratch,
 )
-from ddspbench.reports.stats import paired_comparison
 from tests.unit.test_reports_data import write_results_dir
 
 
@@ -34,31 +33,6 @@ def test_budget_buckets_are_log_spaced_bands():
         assert lo <= v * (1 + 1e-12) and v < hi * (1 + 1e-12)
 
 
-def test_clearly_different_clips_are_significant_paired():
-    rng = np.random.default_rng(0)
-    base = rng.normal(5.0, 1.0, 40)  # clip difficulty varies a lot; the paired difference does not
-    worse = base + 0.3 + rng.normal(0, 0.05, 40)
-    res = paired_comparison(worse, base)
-    assert res["diff"] == pytest.approx(0.3, abs=0.05) and res["ci_low"] > 0 and res["p_value"] < 0.01
-    assert res["test"].startswith("sign-flip permutation test (20000 random") and res["relevant"]  # 0.3 > 5 % of 5
-
-
-def test_identical_or_same_distribution_is_not_significant():
-    x = np.random.default_rng(1).normal(5.0, 0.5, 30)
-    same = paired_comparison(x, x.copy())
-    assert same["diff"] == 0.0 and same["p_value"] == 1.0 and not same["relevant"]
-    rng = np.random.default_rng(2)
-    res = paired_comparison(rng.normal(5.0, 0.5, 30), rng.normal(5.0, 0.5, 30))
-    assert res["ci_low"] < 0 < res["ci_high"] and res["p_value"] > 0.05
-
-
-def test_different_clip_counts_are_not_tested():
-    with pytest.raises(ValueError, match="not paired"):
-        paired_comparison(np.ones(25), np.ones(30))
-    with pytest.raises(ValueError):
-        paired_comparison([1.0], [2.0])
-
-
 def test_kd_method_detection():
     assert is_kd_method("kd_audio") and is_kd_method("prune+kd_control+quantize")
     assert not is_kd_method("scratch") and not is_kd_method("prune+quantize") and not is_kd_method("teacher")
@@ -74,42 +48,31 @@ def test_kd_vs_others_best_per_method_per_band(frame):
     table = kd_vs_others(frame, quality="mss", budget="param_bytes")
     assert set(table["method"]) >= {"scratch", "kd_audio", "prune", "quantize", "prune+kd_audio+quantize"}
     assert "teacher" not in set(table["method"])
-    # one best row per (group, band, method)
+    # one chosen row per (group, band, method)
     assert not table.duplicated(["dataset", "instrument", "band", "method"]).any()
-    # each KD-best row is the best KD candidate of its band
+    # these records carry no validation value, so arms with several configurations are chosen on test (and say so)
     for _, grp in table.groupby(["dataset", "instrument", "band"]):
         kd = grp[grp["method"].map(is_kd_method)]
         if len(kd):
             assert grp.loc[grp["kd_best"], "mss"].iloc[0] == kd["mss"].min()
-    # scratch students of the same byte band are compared with KD's best: KD is better there by construction
+    # scratch students of the same byte band are compared with KD's arm: KD is better there by construction
     vs = table[(table["method"] == "scratch") & table["vs_kd"].notna()]
     assert len(vs) >= 2 and (vs["diff"] < 0).all()  # diff = KD - scratch: negative, KD better
-    assert vs["pairing"].str.startswith("paired, 8 clips").all()
-    assert vs["test"].str.startswith("exact sign-flip permutation test (2^8 = 256").all()
-    # 8 clips: no p below 2/256, and Holm over the table's tested rows never lowers a p-value
-    tested = table[table["p_value"].notna()]
-    assert (tested["p_value"] >= 2 / 256 - 1e-12).all() and (tested["p_holm"] >= tested["p_value"]).all()
-    assert set(tested["verdict"]) <= {"method better", "method worse", "no significant difference",
-                                      "significant but below the practical threshold", "not enough data to tell"}
+    # one run per arm: the run-to-run variance is unknown, so no verdict can be more than inconclusive
+    tested = table[table["vs_kd"].notna()]
+    assert (tested["verdict"] == "inconclusive").all()
+    assert tested["note"].str.contains("one run per arm: run-to-run variance not measured").all()
 
 
-def test_kd_vs_scratch_flags_the_student_kd_made_worse(frame):
-    # 8 clips and 24 KD/scratch pairs: Holm multiplies the smallest possible p (2/2^8) by 24 -> 0.19, so no
-    # pair can be a finding, whatever the data say
+def test_kd_vs_scratch_single_runs_are_inconclusive(frame):
     table = kd_vs_scratch(frame, quality="mss")
-    assert len(table) == 24 and (table["verdict"] == "not enough data to tell").all() and not table["kd_worse"].any()
-    assert np.allclose(table["min_p_holm"], 24 * 2 / 256)
-    # one study (hpn/violin: 6 pairs): 6 * 2/256 = 0.047 < 0.05, and the constructed KD-made-worse pair shows
+    assert len(table) == 24 and (table["verdict"] == "inconclusive").all() and not table["kd_worse"].any()
     one = frame[(frame["family"] == "hpn") & (frame["instrument"] == "violin")]
     table = kd_vs_scratch(one, quality="mss")
-    worse = table[table["kd_worse"]]
-    assert len(worse) == 1
-    row = worse.iloc[0]
-    assert (row["family"], row["instrument"], row["size"], row["method"]) == ("hpn", "violin", "reduced", "kd_audio")
-    assert row["verdict"] == "method worse" and row["p_holm"] < 0.05 and row["relevant"]
-    assert row["diff"] > 1.0 and row["ci_low"] > 0
-    assert table.index[table["kd_worse"]].tolist() == [0]  # flagged pairs listed first
-    assert (table.loc[~table["kd_worse"], "diff"] < 0).all()
+    # the constructed KD-made-worse pair: clearly worse on every clip, yet one run each cannot say "KD worse"
+    row = table[(table["size"] == "reduced") & (table["method"] == "kd_audio")].iloc[0]
+    assert row["diff"] > 1.0 and row["verdict"] == "inconclusive"
+    assert "one run per arm" in row["note"] and not np.isfinite(row["ci_low"])
 
 
 def test_kd_summary_counts_bands_per_method(frame):
@@ -119,7 +82,5 @@ def test_kd_summary_counts_bands_per_method(frame):
     summary = kd_summary(table)
     compared = table[table["vs_kd"].notna()]
     assert summary["bands"].sum() == len(compared)
-    scratch = summary[summary["method"] == "scratch"]
-    assert (scratch["kd_worse"] == 0).all() and scratch["kd_better"].sum() >= 1
-    parts = summary["kd_better"] + summary["kd_worse"] + summary["no_clear_difference"] + summary["not_enough_data"]
-    assert (parts == summary["bands"]).all()
+    parts = summary["kd_better"] + summary["kd_worse"] + summary["equivalent"] + summary["inconclusive"]
+    assert (parts == summary["bands"]).all() and (summary["inconclusive"] == summary["bands"]).all()

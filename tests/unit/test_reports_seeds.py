@@ -82,25 +82,33 @@ def test_one_row_per_configuration_with_mean_and_t_interval_over_seeds(frame):
     assert ok.loc["c-kd", "per_clip"]["mss"] == pytest.approx(per_seed.mean(axis=0).tolist())
 
 
-def test_comparisons_pair_clips_of_seed_means_and_say_so(frame):
+def test_comparisons_test_over_runs_and_say_so(frame):
     table = kd_vs_scratch(configurations(frame, "mss"))
     row = table.iloc[0]
     assert row["uid"] == "c-kd" and row["scratch_uid"] == "c-scratch"
-    assert row["pairing"] == "paired, 10 clips, per-clip means over 3/3 seeds"
-    assert row["diff"] == pytest.approx(-1.07, abs=0.1) and row["verdict"] == "method better"
-    pooled = np.sqrt(np.mean([frame[frame["config_id"] == c]["mss"].std(ddof=1) ** 2 for c in ("c-kd", "c-scratch")]))
-    assert row["threshold"] == pytest.approx(max(0.05 * row["mss_scratch"], pooled))
+    assert (row["n_kd"], row["n_other"], row["n_recordings"]) == (3, 3, N_CLIPS)
+    # independently: each arm's run means (these older-style records carry no clip ids: each clip its own
+    # recording), run variance / runs + variance over clips of the difference of the arms' clip means / clips
+    kd = np.array([r["mss"] for r in frame[frame["config_id"] == "c-kd"]["per_clip"] if r])
+    sc = np.array([r["mss"] for r in frame[frame["config_id"] == "c-scratch"]["per_clip"] if r])
+    se = np.sqrt(kd.mean(1).var(ddof=1) / 3 + sc.mean(1).var(ddof=1) / 3
+                 + (kd.mean(0) - sc.mean(0)).var(ddof=1) / N_CLIPS)
+    assert row["diff"] == pytest.approx(kd.mean() - sc.mean()) and row["se"] == pytest.approx(se)
+    assert row["diff"] == pytest.approx(-1.07, abs=0.1) and row["verdict"] == "KD better"
+    assert row["threshold"] == pytest.approx(0.05 * sc.mean())
+    assert "clips paired by position" in row["note"]
 
 
 def test_report_shows_configurations_seeds_and_the_conventions(frame, tmp_path):
     written = build_report([frame.attrs["results_dirs"][0]], tmp_path / "rep", formats="md,json")
     md = written["md"].read_text()
     assert "n_seeds" in md and "| c-kd |" in md and "t-intervals over seeds" in md
-    assert "difference = method - baseline" in md and "Holm" in md and "exact sign-flip permutation test" in md
+    assert "diff = KD - other method" in md and "Holm" in md and "The training run is the unit" in md
     data = json.loads(written["json"].read_text())
     rows = {r["uid"]: r for r in data["rows"]}
-    assert rows["c-scratch"]["n_seeds"] == 3 and data["sign_convention"].startswith("difference = method - baseline")
-    assert all(r["test"] for r in data["kd_vs_scratch"])  # every p-value names its test
+    assert rows["c-scratch"]["n_seeds"] == 3 and data["sign_convention"].startswith("diff = KD - other method")
+    assert all(r["verdict"] in ("KD better", "KD worse", "equivalent within +-T", "inconclusive")
+               for r in data["kd_vs_scratch"])
 
 
 def _brute_force_hv(points: np.ndarray, ref: np.ndarray) -> float:
@@ -151,7 +159,7 @@ def test_intervals_over_seeds_stop_at_zero_for_metrics_that_cannot_be_negative()
     assert row["kad_ci_low"] < 0 and np.isfinite(row["kad_ci_low"])  # an unbiased estimator may go below 0
 
 
-def _verdict_records(root, n_clips: int) -> None:
+def _verdict_records(root, n_clips: int, seeds: int = 3) -> None:
     """A compare-preset-like grid on two families: scratch, kd_audio (one seed not converged), prune, quantize,
     3 seeds each; KD is 1.0 better than scratch on every clip, quantize equal to KD plus noise."""
     rng = np.random.default_rng(1)
@@ -161,9 +169,11 @@ def _verdict_records(root, n_clips: int) -> None:
     n = 0
     for family in ("hpn", "ddx7"):
         for method, off in offsets.items():
-            for seed in range(3):
+            for seed in range(seeds):
                 flag = None if method == "quantize" else not (method == "kd_audio" and seed == 1)
-                train = {"steps": 100, "curve": [[80, 2.0], [100, 1.9]],
+                curve = ([[25, 3.0], [50, 2.0], [75, 1.95], [100, 1.9]] if flag else
+                         [[25, 3.0], [50, 2.6], [75, 2.2], [100, 1.9]])  # improved 2.5 % / 15 % over the last doubling
+                train = {"steps": 100, "curve": curve,
                          "convergence": {"converged": flag, "improvement": 0.01 if flag else 0.2}}
                 mp = {"compressor": {"method": method} if flag is None else {"method": method, "train": train}}
                 clips = difficulty + off + rng.normal(0, 0.05, n_clips)
@@ -196,31 +206,41 @@ def test_method_verdicts_table_on_constructed_records(tmp_path):
         # one of KD's three seeds was still improving: the configuration is flagged, not the others
         assert row.loc[(family, "kd_audio"), "converged"] is False and s["converged"] is True
         assert row.loc[(family, "quantize"), "converged"] is None
-        assert bool(row.loc[(family, "kd_audio"), "kd_best"]) and pd.isna(row.loc[(family, "kd_audio"), "p_value"])
-        # KD's best against each other method: diff = KD - method, Holm over the table
-        assert s["diff"] == pytest.approx(-1.0, abs=0.1) and s["verdict"] == "method better"
-        assert row.loc[(family, "prune"), "verdict"] == "method better"
-        assert row.loc[(family, "quantize"), "verdict"] != "method better"
-        assert s["p_holm"] >= s["p_value"]
+        assert bool(row.loc[(family, "kd_audio"), "kd_arm"]) and pd.isna(row.loc[(family, "kd_audio"), "p_claim"])
+        # KD's arm against each other method: diff = KD - method, Holm over the report's family
+        assert s["diff"] == pytest.approx(-1.0, abs=0.1) and s["verdict"] == "KD better"
+        assert row.loc[(family, "prune"), "verdict"] == "KD better"
+        # quantize = KD's level plus clip noise: the same quality, within 5 %
+        assert row.loc[(family, "quantize"), "verdict"] == "equivalent within +-T"
+        assert s["p_holm"] >= s["p_claim"]
 
 
 def test_method_verdicts_say_when_the_data_cannot_tell(tmp_path):
     from ddspbench.reports.compare import method_verdicts
 
-    _verdict_records(tmp_path / "r", n_clips=4)  # 4 clips: the smallest sign-flip p is 2/16 > 0.05
+    _verdict_records(tmp_path / "r", n_clips=10, seeds=1)  # one run per arm: run-to-run variance unknown
     table = method_verdicts(configurations(load_results([tmp_path / "r"]), "mss"), quality="mss")
     tested = table[table["vs_kd"].notna()]
-    assert len(tested) == 6 and set(tested["verdict"]) == {"not enough data to tell"}
+    assert len(tested) == 6 and set(tested["verdict"]) == {"inconclusive"}
+    assert tested["note"].str.contains("one run per arm").all()
 
 
 def test_report_shows_the_verdict_table(tmp_path):
     _verdict_records(tmp_path / "r", n_clips=10)
     written = build_report([tmp_path / "r"], tmp_path / "out", formats=["md", "json"])
     md = written["md"].read_text()
+    # the answer first: the compact verdict table comes before the leaderboard, ten columns at most
+    assert md.index("## Verdict per family") < md.index("## Leaderboard")
     section = md.split("## Verdict per family")[1]
-    header = next(line for line in section.splitlines() if line.startswith("| dataset"))
+    header = next(line for line in section.splitlines() if line.startswith("| family"))
+    assert header.count("|") - 1 <= 10
+    for col in ("arm", "params", "runs", "mss [1] [95 % over runs]", "KD - arm [95 %]", "T", "verdict (of KD)",
+                "converged"):
+        assert f" {col} " in header
+    full = md.split("## Verdict table, every column")[1]
+    header = next(line for line in full.splitlines() if line.startswith("| dataset"))
     for col in ("method", "n_seeds", "mss", "mss_ci_low", "mss_ci_high", "params", "param_bytes", "converged",
-                "verdict", "p_holm"):
+                "verdict", "p_holm", "ci_low", "ci_high", "n_recordings"):
         assert f" {col} " in header
     rows = json.loads(written["json"].read_text())["verdicts"]
     assert {(r["family"], r["method"]): r["converged"] for r in rows}[("hpn", "kd_audio")] is False

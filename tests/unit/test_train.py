@@ -145,7 +145,7 @@ def test_result_fields_and_validation(tmp_path: Path, double_family: type) -> No
 
 
 def test_checkpoint_round_trip(tmp_path: Path, double_family: type) -> None:
-    res = train(_model(), make_clips(), make_clips(4, seed=1), _cfg(), out_dir=tmp_path, progress=False)
+    res = train(_model(), make_clips(), make_clips(4, seed=1), _cfg(checkpoint="last"), out_dir=tmp_path, progress=False)
     loaded, meta = load_checkpoint(tmp_path / LAST_CKPT)
     assert isinstance(loaded, TinySynth) and loaded.config == res.model.config
     assert _same_weights(loaded, res.model)
@@ -164,7 +164,8 @@ def test_checkpoint_round_trip(tmp_path: Path, double_family: type) -> None:
 @pytest.mark.parametrize("random_crop", [False, True])
 def test_resume_equals_uninterrupted(tmp_path: Path, double_family: type, random_crop: bool) -> None:
     train_set, valid_set = make_clips(n=10), make_clips(4, seed=1)
-    kw: dict[str, Any] = {"frames": 32, "random_crop": random_crop, "decay_every": 3}  # decays cross the cut
+    kw: dict[str, Any] = {"frames": 32, "random_crop": random_crop, "decay_every": 3,  # decays cross the cut
+                          "checkpoint": "last"}
     full = train(_model(), train_set, valid_set, _cfg(steps=20, **kw), out_dir=tmp_path / "a", progress=False)
     first = train(_model(), train_set, valid_set, _cfg(steps=10, **kw), out_dir=tmp_path / "b", progress=False)
     assert not _same_weights(first.model, full.model)
@@ -173,6 +174,35 @@ def test_resume_equals_uninterrupted(tmp_path: Path, double_family: type, random
     assert _same_weights(resumed.model, full.model)
     assert resumed.history == full.history
     assert resumed.best_valid == full.best_valid
+
+
+def test_best_checkpoint_is_what_the_run_returns(tmp_path: Path, double_family: type) -> None:
+    valid = make_clips(6, seed=1, prefix="v")
+    best = train(_model(), make_clips(n=10), valid, _cfg(steps=24, lr=3.0, valid_every=1, curve_points=0),
+                 out_dir=tmp_path / "best", progress=False)
+    curve = [(r["step"], r["valid"]) for r in best.history if "valid" in r]
+    best_step = min(curve, key=lambda p: p[1])[0]
+    assert best_step != 24, "the test needs a run whose best validation is not its last step"
+    # default: the best validation weights, and the record says which step they are from
+    assert best.selected == "best" and best.selected_step == best_step
+    assert validation_mss(best.model, valid) == pytest.approx(best.best_valid, rel=1e-5)
+    assert validation_mss(best.model, valid) < best.last_valid
+    loaded, _ = load_checkpoint(tmp_path / "best" / BEST_CKPT)
+    assert _same_weights(loaded, best.model)
+    # checkpoint="last": the old behaviour, the last step's weights
+    last = train(_model(), make_clips(n=10), valid, _cfg(steps=24, lr=3.0, valid_every=1, curve_points=0,
+                                                         checkpoint="last"), progress=False)
+    assert last.selected == "last" and last.selected_step == 24
+    assert validation_mss(last.model, valid) == pytest.approx(last.last_valid, rel=1e-5)
+    # a run resumed after its best step still returns the best weights (read back from best.pt)
+    first = train(_model(), make_clips(n=10), valid, _cfg(steps=best_step + 2, lr=3.0, valid_every=1, curve_points=0),
+                  out_dir=tmp_path / "resumed", progress=False)
+    assert first.selected_step == best_step
+    resumed = train(_model(seed=5), make_clips(n=10), valid, _cfg(steps=24, lr=3.0, valid_every=1, curve_points=0),
+                    out_dir=tmp_path / "resumed", resume=True, progress=False)
+    assert resumed.selected_step == best_step and _same_weights(resumed.model, best.model)
+    with pytest.raises(UserError, match="checkpoint"):
+        TrainConfig(steps=3, checkpoint="median")
 
 
 def test_resume_with_missing_or_foreign_optimizer_state_is_a_user_error(tmp_path: Path, double_family: type) -> None:
