@@ -8,6 +8,8 @@ import sys
 import time
 from typing import Any
 
+from ddspbench.suite.bounds import JOBS, SEED
+
 HELP = "prepare a dataset (synthetic, soundfont, or a folder of recordings) for training and evaluation"
 
 
@@ -15,11 +17,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="synthetic", help="dataset name (see `ddspbench list datasets`); default synthetic")
     p.add_argument("--path", default=None, help="input folder (datasets made from files, e.g. folder)")
     p.add_argument("--out", required=True, help="output directory of the prepared dataset")
-    p.add_argument("--seed", type=int, default=0, help="seed of generation and of the train/valid/test split")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of generation and of the train/valid/test split")
     p.add_argument("--cache", default=None, metavar="DIR", help="feature cache (default $DDSPBENCH_CACHE or ~/.cache/ddspbench)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
     p.add_argument("--f0", default=None, help="f0 tracker for the folder dataset: pyin (default), yin (fast), crepe (needs torchcrepe)")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes for f0 tracking / rendering (default 1)")
+    p.add_argument("--jobs", type=JOBS, default=None, help="worker processes for f0 tracking / rendering (default 1)")
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="a dataset option, repeatable (e.g. --set recordings=4 --set timbres=flute-like,brass-like)",
@@ -81,12 +83,11 @@ def summarise(out_dir: Any) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ddspbench.suite.commands._options import check_out_dir, positive_int, print_json
+    from ddspbench.suite.commands._options import check_out_dir, print_json
     from ddspbench.suite.data import dataset_options, prepare
     from ddspbench.suite.errors import UserError
 
     check_out_dir(args.out)
-    positive_int(args.jobs, "--jobs")
     options = _parse_sets(args.set)
     known = dataset_options(args.dataset)
     for flag, key, value in (("--f0", "f0", args.f0), ("--jobs", "jobs", args.jobs)):

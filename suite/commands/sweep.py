@@ -8,6 +8,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from ddspbench.suite.bounds import REPEATS, SEED, TRIALS
+
 HELP = "run (or resume) a multi-objective compression sweep; ends with a leaderboard"
 
 STORAGE_ENV = "DDSPBENCH_STORAGE"
@@ -23,15 +25,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--objectives", default=None, help="comma-separated metric names to minimise (e.g. mss,rtf_stream_64,param_bytes)")
     p.add_argument("--sampler", default=None, help="tpe (the presets'), nsga2 (a sweep file's default), nsga3, random; "
                    "tpe and nsga2 settings follow from --trials (suite/sweep/sampler.py)")
-    p.add_argument("--trials", type=int, default=None, help="finished trials the study should have in total")
+    p.add_argument("--trials", type=TRIALS, default=None, help="finished trials the study should have in total")
     p.add_argument("--study", default=None, help="study name (default: the preset's)")
     p.add_argument("--storage", default=None,
                    help=f"Optuna storage URL (default: ${STORAGE_ENV}, else a journal file in --out); postgresql://... for "
                         f"many machines (prefer ${STORAGE_ENV} for a URL with a password: command lines are visible to others)")
     p.add_argument("--out", default=None, help="results directory (default: results/<study>)")
     p.add_argument("--device", default=None, help="cpu or cuda")
-    p.add_argument("--seed", type=int, default=None, help="seed of data, training, sampling")
-    p.add_argument("--repeats", type=int, default=None, metavar="N",
+    p.add_argument("--seed", type=SEED, default=None, help="seed of data, training, sampling")
+    p.add_argument("--repeats", type=REPEATS, default=None, metavar="N",
                    help="train and evaluate every sampled configuration with N seeds (--seed + 0..N-1; default 1); "
                         "Optuna is told the mean over the ok seeds, the report shows means and intervals over seeds")
     p.add_argument("--data-path", default=None, help="a prepared dataset or a folder of audio to use instead of the preset's data")
