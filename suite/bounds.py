@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import numbers
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ def _num(value: float) -> str:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class Bound:
         return f"{what} {' and '.join(parts)}".strip()
 
     def accepts(self, value: Any) -> bool:
-        if not _is_number(value) or (self.kind is int and not isinstance(value, int)):
+        if not _is_number(value) or (self.kind is int and not isinstance(value, numbers.Integral)):
             return False
         if not math.isfinite(value):
             return False

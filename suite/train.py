@@ -172,7 +172,7 @@ class TrainingDiverged(RuntimeError):
 
 
 _TRAIN_BASE_BYTES = 250e6  # torch, the kernels' threads and the data already loaded (measured: ~150-240 MB)
-_TRAIN_BYTES_PER_SAMPLE = 1000  # activations, STFTs and gradients per audio sample of a batch (measured 300-930 B)
+_TRAIN_BYTES_PER_SAMPLE = 400  # activations, STFTs and gradients per audio sample of a batch (measured ~230-400 B)
 _BYTES_PER_PARAM = 4 * 5  # float32 weights, gradients, two AdamW moments and a checkpoint copy
 
 
