@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ddspbench.baselines import dsp
-from ddspbench.suite.bounds import Bound
+from ddspbench.suite.bounds import WIDTH
 from ddspbench.suite.errors import UserError
 from ddspbench.suite.features import BLOCK_SIZE, SAMPLE_RATE
 from ddspbench.suite.registry import SIZES
@@ -27,7 +27,6 @@ from ddspbench.suite.seeds import stream_seeds
 
 __all__ = [
     "ModelConfigError",
-    "WIDTH",
     "setting",
     "DDSPFamily",
     "DecoderFamily",
@@ -49,13 +48,10 @@ class ModelConfigError(UserError, TypeError, ValueError):
     """A family was given an unknown argument or an impossible value (a user mistake: the CLI exits 2)."""
 
 
-WIDTH = Bound(int, 1, 65_536)
-"""The declaration of every width and count a family takes (hidden, widths, n_harmonics, n_wavetables, n_bands,
-channels, n_blocks, trunk): an integer, so 1.5, inf or a bool is refused rather than truncated."""
-
-
 def setting(value: Any, name: str) -> int:
-    """A family's width or count checked against :data:`WIDTH`; :class:`ModelConfigError` (one line) otherwise."""
+    """A family's width or count (hidden, widths, n_harmonics, n_wavetables, n_bands, channels, n_blocks, trunk)
+    checked against :data:`suite.bounds.WIDTH`, so 1.5, inf or a bool is refused rather than truncated;
+    :class:`ModelConfigError` (one line) otherwise."""
     try:
         return int(WIDTH.check(value, name))
     except UserError as exc:

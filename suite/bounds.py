@@ -25,8 +25,8 @@ from ddspbench.suite.errors import UserError
 from ddspbench.suite.features import CLIP_FRAMES
 
 __all__ = [
-    "Bound", "IntList", "Choice", "Flag", "Names", "Text", "SoundFontFile",
-    "SEED", "THREADS", "JOBS", "STEPS", "STEPS_OR_NONE", "BATCH", "LR", "FRAMES", "TRIALS", "REPEATS", "CLIPS",
+    "Bound", "IntList", "ListOf", "Choice", "Flag", "Names", "Text", "SoundFontFile",
+    "SEED", "THREADS", "JOBS", "STEPS", "STEPS_OR_NONE", "BATCH", "LR", "FRAMES", "TRIALS", "REPEATS", "CLIPS", "WIDTH", "WEIGHT",
     "check_values", "check_fits", "format_bytes",
 ]
 
@@ -106,6 +106,18 @@ class IntList:
         if not values or any(v < self.multiple or v > self.high or v % self.multiple for v in values):
             raise argparse.ArgumentTypeError(f"must be {self.describe()}, got {text!r}")
         return values
+
+
+@dataclass(frozen=True)
+class ListOf:
+    """A non-empty list, each item checked by ``item``."""
+
+    item: Any
+
+    def check(self, value: Any, name: str) -> list[Any]:
+        if not isinstance(value, (list, tuple)) or not value:
+            raise UserError(f"{name} must be a non-empty list, got {value!r}")
+        return [self.item.check(v, name) for v in value]
 
 
 @dataclass(frozen=True)
@@ -192,6 +204,10 @@ TRIALS = Bound(int, 1, 100_000)
 REPEATS = Bound(int, 1, 100)
 """Seeds per sweep configuration."""
 CLIPS = Bound(int, 1, 10_000_000)
+WIDTH = Bound(int, 1, 65_536)
+"""A layer width or a count of a model family (hidden, widths, n_harmonics, channels, n_blocks...)."""
+WEIGHT = Bound(float, 0.0, 1000.0)
+"""A loss weight (kd_weight, target_weight)."""
 
 
 def check_values(values: Mapping[str, Any], specs: Mapping[str, Any], where: str) -> dict[str, Any]:

@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     resolve_device(args.device)
     params = parse_params(list(args.sets))
     compressor = get_compressor(args.method)  # unknown names -> UserError listing the known ones
+    compressor.resolve_params(params)  # every value against the method's declared bounds, before the teacher is read
     teacher, teacher_meta = load_checkpoint(args.teacher)
     train_set = valid_set = None
     if args.data is not None:

@@ -482,6 +482,12 @@ def _check_sections(cfg: SweepConfig, where: str) -> None:
         if extra:
             raise UserError(f"{where}.space.params.{method}: unknown parameter {extra[0]!r}; "
                             f"{method} takes {', '.join(sorted(accepted)) or '(none)'}")
+        declared = getattr(COMPRESSORS.get(method), "bounds", {})
+        for name, spec in specs.items():  # a searched range lies within what the method accepts (its declaration)
+            if name in declared:
+                for value in spec.choices if spec.choices is not None else (spec.low, spec.high):
+                    if value is not None:
+                        declared[name].check(value, f"{where}.space.params.{method}.{name}")
 
 
 def _check_custom_size(cls: Any, family: str, size: str, where: str) -> None:

@@ -134,6 +134,37 @@ def test_random_values_outside_every_dataset_option_bound_are_refused(capsys, tm
     assert not out.exists()
 
 
+def _compressor_bounds() -> list[tuple[str, str, Bound]]:
+    from ddspbench.suite.registry import COMPRESSORS
+
+    return [(name, key, spec) for name in COMPRESSORS.list()
+            for key, spec in COMPRESSORS.get(name).bounds.items() if isinstance(spec, Bound)]
+
+
+def test_every_compressor_parameter_is_declared():
+    from ddspbench.suite.registry import COMPRESSORS
+
+    for name in COMPRESSORS.list():
+        cls = COMPRESSORS.get(name)
+        assert set(cls.bounds) == set(cls.defaults), name
+        for key, value in cls.defaults.items():  # the defaults themselves pass
+            if value is not None:
+                cls.bounds[key].check(value, key)
+    assert len(_compressor_bounds()) >= 15
+
+
+def test_random_values_outside_every_compressor_bound_are_refused_before_the_teacher_is_read(capsys, tmp_path):
+    rng = random.Random(7)
+    out = tmp_path / "out"
+    for name, key, spec in _compressor_bounds():
+        texts = [t for t in _outside(spec, rng) if t not in ("", "abc", "1,2", "0x", "1e", "\x1b[2J")]
+        for text in [*texts, ".nan", ".inf", "-.inf", "[1]", "true"]:
+            code = main(["compress", "--method", name, "--teacher", str(tmp_path / "none.pt"), "--set", f"{key}={text}",
+                         "--out", str(out)])
+            _assert_refused(code, capsys.readouterr().err, f"{name} option {key}")
+    assert not out.exists()
+
+
 @pytest.fixture
 def low_memory(monkeypatch: pytest.MonkeyPatch) -> int:
     """The machine reports 1 GB available, so the estimates of moderate sizes are refused wherever this runs."""

@@ -62,6 +62,8 @@ def test_round_trip_through_dict_keeps_hash():
         ({"repeats": 1000}, "config.repeats must be an integer in [1, 100]"),
         ({"data": {"options": {"timbres": []}}}, "option timbres must name at least one"),
         ({"data": {"options": {"recordings": 10**9}}}, "option recordings must be an integer in [1, 100000]"),
+        ({"space": {"params": {"prune": {"ratio": {"low": 0.5, "high": 3}}}}}, "space.params.prune.ratio must be"),
+        ({"space": {"params": {"kd_audio": {"kd_weight": {"choices": [0.5, -1]}}}}}, "kd_weight must be"),
         ({"covering": "yes"}, "expected true or false"),
         ({"evaluation": {"stream_buffers": "64"}}, "expected a list"),
         ({"evaluation": {"speed_backend": "tensorrt"}}, "speed_backend: 'tensorrt' is not one of"),
