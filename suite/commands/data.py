@@ -50,10 +50,13 @@ class _StderrLog(logging.Handler):
         self.progress = progress
 
     def emit(self, record: logging.LogRecord) -> None:
+        from ddspbench.suite.errors import printable
+
+        message = printable(record.getMessage())  # file names of a folder dataset are the user's data
         if record.levelno >= logging.WARNING:
-            print(f"warning: {record.getMessage()}", file=sys.stderr)
+            print(f"warning: {message}", file=sys.stderr)
         elif self.progress and sys.stderr.isatty():
-            print(f"  {record.getMessage()}", file=sys.stderr)
+            print(f"  {message}", file=sys.stderr)
 
 
 def summarise(out_dir: Any) -> dict[str, Any]:
@@ -85,7 +88,7 @@ def summarise(out_dir: Any) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from ddspbench.suite.commands._options import check_out_dir, print_json
     from ddspbench.suite.data import dataset_options, prepare
-    from ddspbench.suite.errors import UserError
+    from ddspbench.suite.errors import UserError, printable
 
     check_out_dir(args.out)
     options = _parse_sets(args.set)
@@ -120,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"prepared {summary['dataset']} -> {summary['out']} in {summary['wall_seconds']} s")
     print(f"  clips: {summary['clips']} ({summary['seconds']} s of audio, 4 s each, 16 kHz, 250 frames/s)")
     print("  splits: " + ", ".join(f"{s} {sp[s]} clips / {rec[s]} recordings" for s in sp))
-    print("  instruments: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["instruments"].items())))
+    print("  instruments: " + ", ".join(f"{printable(k)} {v}" for k, v in sorted(summary["instruments"].items())))
     if summary["f0_source"]:
         print(f"  f0: {summary['f0_source']}")
     cache = summary["cache"]
@@ -130,5 +133,5 @@ def run(args: argparse.Namespace) -> int:
     if summary["skipped"]:
         print(f"  skipped {len(summary['skipped'])} file(s):")
         for item in summary["skipped"]:
-            print(f"    {item['file']}: {item['reason']}")
+            print(f"    {printable(item['file'])}: {printable(item['reason'])}")
     return 0

@@ -276,6 +276,15 @@ def test_control_characters_in_names_are_escaped(capsys):
     assert one_line_message("\x1b]0;title\x07 x") == "\\x1b]0;title\\x07 x"
 
 
+def test_warnings_quoting_a_file_escape_its_control_characters(tmp_path, capsys):
+    results = tmp_path / "results\x1b[2J"
+    results.mkdir()
+    (results / "records.jsonl").write_text('{"schema": "ddspbench.result/1", "bogus": 1}\n')
+    main(["report", "--results", str(results), "--format", "csv"])
+    err = capsys.readouterr().err
+    assert "skipped" in err and "\x1b" not in err and "results\\x1b[2J" in err, err
+
+
 def test_a_soundfont_is_checked_by_its_header(tmp_path):
     from ddspbench.suite.bounds import SoundFontFile
 
