@@ -122,7 +122,7 @@ def storage_url_of(args: argparse.Namespace, out: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ddspbench.suite.commands._options import check_out_dir, print_json
-    from ddspbench.suite.pipeline import Workspace
+    from ddspbench.suite.pipeline import Workspace, check_sweep_fits
     from ddspbench.suite.sweep.progress import SweepDisplay
     from ddspbench.suite.sweep.runner import (
         count_trials,
@@ -137,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = resolve_config(args)
     check_device(cfg.device)
     space = resolve_space(cfg)  # every name checked before anything is written
+    check_sweep_fits(cfg)  # and the data and training it implies estimated against the memory available
     out = Path(args.out or Path("results") / cfg.study)
     check_out_dir(out)
     storage_url = storage_url_of(args, out)

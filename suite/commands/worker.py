@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         sigterm_as_interrupt,
         storage_url_of,
     )
-    from ddspbench.suite.pipeline import Workspace
+    from ddspbench.suite.pipeline import Workspace, check_sweep_fits
     from ddspbench.suite.sweep.progress import SweepDisplay
     from ddspbench.suite.sweep.runner import load_study_config, open_study, run_trials
     from ddspbench.suite.sweep.storage import mask_url
@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     assert out is not None
     storage_url = storage_url_of(args, out)
     cfg = load_study_config(storage_url, args.study)
+    check_sweep_fits(cfg)  # this machine's memory, not the one that made the study
     check_device(cfg.device)
     if args.trials is not None:
         cfg.trials = args.trials

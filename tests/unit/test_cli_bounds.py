@@ -180,6 +180,19 @@ def test_a_dataset_beyond_the_memory_is_refused_naming_the_estimate(low_memory, 
     assert not (tmp_path / "d").exists()
 
 
+@pytest.mark.parametrize(("yaml_text", "match"), [
+    ("data:\n  options:\n    recordings: 2000\n", "dataset 'synthetic' with 18,000 clips needs an estimated"),
+    ("teacher:\n  batch_size: 512\n", "training with batch 512 x 250 frames"),
+    ("teacher:\n  widths:\n    hpn: {hidden: 8000}\n", "the hpn teacher with"),
+])
+def test_a_sweep_beyond_the_memory_is_refused_before_anything_is_written(yaml_text, match, low_memory, capsys, tmp_path):
+    (tmp_path / "big.yaml").write_text(yaml_text)
+    code = main(["sweep", "--setup-only", "--no-report", "--families", "hpn", "--config", str(tmp_path / "big.yaml"),
+                 "--out", str(tmp_path / "sweep")])
+    _assert_refused(code, capsys.readouterr().err, match)
+    assert not (tmp_path / "sweep").exists()
+
+
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     root = tmp_path_factory.mktemp("bounds")
