@@ -54,9 +54,6 @@ def build_model(family: str, size: str | None, sets: dict[str, Any]) -> Any:
     from ddspbench.suite.registry import FAMILIES, SIZES
     from ddspbench.suite.train import probe_params
 
-    negative = _negative_setting(sets)
-    if negative is not None:
-        raise UserError(f"--set {negative[0]}={negative[1]!r}: widths and counts cannot be negative")
     cls = FAMILIES.get(family)  # unknown -> UserError listing the families
     known_sizes = [n.split("/", 1)[1] for n in SIZES.list(f"{family}/*")]
     if size is not None and f"{family}/{size}" not in SIZES:
@@ -80,21 +77,6 @@ def build_model(family: str, size: str | None, sets: dict[str, Any]) -> Any:
         raise UserError(f"cannot build {family} with {sets}: {one_line_message(exc, 200)}") from None
     model.size_name = "custom"
     return model
-
-
-def _negative_setting(sets: dict[str, Any], prefix: str = "") -> tuple[str, Any] | None:
-    """The first number below zero among the settings (nested widths included), or None."""
-    for key, value in sets.items():
-        name = f"{prefix}{key}"
-        values = value if isinstance(value, list) else [value]
-        for v in values:
-            if isinstance(v, dict):
-                found = _negative_setting(v, f"{name}.")
-                if found is not None:
-                    return found
-            elif isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0:
-                return name, value
-    return None
 
 
 def run(args: argparse.Namespace) -> int:
