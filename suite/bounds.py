@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from ddspbench.suite.errors import UserError
 from ddspbench.suite.features import CLIP_FRAMES
 
@@ -235,8 +237,6 @@ def format_bytes(n: float) -> str:
 
 def available_bytes() -> int:
     """Memory the machine can give a new allocation now (psutil's ``available``)."""
-    import psutil  # psutil reads /proc; imported here so that a parser build stays light
-
     return int(psutil.virtual_memory().available)
 
 

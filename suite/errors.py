@@ -19,7 +19,7 @@ class UserError(Exception):
 
 
 def printable(text: object) -> str:
-    """``text`` with control characters escaped (``\x1b`` -> ``\\x1b``), so a name echoed back to the user
+    """``text`` with control characters escaped (ESC -> the four characters ``\\x1b``), so a name echoed back to the user
     (a registry name, a file name, a ``--set`` value) cannot move the cursor, clear the screen or recolour the
     terminal. Tabs and newlines stay."""
     return _CONTROL.sub(lambda m: ascii(m.group())[1:-1], str(text))
