@@ -244,6 +244,7 @@ BOUND_INPUTS: list[tuple[str, str]] = [
     (f"{DATA} --set jobs=0", "option jobs"),
     (f"{DATA} --set use_cache=1", "use_cache"),
     (f"{DATA} --dataset soundfont --set soundfont={{file}}", "is not a SoundFont file"),
+    (f"{DATA} --dataset soundfont --set soundfont=/etc/passwd", "/etc/passwd is not a SoundFont file"),
     (f"{DATA} --dataset soundfont --set soundfont={{missing}}", "soundfont not found"),
     (f"{DATA} --dataset soundfont --set soundfont={{wav}}", "is not a SoundFont file"),
     (f"{DATA} --dataset soundfont --set instruments=[]", "instruments"),
