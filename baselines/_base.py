@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ddspbench.baselines import dsp
+from ddspbench.suite.bounds import WIDTH
 from ddspbench.suite.errors import UserError
 from ddspbench.suite.features import BLOCK_SIZE, SAMPLE_RATE
 from ddspbench.suite.registry import SIZES
@@ -26,6 +27,7 @@ from ddspbench.suite.seeds import stream_seeds
 
 __all__ = [
     "ModelConfigError",
+    "setting",
     "DDSPFamily",
     "DecoderFamily",
     "Reverb",
@@ -44,6 +46,16 @@ __all__ = [
 
 class ModelConfigError(UserError, TypeError, ValueError):
     """A family was given an unknown argument or an impossible value (a user mistake: the CLI exits 2)."""
+
+
+def setting(value: Any, name: str) -> int:
+    """A family's width or count (hidden, widths, n_harmonics, n_wavetables, n_bands, channels, n_blocks, trunk)
+    checked against :data:`suite.bounds.WIDTH`, so 1.5, inf or a bool is refused rather than truncated;
+    :class:`ModelConfigError` (one line) otherwise."""
+    try:
+        return int(WIDTH.check(value, name))
+    except UserError as exc:
+        raise ModelConfigError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -393,13 +405,13 @@ class DecoderFamily(DDSPFamily):
 
     @classmethod
     def _normalise(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
-        hidden = int(kwargs.pop("hidden", 512))
+        hidden = setting(kwargs.pop("hidden", 512), "hidden")
         widths = kwargs.pop("widths", None)
         widths = uniform_widths(hidden) if widths is None else {
-            "f0_mlp": [int(w) for w in widths["f0_mlp"]], "loudness_mlp": [int(w) for w in widths["loudness_mlp"]],
-            "gru": int(widths["gru"]), "out_mlp": [int(w) for w in widths["out_mlp"]]}
-        n_tonal = int(kwargs.pop(cls.tonal_key, cls._default_tonal()))
-        n_bands = int(kwargs.pop("n_bands", 65))
+            **{k: [setting(w, f"widths.{k}") for w in widths[k]] for k in ("f0_mlp", "loudness_mlp", "out_mlp")},
+            "gru": setting(widths["gru"], "widths.gru")}
+        n_tonal = setting(kwargs.pop(cls.tonal_key, cls._default_tonal()), cls.tonal_key)
+        n_bands = setting(kwargs.pop("n_bands", 65), "n_bands")
         if kwargs:
             raise ModelConfigError(f"{cls.__name__}: unknown arguments {sorted(kwargs)}")
         if n_bands < 2 or n_tonal < 1:

@@ -31,6 +31,7 @@ from ddspbench.baselines._base import (
     first_or_carried,
     register_sizes,
     scaled_inputs,
+    setting,
     synth_dtype,
 )
 from ddspbench.suite.registry import FAMILIES
@@ -216,12 +217,12 @@ class DDX7(DDSPFamily):
         instrument = str(kwargs.pop("instrument", "violin"))
         if instrument not in PATCHES:
             raise ModelConfigError(f"DDX7: unknown instrument {instrument!r}; known: {', '.join(PATCHES)}")
-        hidden = int(kwargs.pop("hidden", 128))
-        n_blocks = int(kwargs.pop("n_blocks", 5))
+        hidden = setting(kwargs.pop("hidden", 128), "hidden")
+        n_blocks = setting(kwargs.pop("n_blocks", 5), "n_blocks")
         channels = kwargs.pop("channels", None)
-        channels = [hidden] * n_blocks if channels is None else [int(c) for c in channels]
+        channels = [hidden] * n_blocks if channels is None else [setting(c, "channels") for c in channels]
         trunk = kwargs.pop("trunk", None)
-        trunk = channels[0] if trunk is None else int(trunk)
+        trunk = channels[0] if trunk is None else setting(trunk, "trunk")
         if kwargs:
             raise ModelConfigError(f"DDX7: unknown arguments {sorted(kwargs)}")
         if not channels or min(channels) < 1 or trunk < 1:

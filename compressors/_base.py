@@ -31,6 +31,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ddspbench.compressors._stats import model_stats
+from ddspbench.suite.bounds import check_values
 from ddspbench.suite.candidate import ParamSpec
 from ddspbench.suite.errors import UserError
 from ddspbench.suite.registry import FAMILIES, SIZES
@@ -150,6 +151,10 @@ class Compressor(abc.ABC):
     """True for methods that start from a fresh model and so can only be a chain's first step."""
 
     # --- self-description: what a sweep reads (suite.sweep.space never names a compressor) -----------
+    bounds: ClassVar[Mapping[str, Any]] = {}
+    """What each hyper-parameter of ``defaults`` accepts: a :mod:`suite.bounds` spec per name (``None`` always
+    passes: the default). ``compress`` checks the values against it before any work, and a sweep file's search
+    ranges are checked against it too."""
     search_space: ClassVar[Mapping[str, ParamSpec]] = {}
     """The hyper-parameters a sweep searches and their default ranges (a config overrides them one by one);
     every other hyper-parameter keeps its value from ``defaults``."""
@@ -212,11 +217,15 @@ class Compressor(abc.ABC):
         return any(v in bad.get(k, ()) for k, v in values.items())
 
     def resolve_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """The defaults updated with ``params``; unknown names raise a one-line :class:`UserError`."""
+        """The defaults updated with ``params``; unknown names and values outside ``bounds`` raise a one-line
+        :class:`UserError`."""
         unknown = sorted(set(params) - set(self.defaults))
         if unknown:
             known = ", ".join(sorted(self.defaults)) or "(none)"
             raise UserError(f"{self.name}: unknown parameter(s) {', '.join(unknown)}; known: {known}")
+        # before any work: every declared value within its declaration (a plug-in that declares nothing is unchecked;
+        # every built-in compressor declares all its parameters, tests/unit/test_cli_bounds.py)
+        check_values({k: v for k, v in params.items() if k in self.bounds}, self.bounds, self.name)
         return {**copy.deepcopy(dict(self.defaults)), **dict(params)}
 
     def compress(self, teacher: nn.Module, ctx: CompressContext, **params: Any) -> CompressResult:

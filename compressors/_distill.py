@@ -42,6 +42,7 @@ from ddspbench.compressors._base import (
     clone_model,
     frozen,
 )
+from ddspbench.suite.bounds import STEPS_OR_NONE, WEIGHT, WIDTH, Flag, ListOf, Text
 from ddspbench.suite.candidate import ParamSpec
 from ddspbench.suite.errors import UserError
 from ddspbench.suite.metrics.mss import MSSLoss
@@ -63,6 +64,9 @@ LossOut = tuple[torch.Tensor, dict[str, float]]
 LossFn = Callable[[dict[str, Any], dict[str, torch.Tensor]], LossOut]
 
 _STUDENT_DEFAULTS: dict[str, Any] = {"size": None, "hidden": None, "channels": None, "n_blocks": None, "trunk": None, "steps": None}
+_STUDENT_BOUNDS: dict[str, Any] = {"size": Text(), "hidden": WIDTH, "channels": ListOf(WIDTH), "n_blocks": WIDTH,
+                                   "trunk": WIDTH, "steps": STEPS_OR_NONE}
+_KD_BOUNDS: dict[str, Any] = {**_STUDENT_BOUNDS, "kd_weight": WEIGHT, "target_weight": WEIGHT}
 
 
 _MOVED: weakref.WeakKeyDictionary[nn.Module, dict[torch.device, nn.Module]] = weakref.WeakKeyDictionary()
@@ -213,6 +217,7 @@ class Scratch(_Student):
 
     name: ClassVar[str] = "scratch"
     defaults: ClassVar[Mapping[str, Any]] = dict(_STUDENT_DEFAULTS)
+    bounds: ClassVar[Mapping[str, Any]] = _STUDENT_BOUNDS
     first_only: ClassVar[bool] = True
     trains_student: ClassVar[bool] = True
 
@@ -235,6 +240,7 @@ class KDAudio(_Student):
 
     name: ClassVar[str] = "kd_audio"
     defaults: ClassVar[Mapping[str, Any]] = {**_STUDENT_DEFAULTS, "kd_weight": 0.5, "target_weight": 0.5, "copy_wavetables": False}
+    bounds: ClassVar[Mapping[str, Any]] = {**_KD_BOUNDS, "copy_wavetables": Flag()}
     trains_student: ClassVar[bool] = True
     # REFERENCE §4: audio KD weight 0.5; the range centres on it.
     search_space: ClassVar[Mapping[str, ParamSpec]] = {"kd_weight": ParamSpec(low=0.25, high=1.0)}
@@ -261,6 +267,7 @@ class KDControl(_Student):
 
     name: ClassVar[str] = "kd_control"
     defaults: ClassVar[Mapping[str, Any]] = {**_STUDENT_DEFAULTS, "kd_weight": 1.0, "target_weight": 0.5, "copy_wavetables": False}
+    bounds: ClassVar[Mapping[str, Any]] = {**_KD_BOUNDS, "copy_wavetables": Flag()}
     trains_student: ClassVar[bool] = True
     # REFERENCE §4: control KD weight 1.0; the range centres on it.
     search_space: ClassVar[Mapping[str, ParamSpec]] = {"kd_weight": ParamSpec(low=0.5, high=2.0)}
@@ -297,6 +304,7 @@ class KDFeature(_Student):
 
     name: ClassVar[str] = "kd_feature"
     defaults: ClassVar[Mapping[str, Any]] = {**_STUDENT_DEFAULTS, "kd_weight": 1.0, "target_weight": 0.5, "projector_hidden": None}
+    bounds: ClassVar[Mapping[str, Any]] = {**_KD_BOUNDS, "projector_hidden": WIDTH}
     trains_student: ClassVar[bool] = True
     families: ClassVar[frozenset[str] | None] = frozenset({"hpn", "wavetable"})
     """The GRU families return decoder features (``hidden``); DDX7's TCN decoder does not."""

@@ -35,6 +35,7 @@ from ddspbench.compressors._dsp_prune import dsp_prune
 from ddspbench.compressors._gru import GRUAwareImportance, GRUPruner, opaque_gru_tracing
 from ddspbench.compressors._rebuild import rebuild, strip_weight_norm
 from ddspbench.compressors._stats import random_features
+from ddspbench.suite.bounds import STEPS_OR_NONE, WEIGHT, WIDTH, Bound, Choice
 from ddspbench.suite.candidate import ParamSpec
 from ddspbench.suite.errors import UserError
 from ddspbench.suite.registry import COMPRESSORS
@@ -148,6 +149,10 @@ class Prune(Compressor):
         "n_harmonics": None,
         "n_bands": None,
         "n_wavetables": None,
+    }
+    bounds: ClassVar[Mapping[str, Any]] = {
+        "ratio": Bound(float, 0.0, 0.99), "importance": Choice(("magnitude", "random")), "finetune_steps": STEPS_OR_NONE,
+        "kd_weight": WEIGHT, "target_weight": WEIGHT, "n_harmonics": WIDTH, "n_bands": WIDTH, "n_wavetables": WIDTH,
     }
     search_space: ClassVar[Mapping[str, ParamSpec]] = {
         "ratio": ParamSpec(low=0.25, high=0.75),

@@ -31,6 +31,7 @@ from ddspbench.baselines.stored import store_decoder
 from ddspbench.compressors._base import CompressContext, Compressor, clone_model
 from ddspbench.compressors._onnx import quantize_onnx_int8
 from ddspbench.compressors._stats import measure_rtf
+from ddspbench.suite.bounds import Bound, Choice
 from ddspbench.suite.candidate import ParamSpec
 from ddspbench.suite.checkpoint import TRANSFORMS, apply_transform
 from ddspbench.suite.errors import UserError
@@ -90,6 +91,8 @@ class Quantize(Compressor):
 
     name: ClassVar[str] = "quantize"
     defaults: ClassVar[Mapping[str, Any]] = {"method": "int8", "measure_frames": 250, "measure_repeats": 5}
+    bounds: ClassVar[Mapping[str, Any]] = {"method": Choice(tuple(QUANT_METHODS)), "measure_frames": Bound(int, 0, 15_000),
+                                           "measure_repeats": Bound(int, 1, 1000)}
     post_training: ClassVar[bool] = True
     search_space: ClassVar[Mapping[str, ParamSpec]] = {"method": ParamSpec(choices=["int8", "bf16"])}
     unsupported: ClassVar[Mapping[str, Mapping[str, tuple[Any, ...]]]] = {

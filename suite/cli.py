@@ -44,8 +44,9 @@ def command_modules() -> dict[str, ModuleType]:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        # argparse's own usage errors are user mistakes: one line, exit 2.
-        self.exit(2, f"{self.prog}: error: {one_line_message(message)}\n")
+        # argparse's own usage errors (and every option's declared bounds, see suite.bounds) are user mistakes:
+        # one line in the form of every other bad input, exit 2.
+        self.exit(2, f"error: {self.prog}: {one_line_message(message)}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error (2), --help or --version (0): an exit code like any other
+        return exc.code if isinstance(exc.code, int) else 2
     if not getattr(args, "command", None):
         parser.print_help()
         return 2

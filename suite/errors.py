@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import errno
+import re
 
-__all__ = ["UserError", "expected_error", "one_line_message"]
+__all__ = ["UserError", "expected_error", "one_line_message", "printable"]
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class UserError(Exception):
@@ -15,11 +18,19 @@ class UserError(Exception):
     """
 
 
+def printable(text: object) -> str:
+    """``text`` with control characters escaped (ESC -> the four characters ``\\x1b``), so a name echoed back to the user
+    (a registry name, a file name, a ``--set`` value) cannot move the cursor, clear the screen or recolour the
+    terminal. Tabs and newlines stay."""
+    return _CONTROL.sub(lambda m: ascii(m.group())[1:-1], str(text))
+
+
 def one_line_message(text: object, limit: int = 400) -> str:
-    """The first non-empty line of ``text``, cut to ``limit`` characters (what ``error: ...`` shows)."""
+    """The first non-empty line of ``text``, control characters escaped, cut to ``limit`` characters (what
+    ``error: ...`` shows)."""
     for line in str(text).splitlines():
         if line.strip():
-            line = line.strip()
+            line = printable(line.strip())
             return line if len(line) <= limit else line[: limit - 3] + "..."
     return ""
 

@@ -34,6 +34,7 @@ from ddspbench.compressors.chain import compress_steps
 from ddspbench.suite.candidate import Candidate
 from ddspbench.suite.checkpoint import load_checkpoint, save_checkpoint
 from ddspbench.suite.data import prepare
+from ddspbench.suite.data.api import check_size
 from ddspbench.suite.data.store import load_meta, load_split
 from ddspbench.suite.errors import UserError
 from ddspbench.suite.evaluate import evaluate_model
@@ -44,7 +45,7 @@ from ddspbench.suite.provenance import provenance
 from ddspbench.suite.records import MEASUREMENT_FIELDS, ResultRecord, append_record, read_records
 from ddspbench.suite.registry import FAMILIES, SIZES
 from ddspbench.suite.sweep.config import SweepConfig
-from ddspbench.suite.train import TrainConfig, train, train_summary
+from ddspbench.suite.train import TrainConfig, check_memory, probe_params, train, train_summary
 
 if TYPE_CHECKING:
     from torch import nn
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Workspace",
+    "check_sweep_fits",
     "run_candidate",
     "teacher_key",
     "one_line",
@@ -99,6 +101,22 @@ def teacher_config(family: str, cfg: SweepConfig) -> dict[str, Any]:
             config.pop("widths")  # a width override replaces the size's per-layer widths
         config.update(widths)
     return config
+
+
+def check_sweep_fits(cfg: SweepConfig) -> None:
+    """Refuse, before anything is written, a sweep whose data build or whose teachers' or students' training is
+    estimated to need more memory than the machine has (``prepare`` and ``train`` check again when they run).
+
+    Raises:
+        UserError: one line naming what does not fit and the estimate.
+    """
+    if not cfg.data.path:  # a folder or a prepared dataset: its files bound it
+        check_size(cfg.data.dataset, dict(cfg.data.options))
+    for family in FAMILIES.expand(cfg.space.families):
+        n_params = probe_params(FAMILIES.get(family), teacher_config(family, cfg), f"the {family} teacher")
+        for recipe in (cfg.teacher, cfg.student):  # the teacher's size stands for the students' (custom ones: config)
+            check_memory(TrainConfig(steps=recipe.steps, batch_size=recipe.batch_size, lr=recipe.lr,
+                                     frames=cfg.data.frames), n_params)
 
 
 def teacher_key(family: str, cfg: SweepConfig) -> str:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ddspbench.suite.errors import printable
 from ddspbench.suite.registry import METRICS
 
 __all__ = [
@@ -330,7 +331,7 @@ def warn_skipped(skip: SkippedLine) -> None:
     key = (skip.path, skip.line, skip.reason)
     if key not in _WARNED:
         _WARNED.add(key)
-        print(f"warning: {skip}", file=sys.stderr)
+        print(f"warning: {printable(skip)}", file=sys.stderr)  # the path and the reason may quote the file
 
 
 def _record_from_line(raw: bytes) -> ResultRecord | str:

@@ -36,10 +36,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from ddspbench.suite.bounds import check_fits
 from ddspbench.suite.checkpoint import model_identity, save_checkpoint
 from ddspbench.suite.convergence import CONVERGENCE_THRESHOLD, convergence
-from ddspbench.suite.errors import UserError
-from ddspbench.suite.features import BLOCK_SIZE
+from ddspbench.suite.errors import UserError, one_line_message
+from ddspbench.suite.features import BLOCK_SIZE, CLIP_FRAMES
 from ddspbench.suite.metrics.mss import DEFAULT_SCALES, MSSLoss, mss_per_clip
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ __all__ = [
     "TrainConfig", "TrainResult", "TrainingDiverged", "LossFn", "train", "mss_loss_fn", "validation_mss",
     "resolve_device", "batch_to_tensors", "forward_batch", "derive_seed", "LAST_CKPT", "BEST_CKPT", "OPTIM_STATE",
     "CHECKPOINT_CHOICES", "CONVERGENCE_THRESHOLD", "learning_curve", "convergence", "train_summary", "curve_steps",
+    "estimate_bytes", "check_memory", "probe_params",
 ]
 
 LAST_CKPT = "last.pt"
@@ -115,7 +117,10 @@ class TrainConfig:
         checks = {
             "steps": self.steps >= 0,
             "batch_size": self.batch_size >= 1,
-            "lr": self.lr > 0,
+            "lr": math.isfinite(self.lr) and self.lr > 0,
+            "weight_decay": math.isfinite(self.weight_decay) and self.weight_decay >= 0,
+            "gamma": math.isfinite(self.gamma) and 0 < self.gamma <= 1,
+            "grad_clip": self.grad_clip is None or math.isfinite(self.grad_clip),
             "decay_every": self.decay_every >= 1,
             "valid_every": self.valid_every >= 1,
             "checkpoint_every": self.checkpoint_every >= 1,
@@ -177,6 +182,49 @@ class TrainingDiverged(RuntimeError):
         else:
             keep = "no checkpoint was written"
         super().__init__(f"training diverged at step {step}: {what}; {keep}")
+
+
+_TRAIN_BASE_BYTES = 250e6  # torch, the kernels' threads and the data already loaded (measured: ~150-240 MB)
+_TRAIN_BYTES_PER_SAMPLE = 400  # activations, STFTs and gradients per audio sample of a batch (measured ~230-400 B)
+_BYTES_PER_PARAM = 4 * 5  # float32 weights, gradients, two AdamW moments and a checkpoint copy
+
+
+def estimate_bytes(cfg: TrainConfig, n_params: int) -> float:
+    """Memory a run of ``cfg`` is expected to need: a fixed part, per audio sample of the larger of a training and
+    a validation batch (``batch x frames x 64``), and per parameter (weights, gradients, optimizer state)."""
+    samples = max(cfg.batch_size, cfg.valid_batch_size) * (cfg.frames or CLIP_FRAMES) * BLOCK_SIZE
+    return _TRAIN_BASE_BYTES + _TRAIN_BYTES_PER_SAMPLE * samples + _BYTES_PER_PARAM * n_params
+
+
+def check_memory(cfg: TrainConfig, n_params: int) -> None:
+    """Refuse, before any step, a run whose :func:`estimate_bytes` exceeds the memory available.
+
+    Raises:
+        UserError: one line naming the batch, the frames, the parameters and the estimate.
+    """
+    check_fits(f"training with batch {cfg.batch_size} x {cfg.frames or CLIP_FRAMES} frames and {n_params:,} "
+               "parameters", estimate_bytes(cfg, n_params))
+
+
+def probe_params(cls: Callable[..., nn.Module], config: dict[str, Any], what: str) -> int:
+    """Parameters of ``cls(**config)``, counted on torch's meta device (nothing allocated, nothing initialised), so
+    a hostile width is refused before the model is built; its training state must fit in the memory available.
+
+    Raises:
+        UserError: the settings do not build a model (``cannot build <what> ...``), or it would not fit.
+    """
+    try:
+        with torch.device("meta"):
+            probe = cls(**config)
+    except (TypeError, ValueError, RuntimeError, KeyError) as exc:
+        raise UserError(f"cannot build {what} with {config}: {one_line_message(exc, 200)}") from None
+    n_params = sum(p.numel() for p in probe.parameters())
+    check_fits(f"{what} with {n_params:,} parameters", _TRAIN_BASE_BYTES + _BYTES_PER_PARAM * n_params)
+    return n_params
+
+
+def _finite_weights(params: list[nn.Parameter]) -> bool:
+    return all(bool(torch.isfinite(p.detach()).all()) for p in params)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -495,6 +543,7 @@ def _run(model: nn.Module, train_set: ClipSet, valid_set: ClipSet | None, cfg: T
     np.random.seed(cfg.seed % 2**32)
     model.to(device)
     params = _trainable(model)
+    check_memory(cfg, sum(p.numel() for p in model.parameters()))
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.gamma)
 
@@ -560,14 +609,19 @@ def _run(model: nn.Module, train_set: ClipSet, valid_set: ClipSet | None, cfg: T
             opt.step()
             if n % cfg.decay_every == 0:
                 sched.step()
+            final = n == cfg.steps
+            validate = valid_clips is not None and (n % cfg.valid_every == 0 or final or n in curve_at)
+            # an update can leave NaN/inf weights with a finite loss (e.g. an overflowing learning rate): nothing
+            # such is validated, saved or returned as a trained model
+            saving = out is not None and n % cfg.checkpoint_every == 0
+            if (final or validate or saving) and not _finite_weights(params):
+                raise TrainingDiverged(n, "the weights hold NaN/inf after the update", last_path, last_saved_step)
 
             loss_value = float(loss.detach())
             acc["loss"] = acc.get("loss", 0.0) + loss_value
             for k, v in logs.items():
                 acc[k] = acc.get(k, 0.0) + float(v)
             acc_n += 1
-            final = n == cfg.steps
-            validate = valid_clips is not None and (n % cfg.valid_every == 0 or final or n in curve_at)
             if n % cfg.log_every == 0 or validate or final:
                 row: dict[str, Any] = {"step": n, **{k: v / acc_n for k, v in acc.items()}, "lr": sched.get_last_lr()[0]}
                 acc, acc_n = {}, 0
@@ -575,6 +629,8 @@ def _run(model: nn.Module, train_set: ClipSet, valid_set: ClipSet | None, cfg: T
                     last_valid = validation_mss(
                         model, valid_clips, batch_size=cfg.valid_batch_size, device=device, seed=cfg.seed
                     )
+                    if not math.isfinite(last_valid):
+                        raise TrainingDiverged(n, f"validation MSS is {last_valid}", last_path, last_saved_step)
                     row["valid"] = last_valid
                     if best_valid is None or last_valid < best_valid:
                         best_valid, best_step = last_valid, n

@@ -12,7 +12,7 @@ from typing import IO, Any
 
 from ddspbench.suite.errors import UserError
 
-__all__ = ["parse_key_values", "check_out_dir", "print_json", "json_to", "positive_int"]
+__all__ = ["parse_key_values", "check_out_dir", "print_json", "json_to"]
 
 _JSON_STREAM: list[IO[str]] = []
 
@@ -64,12 +64,6 @@ def check_out_dir(path: str | os.PathLike[str] | None, flag: str = "--out") -> P
     return p
 
 
-def positive_int(value: int | None, flag: str, *, minimum: int = 1) -> None:
-    """A one-line error when an integer option is below ``minimum`` (None passes)."""
-    if value is not None and value < minimum:
-        raise UserError(f"{flag} must be at least {minimum}, got {value}")
-
-
 def parse_key_values(items: list[str], *, dotted: bool = False, dashes: bool = False) -> dict[str, Any]:
     """``--set KEY=VALUE`` items -> a dict; values are parsed as YAML (``64`` -> int, ``{gru: 32}`` -> dict).
 
@@ -79,7 +73,8 @@ def parse_key_values(items: list[str], *, dotted: bool = False, dashes: bool = F
         dashes: accept ``-`` in keys as ``_`` (``min-confidence`` -> ``min_confidence``).
 
     Raises:
-        UserError: an item without ``=``, a key that is not an identifier, or a value that is not YAML.
+        UserError: an item without ``=``, a key that is not an identifier, an empty value, or a value that is
+            not YAML.
     """
     import yaml
 
@@ -92,8 +87,10 @@ def parse_key_values(items: list[str], *, dotted: bool = False, dashes: bool = F
         parts = key.split(".") if dotted else [key]
         if not sep or not all(part.isidentifier() for part in parts):
             raise UserError(f"--set {item!r}: expected KEY=VALUE" + (" or STEP.KEY=VALUE" if dotted else ""))
+        if not raw.strip():  # an empty value would silently mean the default
+            raise UserError(f"--set {item!r}: no value after '=' (write {key}=null for the default)")
         try:
-            out[key] = yaml.safe_load(raw) if raw.strip() else None
+            out[key] = yaml.safe_load(raw)
         except yaml.YAMLError:
             raise UserError(f"--set {item!r}: value is not valid YAML") from None
     return out

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ddspbench.suite.bounds import BATCH, FRAMES, LR, SEED, STEPS_OR_NONE
+
 HELP = "compress a teacher checkpoint (scratch, kd_audio, kd_control, kd_feature, prune, quantize or a chain a+b+c)"
 
 __all__ = ["HELP", "add_arguments", "run", "parse_params"]
@@ -23,12 +25,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="method parameter, YAML value (size=reduced, hidden=64, ratio=0.5, prune.ratio=0.5 in a chain); repeatable",
     )
-    p.add_argument("--steps", type=int, default=200, help="training / fine-tuning steps (default 200)")
-    p.add_argument("--batch-size", type=int, default=16, help="clips per training step (default 16)")
-    p.add_argument("--lr", type=float, default=1e-3, help="learning rate of the methods that train (default 1e-3)")
-    p.add_argument("--frames", type=int, default=None, help="crop training clips to this many frames (250 per second)")
+    p.add_argument("--steps", type=STEPS_OR_NONE, default=200, help="training / fine-tuning steps (default 200)")
+    p.add_argument("--batch-size", type=BATCH, default=16, help="clips per training step (default 16)")
+    p.add_argument("--lr", type=LR, default=1e-3, help="learning rate of the methods that train (default 1e-3)")
+    p.add_argument("--frames", type=FRAMES, default=None, help="crop training clips to this many frames (250 per second)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--seed", type=int, default=0, help="seeds training, crops and noise (default 0)")
+    p.add_argument("--seed", type=SEED, default=0, help="seeds training, crops and noise (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the description (before/after sizes, paths) as JSON")
 
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ddspbench.compressors import CompressContext, get_compressor
     from ddspbench.suite.checkpoint import load_checkpoint, save_checkpoint
-    from ddspbench.suite.commands._options import check_out_dir, positive_int, print_json
+    from ddspbench.suite.commands._options import check_out_dir, print_json
     from ddspbench.suite.data.store import load_meta, load_split
     from ddspbench.suite.errors import UserError
     from ddspbench.suite.records import json_clean
@@ -55,14 +57,10 @@ def run(args: argparse.Namespace) -> int:
     assert out is not None
     if (out / "model.pt").exists():
         raise UserError(f"{out} already holds a candidate (model.pt); choose another --out")
-    positive_int(args.steps, "--steps", minimum=0)
-    positive_int(args.batch_size, "--batch-size")
-    positive_int(args.frames, "--frames", minimum=4)
-    if not args.lr > 0:
-        raise UserError(f"--lr must be positive, got {args.lr}")
     resolve_device(args.device)
     params = parse_params(list(args.sets))
     compressor = get_compressor(args.method)  # unknown names -> UserError listing the known ones
+    compressor.resolve_params(params)  # every value against the method's declared bounds, before the teacher is read
     teacher, teacher_meta = load_checkpoint(args.teacher)
     train_set = valid_set = None
     if args.data is not None:

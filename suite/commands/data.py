@@ -8,6 +8,8 @@ import sys
 import time
 from typing import Any
 
+from ddspbench.suite.bounds import JOBS, SEED
+
 HELP = "prepare a dataset (synthetic, soundfont, or a folder of recordings) for training and evaluation"
 
 
@@ -15,11 +17,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="synthetic", help="dataset name (see `ddspbench list datasets`); default synthetic")
     p.add_argument("--path", default=None, help="input folder (datasets made from files, e.g. folder)")
     p.add_argument("--out", required=True, help="output directory of the prepared dataset")
-    p.add_argument("--seed", type=int, default=0, help="seed of generation and of the train/valid/test split")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of generation and of the train/valid/test split")
     p.add_argument("--cache", default=None, metavar="DIR", help="feature cache (default $DDSPBENCH_CACHE or ~/.cache/ddspbench)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
     p.add_argument("--f0", default=None, help="f0 tracker for the folder dataset: pyin (default), yin (fast), crepe (needs torchcrepe)")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes for f0 tracking / rendering (default 1)")
+    p.add_argument("--jobs", type=JOBS, default=None, help="worker processes for f0 tracking / rendering (default 1)")
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="a dataset option, repeatable (e.g. --set recordings=4 --set timbres=flute-like,brass-like)",
@@ -48,10 +50,13 @@ class _StderrLog(logging.Handler):
         self.progress = progress
 
     def emit(self, record: logging.LogRecord) -> None:
+        from ddspbench.suite.errors import printable
+
+        message = printable(record.getMessage())  # file names of a folder dataset are the user's data
         if record.levelno >= logging.WARNING:
-            print(f"warning: {record.getMessage()}", file=sys.stderr)
+            print(f"warning: {message}", file=sys.stderr)
         elif self.progress and sys.stderr.isatty():
-            print(f"  {record.getMessage()}", file=sys.stderr)
+            print(f"  {message}", file=sys.stderr)
 
 
 def summarise(out_dir: Any) -> dict[str, Any]:
@@ -81,12 +86,11 @@ def summarise(out_dir: Any) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ddspbench.suite.commands._options import check_out_dir, positive_int, print_json
+    from ddspbench.suite.commands._options import check_out_dir, print_json
     from ddspbench.suite.data import dataset_options, prepare
-    from ddspbench.suite.errors import UserError
+    from ddspbench.suite.errors import UserError, printable
 
     check_out_dir(args.out)
-    positive_int(args.jobs, "--jobs")
     options = _parse_sets(args.set)
     known = dataset_options(args.dataset)
     for flag, key, value in (("--f0", "f0", args.f0), ("--jobs", "jobs", args.jobs)):
@@ -119,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"prepared {summary['dataset']} -> {summary['out']} in {summary['wall_seconds']} s")
     print(f"  clips: {summary['clips']} ({summary['seconds']} s of audio, 4 s each, 16 kHz, 250 frames/s)")
     print("  splits: " + ", ".join(f"{s} {sp[s]} clips / {rec[s]} recordings" for s in sp))
-    print("  instruments: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["instruments"].items())))
+    print("  instruments: " + ", ".join(f"{printable(k)} {v}" for k, v in sorted(summary["instruments"].items())))
     if summary["f0_source"]:
         print(f"  f0: {summary['f0_source']}")
     cache = summary["cache"]
@@ -129,5 +133,5 @@ def run(args: argparse.Namespace) -> int:
     if summary["skipped"]:
         print(f"  skipped {len(summary['skipped'])} file(s):")
         for item in summary["skipped"]:
-            print(f"    {item['file']}: {item['reason']}")
+            print(f"    {printable(item['file'])}: {printable(item['reason'])}")
     return 0

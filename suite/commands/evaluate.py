@@ -13,6 +13,9 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from ddspbench.suite.bounds import CLIPS, FRAMES, SEED, THREADS, Bound, IntList
+from ddspbench.suite.features import CLIP_SAMPLES
+
 HELP = "evaluate a checkpoint on a prepared dataset: MSS, FAD, KAD, speed, memory, size -> one result row"
 
 DEFAULT_METRICS = "mss,fad,kad,rtf,stream,memory,size"
@@ -26,17 +29,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher", default=None, help="teacher checkpoint, for mss_teacher")
     p.add_argument("--embedding", default="logmel", help="FAD embedding back-end (default logmel; aisfx for real data)")
     p.add_argument("--ckpt-dir", default=None, help="weights folder for the pretrained FAD back-ends")
-    p.add_argument("--buffers", default="64,256,512", help="streaming buffer sizes in samples (default 64,256,512)")
+    p.add_argument("--buffers", type=IntList(64, CLIP_SAMPLES, " samples"), default="64,256,512",
+                   help="streaming buffer sizes in samples (default 64,256,512)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads while measuring (default 1)")
+    p.add_argument("--threads", type=THREADS, default=1, help="torch threads while measuring (default 1)")
     p.add_argument("--speed-backend", default="native", choices=["eager", "torchscript", "native"],
                    help="inference path the speed metrics time (default native: the compiled engine, float32 and "
                         "int8/bf16-quantized models, CPU; eager: the PyTorch forward; torchscript: float models)")
-    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N clips")
-    p.add_argument("--frames", type=int, default=None,
+    p.add_argument("--limit", type=CLIPS, default=None, help="evaluate only the first N clips")
+    p.add_argument("--frames", type=FRAMES, default=None,
                    help="crop every clip to its first N frames, as a sweep's data.frames does (smoke: 250)")
-    p.add_argument("--n-audio", type=int, default=4, help="rendered examples written with --out (default 4)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the models' noise and of the intervals (default 0)")
+    p.add_argument("--n-audio", type=Bound(int, 0, 10_000), default=4, help="rendered examples written with --out (default 4)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the models' noise and of the intervals (default 0)")
     p.add_argument("--out", default=None, help="results directory: append to OUT/records.jsonl and write audio examples")
     p.add_argument("--json", action="store_true", help="print the record as JSON")
 
@@ -51,24 +55,12 @@ def _candidate_id(path: Path, meta: dict[str, Any]) -> str:
     return safe_name(f"{path.stem}-{h}", fallback="candidate")
 
 
-def _buffers(text: str) -> tuple[int, ...]:
-    from ddspbench.suite.errors import UserError
-
-    try:
-        out = tuple(int(b) for b in text.split(",") if b.strip())
-    except ValueError:
-        raise UserError(f"--buffers must be comma-separated integers, got {text!r}") from None
-    if any(b <= 0 or b % 64 for b in out):
-        raise UserError(f"--buffers must be positive multiples of 64 samples, got {text!r}")
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from ddspbench.suite.audio_io import write_wav
     from ddspbench.suite.checkpoint import load_checkpoint, meta_method
-    from ddspbench.suite.commands._options import check_out_dir, positive_int, print_json
+    from ddspbench.suite.commands._options import check_out_dir, print_json
     from ddspbench.suite.data.store import load_meta, load_split
     from ddspbench.suite.errors import UserError
     from ddspbench.suite.evaluate import CandidateFailed, evaluate_model, expand_metrics
@@ -78,12 +70,8 @@ def run(args: argparse.Namespace) -> int:
     from ddspbench.suite.train import resolve_device
 
     check_out_dir(args.out)
-    positive_int(args.threads, "--threads")
-    positive_int(args.limit, "--limit")
-    positive_int(args.frames, "--frames")
-    positive_int(args.n_audio, "--n-audio", minimum=0)
     resolve_device(args.device)
-    buffers = _buffers(args.buffers)
+    buffers = args.buffers
     names = expand_metrics(args.metrics, buffers)
     ckpt = Path(args.model)
     model, meta = load_checkpoint(ckpt)

@@ -13,6 +13,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ddspbench.suite.bounds import SEED, Bound
+
 HELP = "Frechet Audio Distance and Kernel Audio Distance between two folders of audio (or .npy embeddings)"
 
 
@@ -22,11 +24,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--embedding", default="aisfx", help="embedding back-end (ddspbench list embeddings); default aisfx, "
                    "the pretrained one; logmel is the fast one without weights")
     p.add_argument("--ckpt-dir", default=None, help="local weights folder for the pretrained back-ends (vggish, pann, ...)")
-    p.add_argument("--segment", type=float, default=None, help="cut each audio file into clips of this many seconds")
-    p.add_argument("--bootstrap", type=int, default=0, help="bootstrap resamples for 95%% intervals (0: none)")
+    p.add_argument("--segment", type=Bound(float, 0.5, 3600.0), default=None, help="cut each audio file into clips of this many seconds")
+    p.add_argument("--bootstrap", type=Bound(int, 0, 100_000), default=0, help="bootstrap resamples for 95%% intervals (0: none)")
     p.add_argument("--inf", action="store_true", help="also FAD-infinity (extrapolation over subset sizes)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and FAD-infinity subsets (default 0)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the bootstrap and FAD-infinity subsets (default 0)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -71,10 +73,6 @@ def run(args: argparse.Namespace) -> int:
     from ddspbench.suite.metrics.compare import MIN_CLIPS, compare_sets
     from ddspbench.suite.metrics.embeddings import embed_clips, get_embedding
 
-    if args.bootstrap < 0:
-        raise UserError(f"--bootstrap must be at least 0, got {args.bootstrap}")
-    if args.segment is not None and not args.segment >= 0.5:
-        raise UserError(f"--segment must be at least 0.5 seconds, got {args.segment}")
     sides = []
     for side, path in (("A", args.a), ("B", args.b)):
         clips, kind = load_side(path, args.segment)

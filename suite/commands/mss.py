@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ddspbench.suite.bounds import IntList
+
 HELP = "multi-scale spectral distance (MSS: mean L1 of linear and log magnitude spectra over FFT sizes) between two audio files"
 
 MAX_LENGTH_MISMATCH = 0.10
@@ -19,24 +21,8 @@ MAX_LENGTH_MISMATCH = 0.10
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("a", help="first audio file (wav/flac/ogg)")
     p.add_argument("b", help="second audio file")
-    p.add_argument("--scales", default=None, help="comma-separated FFT sizes (default 2048,1024,512,256,128,64)")
+    p.add_argument("--scales", type=IntList(4, 65536), default=None, help="comma-separated FFT sizes (default 2048,1024,512,256,128,64)")
     p.add_argument("--json", action="store_true", help="print JSON")
-
-
-def parse_scales(text: str | None) -> tuple[int, ...]:
-    """``"2048,512"`` -> (2048, 512); a one-line error for anything else."""
-    from ddspbench.suite.errors import UserError
-    from ddspbench.suite.metrics.mss import DEFAULT_SCALES
-
-    if not text:
-        return DEFAULT_SCALES
-    try:
-        scales = tuple(int(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise UserError(f"--scales must be comma-separated integers, got {text!r}") from None
-    if not scales or any(s < 4 or s % 4 for s in scales):
-        raise UserError(f"--scales must be positive multiples of 4 (hop = scale/4), got {text!r}")
-    return scales
 
 
 def compute(a_path: str, b_path: str, scales: tuple[int, ...]) -> dict[str, Any]:
@@ -62,7 +48,9 @@ def compute(a_path: str, b_path: str, scales: tuple[int, ...]) -> dict[str, Any]
 
 
 def run(args: argparse.Namespace) -> int:
-    out = compute(args.a, args.b, parse_scales(args.scales))
+    from ddspbench.suite.metrics.mss import DEFAULT_SCALES
+
+    out = compute(args.a, args.b, args.scales or DEFAULT_SCALES)
     if args.json:
         from ddspbench.suite.commands._options import print_json
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ddspbench.suite.bounds import Bound
+
 HELP = "report on results directories: leaderboard (md/csv/json), Pareto fronts, KD vs others, HTML listening page"
 
 
@@ -18,13 +20,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--family", dest="families", default=None, help=argparse.SUPPRESS)  # old spelling, kept working
     p.add_argument("--instruments", default=None, help="only these instruments (comma-separated)")
     p.add_argument("--instrument", dest="instruments", default=None, help=argparse.SUPPRESS)  # old spelling, kept working
-    p.add_argument("--max-rtf", type=float, default=None, help="only candidates with RTF-METRIC <= this")
+    p.add_argument("--max-rtf", type=Bound(float, 0.0, 1e6, low_open=True), default=None, help="only candidates with RTF-METRIC <= this")
     p.add_argument("--rtf-metric", default="rtf_stream_64", help="the RTF column --max-rtf applies to")
-    p.add_argument("--max-params", type=float, default=None, help="only candidates with at most this many parameters")
-    p.add_argument("--max-mb", type=float, default=None, help="only candidates with param_bytes <= this many MB (10^6 B)")
+    p.add_argument("--max-params", type=Bound(float, 0.0, 1e13, low_open=True), default=None, help="only candidates with at most this many parameters")
+    p.add_argument("--max-mb", type=Bound(float, 0.0, 1e7, low_open=True), default=None, help="only candidates with param_bytes <= this many MB (10^6 B)")
     p.add_argument("--budget-metric", default=None, help="what KD vs others matches budgets on (default param_bytes)")
-    p.add_argument("--clips", type=int, default=3, help="audio clips per listening candidate (default 3)")
-    p.add_argument("--top", type=int, default=20, help="rows printed in the terminal (default 20)")
+    p.add_argument("--clips", type=Bound(int, 0, 1000), default=3, help="audio clips per listening candidate (default 3)")
+    p.add_argument("--top", type=Bound(int, 1, 100_000), default=20, help="rows printed in the terminal (default 20)")
     p.add_argument("--allow-mixed-hardware", action="store_true",
                    help="combine rows measured on different machines/threads/devices or metric definitions")
     p.add_argument("--json", action="store_true", help="print the written files and the ranked rows as JSON")
@@ -66,11 +68,9 @@ def run(args: argparse.Namespace) -> int:
 
     from ddspbench.reports import build_report, load_results, print_leaderboard
     from ddspbench.reports.tables import filter_frame
-    from ddspbench.suite.commands._options import check_out_dir, positive_int, print_json
+    from ddspbench.suite.commands._options import check_out_dir, print_json
     out = check_out_dir(args.out or Path(args.results[0]) / "report")
     assert out is not None
-    positive_int(args.clips, "--clips", minimum=0)
-    positive_int(args.top, "--top")
     written = build_report(
         args.results, out, args.format, metric=args.metric,
         objectives=args.objectives or study_objectives(args.results, args.metric),

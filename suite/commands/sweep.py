@@ -8,6 +8,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from ddspbench.suite.bounds import REPEATS, SEED, TRIALS
+
 HELP = "run (or resume) a multi-objective compression sweep; ends with a leaderboard"
 
 STORAGE_ENV = "DDSPBENCH_STORAGE"
@@ -23,15 +25,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--objectives", default=None, help="comma-separated metric names to minimise (e.g. mss,rtf_stream_64,param_bytes)")
     p.add_argument("--sampler", default=None, help="tpe (the presets'), nsga2 (a sweep file's default), nsga3, random; "
                    "tpe and nsga2 settings follow from --trials (suite/sweep/sampler.py)")
-    p.add_argument("--trials", type=int, default=None, help="finished trials the study should have in total")
+    p.add_argument("--trials", type=TRIALS, default=None, help="finished trials the study should have in total")
     p.add_argument("--study", default=None, help="study name (default: the preset's)")
     p.add_argument("--storage", default=None,
                    help=f"Optuna storage URL (default: ${STORAGE_ENV}, else a journal file in --out); postgresql://... for "
                         f"many machines (prefer ${STORAGE_ENV} for a URL with a password: command lines are visible to others)")
     p.add_argument("--out", default=None, help="results directory (default: results/<study>)")
     p.add_argument("--device", default=None, help="cpu or cuda")
-    p.add_argument("--seed", type=int, default=None, help="seed of data, training, sampling")
-    p.add_argument("--repeats", type=int, default=None, metavar="N",
+    p.add_argument("--seed", type=SEED, default=None, help="seed of data, training, sampling")
+    p.add_argument("--repeats", type=REPEATS, default=None, metavar="N",
                    help="train and evaluate every sampled configuration with N seeds (--seed + 0..N-1; default 1); "
                         "Optuna is told the mean over the ok seeds, the report shows means and intervals over seeds")
     p.add_argument("--checkpoint", choices=("best", "last"), default=None,
@@ -126,7 +128,7 @@ def storage_url_of(args: argparse.Namespace, out: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ddspbench.suite.commands._options import check_out_dir, print_json
-    from ddspbench.suite.pipeline import Workspace
+    from ddspbench.suite.pipeline import Workspace, check_sweep_fits
     from ddspbench.suite.sweep.progress import SweepDisplay
     from ddspbench.suite.sweep.runner import (
         count_trials,
@@ -141,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = resolve_config(args)
     check_device(cfg.device)
     space = resolve_space(cfg)  # every name checked before anything is written
+    check_sweep_fits(cfg)  # and the data and training it implies estimated against the memory available
     out = Path(args.out or Path("results") / cfg.study)
     check_out_dir(out)
     storage_url = storage_url_of(args, out)

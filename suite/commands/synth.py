@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ddspbench.suite.bounds import BATCH, CLIPS, SEED
 from ddspbench.suite.names import safe_name
 
 HELP = "render a split's clips with a checkpoint to <clip_id>.wav files (16 kHz)"
@@ -16,10 +17,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="prepared dataset directory")
     p.add_argument("--out", required=True, help="directory for the wav files")
     p.add_argument("--split", default="test", choices=("train", "valid", "test"), help="split to render (default test)")
-    p.add_argument("--limit", type=int, default=None, help="only the first N clips")
+    p.add_argument("--limit", type=CLIPS, default=None, help="only the first N clips")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--batch-size", type=int, default=8, help="clips rendered at once (default 8)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the models' noise")
+    p.add_argument("--batch-size", type=BATCH, default=8, help="clips rendered at once (default 8)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the models' noise")
     p.add_argument("--subtype", default="PCM_16", choices=("PCM_16", "PCM_24", "FLOAT"), help="wav sample format")
     p.add_argument("--json", action="store_true", help="print the written files as JSON")
 
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ddspbench.suite.checkpoint import load_checkpoint
-    from ddspbench.suite.commands._options import check_out_dir, positive_int, print_json
+    from ddspbench.suite.commands._options import check_out_dir, print_json
     from ddspbench.suite.data.store import load_split
     from ddspbench.suite.errors import UserError
     from ddspbench.suite.evaluate import batch_seeds
@@ -40,8 +41,6 @@ def run(args: argparse.Namespace) -> int:
     from ddspbench.suite.train import batch_to_tensors, derive_seed, forward_batch, resolve_device
 
     check_out_dir(args.out)
-    positive_int(args.limit, "--limit")
-    positive_int(args.batch_size, "--batch-size")
     device = resolve_device(args.device)
     clips = load_split(args.data, args.split)
     model, _ = load_checkpoint(args.model, map_location=device)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ddspbench.suite.bounds import BATCH, FRAMES, LR, SEED, STEPS, THREADS
+
 HELP = "train a model family (named size or custom widths) on a prepared dataset"
 
 __all__ = ["HELP", "add_arguments", "run", "build_model", "parse_sets"]
@@ -22,18 +24,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="constructor setting, YAML value (e.g. hidden=64, widths='{gru: 32}'); repeatable",
     )
     p.add_argument("--data", required=True, help="prepared dataset directory (`ddspbench data`)")
-    p.add_argument("--steps", type=int, required=True, help="total optimizer steps")
+    p.add_argument("--steps", type=STEPS, required=True, help="total optimizer steps")
     p.add_argument("--out", required=True, help="output directory for last.pt / best.pt")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--seed", type=int, default=0, help="seeds initialisation, batch order, crops and noise (default 0)")
-    p.add_argument("--batch-size", type=int, default=16, help="clips per step (default 16)")
-    p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
-    p.add_argument("--frames", type=int, default=None, help="crop clips to this many frames (250 per second)")
+    p.add_argument("--seed", type=SEED, default=0, help="seeds initialisation, batch order, crops and noise (default 0)")
+    p.add_argument("--batch-size", type=BATCH, default=16, help="clips per step (default 16)")
+    p.add_argument("--lr", type=LR, default=1e-3, help="AdamW learning rate (default 1e-3)")
+    p.add_argument("--frames", type=FRAMES, default=None, help="crop clips to this many frames (250 per second)")
     p.add_argument("--random-crop", action="store_true", help="crop training clips at random offsets")
-    p.add_argument("--valid-every", type=int, default=1000, help="steps between validations (and at the end)")
-    p.add_argument("--checkpoint-every", type=int, default=1000, help="steps between writes of last.pt (and at the end)")
-    p.add_argument("--decay-every", type=int, default=10_000, help="steps between learning-rate decays (x0.98)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's; 1 suits small models)")
+    p.add_argument("--valid-every", type=STEPS, default=1000, help="steps between validations (and at the end)")
+    p.add_argument("--checkpoint-every", type=STEPS, default=1000, help="steps between writes of last.pt (and at the end)")
+    p.add_argument("--decay-every", type=STEPS, default=10_000, help="steps between learning-rate decays (x0.98)")
+    p.add_argument("--threads", type=THREADS, default=None, help="torch CPU threads (default: torch's; 1 suits small models)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the result (steps, seconds, checkpoints, valid MSS) as JSON")
@@ -50,10 +52,8 @@ def build_model(family: str, size: str | None, sets: dict[str, Any]) -> Any:
     """A fresh model of ``family``: a named size, optionally with settings overridden, or settings alone."""
     from ddspbench.suite.errors import UserError, one_line_message
     from ddspbench.suite.registry import FAMILIES, SIZES
+    from ddspbench.suite.train import probe_params
 
-    negative = _negative_setting(sets)
-    if negative is not None:
-        raise UserError(f"--set {negative[0]}={negative[1]!r}: widths and counts cannot be negative")
     cls = FAMILIES.get(family)  # unknown -> UserError listing the families
     known_sizes = [n.split("/", 1)[1] for n in SIZES.list(f"{family}/*")]
     if size is not None and f"{family}/{size}" not in SIZES:
@@ -71,26 +71,12 @@ def build_model(family: str, size: str | None, sets: dict[str, Any]) -> Any:
             config = {**base, **sets}
         else:
             config = dict(sets)
+        probe_params(cls, config, family)  # refuses settings too big for this machine before allocating them
         model = cls(**config)
     except (TypeError, ValueError, RuntimeError) as exc:
         raise UserError(f"cannot build {family} with {sets}: {one_line_message(exc, 200)}") from None
     model.size_name = "custom"
     return model
-
-
-def _negative_setting(sets: dict[str, Any], prefix: str = "") -> tuple[str, Any] | None:
-    """The first number below zero among the settings (nested widths included), or None."""
-    for key, value in sets.items():
-        name = f"{prefix}{key}"
-        values = value if isinstance(value, list) else [value]
-        for v in values:
-            if isinstance(v, dict):
-                found = _negative_setting(v, f"{name}.")
-                if found is not None:
-                    return found
-            elif isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0:
-                return name, value
-    return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,30 +85,20 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from ddspbench.suite.commands._options import check_out_dir, positive_int, print_json
+    from ddspbench.suite.commands._options import check_out_dir, print_json
     from ddspbench.suite.data.store import load_meta, load_split
     from ddspbench.suite.errors import UserError
-    from ddspbench.suite.train import LAST_CKPT, TrainConfig, TrainingDiverged, resolve_device, train
+    from ddspbench.suite.train import (
+        LAST_CKPT,
+        TrainConfig,
+        TrainingDiverged,
+        check_memory,
+        resolve_device,
+        train,
+    )
 
     check_out_dir(args.out)
-    positive_int(args.steps, "--steps")
-    positive_int(args.batch_size, "--batch-size")
-    positive_int(args.frames, "--frames", minimum=4)
-    for flag in ("valid_every", "checkpoint_every", "decay_every", "threads"):
-        positive_int(getattr(args, flag), "--" + flag.replace("_", "-"))
-    if not args.lr > 0:
-        raise UserError(f"--lr must be positive, got {args.lr}")
     resolve_device(args.device)
-    torch.manual_seed(args.seed)  # the initial weights follow --seed too
-    model = build_model(args.family, args.size, parse_sets(args.sets))
-    meta = load_meta(args.data)
-    train_set = load_split(args.data, "train")
-    valid_set = load_split(args.data, "valid") if meta.get("splits", {}).get("valid") else None
-    out = Path(args.out)
-    if args.resume and not (out / LAST_CKPT).is_file():
-        raise UserError(f"--resume: no {LAST_CKPT} in {out}")
-    if not args.resume and (out / LAST_CKPT).is_file():
-        raise UserError(f"{out} already holds a training run ({LAST_CKPT}); pass --resume or choose another --out")
     cfg = TrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,
@@ -136,7 +112,18 @@ def run(args: argparse.Namespace) -> int:
         random_crop=args.random_crop,
         threads=args.threads,
     )
+    torch.manual_seed(args.seed)  # the initial weights follow --seed too
+    model = build_model(args.family, args.size, parse_sets(args.sets))
     n_params = sum(p.numel() for p in model.parameters())
+    check_memory(cfg, n_params)  # before the data are read
+    meta = load_meta(args.data)
+    train_set = load_split(args.data, "train")
+    valid_set = load_split(args.data, "valid") if meta.get("splits", {}).get("valid") else None
+    out = Path(args.out)
+    if args.resume and not (out / LAST_CKPT).is_file():
+        raise UserError(f"--resume: no {LAST_CKPT} in {out}")
+    if not args.resume and (out / LAST_CKPT).is_file():
+        raise UserError(f"{out} already holds a training run ({LAST_CKPT}); pass --resume or choose another --out")
     print(f"training {args.family}/{getattr(model, 'size_name', 'custom')} ({n_params:,} parameters) on {len(train_set)} clips")
     try:
         res = train(model, train_set, valid_set, cfg, out_dir=out, resume=args.resume, progress=not args.no_progress)

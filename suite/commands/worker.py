@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from ddspbench.suite.bounds import TRIALS, Bound
+
 HELP = "join an existing sweep study (e.g. on PostgreSQL) and run trials until it has N finished"
 
 
@@ -13,9 +15,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the study's storage URL (default: $DDSPBENCH_STORAGE, else the journal file in --out)")
     p.add_argument("--study", required=True, help="study name (as given to `ddspbench sweep`)")
     p.add_argument("--out", required=True, help="results directory shared by the workers (records, candidates)")
-    p.add_argument("--trials", type=int, default=None, help="finished trials to reach (default: the sweep's)")
+    p.add_argument("--trials", type=TRIALS, default=None, help="finished trials to reach (default: the sweep's)")
     p.add_argument("--cache", default=None, help="where prepared data and trained teachers are cached (default: <out>/cache); share it to share teachers")
-    p.add_argument("--grace", type=float, default=120.0,
+    p.add_argument("--grace", type=Bound(float, 0.0, 7 * 86400.0, low_open=True), default=120.0,
                    help="seconds without a heartbeat after which a running trial is taken as dead, whatever its pid "
                         "(default 120; heartbeats come every 10 s)")
     p.add_argument("--no-progress", action="store_true", help="no live progress bar (one line per finished trial instead)")
@@ -30,22 +32,18 @@ def run(args: argparse.Namespace) -> int:
         sigterm_as_interrupt,
         storage_url_of,
     )
-    from ddspbench.suite.errors import UserError
-    from ddspbench.suite.pipeline import Workspace
+    from ddspbench.suite.pipeline import Workspace, check_sweep_fits
     from ddspbench.suite.sweep.progress import SweepDisplay
     from ddspbench.suite.sweep.runner import load_study_config, open_study, run_trials
     from ddspbench.suite.sweep.storage import mask_url
 
     out = check_out_dir(args.out)
     assert out is not None
-    if not args.grace > 0:
-        raise UserError(f"--grace must be a positive number of seconds, got {args.grace}")
     storage_url = storage_url_of(args, out)
     cfg = load_study_config(storage_url, args.study)
+    check_sweep_fits(cfg)  # this machine's memory, not the one that made the study
     check_device(cfg.device)
     if args.trials is not None:
-        if args.trials < 1:
-            raise UserError(f"--trials must be at least 1, got {args.trials}")
         cfg.trials = args.trials
     sigterm_as_interrupt()
     study, storage = open_study(cfg, storage_url, worker_offset=os.getpid() % 100_003, write_attrs=False)

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import inspect
-import os
 from pathlib import Path
 from typing import Any
 
-from ddspbench.suite.errors import UserError
+from ddspbench.suite.bounds import SEED, check_fits, check_values
 from ddspbench.suite.registry import (
     DATASETS,  # filled from the catalog (suite.data.builders) at the first lookup
 )
 
-__all__ = ["prepare", "dataset_options", "check_options"]
+__all__ = ["prepare", "dataset_options", "check_options", "check_size"]
 
 
 def dataset_options(name: str) -> dict[str, Any]:
@@ -47,47 +46,35 @@ def prepare(
         ``out_dir`` as a Path; read it with :func:`suite.data.load_split`.
 
     Raises:
-        UserError: unknown dataset or option, or unusable input.
+        UserError: unknown dataset or option, a value out of its declared bounds, a build estimated to need more
+            memory than the machine has, or unusable input.
     """
     builder = DATASETS.get(name)
-    known = dataset_options(name)
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise UserError(
-            f"dataset {name!r} has no option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
-    check_options(name, options, known)
-    return Path(builder(Path(out_dir), path=path, seed=int(seed), cache_dir=cache_dir, **options))
+    options = check_options(name, options)
+    seed = SEED.check(seed, "seed")
+    check_size(name, options)
+    return Path(builder(Path(out_dir), path=path, seed=seed, cache_dir=cache_dir, **options))
 
 
-def check_options(name: str, options: dict[str, Any], known: dict[str, Any] | None = None) -> None:
-    """Refuse option values of the wrong kind before any work: an option whose default is an integer
-    takes an integer >= 1 (counts, strides, jobs), a number takes a positive number, a flag takes
-    true/false, a name takes a string; options without a default take a string or a list of strings.
+def check_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The options checked against the dataset's own declaration (``DATASETS`` meta ``options``: a
+    :mod:`suite.bounds` spec per option) before any work; the checked values (lists for names, a Path for a file).
 
     Raises:
-        UserError: naming the dataset, the option and the value.
+        UserError: an undeclared option or a refused value, naming the dataset, the option and the value.
     """
-    known = dataset_options(name) if known is None else known
-    for key, value in options.items():
-        default = known.get(key)
-        if value is None:
-            continue
-        if isinstance(default, bool):
-            ok, want = isinstance(value, bool), "true or false"
-        elif isinstance(default, int):
-            ok, want = isinstance(value, int) and not isinstance(value, bool) and value >= 1, "an integer >= 1"
-        elif isinstance(default, float):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-            want = "a positive number"
-        elif isinstance(default, str) or key == "cache_dir":
-            ok, want = isinstance(value, (str, Path)), "a string"
-        elif key == "min_confidence":
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
-            want = "a number in [0, 1]"
-        else:  # names, or paths (a soundfont file)
-            ok = isinstance(value, (str, os.PathLike)) or (
-                isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value))
-            want = "a name, a path or a list of names"
-        if not ok:
-            raise UserError(f"dataset {name!r} option {key}: expected {want}, got {value!r}")
+    return check_values(options, DATASETS.entry(name).meta["options"], f"dataset {name!r}")
+
+
+def check_size(name: str, options: dict[str, Any]) -> None:
+    """Refuse a build whose estimated memory (the dataset's meta ``estimate``) exceeds what the machine has.
+
+    Raises:
+        UserError: one line naming the clips, the estimated bytes and seconds, and the memory available.
+    """
+    estimate = DATASETS.entry(name).meta.get("estimate")
+    if estimate is None:  # a dataset made from files: the files bound it
+        return
+    settings = {**dataset_options(name), **{k: v for k, v in options.items() if v is not None}}
+    clips, nbytes, seconds = estimate(**settings)
+    check_fits(f"dataset {name!r} with {clips:,} clips", nbytes, seconds)

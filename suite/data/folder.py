@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from ddspbench.suite.bounds import JOBS, Bound, Choice, Flag, Names, Text
 from ddspbench.suite.data import f0 as f0_module
 from ddspbench.suite.data import features as features_module
 from ddspbench.suite.data.cache import FeatureCache, code_hash, hash_key
@@ -243,6 +244,9 @@ def _run_all(
     "folder",
     description="a folder of recordings (wav/flac/ogg, recursive; URMP AuSep_* stems): silence split, 4 s chunks, f0 tracked",
     needs_path=True,
+    options={"f0": Text(), "min_confidence": Bound(float, 0.0, 1.0), "f0_stride": Bound(int, 1, 100),
+             "top_db": Bound(float, 0.0, 200.0, low_open=True), "split": Choice(("recording", "chunk")),
+             "instrument": Text(), "instruments": Names(), "cache_dir": Text(), "use_cache": Flag(), "jobs": JOBS},
 )
 def build(
     out_dir: str | Path,

@@ -29,11 +29,13 @@ from typing import Any
 
 import numpy as np
 
+from ddspbench.suite.bounds import JOBS, Flag, Names, SoundFontFile, Text
 from ddspbench.suite.data import features as features_module
 from ddspbench.suite.data.cache import FeatureCache, code_hash, hash_key
 from ddspbench.suite.data.features import a_weighted_loudness
 from ddspbench.suite.data.splits import Clip, assemble
-from ddspbench.suite.data.store import save_dataset
+from ddspbench.suite.data.store import build_estimate, save_dataset
+from ddspbench.suite.data.synthetic import CLIPS_PER_RECORDING, RECORDINGS
 from ddspbench.suite.errors import UserError
 from ddspbench.suite.features import CLIP_FRAMES, CLIP_SAMPLES, FRAME_RATE, SAMPLE_RATE
 from ddspbench.suite.registry import DATASETS
@@ -69,12 +71,11 @@ _MAX_RMS = 0.3
 def find_soundfont(explicit: str | Path | None = None) -> Path:
     """The soundfont to use: ``explicit``, ``$DDSPBENCH_SOUNDFONT``, or the first Debian GM font found."""
     if explicit is not None:
-        p = Path(explicit).expanduser()
-        if not p.is_file():
-            raise UserError(f"soundfont not found: {p}")
-        return p
+        return SoundFontFile().check(explicit, "soundfont")
     env = os.environ.get("DDSPBENCH_SOUNDFONT")
-    for cand in ([env] if env else []) + list(SOUNDFONT_CANDIDATES):
+    if env:
+        return SoundFontFile().check(env, "$DDSPBENCH_SOUNDFONT")
+    for cand in SOUNDFONT_CANDIDATES:
         if cand and Path(cand).is_file():
             return Path(cand)
     raise UserError(
@@ -192,11 +193,25 @@ def _parse_instruments(instruments: str | list[str] | None) -> list[str]:
     return names
 
 
+_SECONDS_PER_CLIP = 0.2  # FluidSynth renders a 4 s clip in a small fraction of that; MIDI and loudness add the rest
+
+
+def estimate(*, recordings: int, clips_per_recording: int, instruments: str | list[str] | None, jobs: int,
+             **_: Any) -> tuple[int, float, float]:
+    """``(clips, bytes, seconds)`` of a build with these options (see :func:`suite.data.store.build_estimate`)."""
+    clips = recordings * len(_parse_instruments(instruments)) * clips_per_recording
+    return build_estimate(clips, clips_per_recording, jobs, _SECONDS_PER_CLIP)
+
+
 @DATASETS.register(
     "soundfont",
     description="pretty_midi melodies rendered by FluidSynth with a GM soundfont (violin, flute, trumpet); f0 from MIDI",
     needs_path=False,
     requires="fluidsynth, fluid-soundfont-gm or timgm6mb-soundfont (Debian)",
+    options={"recordings": RECORDINGS, "clips_per_recording": CLIPS_PER_RECORDING,
+             "instruments": Names(tuple(GM_INSTRUMENTS)), "soundfont": SoundFontFile(), "cache_dir": Text(),
+             "use_cache": Flag(), "jobs": JOBS},
+    estimate=estimate,
 )
 def build(
     out_dir: str | Path,

@@ -22,9 +22,16 @@ from typing import Any
 import numpy as np
 
 from ddspbench.suite.errors import UserError
-from ddspbench.suite.features import BLOCK_SIZE, SAMPLE_RATE, scale_f0, scale_loudness
+from ddspbench.suite.features import (
+    BLOCK_SIZE,
+    CLIP_FRAMES,
+    CLIP_SAMPLES,
+    SAMPLE_RATE,
+    scale_f0,
+    scale_loudness,
+)
 
-__all__ = ["ClipSet", "DATASET_FORMAT", "SPLITS", "save_dataset", "load_split", "load_meta"]
+__all__ = ["ClipSet", "DATASET_FORMAT", "SPLITS", "build_estimate", "save_dataset", "load_split", "load_meta"]
 
 DATASET_FORMAT = "ddspbench.dataset/1"
 SPLITS = ("train", "valid", "test")
@@ -118,6 +125,19 @@ class ClipSet:
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez(tmp, **arrays)  # type: ignore[arg-type]
         tmp.replace(path)
+
+
+_BUILD_BASE_BYTES = 300e6  # the interpreter, numpy and the builders' modules (a 3-recording build peaks at ~370 MB)
+_CLIP_BYTES = 3 * 4 * (CLIP_SAMPLES + 4 * CLIP_FRAMES)  # float32 audio + 4 frame arrays, held ~3 times (entries, splits, npz)
+_GENERATE_BYTES_PER_SAMPLE = 100  # a recording being made: phasors, interpolation indices, its noise spectrum
+
+
+def build_estimate(clips: int, clips_per_recording: int, jobs: int, seconds_per_clip: float) -> tuple[int, float, float]:
+    """``(clips, bytes, seconds)`` a generated dataset's build is expected to take: every clip held while the splits
+    are assembled and written, plus ``jobs`` recordings of ``clips_per_recording`` clips being made at once."""
+    nbytes = _BUILD_BASE_BYTES + clips * _CLIP_BYTES
+    nbytes += jobs * clips_per_recording * CLIP_SAMPLES * _GENERATE_BYTES_PER_SAMPLE
+    return clips, nbytes, clips * seconds_per_clip / jobs
 
 
 def save_dataset(out_dir: str | Path, splits: dict[str, ClipSet], meta: dict[str, Any]) -> Path:

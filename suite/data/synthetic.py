@@ -23,11 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from ddspbench.suite.bounds import JOBS, Bound, Flag, Names, Text
 from ddspbench.suite.data import features as features_module
 from ddspbench.suite.data.cache import FeatureCache, code_hash, hash_key
 from ddspbench.suite.data.features import a_weighted_loudness
 from ddspbench.suite.data.splits import Clip, assemble
-from ddspbench.suite.data.store import save_dataset
+from ddspbench.suite.data.store import build_estimate, save_dataset
 from ddspbench.suite.errors import UserError
 from ddspbench.suite.features import BLOCK_SIZE, CLIP_FRAMES, CLIP_SAMPLES, FRAME_RATE, SAMPLE_RATE
 from ddspbench.suite.registry import DATASETS
@@ -267,10 +268,25 @@ def _parse_timbres(timbres: str | list[str] | tuple[str, ...] | None) -> list[st
     return names
 
 
+RECORDINGS = Bound(int, 1, 100_000)
+CLIPS_PER_RECORDING = Bound(int, 1, 1000)
+_SECONDS_PER_CLIP = 0.07  # measured: 54 clips in 3.8 s on one core, imports excluded
+
+
+def estimate(*, recordings: int, clips_per_recording: int, timbres: str | list[str] | None, jobs: int,
+             **_: Any) -> tuple[int, float, float]:
+    """``(clips, bytes, seconds)`` of a build with these options (see :func:`suite.data.store.build_estimate`)."""
+    clips = recordings * len(_parse_timbres(timbres)) * clips_per_recording
+    return build_estimate(clips, clips_per_recording, jobs, _SECONDS_PER_CLIP)
+
+
 @DATASETS.register(
     "synthetic",
     description="generated phrases with known f0 and loudness, three timbres (default, no files needed)",
     needs_path=False,
+    options={"recordings": RECORDINGS, "clips_per_recording": CLIPS_PER_RECORDING, "timbres": Names(tuple(TIMBRES)),
+             "cache_dir": Text(), "use_cache": Flag(), "jobs": JOBS},
+    estimate=estimate,
 )
 def build(
     out_dir: str | Path,

@@ -24,6 +24,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from typing import Any, Union
 
 import yaml
 
+from ddspbench.suite.bounds import BATCH, FRAMES, LR, REPEATS, SEED, STEPS_OR_NONE, THREADS, TRIALS
 from ddspbench.suite.candidate import ParamSpec
 from ddspbench.suite.errors import UserError
 from ddspbench.suite.records import STANDARD_METRICS, Direction
@@ -354,9 +356,9 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if tp is Any:
         return value
     if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return value  # ints stay ints (an int range is an int parameter)
-        raise UserError(f"{where}: expected a number, got {value!r}")
+        raise UserError(f"{where}: expected a finite number, got {value!r}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -373,10 +375,10 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
 
 
 def _check_semantics(cfg: SweepConfig, where: str) -> None:
-    if cfg.trials < 1:
-        raise UserError(f"{where}.trials: must be at least 1, got {cfg.trials}")
-    if cfg.repeats < 1:
-        raise UserError(f"{where}.repeats: must be at least 1 (seeds per configuration), got {cfg.repeats}")
+    # the bounds the command line declares for the same settings (suite.bounds), so a file cannot pass what a flag cannot
+    TRIALS.check(cfg.trials, f"{where}.trials")
+    REPEATS.check(cfg.repeats, f"{where}.repeats")
+    SEED.check(cfg.seed, f"{where}.seed")
     if not cfg.study or any(c in cfg.study for c in "/\\\n\r\0") or cfg.study.startswith("."):
         raise UserError(f"{where}.study: {cfg.study!r} is not a usable study name")
     if not cfg.objectives:
@@ -399,14 +401,15 @@ def _check_semantics(cfg: SweepConfig, where: str) -> None:
     if cfg.device != "cpu" and not cfg.device.startswith("cuda"):
         raise UserError(f"{where}.device: {cfg.device!r} is not cpu or cuda[:N]")
     for sect, recipe in (("teacher", cfg.teacher), ("student", cfg.student)):
-        if recipe.steps < 0 or recipe.batch_size < 1 or recipe.lr <= 0:
-            raise UserError(f"{where}.{sect}: steps >= 0, batch_size >= 1 and lr > 0 are required")
+        STEPS_OR_NONE.check(recipe.steps, f"{where}.{sect}.steps")
+        BATCH.check(recipe.batch_size, f"{where}.{sect}.batch_size")
+        LR.check(recipe.lr, f"{where}.{sect}.lr")
         if recipe.checkpoint not in ("best", "last"):
             raise UserError(f"{where}.{sect}.checkpoint: {recipe.checkpoint!r} is not best or last")
-    if cfg.threads is not None and cfg.threads < 1:
-        raise UserError(f"{where}.threads: at least 1, got {cfg.threads}")
-    if cfg.data.frames is not None and cfg.data.frames < 4:
-        raise UserError(f"{where}.data.frames: at least 4 frames, got {cfg.data.frames}")
+    if cfg.threads is not None:
+        THREADS.check(cfg.threads, f"{where}.threads")
+    if cfg.data.frames is not None:
+        FRAMES.check(cfg.data.frames, f"{where}.data.frames")
     if not cfg.space.families or not cfg.space.methods:
         raise UserError(f"{where}.space: families and methods must not be empty")
     if not cfg.evaluation.stream_buffers or any(b < 1 for b in cfg.evaluation.stream_buffers):
@@ -450,7 +453,7 @@ def _check_sections(cfg: SweepConfig, where: str) -> None:
         raise UserError(f"{where}.data.options: dataset {data.dataset!r} has no option {unknown[0]!r}; "
                         f"known: {', '.join(sorted(known))}")
     try:
-        check_options(data.dataset, data.options, known)
+        check_options(data.dataset, data.options)
     except UserError as exc:
         raise UserError(f"{where}.data.options: {exc}") from None
     for key, least in (("max_train", 1), ("max_valid", 0), ("max_test", 1)):
@@ -483,12 +486,18 @@ def _check_sections(cfg: SweepConfig, where: str) -> None:
         if extra:
             raise UserError(f"{where}.space.params.{method}: unknown parameter {extra[0]!r}; "
                             f"{method} takes {', '.join(sorted(accepted)) or '(none)'}")
+        declared = getattr(COMPRESSORS.get(method), "bounds", {})
+        for name, spec in specs.items():  # a searched range lies within what the method accepts (its declaration)
+            if name in declared:
+                for value in spec.choices if spec.choices is not None else (spec.low, spec.high):
+                    if value is not None:
+                        declared[name].check(value, f"{where}.space.params.{method}.{name}")
 
 
 def _check_custom_size(cls: Any, family: str, size: str, where: str) -> None:
     """A custom student size (``hidden=32``) must build a ``family`` model: positive numbers, known settings.
 
-    Student sizes are small by design, so building one costs milliseconds.
+    The model is built on torch's meta device, so checking costs milliseconds whatever the widths.
     """
     from ddspbench.suite.errors import one_line_message
     from ddspbench.suite.sweep.space import parse_size
@@ -499,10 +508,12 @@ def _check_custom_size(cls: Any, family: str, size: str, where: str) -> None:
     for key, value in overrides.items():
         if isinstance(value, (int, float)) and value <= 0:
             raise UserError(f"{where}: {size!r}: {key} must be > 0")
+    from ddspbench.suite.train import probe_params
+
     try:
-        cls(**overrides)
-    except (TypeError, ValueError, RuntimeError, KeyError) as exc:
-        raise UserError(f"{where}: {size!r} does not build a {family} model ({one_line_message(exc, 160)})") from None
+        probe_params(cls, overrides, f"a {family} model")  # counted on the meta device: a huge width allocates nothing
+    except UserError as exc:
+        raise UserError(f"{where}: {size!r}: {one_line_message(exc, 200)}") from None
 
 
 def _first_non_positive(tree: Any, prefix: str = "") -> tuple[str, Any] | None:

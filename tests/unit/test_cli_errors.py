@@ -161,6 +161,132 @@ BAD_INPUTS: list[tuple[str, str]] = [
     ("fad {empty} {empty} --segment 0.01", "--segment"),
     (f"{SWEEP} --sizes hidden=-4 --out {{new}}", "hidden must be > 0"),
 ]
+COMPRESS = "compress --method quantize --teacher {ckpt} --out {new}"
+EVALUATE = "evaluate --model {ckpt} --data {data}"
+SYNTH = "synth --model {ckpt} --data {data} --out {new}"
+DATA = "data --out {new}"
+REPORT = "report --results {badrecords}"
+WORKER = "worker --study nosuch --out {new}"
+FAD = "fad {empty} {empty}"
+MSS = "mss {wav} {wav}"
+# Hostile numbers and names (issue #24): non-finite, out of range, wrong kind, empty, files that are not what they
+# claim, sizes beyond the machine, control characters. Every one stops before any work with one line.
+BOUND_INPUTS: list[tuple[str, str]] = [
+    # train: every numeric flag, and constructor settings
+    (f"{TRAIN} --lr inf --out {{new}}", "--lr: must be a finite number > 0"),
+    (f"{TRAIN} --lr nan --out {{new}}", "--lr"),
+    (f"{TRAIN} --lr -inf --out {{new}}", "--lr"),
+    (f"{TRAIN} --lr 1e9 --out {{new}}", "--lr"),
+    (f"{TRAIN} --lr 0 --out {{new}}", "--lr"),
+    (f"{TRAIN} --seed -1 --out {{new}}", "--seed: must be an integer in [0, 4294967295]"),
+    (f"{TRAIN} --seed 4294967296 --out {{new}}", "--seed"),
+    (f"{TRAIN} --batch-size 100000 --out {{new}}", "--batch-size"),
+    (f"{TRAIN} --frames 3 --out {{new}}", "--frames"),
+    (f"{TRAIN} --frames 100000 --out {{new}}", "--frames"),
+    (f"{TRAIN} --valid-every 0 --out {{new}}", "--valid-every"),
+    (f"{TRAIN} --checkpoint-every -5 --out {{new}}", "--checkpoint-every"),
+    (f"{TRAIN} --decay-every 1e3 --out {{new}}", "--decay-every"),
+    (f"{TRAIN} --threads 100000 --out {{new}}", "--threads"),
+    ("train --family hpn --size reduced --data {data} --steps 1000000000 --out {new}", "--steps"),
+    ("train --family hpn --size reduced --data {data} --steps nan --out {new}", "--steps"),
+    ("train --family hpn --set hidden=1000000000 --data {data} --steps 1 --out {new}", "hidden must be an integer"),
+    ("train --family hpn --set hidden=65536 --data {data} --steps 1 --out {new}", "needs an estimated"),
+    ("train --family hpn --set hidden=.nan --data {data} --steps 1 --out {new}", "hidden must be an integer"),
+    ("train --family hpn --set n_harmonics=.inf --data {data} --steps 1 --out {new}", "n_harmonics"),
+    ("train --family hpn --set hidden=1.5 --data {data} --steps 1 --out {new}", "hidden must be an integer"),
+    ("train --family ddx7 --set n_blocks=true --data {data} --steps 1 --out {new}", "n_blocks"),
+    ("train --family hpn --set hidden= --data {data} --steps 1 --out {new}", "no value"),
+    # compress
+    (f"{COMPRESS} --lr inf", "--lr"),
+    (f"{COMPRESS} --lr nan", "--lr"),
+    (f"{COMPRESS} --steps -1", "--steps"),
+    (f"{COMPRESS} --batch-size 5000", "--batch-size"),
+    (f"{COMPRESS} --frames 2", "--frames"),
+    (f"{COMPRESS} --seed -3", "--seed"),
+    ("compress --method prune --teacher {ckpt} --set ratio=5 --out {new}", "prune option ratio must be"),
+    ("compress --method prune --teacher {ckpt} --set ratio=.nan --out {new}", "ratio"),
+    ("compress --method kd_audio --teacher {ckpt} --set kd_weight=.inf --out {new}", "kd_weight"),
+    ("compress --method prune+quantize --teacher {ckpt} --set prune.ratio=2 --out {new}", "ratio"),
+    ("compress --method quantize --teacher {ckpt} --set method=nosuch --out {new}", "method must be one of"),
+    ("compress --method kd_audio --teacher {ckpt} --set steps=-1 --out {new}", "steps"),
+    ("compress --method kd_audio --teacher {ckpt} --set hidden=1.5 --out {new}", "hidden"),
+    ("compress --method kd_audio --teacher {ckpt} --set channels=[] --out {new}", "channels"),
+    # evaluate
+    (f"{EVALUATE} --threads 1000", "--threads"),
+    (f"{EVALUATE} --limit -1", "--limit"),
+    (f"{EVALUATE} --n-audio -1", "--n-audio"),
+    (f"{EVALUATE} --n-audio 1e9", "--n-audio"),
+    (f"{EVALUATE} --frames 0", "--frames"),
+    (f"{EVALUATE} --seed 1.5", "--seed"),
+    (f"{EVALUATE} --buffers 64,nan", "--buffers"),
+    (f"{EVALUATE} --buffers 640000", "--buffers"),
+    (f"{EVALUATE} --buffers -64", "--buffers"),
+    # synth
+    (f"{SYNTH} --limit 0", "--limit"),
+    (f"{SYNTH} --batch-size 1e9", "--batch-size"),
+    (f"{SYNTH} --batch-size nan", "--batch-size"),
+    (f"{SYNTH} --seed -1", "--seed"),
+    # data: flags, then every kind of dataset option the declarations refuse
+    (f"{DATA} --seed -1", "--seed: must be an integer in [0, 4294967295]"),
+    (f"{DATA} --seed 4294967296", "--seed"),
+    (f"{DATA} --jobs 1000", "--jobs"),
+    (f"{DATA} --jobs -1", "--jobs"),
+    (f"{DATA} --set recordings=1000000000", "option recordings must be an integer in [1, 100000]"),
+    (f"{DATA} --set recordings=100000", "needs an estimated"),
+    (f"{DATA} --set recordings=.inf", "recordings"),
+    (f"{DATA} --set clips_per_recording=0", "clips_per_recording"),
+    (f"{DATA} --set clips_per_recording=1.5", "clips_per_recording"),
+    (f"{DATA} --set clips_per_recording=1000 --set recordings=100000", "needs an estimated"),
+    (f"{DATA} --set timbres=", "no value"),
+    (f"{DATA} --set timbres=[]", "option timbres must name at least one"),
+    (f"{DATA} --set timbres=[1,2]", "timbres"),
+    (f"{DATA} --set timbres=nosuch", "unknown 'nosuch'"),
+    (f"{DATA} --set jobs=0", "option jobs"),
+    (f"{DATA} --set use_cache=1", "use_cache"),
+    (f"{DATA} --dataset soundfont --set soundfont={{file}}", "is not a SoundFont file"),
+    (f"{DATA} --dataset soundfont --set soundfont=/etc/passwd", "/etc/passwd is not a SoundFont file"),
+    (f"{DATA} --dataset soundfont --set soundfont={{missing}}", "soundfont not found"),
+    (f"{DATA} --dataset soundfont --set soundfont={{wav}}", "is not a SoundFont file"),
+    (f"{DATA} --dataset soundfont --set instruments=[]", "instruments"),
+    (f"{DATA} --dataset soundfont --set recordings=-1", "recordings"),
+    (f"{DATA} --dataset folder --path {{root}} --set min_confidence=1.5", "min_confidence"),
+    (f"{DATA} --dataset folder --path {{root}} --set top_db=.nan", "top_db"),
+    (f"{DATA} --dataset folder --path {{root}} --set f0_stride=0", "f0_stride"),
+    (f"{DATA} --dataset folder --path {{root}} --set split=nosuch", "split must be one of recording, chunk"),
+    (f"{DATA} --dataset folder --path {{root}} --set instruments=", "no value"),
+    (f"{DATA} --set timbres=\x1b[31mred", "\\x1b[31mred"),
+    # report
+    (f"{REPORT} --max-rtf nan", "--max-rtf"),
+    (f"{REPORT} --max-rtf -1", "--max-rtf"),
+    (f"{REPORT} --max-params inf", "--max-params"),
+    (f"{REPORT} --max-mb 0", "--max-mb"),
+    (f"{REPORT} --clips -1", "--clips"),
+    (f"{REPORT} --clips 1e9", "--clips"),
+    (f"{REPORT} --top inf", "--top"),
+    # sweep
+    (f"{SWEEP} --trials 1e9 --out {{new}}", "--trials"),
+    (f"{SWEEP} --trials 1000000 --out {{new}}", "--trials"),
+    (f"{SWEEP} --seed -1 --out {{new}}", "--seed"),
+    (f"{SWEEP} --repeats 0 --out {{new}}", "--repeats"),
+    (f"{SWEEP} --repeats 1000 --out {{new}}", "--repeats"),
+    (f"{SWEEP} --sizes hidden=1000000000 --out {{new}}", "hidden must be an integer"),
+    # worker
+    (f"{WORKER} --grace nan", "--grace"),
+    (f"{WORKER} --grace -1", "--grace"),
+    (f"{WORKER} --grace inf", "--grace"),
+    (f"{WORKER} --trials 0", "--trials"),
+    # mss, fad, list
+    (f"{MSS} --scales nan", "--scales"),
+    (f"{MSS} --scales 1000000", "--scales"),
+    (f"{MSS} --scales -4", "--scales"),
+    (f"{FAD} --segment nan", "--segment"),
+    (f"{FAD} --segment inf", "--segment"),
+    (f"{FAD} --bootstrap 1e9", "--bootstrap"),
+    (f"{FAD} --seed -1", "--seed"),
+    ("list sizes\x1b[2J\x1b[31mRED", "sizes\\x1b[2J"),
+    ("list --pattern * sizes extra\x1b[2J", "extra\\x1b[2J"),
+]
+BAD_INPUTS += BOUND_INPUTS
 if not CUDA:
     BAD_INPUTS += [(f"{TRAIN} --device cuda --out {{new}}", "CUDA is not available"),
                    (f"{SWEEP} --device cuda --out {{new}}", "CUDA is not available")]
@@ -173,6 +299,7 @@ def _argv(template: str, files: dict[str, str], tmp_path: Path) -> list[str]:
 def _assert_one_error_line(err: str, match: str) -> None:
     lines = [line for line in err.splitlines() if line.strip()]
     assert "Traceback" not in err, err
+    assert "\x1b" not in err, err  # names echoed back have their control characters escaped
     errors = [line for line in lines if line.startswith("error: ")]
     assert len(errors) == 1 and lines[-1] == errors[0], err
     assert all(line.startswith(("error: ", "warning: ")) for line in lines), err
@@ -185,15 +312,23 @@ def test_the_table_is_large_and_covers_every_command():
 
     assert len(BAD_INPUTS) >= 40
     assert commands == set(command_modules())
+    assert len(BOUND_INPUTS) >= 60
+    assert {t.split()[0] for t, _ in BOUND_INPUTS} == set(command_modules())
 
 
 @pytest.mark.parametrize(("template", "match"), BAD_INPUTS, ids=[t[:60] for t, _ in BAD_INPUTS])
-def test_bad_input_is_one_line_and_exit_2(template, match, files, tmp_path, capsys):
+def test_bad_input_is_one_line_and_exit_2(template, match, files, tmp_path, capsys, monkeypatch):
     match = match.format(**files)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
     code = main(_argv(template, files, tmp_path))
     err = capsys.readouterr().err
     assert code == 2, err
     _assert_one_error_line(err, match)
+    assert list(cwd.iterdir()) == [], "bad input wrote into the working directory"
+    if (template, match) in BOUND_INPUTS:  # refused before any work: not even --out is made
+        assert not (tmp_path / "new-out").exists(), "bad input created --out"
 
 
 OUT_COMMANDS = [

@@ -213,7 +213,7 @@ def test_a_dead_worker_after_its_last_seed_is_told_the_mean(tmp_path):
 
 def test_repeats_is_validated_and_hashed_only_when_it_is_not_one(tmp_path, capsys):
     tree = preset_tree("smoke")
-    with pytest.raises(UserError, match=r"repeats: must be at least 1"):
+    with pytest.raises(UserError, match=r"repeats must be an integer in \[1, 100\], got 0"):
         config_from_dict({**tree, "repeats": 0})
     with pytest.raises(UserError, match="repeats: expected an integer"):
         config_from_dict({**tree, "repeats": 1.5})
@@ -226,7 +226,7 @@ def test_repeats_is_validated_and_hashed_only_when_it_is_not_one(tmp_path, capsy
     open_study(config_from_dict({**tree, "repeats": 3}), url)
     assert load_study_config(url, "smoke").repeats == 3  # what a worker runs
     assert main(["sweep", "--repeats", "0", "--out", str(tmp_path / "x")]) == 2
-    assert "repeats: must be at least 1" in capsys.readouterr().err
+    assert "argument --repeats: must be an integer in [1, 100]" in capsys.readouterr().err
 
 
 def test_only_candidates_that_use_the_seed_are_repeated():
