@@ -130,8 +130,9 @@ def _where(r: Any) -> str:
 
 
 def kd_headline(tables: VerdictTables, quality: str) -> str:
-    """The one-paragraph answer: per dataset, instrument and family, KD's arm against each other method, in the four
-    verdict words (:data:`reports.stats.VERDICTS`), with the interval of ``KD - other`` and ``T``."""
+    """The answer in one paragraph: per dataset, instrument and family, KD's arm against each other method in the
+    four verdict words (:data:`reports.stats.VERDICTS`), with ``KD - other`` where the verdict is a finding; the
+    reasons of inconclusive pairs are in the verdict table."""
     v = tables.verdicts
     if v.empty or "vs_kd" not in v.columns or not v["vs_kd"].notna().any():
         return "KD vs others: no KD arm with another method to compare with."
@@ -142,14 +143,15 @@ def kd_headline(tables: VerdictTables, quality: str) -> str:
         if kd.empty or cmp.empty:
             continue
         where = "/".join(str(k) for k in key if isinstance(k, str) and k)
-        said = "; ".join(f"vs {r.method}: {r.verdict}" + (f" ({r.diff:+.3g} [{r.ci_low:+.3g}, {r.ci_high:+.3g}], "
-                                                           f"T {r.threshold:.3g})" if finite(r.ci_low) else
-                                                           f" ({r.note})" if r.note else "")
+        said = "; ".join(f"vs {r.method}: {r.verdict}" + (f" ({r.diff:+.3g} [{r.ci_low:+.3g}, {r.ci_high:+.3g}], T "
+                                                          f"{r.threshold:.3g})" if r.verdict != "inconclusive" else "")
                          for r in cmp.itertuples())
         parts.append(f"{where}: KD ({kd.iloc[0]['method']}) {said}")
     m = tables.family.size
-    return (f"Verdicts of KD against each method on {quality} (KD - other, 95 % interval over training runs and "
-            f"test recordings; Holm over the report's {m} comparisons): " + ". ".join(parts) + ".")
+    family = (f"Holm over the report's {m} tested comparisons" if m else
+              "no pair could be tested (see the verdict table for why)")
+    return (f"Verdicts of KD on {quality} (KD - other, 95 % interval over training runs and test recordings; "
+            f"{family}): " + ". ".join(parts) + ".")
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:

@@ -33,7 +33,7 @@ import pandas as pd
 import soundfile as sf
 
 from ddspbench.reports.plots import spectrogram_png
-from ddspbench.reports.tables import ID_COLUMNS, display_value, format_value, header
+from ddspbench.reports.tables import ID_COLUMNS, candidate_label, display_value, format_value, header
 
 __all__ = ["slug", "write_html", "listening_items", "TEMPLATES"]
 
@@ -125,7 +125,8 @@ def _leaderboard(board: pd.DataFrame) -> dict[str, Any]:
                 text = format_value(r[col])
                 cells.append(_cell(text, "settings", parts=text.split()))
             else:
-                cells.append(_cell(format_value(r[col]), "num" if col == "rank" else "id"))
+                text = candidate_label(r) if col == "uid" else format_value(r[col])
+                cells.append(_cell(text, "num" if col == "rank" else "id"))
         rows.append({"cls": "teacher" if r.get("method") == "teacher" else "", "cells": cells})
     return {"heads": heads, "rows": rows, "ranked_by": ranked,
             "units_note": "byte counts in kB/MB of 1000" if any(units.get(m) == "B" for m in mets) else ""}

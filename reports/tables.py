@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "verdict_display",
+    "candidate_label",
     "DEFAULT_COLUMNS",
     "ID_COLUMNS",
     "filter_frame",
@@ -188,6 +189,28 @@ def _converged_text(row: pd.Series) -> str:
     return text
 
 
+def _is_kd(method: Any) -> bool:
+    return any(step.strip().startswith("kd") for step in str(method).split("+"))
+
+
+def _why_inconclusive(r: pd.Series) -> str:
+    """The short reason an inconclusive verdict gives in the verdict table (the full note is in the JSON/CSV)."""
+    note = str(r.get("note") or "")
+    runs, recs = r.get("runs_needed"), r.get("recordings_needed")
+    if "one run per arm" in note:
+        return "1 run per arm"
+    if "not the same test clips" in note:
+        return "different test clips"
+    if "no per-clip" in note:
+        return "no per-clip values"
+    ways = [f"~{int(runs)} runs/arm" if isinstance(runs, (int, float)) and runs == runs else "",
+            f"~{int(recs)} recordings" if isinstance(recs, (int, float)) and recs == recs else ""]
+    ways = [w for w in ways if w]
+    if ways:
+        return " or ".join(ways) + " would settle it"
+    return "diff too close to T" if r.get("power_note") else "after Holm"
+
+
 def verdict_display(verdicts: pd.DataFrame, quality: str, units: dict[str, str] | None = None) -> pd.DataFrame:
     """The verdict table for people, ten columns at most (the full table stays in the JSON/CSV):
     family, arm (KD's marked), size, params, runs, quality with its 95 % interval over runs, ``KD - arm`` with its
@@ -200,10 +223,10 @@ def verdict_display(verdicts: pd.DataFrame, quality: str, units: dict[str, str] 
     many = verdicts[["dataset", "instrument"]].astype(str).drop_duplicates().shape[0] > 1
     for _, r in verdicts.iterrows():
         kd = bool(r.get("kd_arm"))
-        verdict = r.get("verdict") if isinstance(r.get("vs_kd"), str) else ("KD's arm" if kd else "")
+        verdict = (r.get("verdict") if isinstance(r.get("vs_kd"), str) else
+                   "KD's arm" if kd else "KD, not chosen (validation)" if _is_kd(r.get("method")) else "")
         if verdict == "inconclusive":
-            why = r.get("power_note") or r.get("note") or ""
-            verdict = f"inconclusive ({why})" if why else verdict
+            verdict = f"inconclusive ({_why_inconclusive(r)})"
         lo, hi = r.get(f"{quality}_ci_low"), r.get(f"{quality}_ci_high")
         q = format_value(r.get(quality))
         if isinstance(lo, float) and isinstance(hi, float) and math.isfinite(lo) and math.isfinite(hi):
@@ -219,8 +242,8 @@ def verdict_display(verdicts: pd.DataFrame, quality: str, units: dict[str, str] 
             "size": r.get("size"),
             "params": format_value(r.get("params")),
             "runs": format_value(r.get("n_seeds")),
-            header(quality, units) + " [95 % over runs]": q,
-            "KD - arm [95 %]": diff,
+            f"{quality} (95 % CI)": q,
+            "KD - arm (95 % CI)": diff,
             "T": format_value(r.get("threshold")) if diff else "",
             "verdict (of KD)": verdict,
             "converged": _converged_text(r),
@@ -233,6 +256,14 @@ def verdict_display(verdicts: pd.DataFrame, quality: str, units: dict[str, str] 
 def _shown_ids(board: pd.DataFrame) -> list[str]:
     return [c for c in board.columns if c == "rank" or (c in _SHOWN_IDS and board[c].notna().any()
                                                           and board[c].astype(str).str.len().gt(0).any())]
+
+
+def candidate_label(row: pd.Series) -> str:
+    """How a leaderboard names a row: its candidate id, or for a configuration run with several seeds
+    ``"t0003 (3 seeds)"``, so a mean over seeds never reads as one trial."""
+    uid = format_value(row.get("uid"))
+    n = row.get("n_seeds")
+    return f"{uid} ({int(n)} seeds)" if isinstance(n, (int, float, np.integer)) and n == n and n > 1 else uid
 
 
 def display_rows(board: pd.DataFrame, intervals: bool = True) -> tuple[list[str], list[list[str]]]:
@@ -248,7 +279,8 @@ def display_rows(board: pd.DataFrame, intervals: bool = True) -> tuple[list[str]
         heads.append("converged")
     rows = []
     for _, r in board.iterrows():
-        cells = [format_value(r[c]) for c in ids] + [_cell(r, m, units.get(m), intervals) for m in mets]
+        cells = ([candidate_label(r) if c == "uid" else format_value(r[c]) for c in ids]
+                 + [_cell(r, m, units.get(m), intervals) for m in mets])
         if "pareto" in board.columns:
             cells.append("yes" if r["pareto"] else "")
         if flagged:
@@ -351,7 +383,7 @@ _ABBREV: dict[str, str] = {
     "param_bytes": "bytes", "peak_mem_bytes": "peak", "mss_teacher": "mss_t",
 }
 # columns in the order they are given up when the terminal is too narrow (first dropped first)
-_DROP_ORDER: tuple[str, ...] = ("instrument", "rtf_offline", "params", "size", "fad", "family", "param_bytes")
+_DROP_ORDER: tuple[str, ...] = ("instrument", "rtf_offline", "params", "size", "fad", "param_bytes")
 _SETTINGS_WIDTH = 26  # the terminal's settings column is cut (with an ellipsis) beyond this
 
 
@@ -372,10 +404,10 @@ def _fit_columns(heads: list[str], rows: list[list[str]], width: int, keep: set[
         shown = [i for i in shown if heads[i] != name or i in keep]
     while total(shown) > width and len(shown) > len(keep):  # then the right-most optional column
         shown.remove(next(i for i in reversed(shown) if i not in keep))
-    for name in ("hparams", "uid", "method", "family", "size"):
+    for name in ("uid", "hparams", "method", "family", "size"):
         if name in heads and heads.index(name) in shown and total(shown) > width:
             i = heads.index(name)
-            widths[i] = max(8, widths[i] - (total(shown) - width))
+            widths[i] = max(8, len(_ABBREV.get(name, name)), widths[i] - (total(shown) - width))
     return shown, widths
 
 
@@ -418,7 +450,8 @@ def print_leaderboard(
     for intervals in (True, False):
         _, rows = display_rows(shown_board, intervals=intervals)
         names = _shown_ids(shown_board) + mets + (["pareto"] if "pareto" in board.columns else [])
-        keep = {i for i, n in enumerate(names) if n in ("rank", "uid", "method", "hparams", metric, "pareto")}
+        # the family stays: without it a DDX7 row reads as if it ranked among HpN rows
+        keep = {i for i, n in enumerate(names) if n in ("rank", "uid", "family", "method", "hparams", metric, "pareto")}
         cols, col_widths = _fit_columns(names, rows, width, keep)
         if len(cols) == len(names) or not intervals:
             break

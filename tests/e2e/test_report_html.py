@@ -136,3 +136,39 @@ def test_leaderboard_key_columns_visible_at_1000px(report, tmp_path):
     if artifacts:
         Path(artifacts).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shot, Path(artifacts) / "report_html_1000px.png")
+
+
+# Where the verdict table ends (CSS pixels), into data-verdict.
+_VERDICT = """<script>
+window.addEventListener("load", function () {
+  var h = document.getElementById("verdict"), t = h && h.nextElementSibling && h.nextElementSibling.querySelector("table");
+  var r = t ? t.getBoundingClientRect() : null;
+  document.body.setAttribute("data-verdict", JSON.stringify({height: window.innerHeight, width: window.innerWidth,
+    top: r ? r.top : -1, bottom: r ? r.bottom : -1, right: r ? r.right : -1,
+    rows: t ? t.querySelectorAll("tbody tr").length : 0}));
+});
+</script>"""
+
+
+def test_the_verdict_table_is_the_first_screen_at_1000px(report, tmp_path):
+    # issue 21: the answer leads; at a 1000 x 1000 window the whole verdict table shows without scrolling
+    page = report.read_text()
+    probe = report.with_name("verdict.html")
+    text = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page)
+    probe.write_text(text.replace("</body>", _VERDICT + "</body>"))
+    shot = tmp_path / "report-verdict-1000.png"
+    try:
+        res = _chromium(tmp_path, "--window-size=1000,1000", "--dump-dom", probe.as_uri())
+        _chromium(tmp_path, "--window-size=1000,1000", f"--screenshot={shot}", report.as_uri())
+    finally:
+        probe.unlink()
+    match = re.search(r'data-verdict="([^"]*)"', res.stdout)
+    assert match, f"page did not finish loading; stderr tail: {res.stderr[-500:]}"
+    box = json.loads(html.unescape(match.group(1)))
+    assert box["rows"] >= 10, box  # hpn and ddx7, every method's arm
+    assert 0 < box["top"] and box["bottom"] <= box["height"] and box["right"] <= box["width"], box
+    assert page.index('id="verdict"') < page.index('id="leaderboard"')
+    artifacts = os.environ.get("DDSPBENCH_ARTIFACTS")
+    if artifacts:
+        Path(artifacts).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, Path(artifacts) / "report_verdict_1000px.png")

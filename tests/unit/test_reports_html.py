@@ -61,7 +61,7 @@ def test_full_report_writes_every_format_and_stays_escaped(hostile_dir, tmp_path
         assert f"| {method} |" in md
     assert "## KD vs others at matched budget" in md and "## Verdict per family" in md
     # one record per configuration: nothing is known about run-to-run variance, and the page says so
-    assert "Verdicts of KD against each method" in md and "one run per arm" in md
+    assert "Verdicts of KD on mss" in md and "1 run per arm" in md
     assert HOSTILE not in md and html.escape(HOSTILE, quote=False) in md
 
 

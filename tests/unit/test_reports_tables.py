@@ -144,6 +144,7 @@ def test_narrow_terminal_leaderboard_never_wraps_rows(frame):
         assert len(body) == top
         header = next(ln for ln in lines if ln.startswith("┃"))
         assert "candidate" in header and "method" in header and "mss" in header
+        assert "family" in header  # issue 21: a DDX7 row must not read as if it ranked among HpN rows
         assert not [ln for ln in body if "…" in ln.split("│")[-2]]  # the ranked metric is never cut
         assert max(len(ln) for ln in lines) <= width
 
@@ -156,3 +157,15 @@ def test_terminal_leaderboard_says_when_rows_are_smoke_numbers(frame):
         console = Console(record=True, width=100, file=io.StringIO())
         print_leaderboard(df, console=console, top=5)
         assert ("smoke preset" in console.export_text()) is expected
+
+
+def test_a_seed_mean_is_named_by_its_seeds_not_as_one_trial(tmp_path):
+    from tests.unit.test_reports_seeds import _write
+
+    from ddspbench.reports import load_results
+
+    df = load_results([_write(tmp_path / "r")])
+    console = Console(record=True, width=80, file=io.StringIO())
+    print_leaderboard(df, console=console, top=10)
+    text = console.export_text()
+    assert "c-kd (3 seeds)" in text and "c-scratch (3 seeds)" in text and "t0006 (" not in text
