@@ -29,7 +29,7 @@ import pandas as pd
 from ddspbench.reports.compare import VerdictTables, verdict_tables
 from ddspbench.reports.convergence import UNCONVERGED_NOTE, converged_flags, flag_comparison, regressed_flags
 from ddspbench.reports.html import write_html
-from ddspbench.reports.load import finite, load_results, loaded_note, metric_columns
+from ddspbench.reports.load import load_results, loaded_note, metric_columns
 from ddspbench.reports.pareto import (
     HV_REF,
     direction_of,

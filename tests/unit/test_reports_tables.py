@@ -160,9 +160,8 @@ def test_terminal_leaderboard_says_when_rows_are_smoke_numbers(frame):
 
 
 def test_a_seed_mean_is_named_by_its_seeds_not_as_one_trial(tmp_path):
-    from tests.unit.test_reports_seeds import _write
-
     from ddspbench.reports import load_results
+    from tests.unit.test_reports_seeds import _write
 
     df = load_results([_write(tmp_path / "r")])
     console = Console(record=True, width=80, file=io.StringIO())
