@@ -111,20 +111,30 @@ window.addEventListener("load", function () {
 KEY_COLUMNS = ("★", "candidate", "family", "method", "settings", "mss [1]")
 
 
-def test_leaderboard_key_columns_visible_at_1000px(report, tmp_path):
+def _measure(report: Path, tmp_path: Path, script: str, attr: str, size: str, shot_name: str) -> tuple[dict, Path]:
+    """Load a test copy of the page with ``script`` injected at ``size`` (``W,H``) and return the JSON it wrote into
+    the body's ``attr``, and a screenshot of the real page at the same size (copied to $DDSPBENCH_ARTIFACTS)."""
     page = report.read_text()
-    probe = report.with_name("layout.html")
+    probe = report.with_name(f"{attr}.html")
     text = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page)
-    probe.write_text(text.replace("</body>", _LAYOUT + "</body>"))
-    shot = tmp_path / "report-1000.png"
+    probe.write_text(text.replace("</body>", script + "</body>"))
+    shot = tmp_path / f"{shot_name}.png"
     try:
-        res = _chromium(tmp_path, "--window-size=1000,1400", "--dump-dom", probe.as_uri())
-        _chromium(tmp_path, "--window-size=1000,1400", f"--screenshot={shot}", report.as_uri())
+        res = _chromium(tmp_path, f"--window-size={size}", "--dump-dom", probe.as_uri())
+        _chromium(tmp_path, f"--window-size={size}", f"--screenshot={shot}", report.as_uri())
     finally:
         probe.unlink()
-    match = re.search(r'data-layout="([^"]*)"', res.stdout)
+    match = re.search(rf'{attr}="([^"]*)"', res.stdout)
     assert match, f"page did not finish loading; stderr tail: {res.stderr[-500:]}"
-    layout = json.loads(html.unescape(match.group(1)))
+    artifacts = os.environ.get("DDSPBENCH_ARTIFACTS")
+    if artifacts and shot.is_file():
+        Path(artifacts).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, Path(artifacts) / shot.name)
+    return json.loads(html.unescape(match.group(1))), shot
+
+
+def test_leaderboard_key_columns_visible_at_1000px(report, tmp_path):
+    layout, shot = _measure(report, tmp_path, _LAYOUT, "data-layout", "1000,1400", "report_html_1000px")
     assert layout["viewport"] <= 1000
     assert layout["page"] <= layout["viewport"]  # the page itself never scrolls sideways; wide tables scroll inside
     for col in KEY_COLUMNS:
@@ -132,10 +142,6 @@ def test_leaderboard_key_columns_visible_at_1000px(report, tmp_path):
         left, right = layout["cols"][col]
         assert 0 <= left and right <= layout["viewport"], (col, left, right)
     assert shot.is_file() and shot.stat().st_size > 20_000
-    artifacts = os.environ.get("DDSPBENCH_ARTIFACTS")
-    if artifacts:
-        Path(artifacts).mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shot, Path(artifacts) / "report_html_1000px.png")
 
 
 # Where the verdict table ends (CSS pixels), into data-verdict.
@@ -152,23 +158,8 @@ window.addEventListener("load", function () {
 
 def test_the_verdict_table_is_the_first_screen_at_1000px(report, tmp_path):
     # issue 21: the answer leads; at a 1000 x 1000 window the whole verdict table shows without scrolling
-    page = report.read_text()
-    probe = report.with_name("verdict.html")
-    text = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page)
-    probe.write_text(text.replace("</body>", _VERDICT + "</body>"))
-    shot = tmp_path / "report-verdict-1000.png"
-    try:
-        res = _chromium(tmp_path, "--window-size=1000,1000", "--dump-dom", probe.as_uri())
-        _chromium(tmp_path, "--window-size=1000,1000", f"--screenshot={shot}", report.as_uri())
-    finally:
-        probe.unlink()
-    match = re.search(r'data-verdict="([^"]*)"', res.stdout)
-    assert match, f"page did not finish loading; stderr tail: {res.stderr[-500:]}"
-    box = json.loads(html.unescape(match.group(1)))
+    box, _ = _measure(report, tmp_path, _VERDICT, "data-verdict", "1000,1000", "report_verdict_1000px")
     assert box["rows"] >= 10, box  # hpn and ddx7, every method's arm
     assert 0 < box["top"] and box["bottom"] <= box["height"] and box["right"] <= box["width"], box
+    page = report.read_text()
     assert page.index('id="verdict"') < page.index('id="leaderboard"')
-    artifacts = os.environ.get("DDSPBENCH_ARTIFACTS")
-    if artifacts:
-        Path(artifacts).mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shot, Path(artifacts) / "report_verdict_1000px.png")

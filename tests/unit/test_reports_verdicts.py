@@ -80,13 +80,19 @@ def _hier_bootstrap_se(a: np.ndarray, b: np.ndarray, draws: int, rng: np.random.
     return float(out.std(ddof=1))
 
 
+def _pair(seed: int, n: int, r: int, shift: float, sd_run: tuple[float, float], sd_armrec: float,
+          sd_clip: float) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Two simulated arms sharing ``r`` recordings (the second ``shift`` above the first) and their comparison."""
+    rng = np.random.default_rng(seed)
+    rec = rng.normal(0, 0.5, r)
+    a = _arm(rng, n, 5.0, rec, sd_run=sd_run[0], sd_armrec=sd_armrec, sd_clip=sd_clip)
+    b = _arm(rng, n, 5.0 + shift, rec, sd_run=sd_run[1], sd_armrec=sd_armrec, sd_clip=sd_clip)
+    return a, b, run_level_comparison(_matrix(a), _matrix(b))
+
+
 def test_standard_error_agrees_with_a_hierarchical_bootstrap():
     # large design: the bootstrap's small-sample bias is negligible, so both estimate the same sampling spread
-    rng = np.random.default_rng(1)
-    rec = rng.normal(0, 0.5, 40)
-    a = _arm(rng, 40, 5.0, rec, sd_run=0.2, sd_armrec=0.15, sd_clip=0.1)
-    b = _arm(rng, 40, 5.2, rec, sd_run=0.1, sd_armrec=0.15, sd_clip=0.1)
-    res = run_level_comparison(_matrix(a), _matrix(b))
+    a, b, res = _pair(1, 40, 40, 0.2, (0.2, 0.1), 0.15, 0.1)
     boot = _hier_bootstrap_se(a, b, 3000, np.random.default_rng(2))
     assert res["se"] == pytest.approx(boot, rel=0.12)
 
@@ -232,11 +238,7 @@ def test_identical_arms_are_equivalent():
 
 
 def test_runs_needed_reaches_its_precision():
-    rng = np.random.default_rng(6)
-    rec = rng.normal(0, 0.5, 6)
-    a = _arm(rng, 3, 5.0, rec, sd_run=0.3, sd_armrec=0.05, sd_clip=0.1)
-    b = _arm(rng, 3, 5.05, rec, sd_run=0.3, sd_armrec=0.05, sd_clip=0.1)
-    res = run_level_comparison(_matrix(a), _matrix(b))
+    _, _, res = _pair(6, 3, 6, 0.05, (0.3, 0.3), 0.05, 0.1)
     need = runs_needed(res)
     n = need["runs_needed"]
     assert n is not None and n > 3 and "runs per arm" in need["power_note"]
