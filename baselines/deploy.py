@@ -31,11 +31,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ddspbench.baselines.native import NativeEngine
 from ddspbench.baselines.portable import PortableStep
 from ddspbench.suite.errors import UserError
+from ddspbench.suite.metrics.parity import parity_stats
 
 __all__ = ["FORMATS", "OPSET", "export_artifact", "export_onnx", "export_torchscript", "open_artifact",
-           "onnx_bytes", "torchscript_module", "OnnxRunner", "TorchScriptRunner"]
+           "onnx_bytes", "torchscript_module", "artifact_runner", "OnnxRunner", "TorchScriptRunner",
+           "render_blocks", "eager_render", "check_parity"]
 
 FORMATS = ("onnx", "torchscript", "engine")
 OPSET = 18
@@ -114,12 +117,13 @@ def export_onnx(model: nn.Module, frames: int, path: str | Path, *, batch: int =
 class _Host(nn.Module):
     """The state kept inside the module: one ``forward`` per buffer, ``reset`` for a fresh stream."""
 
-    def __init__(self, step: Any, initial: list[Tensor], buffer_frames: int, family: str) -> None:
+    def __init__(self, step: Any, initial: list[Tensor], buffer_frames: int, batch: int, family: str) -> None:
         super().__init__()
         self.step = step
         self.initial = [t.clone() for t in initial]
         self.state = [t.clone() for t in initial]
         self.buffer_frames = buffer_frames
+        self.batch = batch
         self.sample_rate = 16000
         self.family = family
 
@@ -141,7 +145,7 @@ def torchscript_module(model: nn.Module, frames: int, *, batch: int = 1, seed: A
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             traced = torch.jit.trace(step, (f0, loud, state), check_trace=False)
-            host = torch.jit.script(_Host(traced, state, int(frames), step.family))
+            host = torch.jit.script(_Host(traced, state, int(frames), int(batch), step.family))
     except Exception as exc:
         raise UserError(f"export: TorchScript export failed ({_first_line(exc)})") from exc
     return host
@@ -161,8 +165,6 @@ def export_artifact(model: nn.Module, fmt: str, frames: int, path: str | Path, *
     if fmt == "torchscript":
         return export_torchscript(model, frames, path, seed=seed)
     if fmt == "engine":
-        from ddspbench.baselines.native import NativeEngine
-
         NativeEngine(model, batch=1, seed=seed).save(path)
         return {"format": "engine", "seed": seed}
     raise UserError(f"export: unknown format {fmt!r}; known: {', '.join(FORMATS)}")
@@ -174,7 +176,7 @@ class OnnxRunner:
     backend = "onnxruntime"
 
     def __init__(self, model: bytes | str | Path, info: dict[str, Any] | None = None) -> None:
-        import onnxruntime as ort
+        import onnxruntime as ort  # optional back-end (the [onnx] extra): imported where used
 
         if info is None:
             info = json.loads(Path(str(model) + ".json").read_text())
@@ -225,12 +227,15 @@ class TorchScriptRunner:
 
     backend = "torchscript"
 
-    def __init__(self, module: torch.jit.ScriptModule | str | Path) -> None:
+    def __init__(self, module: torch.jit.ScriptModule | str | Path, seed: Any = None) -> None:
         self.module = torch.jit.load(str(module)) if isinstance(module, (str, Path)) else module
         self.buffer_frames = int(self.module.buffer_frames)
-        self.batch = int(self.module.initial[1].shape[0]) if len(self.module.initial) > 1 else 1
+        self.batch = int(self.module.batch)
+        self.seed = seed
 
     def reset(self, seed: Any = None) -> None:
+        if seed is not None and self.seed is not None and seed != self.seed:
+            raise UserError("export: a TorchScript artifact restarts with the noise seed it was exported with")
         self.module.reset()
 
     def __call__(self, f0_hz: Tensor, loudness_db: Tensor) -> Tensor:
@@ -241,8 +246,10 @@ class TorchScriptRunner:
 class _EngineRunner:
     backend = "native"
 
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: Any, buffer_frames: int) -> None:
         self.engine = engine
+        self.buffer_frames = int(buffer_frames)
+        self.batch = int(engine.batch)
 
     def reset(self, seed: Any = None) -> None:
         self.engine.reset(seed)
@@ -251,14 +258,56 @@ class _EngineRunner:
         return torch.from_numpy(self.engine(f0_hz, loudness_db))
 
 
-def open_artifact(path: str | Path, fmt: str) -> Any:
-    """A runner over the artifact file ``path`` of format ``fmt``."""
+def artifact_runner(model: nn.Module, fmt: str, frames: int, *, batch: int = 1, seed: Any = 0) -> Any:
+    """The runner of what :func:`export_artifact` would write, built in memory (the speed metric's view)."""
+    if fmt == "onnx":
+        return OnnxRunner(*onnx_bytes(model, frames, batch=batch, seed=seed))
+    if fmt == "torchscript":
+        return TorchScriptRunner(torchscript_module(model, frames, batch=batch, seed=seed), seed=seed)
+    raise UserError(f"export: no in-memory runner for format {fmt!r}")
+
+
+def open_artifact(path: str | Path, fmt: str, buffer_frames: int = 1) -> Any:
+    """A runner over the artifact file ``path`` of format ``fmt`` (``buffer_frames``: the engine's buffer, which
+    the file does not fix; ONNX and TorchScript artifacts carry their own)."""
     if fmt == "onnx":
         return OnnxRunner(path)
     if fmt == "torchscript":
         return TorchScriptRunner(path)
     if fmt == "engine":
-        from ddspbench.baselines.native import NativeEngine
-
-        return _EngineRunner(NativeEngine.load(path))
+        return _EngineRunner(NativeEngine.load(path), buffer_frames)
     raise UserError(f"export: unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+
+
+def render_blocks(runner: Any, f0_hz: Tensor, loudness_db: Tensor) -> Tensor:
+    """Clips ``(N, T)`` through ``runner`` one at a time (batch 1), each from a fresh state, buffer by buffer.
+
+    Only whole buffers are rendered: ``T`` is cut to a multiple of ``runner.buffer_frames``.
+    """
+    fb = int(runner.buffer_frames)
+    t = f0_hz.shape[-1] // fb * fb
+    clips = []
+    for i in range(f0_hz.shape[0]):
+        runner.reset()
+        clips.append(torch.cat([runner(f0_hz[i: i + 1, j: j + fb].contiguous(), loudness_db[i: i + 1, j: j + fb].contiguous())
+                                for j in range(0, t, fb)], dim=-1))
+    return torch.cat(clips, dim=0)
+
+
+def eager_render(model: nn.Module, f0_hz: Tensor, loudness_db: Tensor, seed: Any = 0) -> Tensor:
+    """The reference: the eager model, one offline call per clip from ``init_state(1, seed)``."""
+    with torch.no_grad():
+        return torch.cat([model(f0_hz[i: i + 1], loudness_db[i: i + 1], model.init_state(1, seed=seed))["audio"]
+                          for i in range(f0_hz.shape[0])], dim=0)
+
+
+def check_parity(model: nn.Module, runner: Any, f0_hz: Tensor, loudness_db: Tensor, seed: Any = 0) -> dict[str, float]:
+    """:func:`suite.metrics.parity.parity_stats` of ``runner`` (buffer by buffer) against the eager model."""
+    fb = int(runner.buffer_frames)
+    t = f0_hz.shape[-1] // fb * fb
+    if t < 1:
+        raise UserError(f"parity: clips of {f0_hz.shape[-1]} frames are shorter than one {fb}-frame buffer")
+    f0_hz, loudness_db = f0_hz[:, :t].contiguous(), loudness_db[:, :t].contiguous()
+    out = render_blocks(runner, f0_hz, loudness_db)
+    ref = eager_render(model.eval(), f0_hz, loudness_db, seed)
+    return parity_stats(out.numpy(), ref.numpy(), fb * int(getattr(model, "block_size", 64)))

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from ddspbench.baselines import dsp
 from ddspbench.baselines._base import scaled_inputs
+from ddspbench.baselines.ddx7 import MAX_OL
 from ddspbench.baselines.stored import stored_weights
 from ddspbench.suite.errors import UserError
 
@@ -357,8 +358,6 @@ class PortableStep(nn.Module):
         return (a + (c - a) * frac).reshape(b, -1)
 
     def _ddx7(self, f0_hz: Tensor, loudness_db: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
-        from ddspbench.baselines.ddx7 import MAX_OL
-
         frame = state[0]
         hist = state[1: 1 + self.n_hist]
         phase0, prev_frame, rv_prev, fdl_re, fdl_im = state[1 + self.n_hist:]
