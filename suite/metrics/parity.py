@@ -7,7 +7,7 @@ carried) and ``ref`` (the eager model, or the engine, on the same controls and n
 - ``max_err``: ``max |out - ref|`` relative to ``max |ref|`` (the peak);
 - ``snr_db``: ``10 log10(sum ref^2 / sum (out - ref)^2)`` over all clips (``inf`` when equal);
 - ``mss_diff``: the multi-scale spectral distance (:func:`suite.metrics.mss.mss`) between ``out`` and
-  ``ref`` (0 when equal);
+  ``ref`` (0 when equal; clips shorter than 2048 samples use the scales that fit);
 - ``click_ratio``: a click detector at the buffer boundaries. With ``d`` the first difference of the
   audio, the mean ``d^2`` across the boundaries between buffers (``out[k b] - out[k b - 1]``) over
   the mean ``d^2`` everywhere else, for ``out`` divided by the same ratio for ``ref`` (the reference
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ddspbench.suite.metrics.mss import mss
+from ddspbench.suite.metrics.mss import DEFAULT_SCALES, mss
 
 __all__ = ["TOLERANCES", "parity_stats", "parity_failures", "parity_line"]
 
@@ -66,8 +66,9 @@ def parity_stats(out: np.ndarray | torch.Tensor, ref: np.ndarray | torch.Tensor,
     err = a - r
     noise = float(np.sum(err**2))
     snr = math.inf if noise == 0 else 10.0 * math.log10(float(np.sum(r**2)) / noise) if np.any(r) else -math.inf
+    scales = tuple(s for s in DEFAULT_SCALES if s // 2 < a.shape[-1])  # short clips: the scales that fit
     with torch.no_grad():
-        mss_diff = float(mss(torch.from_numpy(a).float(), torch.from_numpy(r).float()))
+        mss_diff = float(mss(torch.from_numpy(a).float(), torch.from_numpy(r).float(), scales)) if scales else 0.0
     ref_click = _click(r, buffer)
     return {
         "max_err": float(np.abs(err).max()) / peak if peak > 0 else (0.0 if not err.any() else math.inf),
