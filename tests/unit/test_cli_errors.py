@@ -160,6 +160,14 @@ BAD_INPUTS: list[tuple[str, str]] = [
     ("fad {empty} {empty} --bootstrap -1", "--bootstrap"),
     ("fad {empty} {empty} --segment 0.01", "--segment"),
     (f"{SWEEP} --sizes hidden=-4 --out {{new}}", "hidden must be > 0"),
+    # export
+    ("export --model {zero} --format onnx --out {new}", "empty file"),
+    ("export --model {ckpt} --format onnx --out {new} --buffer 100", "multiple of 64"),
+    ("export --model {ckpt} --format torchscript --out {new} --clips 0", "--clips"),
+    ("export --model {ckpt} --format engine --out {root}", "is a folder"),
+    ("export --model {ckpt} --format engine --out {missing}/m.npz", "does not exist"),
+    ("export --candidate t0000 --format engine --out {new}", "needs --results"),
+    ("export --candidate t0000 --results {empty} --format engine --out {new}", "no records.jsonl"),
 ]
 if not CUDA:
     BAD_INPUTS += [(f"{TRAIN} --device cuda --out {{new}}", "CUDA is not available"),

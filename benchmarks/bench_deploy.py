@@ -1,0 +1,132 @@
+"""Deployed runtimes side by side: the native engine, ONNX Runtime and TorchScript, fp32 and int8, one run.
+
+For HpN and DDX7 (full and reduced, the ``quantize`` compressor's int8 model beside each), every runtime
+times the artifact ``ddspbench export`` writes for it (``engine``, ``onnx``, ``torchscript``; built in
+memory, the same bytes), streaming at 64/256/1024-sample buffers with the state carried, through
+:func:`suite.metrics.speed.measure_speed` (``evaluate --speed-backend``'s protocol: warm-up, then buffers
+timed one by one; one thread for torch, BLAS and ONNX Runtime). Reported per cell: RTF (median buffer
+time / buffer duration), p99 buffer time and the deadline-miss rate.
+
+Results go into ``benchmarks/results_export.md`` (the section between the ``deploy`` markers, kept by
+``bench_export.py``) and ``benchmarks/results_deploy.json``.
+
+Run: ``.venv/bin/python benchmarks/bench_deploy.py [--sizes 'hpn/*,ddx7/*'] [--frames 250] [--min-buffers 30]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import fnmatch
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from common import load_average  # benchmarks/common.py (this script's folder is on sys.path)
+
+from ddspbench.compressors import quantize_int8
+from ddspbench.suite.catalog import load_catalog
+from ddspbench.suite.metrics.speed import example_inputs, measure_speed
+from ddspbench.suite.provenance import cpu_model, git_commit
+from ddspbench.suite.registry import SIZES
+
+__all__ = ["RUNTIMES", "run", "section", "main", "MARK_BEGIN", "MARK_END"]
+
+HERE = Path(__file__).resolve().parent
+RUNTIMES = ("native", "onnxruntime", "torchscript")
+MARK_BEGIN = "<!-- deploy:begin (benchmarks/bench_deploy.py) -->"
+MARK_END = "<!-- deploy:end -->"
+
+
+def run(patterns: str, buffers: tuple[int, ...], frames: int, min_buffers: int, budget_s: float) -> dict[str, Any]:
+    load_catalog()
+    names = [n for n in SIZES.list() if any(fnmatch.fnmatch(n, p.strip()) for p in patterns.split(","))]
+    f0, loud = example_inputs(frames, seed=0)
+    rows = []
+    for name in names:
+        torch.manual_seed(0)
+        model = SIZES.get(name)().eval()
+        for label, m in (("fp32", model), ("int8", quantize_int8(model))):
+            row: dict[str, Any] = {"size": name, "weights": label, "runtimes": {}}
+            for rt in RUNTIMES:
+                t0 = time.perf_counter()
+                res = measure_speed(m, buffers=buffers, offline=False, inputs=(f0, loud), threads=1,
+                                    min_buffers=min_buffers, budget_s=budget_s, backend=rt)
+                row["runtimes"][rt] = {str(b): res["stream"][b] for b in buffers}
+                row["runtimes"][rt]["seconds"] = time.perf_counter() - t0
+                print(f"{name} {label} {rt}: " + "  ".join(
+                    f"{b}: {res['stream'][b]['rtf']:.4f}" for b in buffers), flush=True)
+            rows.append(row)
+    return {"rows": rows, "buffers": list(buffers), "frames": frames, "min_buffers": min_buffers}
+
+
+def section(data: dict[str, Any]) -> str:
+    """The Markdown section (between the markers) for ``results_export.md``."""
+    bufs = [str(b) for b in data["buffers"]]
+    lines = [MARK_BEGIN, "## Deployed runtimes side by side (`ddspbench export` artifacts; issue 22)", "",
+             f"- date (UTC): {data['date']}; machine: {data['cpu']} ({os.cpu_count()} cores), torch {data['torch']}, "
+             f"onnxruntime {data['onnxruntime']}, numba {data['numba']}; commit {data['commit']}",
+             f"- load average before / after: {data['load_before']} / {data['load_after']} (other processes share "
+             "the cores: wall figures are inflated when the load exceeds 1)",
+             f"- one run, one thread (torch, BLAS, ONNX Runtime); {data['frames']}-frame clip, at least "
+             f"{data['min_buffers']} buffers per cell (whole passes, budget-capped), after a warm-up; "
+             "`suite.metrics.speed.measure_stream`, the protocol of `evaluate --speed-backend`.",
+             "- native = the engine file (`--format engine`); onnxruntime = the portable ONNX step (`--format onnx`, "
+             "int8 weights stored as int8 initializers); torchscript = the portable step's state-keeping host module "
+             "(`--format torchscript`, int8 weights widened per call). int8 = the `quantize` compressor's weight-only "
+             "int8 model.",
+             "- cell: RTF (median buffer time / buffer duration) / p99 ms / deadline-miss rate; lower is faster.", "",
+             "| size | weights | buffer | " + " | ".join(RUNTIMES) + " | onnxruntime / native | torchscript / native |",
+             "|---|---|---:|" + "---|" * len(RUNTIMES) + "---:|---:|"]
+    for row in data["rows"]:
+        for b in bufs:
+            cells = [row["runtimes"][rt][b] for rt in RUNTIMES]
+            text = [f"{c['rtf']:.4f} / {c['p99_ms']:.2f} / {c['miss_rate']:.2f}" for c in cells]
+            nat = cells[0]["rtf"]
+            lines.append(f"| {row['size']} | {row['weights']} | {b} | " + " | ".join(text)
+                         + f" | {cells[1]['rtf'] / nat:.1f}x | {cells[2]['rtf'] / nat:.1f}x |")
+    lines.append(MARK_END)
+    return "\n".join(lines) + "\n"
+
+
+def put_section(page: Path, text: str) -> None:
+    """Replace the marked section of ``page`` with ``text`` (append it when there is none)."""
+    old = page.read_text() if page.exists() else ""
+    if MARK_BEGIN in old and MARK_END in old:
+        head, rest = old.split(MARK_BEGIN, 1)
+        tail = rest.split(MARK_END, 1)[1].lstrip("\n")
+        new = head + text + ("\n" + tail if tail else "")
+    else:
+        new = old.rstrip("\n") + ("\n\n" if old else "") + text
+    page.write_text(new)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="hpn/full,hpn/reduced,ddx7/full,ddx7/reduced", help="glob patterns of sizes")
+    ap.add_argument("--buffers", default="64,256,1024", help="buffer sizes in samples")
+    ap.add_argument("--frames", type=int, default=250, help="clip length in frames (250 = 1 s)")
+    ap.add_argument("--min-buffers", type=int, default=30, help="buffers timed per cell (whole passes)")
+    ap.add_argument("--budget", type=float, default=4.0, help="seconds of timing per cell at most")
+    ap.add_argument("--page", type=Path, default=HERE / "results_export.md")
+    args = ap.parse_args(argv)
+    import numba
+    import onnxruntime
+
+    before = load_average()
+    data = run(args.sizes, tuple(int(b) for b in args.buffers.split(",")), args.frames, args.min_buffers, args.budget)
+    data.update(date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), cpu=cpu_model(),
+                torch=torch.__version__, onnxruntime=onnxruntime.__version__, numba=numba.__version__,
+                commit=git_commit(), load_before=before, load_after=load_average())
+    (HERE / "results_deploy.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
+    text = section(data)
+    put_section(args.page, text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
