@@ -36,13 +36,15 @@ from ddspbench.baselines.ddx7 import MAX_OL
 from ddspbench.baselines.stored import stored_weights
 from ddspbench.suite.errors import UserError
 
-__all__ = ["PortableStep", "portable_uniform", "UNROLL_MAX_FRAMES"]
+__all__ = ["PortableStep", "portable_uniform", "UNROLL_MAX_FRAMES", "SUM_MAX_FRAMES"]
 
 _U32 = 1 << 32
 _HI = 1 << 16
 _MUL = 0x45D9F3B
 UNROLL_MAX_FRAMES = 64
 """Buffers up to this many frames run the GRU as an unrolled cell; longer ones through one GRU op."""
+SUM_MAX_FRAMES = 16
+"""Buffers up to this many frames sum the reverb partitions block by block; longer ones by a grouped conv1d."""
 
 
 def _hash32(x: Tensor) -> Tensor:
@@ -83,9 +85,9 @@ class _Reverb(nn.Module):
         self.block = int(reverb.block)
         with torch.no_grad():
             parts = dsp.partition_spectra(reverb.impulse().float(), self.block).flip(0)  # (P, K), reversed
-        # grouped conv1d weights (K, 1, P): out[f, k] = sum_p ext[f + p, k] parts_rev[p, k]
-        self.register_buffer("w_re", parts.real.T.contiguous().unsqueeze(1))
-        self.register_buffer("w_im", parts.imag.T.contiguous().unsqueeze(1))
+        # out[f, k] = sum_p ext[f + p, k] parts_rev[p, k]
+        self.register_buffer("p_re", parts.real.contiguous())
+        self.register_buffer("p_im", parts.imag.contiguous())
         fr, fi, ir, ii = _rdft_tables(self.block)
         for name, t in (("fwd_re", fr), ("fwd_im", fi), ("inv_re", ir), ("inv_im", ii)):
             self.register_buffer(name, t)
@@ -98,11 +100,21 @@ class _Reverb(nn.Module):
         pairs = torch.cat([blocks[:, :-1], blocks[:, 1:]], dim=-1)  # (B, F, 2m)
         ext_re = torch.cat([fdl_re, pairs @ self.fwd_re], dim=1)  # (B, P - 1 + F, K)
         ext_im = torch.cat([fdl_im, pairs @ self.fwd_im], dim=1)
-        k = self.w_re.shape[0]
-        er, ei = ext_re.transpose(1, 2), ext_im.transpose(1, 2)  # (B, K, P - 1 + F)
-        acc_re = F.conv1d(er, self.w_re, groups=k) - F.conv1d(ei, self.w_im, groups=k)  # (B, K, F)
-        acc_im = F.conv1d(er, self.w_im, groups=k) + F.conv1d(ei, self.w_re, groups=k)
-        y = acc_re.transpose(1, 2) @ self.inv_re + acc_im.transpose(1, 2) @ self.inv_im  # (B, F, m)
+        p = self.p_re.shape[0]
+        if f <= SUM_MAX_FRAMES:  # a product and a sum per block (cheap; grouped convolutions are slow on CPU)
+            sums_re, sums_im = [], []
+            for j in range(f):
+                er, ei = ext_re[:, j: j + p], ext_im[:, j: j + p]
+                sums_re.append((er * self.p_re - ei * self.p_im).sum(1))
+                sums_im.append((er * self.p_im + ei * self.p_re).sum(1))
+            acc_re, acc_im = torch.stack(sums_re, dim=1), torch.stack(sums_im, dim=1)  # (B, F, K)
+        else:  # long buffers: the partition sums as a grouped conv1d over the delay line
+            k = self.p_re.shape[1]
+            w_re, w_im = self.p_re.T.unsqueeze(1), self.p_im.T.unsqueeze(1)  # (K, 1, P)
+            er, ei = ext_re.transpose(1, 2), ext_im.transpose(1, 2)  # (B, K, P - 1 + F)
+            acc_re = (F.conv1d(er, w_re, groups=k) - F.conv1d(ei, w_im, groups=k)).transpose(1, 2)
+            acc_im = (F.conv1d(er, w_im, groups=k) + F.conv1d(ei, w_re, groups=k)).transpose(1, 2)
+        y = acc_re @ self.inv_re + acc_im @ self.inv_im  # (B, F, m)
         return y.reshape(b, n), [x[:, -m:], ext_re[:, f:], ext_im[:, f:]]
 
 
@@ -219,10 +231,14 @@ class _DecoderTCN(nn.Module):
             self.blocks.append((ids[0], ids[1], ids[2], int(blk.dilation), bool(blk.last)))
 
     def _conv(self, wi: int, key: str, x: Tensor, dilation: int) -> Tensor:
-        w = self.w.get(wi)
-        if w.dim() == 2:  # a stored 1x1 conv keeps (O, I, 1); plain ones too: guard anyway
-            w = w.unsqueeze(-1)
-        return F.conv1d(x, w, self.vecs[key], dilation=dilation)
+        """A causal dilated conv of the last ``T - (k - 1) d`` frames of ``x`` as one matrix product over the taps
+        (as the eager fast path: dilated ``conv1d`` is slow on CPU)."""
+        w = self.w.get(wi)  # (O, I, k)
+        k = w.shape[-1]
+        t = x.shape[-1] - (k - 1) * dilation
+        taps = [x[..., j * dilation: j * dilation + t] for j in range(k)]
+        cols = torch.stack(taps, dim=-1).transpose(1, 2).reshape(x.shape[0], t, -1)  # (B, T, I k)
+        return F.linear(cols, w.reshape(w.shape[0], -1), self.vecs[key]).transpose(1, 2)
 
     def forward(self, x: Tensor, hist: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         new_hist: list[Tensor] = []
