@@ -33,7 +33,7 @@ from ddspbench.suite.metrics.speed import example_inputs, measure_speed
 from ddspbench.suite.provenance import cpu_model, git_commit
 from ddspbench.suite.registry import SIZES
 
-__all__ = ["RUNTIMES", "run", "section", "main", "MARK_BEGIN", "MARK_END"]
+__all__ = ["RUNTIMES", "run", "section", "get_section", "put_section", "main", "MARK_BEGIN", "MARK_END"]
 
 HERE = Path(__file__).resolve().parent
 RUNTIMES = ("native", "onnxruntime", "torchscript")
@@ -92,6 +92,14 @@ def section(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def get_section(page: Path) -> str:
+    """The marked section of ``page`` (markers included), or ``""``."""
+    text = page.read_text() if page.exists() else ""
+    if MARK_BEGIN not in text or MARK_END not in text:
+        return ""
+    return MARK_BEGIN + text.split(MARK_BEGIN, 1)[1].split(MARK_END, 1)[0] + MARK_END + "\n"
+
+
 def put_section(page: Path, text: str) -> None:
     """Replace the marked section of ``page`` with ``text`` (append it when there is none)."""
     old = page.read_text() if page.exists() else ""
@@ -118,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
     before = load_average()
     data = run(args.sizes, tuple(int(b) for b in args.buffers.split(",")), args.frames, args.min_buffers, args.budget)
-    data.update(date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), cpu=cpu_model(),
+    data.update(date=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), cpu=cpu_model(),
                 torch=torch.__version__, onnxruntime=onnxruntime.__version__, numba=numba.__version__,
                 commit=git_commit(), load_before=before, load_after=load_average())
     (HERE / "results_deploy.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
