@@ -163,3 +163,16 @@ def test_cli_export_and_its_broken_twin(tmp_path: Path, monkeypatch: pytest.Monk
     assert main(args) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("parity FAILED: torchscript ddx7/reduced") and "\n" not in err
+
+
+def test_an_onnx_runtime_quantized_decoder_is_refused_in_one_line(tmp_path: Path) -> None:
+    """The `onnx_int8` candidates (an ONNX Runtime session inside the decoder) have no portable step: refused, one line."""
+    from ddspbench.compressors import quantize_onnx_int8
+    from ddspbench.suite.errors import UserError
+
+    _need("onnx")
+    model = quantize_onnx_int8(_model("hpn", "fp32"))
+    for fmt in ("onnx", "torchscript", "engine"):
+        with pytest.raises(UserError) as err:
+            deploy.export_artifact(model, fmt, 1, tmp_path / f"m.{fmt}")
+        assert "\n" not in str(err.value) and "decoder" in str(err.value)
