@@ -12,7 +12,7 @@ from typing import IO, Any
 
 from ddspbench.suite.errors import UserError
 
-__all__ = ["parse_key_values", "check_out_dir", "print_json", "json_to", "positive_int"]
+__all__ = ["parse_key_values", "check_out_dir", "print_json", "json_to", "positive_int", "results_dataset", "parse_buffers"]
 
 _JSON_STREAM: list[IO[str]] = []
 
@@ -96,4 +96,23 @@ def parse_key_values(items: list[str], *, dotted: bool = False, dashes: bool = F
             out[key] = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError:
             raise UserError(f"--set {item!r}: value is not valid YAML") from None
+    return out
+
+
+def results_dataset(results: str | os.PathLike[str] | None, dataset: str | None) -> Path | None:
+    """The prepared dataset a sweep cached in ``RESULTS/cache/data/<dataset>-<hash>``, when there is exactly one."""
+    if not results or not dataset:
+        return None
+    hits = sorted((Path(results) / "cache" / "data").glob(f"{dataset}-*/meta.json"))
+    return hits[0].parent if len(hits) == 1 else None
+
+
+def parse_buffers(text: str, flag: str = "--buffers") -> tuple[int, ...]:
+    """``"64,256"`` -> ``(64, 256)``: positive multiples of 64 samples, else a one-line error."""
+    try:
+        out = tuple(int(b) for b in text.split(",") if b.strip())
+    except ValueError:
+        raise UserError(f"{flag} must be comma-separated integers, got {text!r}") from None
+    if any(b <= 0 or b % 64 for b in out):
+        raise UserError(f"{flag} must be positive multiples of 64 samples, got {text!r}")
     return out

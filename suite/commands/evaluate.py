@@ -52,24 +52,12 @@ def _candidate_id(path: Path, meta: dict[str, Any]) -> str:
     return safe_name(f"{path.stem}-{h}", fallback="candidate")
 
 
-def _buffers(text: str) -> tuple[int, ...]:
-    from ddspbench.suite.errors import UserError
-
-    try:
-        out = tuple(int(b) for b in text.split(",") if b.strip())
-    except ValueError:
-        raise UserError(f"--buffers must be comma-separated integers, got {text!r}") from None
-    if any(b <= 0 or b % 64 for b in out):
-        raise UserError(f"--buffers must be positive multiples of 64 samples, got {text!r}")
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from ddspbench.suite.audio_io import write_wav
     from ddspbench.suite.checkpoint import load_checkpoint, meta_method
-    from ddspbench.suite.commands._options import check_out_dir, positive_int, print_json
+    from ddspbench.suite.commands._options import check_out_dir, parse_buffers, positive_int, print_json
     from ddspbench.suite.data.store import load_meta, load_split
     from ddspbench.suite.errors import UserError
     from ddspbench.suite.evaluate import CandidateFailed, evaluate_model, expand_metrics
@@ -84,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     positive_int(args.frames, "--frames")
     positive_int(args.n_audio, "--n-audio", minimum=0)
     resolve_device(args.device)
-    buffers = _buffers(args.buffers)
+    buffers = parse_buffers(args.buffers)
     names = expand_metrics(args.metrics, buffers)
     ckpt = Path(args.model)
     model, meta = load_checkpoint(ckpt)

@@ -60,13 +60,11 @@ def _checkpoint(results: str | None, candidate: str) -> tuple[Path, Any]:
 
 def _parity_controls(args: argparse.Namespace, record: Any) -> tuple[Any, Any, str]:
     """``(f0, loudness, where from)``: test clips of the dataset, or generated controls."""
+    from ddspbench.suite.commands._options import results_dataset
     from ddspbench.suite.data.store import load_split
     from ddspbench.suite.metrics.speed import example_inputs
 
-    data = Path(args.data) if args.data else None
-    if data is None and args.results and record is not None:
-        hits = sorted((Path(args.results) / "cache" / "data").glob(f"{record.dataset}-*/meta.json"))
-        data = hits[-1].parent if len(hits) == 1 else None
+    data = Path(args.data) if args.data else results_dataset(args.results, getattr(record, "dataset", None))
     if data is not None:
         clips = load_split(data, "test")
         if len(clips):

@@ -168,6 +168,11 @@ BAD_INPUTS: list[tuple[str, str]] = [
     ("export --model {ckpt} --format engine --out {missing}/m.npz", "does not exist"),
     ("export --candidate t0000 --format engine --out {new}", "needs --results"),
     ("export --candidate t0000 --results {empty} --format engine --out {new}", "no records.jsonl"),
+    # bench
+    ("bench --results {empty} --out {new}", "no records.jsonl"),
+    ("bench --results {badrecords} --out {file}", "exists and is not a folder"),
+    ("bench --results {badrecords} --out {new} --buffers 100", "multiples of 64"),
+    ("bench --results {badrecords} --out {new}", "no ok candidate"),
 ]
 if not CUDA:
     BAD_INPUTS += [(f"{TRAIN} --device cuda --out {{new}}", "CUDA is not available"),
