@@ -37,7 +37,7 @@ TOLERANCES: dict[str, tuple[str, float]] = {
     "click_ratio": ("<=", 1.5),
 }
 """Measured on every family, fp32/int8/bf16 and pruned, ONNX Runtime, TorchScript and the engine:
-max_err 2e-7..8e-7, SNR above 120 dB, MSS difference below 1e-3, click ratio 1.00 (tests/contract/test_deploy.py)."""
+max_err 2e-7..1.3e-6, SNR above 115 dB, MSS difference below 1e-3, click ratio 1.00 (tests/contract/test_deploy.py)."""
 
 
 def _click(audio: np.ndarray, buffer: int) -> float:
