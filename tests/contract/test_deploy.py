@@ -176,3 +176,16 @@ def test_an_onnx_runtime_quantized_decoder_is_refused_in_one_line(tmp_path: Path
         with pytest.raises(UserError) as err:
             deploy.export_artifact(model, fmt, 1, tmp_path / f"m.{fmt}")
         assert "\n" not in str(err.value) and "decoder" in str(err.value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", deploy.FORMATS)
+@pytest.mark.parametrize("name", ["hpn/full", "wavetable/full", "ddx7/full"])
+def test_full_sizes_int8_pass_parity(tmp_path: Path, name: str, fmt: str) -> None:
+    _need(fmt)
+    torch.manual_seed(0)
+    model = quantize_int8(SIZES.get(name)().eval())
+    path = tmp_path / f"model.{fmt}"
+    deploy.export_artifact(model, fmt, 1, path)
+    stats = deploy.check_parity(model, deploy.open_artifact(path, fmt, 1), *_controls(clips=1, frames=16))
+    assert parity_failures(stats) == [], stats
