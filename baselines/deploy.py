@@ -15,7 +15,7 @@
   :meth:`NativeEngine.load` without the model code.
 
 :func:`open_artifact` opens any of them as a runner (``runner(f0, loud) -> audio``, ``runner.reset()``),
-which the parity check (:mod:`baselines.parity`) and the speed metric use.
+which the parity check (:func:`check_parity`, measures in :mod:`suite.metrics.parity`) and the speed metric use.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ a complex-valued reverb delay line. :class:`PortableStep` computes the *same* fu
 * each noise block's FIR filter applied in the time domain (a 64 x 64 Toeplitz gather and a matrix
   product) instead of an FFT product: the same linear convolution;
 * the reverb's uniformly partitioned overlap-save convolution with real DFT matrices (``[x_{j-1}, x_j]``
-  times cos/sin tables), the partition sums as a grouped ``conv1d`` over the delay line, and the
+  times cos/sin tables), the partition sums as one product and sum per block (a grouped ``conv1d`` over
+  the delay line for buffers over 16 frames), and the
   delay line held as two real tensors (real and imaginary parts);
 * decoder weights read as stored: float32, or the ``quantize`` compressor's int8 (with per-row
   scales) or bfloat16, widened to float32 in the graph (``q * s``, exactly the eager ``StoredLinear``).

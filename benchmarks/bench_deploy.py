@@ -78,7 +78,12 @@ def section(data: dict[str, Any]) -> str:
              "int8 weights stored as int8 initializers); torchscript = the portable step's state-keeping host module "
              "(`--format torchscript`, int8 weights widened per call). int8 = the `quantize` compressor's weight-only "
              "int8 model.",
-             "- cell: RTF (median buffer time / buffer duration) / p99 ms / deadline-miss rate; lower is faster.", "",
+             "- cell: RTF (median buffer time / buffer duration) / p99 ms / deadline-miss rate; lower is faster.",
+             "- why the engine leads at small buffers: it is one compiled call per buffer, whereas the ONNX step of "
+             "hpn/reduced is 195 nodes after ONNX Runtime's optimisations and their dispatch (a few microseconds "
+             "each, ORT's profiler) is most of a 64-sample buffer's time; ONNX Runtime folds int8 weights back to "
+             "float32 when it loads the session (fp32 and int8 time alike), TorchScript widens them on every call "
+             "(int8 slower than fp32 there).", "",
              "| size | weights | buffer | " + " | ".join(RUNTIMES) + " | onnxruntime / native | torchscript / native |",
              "|---|---|---:|" + "---|" * len(RUNTIMES) + "---:|---:|"]
     for row in data["rows"]:
