@@ -109,8 +109,8 @@ def run(args: argparse.Namespace) -> int:
         ckpt = Path(args.model)
     model, _ = load_checkpoint(ckpt)
     model = model.eval()
-    storages = {storage_of(m) for m in model.decoder.modules() if hasattr(m, "weight") or hasattr(m, "weight_q")}
-    weights = "/".join(sorted(storages - {"float32"})) or "float32"
+    stored = {storage_of(m) for m in model.decoder.modules()} - {"float32"}  # int8 / bf16 quantize candidates
+    weights = "/".join(sorted(stored)) or "float32"
     export_artifact(model, args.format, fb, out, seed=args.seed)
     runner = open_artifact(out, args.format, fb)
     f0, loud, source = _parity_controls(args, record)
