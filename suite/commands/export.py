@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         ckpt = Path(args.model)
     model, _ = load_checkpoint(ckpt)
     model = model.eval()
-    stored = {storage_of(m) for m in model.decoder.modules()} - {"float32"}  # int8 / bf16 quantize candidates
+    stored = {storage_of(m) for m in model.modules()} - {"float32"}  # int8 / bf16 quantize candidates
     weights = "/".join(sorted(stored)) or "float32"
     export_artifact(model, args.format, fb, out, seed=args.seed)
     runner = open_artifact(out, args.format, fb)
