@@ -6,6 +6,8 @@ as nn~/Neutone-style hosts load) or ``engine`` (the native engine's arrays as ``
 Every export is followed by the parity check (:mod:`suite.metrics.parity`): test clips rendered through
 the written file buffer by buffer against the eager model; exit 1 with one line when a tolerance is
 missed, else one summary line (``--json``: the measures). ``PATH.parity.json`` keeps the measures.
+With ``--results``/``--candidate``, a passed export appends the candidate's record again with
+``artifacts["export:<format>"]`` (the last record of an id wins), so the report's ``export`` column links it.
 """
 
 from __future__ import annotations
@@ -79,6 +81,22 @@ def _parity_controls(args: argparse.Namespace, record: Any) -> tuple[Any, Any, s
     return f0, loud, f"{args.clips} generated control signals"
 
 
+def _record_export(results: Path, record: Any, fmt: str, artifact: Path) -> None:
+    """Append ``record`` to ``results/records.jsonl`` with ``artifacts["export:<fmt>"]`` (relative to ``results``
+    when inside it)."""
+    import dataclasses
+
+    from ddspbench.suite.records import append_record
+
+    path = artifact.resolve()
+    try:
+        path = path.relative_to(results.resolve())
+    except ValueError:
+        pass
+    artifacts = {**record.artifacts, f"export:{fmt}": str(path)}
+    append_record(results / "records.jsonl", dataclasses.replace(record, artifacts=artifacts))
+
+
 def run(args: argparse.Namespace) -> int:
     import json
     import sys
@@ -125,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
     if bad:
         print(f"parity FAILED: {what}: {'; '.join(bad)} ({source})", file=sys.stderr)
         return 1
+    if record is not None:  # the report's `export` column: the record again, with the artifact (last record wins)
+        _record_export(Path(args.results), record, args.format, out)
     if not args.json:
         print(f"parity ok: {what}: {parity_line(stats)} ({source}) -> {out}")
     return 0

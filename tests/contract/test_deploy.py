@@ -189,3 +189,29 @@ def test_full_sizes_int8_pass_parity(tmp_path: Path, name: str, fmt: str) -> Non
     deploy.export_artifact(model, fmt, 1, path)
     stats = deploy.check_parity(model, deploy.open_artifact(path, fmt, 1), *_controls(clips=1, frames=16))
     assert parity_failures(stats) == [], stats
+
+
+def test_export_of_a_candidate_shows_in_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`export --results DIR --candidate ID` finds the checkpoint and the study's clips, and the report links the file."""
+    from ddspbench import build_report, load_results
+    from ddspbench.suite.cli import main
+    from ddspbench.suite.data.store import save_dataset
+    from tests.unit.test_train import make_clips
+
+    results = tmp_path / "res"
+    data = results / "cache" / "data" / "t-0123"  # where a sweep caches its dataset: found without --data
+    save_dataset(data, {"train": make_clips(2), "valid": make_clips(2, seed=1), "test": make_clips(3, frames=40)},
+                 {"name": "t"})
+    ckpt = save_checkpoint(_model("hpn", "int8"), tmp_path / "m.pt", {"candidate_id": "m"})
+    assert main(["evaluate", "--model", str(ckpt), "--data", str(data), "--metrics", "mss,size", "--out", str(results),
+                 "--json"]) == 0
+    capsys.readouterr()
+    art = results / "m.ts"
+    assert main(["export", "--results", str(results), "--candidate", "m", "--format", "torchscript", "--out", str(art),
+                 "--clips", "2"]) == 0
+    line = capsys.readouterr().out
+    assert "hpn/reduced int8" in line and "2 test clips of t-0123" in line
+    df = load_results(results)
+    assert list(df["export"]) == [f"torchscript: {art.resolve()}"]
+    md = build_report(results, tmp_path / "report", formats=("md",))["md"].read_text()
+    assert "| export |" in md and str(art.resolve()) in md
