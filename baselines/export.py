@@ -12,11 +12,15 @@ Backends:
 
 * ``"torchscript"``: ``torch.jit.trace`` + ``torch.jit.freeze`` (weights, cached reverb spectra and
   noise-filter basis folded in as constants); ``optimize=True`` adds ``torch.jit.optimize_for_inference``.
-* ``"onnxruntime"``: ``torch.onnx.export(..., dynamo=False)`` of the same traced step, run by an
-  ``InferenceSession`` with one intra-op thread and all graph optimisations. The synth's noise hash
-  (bitwise ops on int64), its FFTs and the reverb's complex-valued delay line are outside what the
-  legacy exporter and ONNX handle, so today every family is refused with a :class:`UserError`
-  naming the failing op (the path stays for models whose graph does export).
+* ``"onnxruntime"``: not the eager forward (its int64 noise hash, FFTs and complex reverb delay line do
+  not export) but :class:`baselines.portable.PortableStep`, the same function in ONNX-friendly ops,
+  exported by :mod:`baselines.deploy` (opset 18) and run by an ``InferenceSession`` with one intra-op
+  thread and all graph optimisations; float32 and int8/bf16-stored models.
+
+:func:`exported_model` (the speed metric's ``backend=``) times the deployable artifacts: for
+``torchscript`` the portable step's state-keeping host module that ``ddspbench export`` writes (not
+the traced eager forward of :func:`export_streaming`), for ``onnxruntime`` the ONNX step, for
+``native`` the engine.
 
 Measured speed (eager vs exported, wall and CPU time): ``benchmarks/bench_export.py`` ->
 ``benchmarks/results_export.md``.
@@ -31,17 +35,15 @@ is the whole clip (:func:`export_offline`).
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import io
 import warnings
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ddspbench.baselines.deploy import artifact_runner
 from ddspbench.suite.errors import UserError
 from ddspbench.suite.registry import EXPORTERS
 
@@ -130,7 +132,7 @@ class StreamingRunner:
         spec = _flatten(self._init_state(self.batch, self.seed if seed is None else seed), leaves)
         if spec != self._spec:
             raise UserError("export: the model's state layout changed since it was exported; export it again")
-        self._leaves = [x.numpy() for x in leaves] if self.backend == "onnxruntime" else leaves
+        self._leaves = leaves
 
     def state(self) -> Any:
         """The current state as the eager model would hold it (tensors; ``frame`` a 0-d tensor)."""
@@ -141,10 +143,6 @@ class StreamingRunner:
         if tuple(f0_hz.shape) != want or tuple(loudness_db.shape) != want:
             raise UserError(f"exported runner takes (batch, frames) = {want}, got {tuple(f0_hz.shape)} "
                             f"and {tuple(loudness_db.shape)}")
-        if self.backend == "onnxruntime":
-            outs = self._step(f0_hz.numpy(), loudness_db.numpy(), *self._leaves)
-            self._leaves = list(outs[1:])
-            return torch.from_numpy(outs[0])
         with torch.inference_mode():
             outs = self._step(f0_hz, loudness_db, *self._leaves)
         self._leaves = list(outs[1:])
@@ -162,42 +160,6 @@ def _check_exportable(model: nn.Module, backend: str) -> None:
         if p.dtype not in (torch.float32, torch.float64):
             raise UserError(f"export: parameters of dtype {p.dtype} are not supported by the {backend} path "
                             "(float models only; int8/bf16-quantized models run on the native backend)")
-
-
-def _onnx_step(step: _Step, args: tuple[Tensor, ...], n_state: int) -> Callable[..., Any]:
-    if not onnxruntime_available():
-        raise UserError("export: backend 'onnxruntime' needs onnx and onnxruntime (pip install 'ddspbench[onnx]')")
-    import onnxruntime as ort
-
-    names_in = ["f0_hz", "loudness_db", *[f"state_{i}" for i in range(n_state)]]
-    names_out = ["audio", *[f"new_state_{i}" for i in range(n_state)]]
-    buf = io.BytesIO()
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
-                contextlib.redirect_stderr(io.StringIO()):
-            warnings.simplefilter("ignore")
-            torch.onnx.export(step, args, buf, dynamo=False, opset_version=17, input_names=names_in,  # type: ignore[arg-type]
-                              output_names=names_out)
-    except Exception as exc:  # the exporter's errors are many kinds; the message names the op
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        first = first.split(" [Caused by")[0].strip()
-        raise UserError(f"export: the model does not export to ONNX ({first[:200]})") from exc
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    try:
-        sess = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:
-        raise UserError(f"export: ONNX Runtime cannot load the exported model ({str(exc).splitlines()[0][:200]})") from exc
-    in_names = [i.name for i in sess.get_inputs()]  # the exporter drops inputs the graph never reads
-
-    def run(*arrays: np.ndarray) -> list[np.ndarray]:
-        feed = {n: a for n, a in zip(names_in, arrays) if n in in_names}
-        outs = sess.run(None, feed)
-        return outs
-
-    return run
 
 
 def export_streaming(model: nn.Module, buffer_frames: int, backend: str = "torchscript", *, batch: int = 1,
@@ -221,9 +183,13 @@ def export_streaming(model: nn.Module, buffer_frames: int, backend: str = "torch
     if int(buffer_frames) < 1 or int(batch) < 1:
         raise UserError(f"export: buffer_frames and batch must be >= 1, got {buffer_frames} and {batch}")
     buffer_frames, batch = int(buffer_frames), int(batch)
+    model = model.eval()
+    if backend == "onnxruntime":  # the portable step (the export command's ONNX artifact); int8/bf16 weights too
+        if not onnxruntime_available():
+            raise UserError("export: backend 'onnxruntime' needs onnx and onnxruntime (pip install 'ddspbench[onnx]')")
+        return artifact_runner(model, "onnx", buffer_frames, batch=batch, seed=seed)  # type: ignore[no-any-return]
     if backend != "native":  # the native engine checks the model itself (it runs int8/bf16-stored weights too)
         _check_exportable(model, backend)
-    model = model.eval()
     if backend == "native":
         # Lazy: the native engine compiles numba kernels at import; only this backend needs it.
         from ddspbench.baselines.native import NativeRunner, native_available
@@ -242,19 +208,16 @@ def export_streaming(model: nn.Module, buffer_frames: int, backend: str = "torch
         probe = step(*args)
         if not _same_layout(model, probe, batch):
             raise UserError("export: the model's state changes layout between calls; it cannot be exported")
-        if backend == "onnxruntime":
-            fn = _onnx_step(step, args, len(leaves))
-        else:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", torch.jit.TracerWarning)
-                    traced = torch.jit.trace(step, args, check_trace=False)
-                fn = torch.jit.freeze(traced.eval())
-                if optimize:
-                    fn = torch.jit.optimize_for_inference(fn)
-            except Exception as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise UserError(f"export: TorchScript tracing failed ({first[:200]})") from exc
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                traced = torch.jit.trace(step, args, check_trace=False)
+            fn = torch.jit.freeze(traced.eval())
+            if optimize:
+                fn = torch.jit.optimize_for_inference(fn)
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"export: TorchScript tracing failed ({first[:200]})") from exc
     return StreamingRunner(fn, model.init_state, spec, batch, buffer_frames, backend, seed)  # type: ignore[arg-type]
 
 
@@ -304,8 +267,16 @@ class ExportedModel:
 
 def exported_model(model: nn.Module, frames: int, backend: str = "torchscript", *, offline: bool = False,
                    batch: int = 1, seed: int | None = 0) -> ExportedModel:
-    """:func:`export_streaming` wrapped as an :class:`ExportedModel` (the speed metric's view of a model)."""
-    return ExportedModel(export_streaming(model, frames, backend, batch=batch, seed=seed), offline=offline)
+    """The deployable artifact's runner wrapped as an :class:`ExportedModel` (the speed metric's view of a model).
+
+    ``torchscript`` and ``onnxruntime`` time what ``ddspbench export --format torchscript|onnx`` writes (the
+    portable step of :mod:`baselines.deploy`, float32 and int8/bf16 models), ``native`` the engine.
+    """
+    if backend == "torchscript":
+        runner: Any = artifact_runner(model.eval(), "torchscript", frames, batch=batch, seed=seed)
+    else:
+        runner = export_streaming(model, frames, backend, batch=batch, seed=seed)
+    return ExportedModel(runner, offline=offline)
 
 
 for _backend in BACKENDS:

@@ -27,6 +27,8 @@ the BLAS that numba links (scipy's OpenBLAS); its thread count follows ``threadp
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +41,8 @@ from ddspbench.suite.registry import ENGINES
 __all__ = ["NativeEngine", "NativeRunner", "native_available"]
 
 _BLOCK = 64
+ENGINE_FORMAT = "ddspbench-native-engine/1"
+"""The :meth:`NativeEngine.save` file format (bump when the arrays or their meaning change)."""
 LONG_FRAMES = 16
 """Buffers longer than this many frames get their reverb in one FFT (as the eager model's ``Reverb`` does)."""
 
@@ -211,7 +215,57 @@ class NativeEngine:
             else:
                 self._build_decoder_family(model)
         self._impulse_spectra: dict[int, np.ndarray] = {}  # impulse spectrum per FFT length (long buffers)
+        self._seeds = model._seeds  # type: ignore[operator]
         self.reset(seed)
+
+    # -- a portable file ---------------------------------------------------------------------------
+    _SAVED_ARRAYS = {"common": ("_P", "_Q", "_LT", "_parts", "_impulse"),
+                     "ddx7": ("_dil", "_hoff", "_ratios", "_mods", "_n_mods", "_carriers"),
+                     "decoder": ("_meta", "_noise_mat", "_tables")}
+    _SAVED_SCALARS = {"ddx7": ("_hist_size", "_max_ol"), "decoder": ("_eps", "_slope", "_gru_width")}
+
+    def save(self, path: str | Path) -> None:
+        """Write the engine's weights and constants as ``.npz`` (numpy arrays, no pickle) with a ``metadata``
+        entry: the UTF-8 JSON of family, storage, format version and scalars. :meth:`load` reads it back."""
+        kind = "ddx7" if self.family == "ddx7" else "decoder"
+        arrays = {name.lstrip("_"): getattr(self, name) for name in (*self._SAVED_ARRAYS["common"], *self._SAVED_ARRAYS[kind])}
+        meta = {"format": ENGINE_FORMAT, "family": self.family, "storage": self.storage,
+                "block": _BLOCK, "sample_rate": 16000,
+                "scalars": {name.lstrip("_"): getattr(self, name) for name in self._SAVED_SCALARS[kind]}}
+        arrays["metadata"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        with open(path, "wb") as fh:  # np.savez would append .npz to a name without it
+            np.savez(fh, **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path, batch: int = 1, seed: int | None = 0) -> NativeEngine:
+        """An engine from a :meth:`save` file: no model, checkpoint or training code needed (numpy, numba, the kernels)."""
+        from ddspbench.baselines import _kernels
+        from ddspbench.baselines._base import DDSPFamily
+
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+            meta = json.loads(bytes(data.pop("metadata")).decode())
+        except (OSError, ValueError, KeyError) as exc:
+            raise UserError(f"native engine: {path} is not an engine file ({exc})") from None
+        if meta.get("format") != ENGINE_FORMAT:
+            raise UserError(f"native engine: {path} has format {meta.get('format')!r}, this engine reads {ENGINE_FORMAT!r}")
+        self = cls.__new__(cls)
+        self._k = _kernels
+        self.family, self.storage = str(meta["family"]), str(meta["storage"])
+        kind = "ddx7" if self.family == "ddx7" else "decoder"
+        for name in (*cls._SAVED_ARRAYS["common"], *cls._SAVED_ARRAYS[kind]):
+            setattr(self, name, np.ascontiguousarray(data[name.lstrip("_")]))
+        for name in cls._SAVED_SCALARS[kind]:
+            setattr(self, name, meta["scalars"][name.lstrip("_")])
+        if int(batch) < 1:
+            raise UserError(f"native engine: batch must be >= 1, got {batch}")
+        self.batch, self.seed = int(batch), seed
+        self._model = None
+        self._seeds = DDSPFamily._seeds
+        self._impulse_spectra = {}
+        self.reset(seed)
+        return self
 
     # -- weights ---------------------------------------------------------------------------------
     def _build_decoder_family(self, model: nn.Module) -> None:
@@ -306,7 +360,7 @@ class NativeEngine:
             self._prev7 = np.zeros((b, 1 + len(self._ratios)), dtype=np.float32)
             self._phase = np.zeros((b, len(self._ratios)), dtype=np.float64)
             return
-        seeds = self._model._seeds(b, seed, torch.device("cpu"))  # type: ignore[operator]
+        seeds = self._seeds(b, seed, torch.device("cpu"))
         self._key = np.ascontiguousarray(dsp.noise_key(seeds).view(-1).numpy(), dtype=np.int64)
         self._h = np.zeros((b, self._gru_width), dtype=np.float32)
         self._f0_prev = np.zeros(b, dtype=np.float32)

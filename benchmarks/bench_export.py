@@ -10,7 +10,8 @@ and the ``quantize`` compressor's int8 and bf16 models on the native engine (``n
 offline: median clip time / clip duration), CPU RTF (this thread's ``time.thread_time`` per second
 of audio over whole passes, less inflated by other processes), and each backend's max audio error
 against the eager offline render (relative to its peak). ONNX Runtime is tried once per size and
-its refusal reason recorded (the synth does not export to ONNX).
+whether it exports recorded (since issue 22 the portable step of every family does; ``bench_deploy.py``
+times ONNX Runtime beside the engine and TorchScript and keeps its own section of the page).
 
 Results go to ``benchmarks/results_export.md`` and ``.json`` with machine, date, torch version,
 commit and load average.
@@ -31,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from bench_deploy import get_section, put_section  # this script's folder is on sys.path
 from common import (  # benchmarks/common.py (this script's folder is on sys.path)
     GOALS,
     load_average,
@@ -186,7 +188,7 @@ def run(patterns: str, buffers: tuple[int, ...], frames: int, passes: int,
                     row["profile64"] = profile_exported(model, f0, loud)
                 try:
                     export_streaming(model, 1, "onnxruntime")
-                    row["onnx"] = "exported"
+                    row["onnx"] = "exports (the portable step; timed by bench_deploy.py)"
                 except UserError as exc:
                     row["onnx"] = str(exc)
                 rows.append(row)
@@ -334,7 +336,10 @@ def main(argv: list[str] | None = None) -> int:
                tuple(b.strip() for b in args.backends.split(",")))
     data.update(date=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), cpu=cpu_model(), commit=git_commit(),
                 load_before=load_before, load_after=load_average())
+    kept = get_section(args.out)
     write_results(args.out, data, to_markdown)
+    if kept:  # bench_deploy.py's runtimes section is its own run: keep it
+        put_section(args.out, kept)
     return 0
 
 

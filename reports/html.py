@@ -100,6 +100,8 @@ def _leaderboard(board: pd.DataFrame) -> dict[str, Any]:
     order += [(c, "id") for c in tail_ids if c == "size"]
     order += [(m, "metric") for m in mets if m != ranked]
     order += [(c, "id") for c in tail_ids if c != "size"]
+    if "export" in board.columns and board["export"].notna().any():  # artifacts `ddspbench export` wrote
+        order.append(("export", "id"))
     labels = {"uid": "candidate", "hparams": "settings", "rank": "#"}
     heads = []
     for col, kind in order:

@@ -16,7 +16,9 @@ Columns (all rows, ok and failed):
 * ``valid_mss`` (the validation MSS of the evaluated weights, NaN when nothing was trained) and ``evaluated_at``
   (``best`` or ``last`` checkpoint; None when nothing was trained): :func:`reports.convergence.selected_validation`;
 * artifacts resolved to absolute paths against the records file's folder: ``checkpoint``, ``audio_dir``,
-  ``target_audio_dir`` (see :func:`_resolve` for records that stored working-directory-relative paths);
+  ``target_audio_dir`` (see :func:`_resolve` for records that stored working-directory-relative paths),
+  and ``export`` (``"<format>: <path>; ..."`` of the artifacts ``ddspbench export`` wrote and parity-checked,
+  None when none);
 * provenance: ``machine``, ``threads``, ``device``, ``cpu_model``, ``torch_version``, ``git_commit``,
   ``cpu_count``, ``load_avg_1m`` (the 1-minute load average when the record was written).
 
@@ -156,6 +158,8 @@ def _row(rec: ResultRecord, base: Path) -> dict[str, Any]:
         "checkpoint": _resolve(art.get("checkpoint"), base),
         "audio_dir": _resolve(art.get("audio"), base) or _default_dir(base, "candidates", rec.candidate_id, "audio"),
         "target_audio_dir": _resolve(art.get("target_audio"), base) or _default_dir(base, "targets"),
+        "export": "; ".join(f"{k.split(':', 1)[1]}: {_resolve(v, base)}" for k, v in sorted(art.items())
+                            if k.startswith("export:")) or None,
     }
     for key in _PROVENANCE_COLS:
         row[key] = prov.get(key)

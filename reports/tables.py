@@ -121,7 +121,7 @@ def leaderboard(df: pd.DataFrame, metric: str = "mss", columns: Sequence[str] | 
     for m in mets:
         cols.append(m)
         cols += [c for c in (f"{m}_ci_low", f"{m}_ci_high") if c in df.columns]
-    extra = [c for c in ("pareto", "hparam_values", "converged") if c in df.columns]
+    extra = [c for c in ("pareto", "hparam_values", "converged", "export") if c in df.columns]
     out = ok[cols + extra].reset_index(drop=True)
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     out.attrs = {**df.attrs, "ranked_by": metric, "metric_order": mets}
@@ -277,6 +277,9 @@ def display_rows(board: pd.DataFrame, intervals: bool = True) -> tuple[list[str]
     flagged = "converged" in board.columns and board["converged"].notna().any()
     if flagged:
         heads.append("converged")
+    exported = "export" in board.columns and board["export"].notna().any()
+    if exported:
+        heads.append("export")
     rows = []
     for _, r in board.iterrows():
         cells = ([candidate_label(r) if c == "uid" else format_value(r[c]) for c in ids]
@@ -285,6 +288,8 @@ def display_rows(board: pd.DataFrame, intervals: bool = True) -> tuple[list[str]
             cells.append("yes" if r["pareto"] else "")
         if flagged:
             cells.append(format_value(r["converged"]))
+        if exported:
+            cells.append(format_value(r["export"]))
         rows.append(cells)
     return heads, rows
 

@@ -419,7 +419,9 @@ def evaluate_model(
     ``speed_backend`` is the inference path the speed metrics time: ``eager`` (this function's default:
     the model's forward, any model), ``native`` (the compiled engine of :mod:`baselines.native`: float32
     and int8/bf16-stored family models on CPU; the default of ``ddspbench evaluate`` and of every CPU
-    preset) or ``torchscript`` (float models, CPU). Its name ends every speed metric's definition.
+    preset), ``torchscript`` or ``onnxruntime`` (the deployable artifacts ``ddspbench export`` writes,
+    timed in that runtime with the same streaming protocol; float32 and int8/bf16 models, CPU). Its name
+    ends every speed metric's definition.
 
     Raises:
         CandidateFailed: the model's output holds NaN or infinity.

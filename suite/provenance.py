@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-__all__ = ["provenance", "cpu_model", "git_commit", "machine_fingerprint"]
+__all__ = ["provenance", "cpu_model", "git_commit", "machine_fingerprint", "system_description"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -75,3 +75,44 @@ def provenance(device: str = "cpu", threads: int | None = None, seed: int | None
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))
     return info
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text(errors="replace").strip().rstrip("\x00") or None
+    except OSError:
+        return None
+
+
+RUNTIME_PACKAGES: tuple[str, ...] = ("torch", "onnxruntime", "onnx", "numba", "numpy", "scipy")
+
+
+def system_description() -> dict[str, Any]:
+    """What an on-device timing depends on, in the spirit of MLPerf Tiny's system description: the CPU model,
+    the board (``/proc/device-tree/model``, e.g. a Raspberry Pi), architecture, cores, the CPU frequency
+    governor and limits of core 0, the OS, and the versions of the runtimes (None: not installed)."""
+    from importlib import metadata
+
+    cpufreq = "/sys/devices/system/cpu/cpu0/cpufreq/"
+    runtimes: dict[str, str | None] = {}
+    for name in RUNTIME_PACKAGES:
+        try:
+            runtimes[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            runtimes[name] = None
+
+    def khz_to_mhz(text: str | None) -> float | None:
+        return round(int(text) / 1000.0, 1) if text and text.isdigit() else None
+
+    return {
+        "cpu_model": cpu_model(),
+        "board": _read("/proc/device-tree/model"),
+        "arch": platform.machine(),
+        "cores": os.cpu_count(),
+        "governor": _read(cpufreq + "scaling_governor"),
+        "cpu_min_mhz": khz_to_mhz(_read(cpufreq + "scaling_min_freq")),
+        "cpu_max_mhz": khz_to_mhz(_read(cpufreq + "scaling_max_freq")),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "runtimes": runtimes,
+    }

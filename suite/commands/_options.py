@@ -12,7 +12,7 @@ from typing import IO, Any
 
 from ddspbench.suite.errors import UserError
 
-__all__ = ["parse_key_values", "check_out_dir", "print_json", "json_to"]
+__all__ = ["parse_key_values", "check_out_dir", "print_json", "json_to", "results_dataset"]
 
 _JSON_STREAM: list[IO[str]] = []
 
@@ -94,3 +94,13 @@ def parse_key_values(items: list[str], *, dotted: bool = False, dashes: bool = F
         except yaml.YAMLError:
             raise UserError(f"--set {item!r}: value is not valid YAML") from None
     return out
+
+
+def results_dataset(results: str | os.PathLike[str] | None, dataset: str | None) -> Path | None:
+    """The prepared dataset a sweep cached in ``RESULTS/cache/data/<dataset>-<hash>``, when there is exactly one."""
+    if not results or not dataset:
+        return None
+    hits = sorted((Path(results) / "cache" / "data").glob(f"{dataset}-*/meta.json"))
+    return hits[0].parent if len(hits) == 1 else None
+
+

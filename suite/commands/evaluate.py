@@ -33,9 +33,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="streaming buffer sizes in samples (default 64,256,512)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--threads", type=THREADS, default=1, help="torch threads while measuring (default 1)")
-    p.add_argument("--speed-backend", default="native", choices=["eager", "torchscript", "native"],
-                   help="inference path the speed metrics time (default native: the compiled engine, float32 and "
-                        "int8/bf16-quantized models, CPU; eager: the PyTorch forward; torchscript: float models)")
+    p.add_argument("--speed-backend", default="native", choices=["eager", "torchscript", "onnxruntime", "native"],
+                   help="inference path the speed metrics time (default native: the compiled engine, CPU; onnxruntime / "
+                        "torchscript: what `ddspbench export --format onnx|torchscript` writes, timed in that runtime; "
+                        "eager: the PyTorch forward); float32 and int8/bf16-quantized models")
     p.add_argument("--limit", type=CLIPS, default=None, help="evaluate only the first N clips")
     p.add_argument("--frames", type=FRAMES, default=None,
                    help="crop every clip to its first N frames, as a sweep's data.frames does (smoke: 250)")

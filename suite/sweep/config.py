@@ -141,7 +141,7 @@ class SpaceConfig:
     params: dict[str, dict[str, ParamSpec]] = field(default_factory=dict)
 
 
-SPEED_BACKENDS: tuple[str, ...] = ("eager", "native", "torchscript")
+SPEED_BACKENDS: tuple[str, ...] = ("eager", "native", "torchscript", "onnxruntime")
 
 
 @dataclass

@@ -120,14 +120,17 @@ def test_quantized_model_is_refused() -> None:
     assert "\n" not in str(err.value)
 
 
-def test_onnx_refusal_names_the_op() -> None:
-    """The synth's integer noise hash and complex FFTs do not export to ONNX: a one-line UserError, not a traceback."""
+@pytest.mark.parametrize("name", REDUCED)
+def test_onnxruntime_stream_equals_eager_offline(name: str) -> None:
+    """The onnxruntime backend runs the portable step (baselines/portable.py): the eager audio, int8 too."""
+    from ddspbench.compressors import quantize_int8
     from tests.conftest import require_system
 
     require_system("onnx + onnxruntime", export_mod.onnxruntime_available())
-    with pytest.raises(UserError, match="does not export to ONNX") as err:
-        export_streaming(_model("hpn/reduced"), 1, "onnxruntime")
-    assert "\n" not in str(err.value)
+    f0, loud = _inputs()
+    for model in (_model(name), quantize_int8(_model(name))):
+        runner = export_streaming(model, 4, "onnxruntime", seed=0)
+        assert _rel_err(_stream(runner, f0, loud), _eager(model, f0, loud)) < TOL
 
 
 def test_speed_metric_backend_option() -> None:
@@ -144,6 +147,20 @@ def test_speed_metric_backend_option() -> None:
         assert all(v["rtf"] > 0 and v["buffers"] >= 4 for v in res["stream"].values())
     with pytest.raises(UserError, match="unknown backend"):
         measure_speed(model, backend="tvm", **kw)  # type: ignore[arg-type]
+
+
+def test_speed_backends_time_the_artifacts_of_int8_models() -> None:
+    """torchscript and onnxruntime time the export command's artifacts, which run int8-stored weights."""
+    from ddspbench.compressors import quantize_int8
+    from ddspbench.suite.metrics.speed import measure_speed
+    from tests.conftest import require_system
+
+    require_system("onnx + onnxruntime", export_mod.onnxruntime_available())
+    model = quantize_int8(_model("ddx7/reduced"))
+    for backend in ("torchscript", "onnxruntime"):
+        res = measure_speed(model, buffers=(64,), frames=16, repeats=2, min_buffers=4, budget_s=1.0, backend=backend)
+        assert res["provenance"]["backend"] == backend and res["stream"][64]["rtf"] > 0
+        assert 0 <= res["stream"][64]["miss_rate"] <= 1 and res["stream"][64]["p99_ms"] > 0
 
 
 @pytest.mark.parametrize("name", REDUCED)

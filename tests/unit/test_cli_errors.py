@@ -160,6 +160,19 @@ BAD_INPUTS: list[tuple[str, str]] = [
     ("fad {empty} {empty} --bootstrap -1", "--bootstrap"),
     ("fad {empty} {empty} --segment 0.01", "--segment"),
     (f"{SWEEP} --sizes hidden=-4 --out {{new}}", "hidden must be > 0"),
+    # export
+    ("export --model {zero} --format onnx --out {new}", "empty file"),
+    ("export --model {ckpt} --format onnx --out {new} --buffer 100", "multiple of 64"),
+    ("export --model {ckpt} --format torchscript --out {new} --clips 0", "--clips"),
+    ("export --model {ckpt} --format engine --out {root}", "is a folder"),
+    ("export --model {ckpt} --format engine --out {missing}/m.npz", "does not exist"),
+    ("export --candidate t0000 --format engine --out {new}", "needs --results"),
+    ("export --candidate t0000 --results {empty} --format engine --out {new}", "no records.jsonl"),
+    # bench
+    ("bench --results {empty} --out {new}", "no records.jsonl"),
+    ("bench --results {badrecords} --out {file}", "exists and is not a folder"),
+    ("bench --results {badrecords} --out {new} --buffers 100", "multiples of 64"),
+    ("bench --results {badrecords} --out {new}", "no ok candidate"),
 ]
 COMPRESS = "compress --method quantize --teacher {ckpt} --out {new}"
 EVALUATE = "evaluate --model {ckpt} --data {data}"
@@ -172,6 +185,15 @@ MSS = "mss {wav} {wav}"
 # Hostile numbers and names (issue #24): non-finite, out of range, wrong kind, empty, files that are not what they
 # claim, sizes beyond the machine, control characters. Every one stops before any work with one line.
 BOUND_INPUTS: list[tuple[str, str]] = [
+    # export and bench: their numbers declared with suite.bounds like every other command's
+    ("export --model {ckpt} --format onnx --out {new} --buffer 0", "--buffer"),
+    ("export --model {ckpt} --format onnx --out {new} --buffer inf", "--buffer"),
+    ("export --model {ckpt} --format onnx --out {new} --frames 1e9", "--frames"),
+    ("export --model {ckpt} --format onnx --out {new} --seed -1", "--seed"),
+    ("export --model {ckpt} --format onnx --out {new} --clips nan", "--clips"),
+    ("bench --results {badrecords} --out {new} --frames 0", "--frames"),
+    ("bench --results {badrecords} --out {new} --threads -2", "--threads"),
+    ("bench --results {badrecords} --out {new} --buffers 64,nan", "--buffers"),
     # train: every numeric flag, and constructor settings
     (f"{TRAIN} --lr inf --out {{new}}", "--lr: must be a finite number > 0"),
     (f"{TRAIN} --lr nan --out {{new}}", "--lr"),

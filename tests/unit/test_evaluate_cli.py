@@ -48,3 +48,27 @@ def test_clips_too_short_for_mss_are_a_one_line_user_error(tmp_path, capsys):
     assert main(["evaluate", "--model", ckpt, "--data", str(tmp_path / "d"), "--metrics", "mss"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: audio too short for MSS scale 2048: 1024 samples") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "torchscript"])
+def test_speed_backend_times_the_deployed_artifact_and_says_so(tmp_path, capsys, backend):
+    """`evaluate --speed-backend onnxruntime|torchscript` times the export artifact of an int8 candidate, per buffer,
+    with the backend in every speed metric's definition and in the record's provenance."""
+    from ddspbench.baselines.export import onnxruntime_available
+    from ddspbench.compressors import quantize_int8
+    from ddspbench.suite.catalog import load_catalog
+    from ddspbench.suite.registry import SIZES
+    from tests.conftest import require_system
+
+    if backend == "onnxruntime":
+        require_system("onnx + onnxruntime", onnxruntime_available())
+    load_catalog()
+    save_dataset(tmp_path / "d", {"train": make_clips(2), "valid": make_clips(2, seed=1), "test": make_clips(2, frames=40)},
+                 {"name": "t"})
+    ckpt = str(save_checkpoint(quantize_int8(SIZES.get("ddx7/reduced")()), tmp_path / "m.pt", {"candidate_id": "m"}))
+    assert main(["evaluate", "--model", ckpt, "--data", str(tmp_path / "d"), "--metrics", "stream", "--buffers", "64,256",
+                 "--speed-backend", backend, "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["provenance"]["speed_backend"] == backend
+    for name in ("rtf_stream_64", "p99_ms_stream_64", "miss_rate_stream_64", "rtf_stream_256"):
+        assert rec["metrics"][name] is not None and rec["metric_defs"][name].endswith(f"backend={backend}")
