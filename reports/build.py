@@ -308,7 +308,7 @@ def build_report(
         written["csv_units"].write_text(json.dumps(csv_units(full), indent=1, sort_keys=True), encoding="utf-8")
     if "json" in fmts:
         obj = to_json_obj(full, failed)
-        obj.update(headline=headline, notes=notes, sign_convention=SIGN_CONVENTION, tests=METHOD_NOTE, alpha=ALPHA,
+        obj.update(headline=headline, quality=quality, notes=notes, sign_convention=SIGN_CONVENTION, tests=METHOD_NOTE, alpha=ALPHA,
                    rel_threshold=REL_THRESHOLD, objectives=[n for n, _ in objs], pareto_front=_records(front), hypervolume=_records(hv),
                    kd_vs_others=_records(kd_o), kd_summary=_records(kd_sum), kd_vs_scratch=_records(kd_s),
                    verdicts=_records(verdicts), budget_metric=budget)

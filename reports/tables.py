@@ -18,8 +18,10 @@ metric does not pass the filter. The teacher passes every filter (it is the refe
 from __future__ import annotations
 
 import html
+import json
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "verdict_display",
     "candidate_label",
+    "print_verdicts",
     "DEFAULT_COLUMNS",
     "ID_COLUMNS",
     "filter_frame",
@@ -493,3 +496,31 @@ def print_leaderboard(
                 ft.add_row(*[Text(format_value(v)) for v in r])
             console.print(ft)
     return board
+
+
+def print_verdicts(report_json: str | Path, console: Console | None = None) -> None:
+    """Print a report's headline and its verdict table (:func:`verdict_display`) in the terminal, from the
+    ``report.json`` :func:`reports.build_report` wrote; nothing when it holds no comparison."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    data = json.loads(Path(report_json).read_text(encoding="utf-8"))
+    rows = data.get("verdicts") or []
+    if not rows:
+        return
+    console = console or Console()
+    quality = str(data.get("quality") or "mss")
+    shown = verdict_display(pd.DataFrame(rows), quality, data.get("units") or {})
+    # a terminal is narrow: the arm's mean without its interval, no size or params (report.md has them)
+    shown[f"{quality} (95 % CI)"] = shown[f"{quality} (95 % CI)"].astype(str).str.split(" [", n=1, regex=False).str[0]
+    shown = shown.rename(columns={f"{quality} (95 % CI)": quality, "verdict (of KD)": "verdict"})
+    keep = [c for c in ("instrument", "family", "arm", "runs", quality, "KD - arm (95 % CI)", "T", "verdict")
+            if c in shown.columns]
+    table = Table(title="Verdict per family: KD's arm against each method", title_justify="left")
+    for c in keep:
+        table.add_column(Text(c), overflow="fold", no_wrap=c not in ("verdict", "arm", "KD - arm (95 % CI)"))
+    for r in shown[keep].itertuples(index=False):
+        table.add_row(*(Text(format_value(v)) for v in r))
+    console.print(Text(str(data.get("headline", ""))))
+    console.print(table)

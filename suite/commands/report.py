@@ -88,6 +88,10 @@ def run(args: argparse.Namespace) -> int:
                     "rows": len(df), "top": rows.to_dict(orient="records")})
         return 0
     print_leaderboard(df, console=console, top=args.top, metric=args.metric)
+    if "json" in written:
+        from ddspbench.reports.tables import print_verdicts
+
+        print_verdicts(written["json"], console)
     for kind, path in written.items():
         if not kind.startswith("plot:"):
             console.print(f"{kind:>5}: {path}", markup=False, highlight=False)

@@ -222,6 +222,10 @@ def finish_report(out: Path, cfg: Any) -> Path | None:
         paths = reports.build_report([out], report_dir, metric=quality, objectives=objectives, rtf_metric=rtf,
                                      allow_mixed_hardware=True)
     reports.print_leaderboard(reports.load_results([out], allow_mixed_hardware=mixed), console=console, metric=quality)
+    if "json" in paths:
+        from ddspbench.reports.tables import print_verdicts
+
+        print_verdicts(paths["json"], console)
     if cfg.preset == "smoke":  # the report pages carry the same warning (reports reads the records' preset)
         (report_dir / "SMOKE.txt").write_text(reports.SMOKE_WARNING + "\n", encoding="utf-8")
         console.print(reports.SMOKE_WARNING, style="bold yellow", markup=False, highlight=False)

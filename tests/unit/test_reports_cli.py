@@ -17,7 +17,11 @@ def test_report_command_writes_requested_formats(tmp_path, capsys):
     assert data["objectives"] == ["mss", "param_bytes"] and data["kd_vs_others"] and data["pareto_front"]
     students = [r for r in data["rows"] if r["method"] != "teacher"]
     assert students and all(r["metrics"]["param_bytes"] <= 1e6 for r in students)
-    assert "Leaderboard by mss (top 3" in capsys.readouterr().out
+    out_text = capsys.readouterr().out
+    assert "Leaderboard by mss (top 3" in out_text
+    # the verdicts are printed too, after the leaderboard: the headline and the table, in the four words
+    assert out_text.index("Verdict per family") > out_text.index("Leaderboard by mss")
+    assert "Verdicts of KD on mss" in out_text and "inconclusive" in out_text
 
 
 def test_report_command_user_errors_exit_2_with_one_line(tmp_path, capsys):
