@@ -2,8 +2,8 @@
 # Set up ddspbench on a fresh Debian machine with Python 3.11. Idempotent: re-running it only installs
 # what is missing.
 #
-#   bash scripts/setup.sh              the main job: a virtual environment in .venv with the project and the
-#                                      offline FAD embedding aisfx. No root, no browser, no database: the smoke
+#   bash scripts/setup.sh              the main job: a virtual environment in .venv with the project (with ONNX and
+#                                      ONNX Runtime, for `ddspbench export`) and the offline FAD embedding aisfx. No root, no browser, no database: the smoke
 #                                      preset runs on generated data.
 #   bash scripts/setup.sh --soundfont  also FluidSynth and GM soundfonts (Debian packages, as root), which the
 #                                      `soundfont` dataset of the quick, compare and paper presets renders with
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3.11}
 APT_PKGS=""
-EXTRAS=""
+EXTRAS="[onnx]"  # ddspbench export --format onnx and ONNX Runtime timing work out of the box
 for arg in "$@"; do
   case "$arg" in
     --soundfont) APT_PKGS="$APT_PKGS fluidsynth fluid-soundfont-gm timgm6mb-soundfont" ;;
