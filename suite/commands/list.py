@@ -38,12 +38,25 @@ def collect(registry: str | None = None, pattern: str = "*") -> dict[str, list[d
         rows = []
         for name in reg.list(pattern):
             e = reg.entry(name)
-            row: dict[str, Any] = {"name": name, "description": e.description, **json_clean(dict(e.meta))}
+            row: dict[str, Any] = {"name": name, "description": e.description, **json_clean(_described(dict(e.meta)))}
             if rname == "sizes":
                 row.update(_count_params(e.obj) or {})
             rows.append(row)
         out[rname] = rows
     return out
+
+
+def _described(meta: Any) -> Any:
+    """Registry metadata with every option declaration (:mod:`suite.bounds`: ``Bound``, ``Text``...) as the sentence
+    it describes itself with (``"an integer in [1, 100000]"``), so ``list --json`` prints what each option accepts."""
+    if isinstance(meta, dict):  # functions (a dataset's size estimate) are code, not something to list
+        return {k: _described(v) for k, v in meta.items() if not (callable(v) and not hasattr(v, "check"))}
+    describe = getattr(meta, "describe", None)
+    if callable(describe):
+        return describe()
+    if callable(getattr(meta, "check", None)):  # a declaration without its own sentence: its docstring's first line
+        return (type(meta).__doc__ or type(meta).__name__).strip().splitlines()[0].rstrip(".")
+    return meta
 
 
 def run(args: argparse.Namespace) -> int:

@@ -65,6 +65,9 @@ def test_cli_list_json(capsys):
         assert key in data
     names = {row["name"] for row in data["metrics"]}
     assert {"mss", "fad", "rtf_offline", "rtf_stream_64", "peak_mem_bytes"} <= names
+    # a dataset's option declarations print as what they accept (they are objects in the registry)
+    synthetic = next(row for row in data["datasets"] if row["name"] == "synthetic")
+    assert synthetic["options"]["recordings"] == "an integer in [1, 100000]" and "estimate" not in synthetic
 
 
 def test_cli_unknown_registry_is_one_line_exit_2(capsys):
