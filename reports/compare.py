@@ -160,10 +160,10 @@ class Family:
     quality: str
     rel_threshold: float = REL_THRESHOLD
     alpha: float = ALPHA
-    pairs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    pairs: dict[tuple[str, ...], dict[str, Any]] = field(default_factory=dict)
 
-    def add(self, kd: pd.Series, other: pd.Series) -> tuple[str, str]:
-        key = (str(kd["uid"]), str(other["uid"]))
+    def add(self, kd: pd.Series, other: pd.Series) -> tuple[str, ...]:
+        key = tuple(str(r.get(c)) for r in (kd, other) for c in ("results_dir", "study", "uid"))  # unique per arm
         if key not in self.pairs:
             self.pairs[key] = self._compare(kd, other)
         return key
@@ -191,9 +191,13 @@ class Family:
                                            [self.pairs[k]["claim"] for k in keys], alpha=self.alpha)
             for k, a, v in zip(keys, adj, verdicts, strict=True):
                 self.pairs[k].update(p_holm=float(a), verdict=v)
+        m = max(1, len(keys))
         for r in self.pairs.values():
             if r.get("verdict") != "inconclusive":
                 r["power_note"] = ""
+                r["runs_needed"] = r["recordings_needed"] = None
+            elif r.get("testable"):  # what would settle it once Holm's penalty is paid (Bonferroni: alpha / m)
+                r.update(runs_needed(r, alpha=self.alpha / m))
         return self
 
     @property
@@ -201,7 +205,7 @@ class Family:
         """The number of tested pairs (Holm's m)."""
         return sum(1 for r in self.pairs.values() if r.get("testable"))
 
-    def result(self, key: tuple[str, str]) -> dict[str, Any]:
+    def result(self, key: tuple[str, ...]) -> dict[str, Any]:
         return {c: self.pairs[key].get(c) for c in _RESULT_COLS}
 
 
@@ -268,7 +272,7 @@ def verdict_tables(df: pd.DataFrame, *, quality: str = "mss", budget: str = "par
         empty = pd.DataFrame()
         return VerdictTables(empty, empty, empty, empty, fam.finish())
     cand = _candidates(df, quality)
-    pending: list[tuple[str, dict[str, Any], tuple[str, str] | None]] = []
+    pending: list[tuple[str, dict[str, Any], tuple[str, ...] | None]] = []
 
     by = [*_GROUP, "family"]
     chosen = choose_per_method(cand, quality, by=by) if len(cand) else cand

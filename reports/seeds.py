@@ -29,6 +29,7 @@ becomes the configuration id when it has several seeds.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -150,6 +151,12 @@ def configurations(df: pd.DataFrame, quality: str | None = "mss") -> pd.DataFram
         for c in (f"{m}_ci_low", f"{m}_ci_high"):
             if c in merged.columns:
                 merged[c] = pd.to_numeric(merged[c], errors="coerce").astype(float)
+    if len(merged) and merged["uid"].duplicated(keep=False).any():
+        # configuration ids repeat across results directories (two studies both have a t0000): name them by study,
+        # as load_results names repeated candidate ids, so every configuration keeps one uid of its own
+        dup = merged["uid"].duplicated(keep=False)
+        prefix = merged["study"].where(merged["study"].astype(bool), merged["results_dir"].map(lambda d: Path(d).name))
+        merged.loc[dup, "uid"] = prefix[dup] + "/" + merged.loc[dup, "uid"].astype(str)
     out = pd.concat([merged, failed], ignore_index=True, sort=False)
     out["n_seeds"] = out["n_seeds"].astype(int)
     out.attrs = dict(df.attrs)

@@ -38,8 +38,8 @@ the run. So:
   holds when its Holm-adjusted ``p_claim`` is below ``alpha``. Every table quotes that verdict.
 * **Power** (:func:`runs_needed`): from the measured spreads, the runs per arm (at this many
   recordings) or the recordings (at this many runs) at which the interval would clear the threshold
-  with 80 % power if the true difference were the measured one (normal approximation, before Holm:
-  approximate). "inconclusive" rows quote them.
+  with 80 % power if the true difference were the measured one, at alpha / m for a family of m comparisons
+  (Bonferroni, so Holm's penalty is paid; normal approximation: approximate). "inconclusive" rows quote them.
 
 The clip-level tools (:func:`signflip_test`, :func:`wilcoxon_exact`, :func:`mean_interval`) stay for
 single-run questions (one checkpoint against another on the same clips); no verdict uses them.
@@ -302,7 +302,8 @@ def runs_needed(res: dict[str, Any], *, alpha: float = ALPHA, power: float = POW
     room_recs = target - vk / nk - vo / no
     recs = (max(2, math.ceil(vd / room_recs)) if vd > 0 else r) if room_recs > 0 else None
     if runs is None and recs is None:
-        note = f"diff {diff:+.3g} too close to T {t:.3g} for more runs or recordings alone to settle it"
+        note = (f"neither more runs alone nor more recordings alone would settle it (diff {diff:+.3g}, T {t:.3g}): "
+                "both, or the diff is too close to T")
     else:
         ways = [f"~{runs} runs per arm" if runs is not None else "",
                 f"~{recs} test recordings" if recs is not None else ""]

@@ -211,7 +211,7 @@ def _why_inconclusive(r: pd.Series) -> str:
     ways = [w for w in ways if w]
     if ways:
         return " or ".join(ways) + " would settle it"
-    return "diff too close to T" if r.get("power_note") else "after Holm"
+    return "more runs and recordings both needed" if r.get("power_note") else "after Holm"
 
 
 def verdict_display(verdicts: pd.DataFrame, quality: str, units: dict[str, str] | None = None) -> pd.DataFrame:

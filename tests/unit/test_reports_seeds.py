@@ -244,3 +244,28 @@ def test_report_shows_the_verdict_table(tmp_path):
         assert f" {col} " in header
     rows = json.loads(written["json"].read_text())["verdicts"]
     assert {(r["family"], r["method"]): r["converged"] for r in rows}[("hpn", "kd_audio")] is False
+
+
+def test_two_results_directories_with_the_same_config_ids_keep_their_own_verdicts(tmp_path):
+    # two studies both number their configurations c-kd, c-scratch...: each pair is still tested on its own runs
+    a = _write(tmp_path / "a")
+    b = tmp_path / "b"
+    b.mkdir()
+    lines = []
+    for line in (a / "records.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if rec.get("config_id") == "c-kd" and rec.get("status") == "ok":  # in b, KD is 1.0 worse, not better
+            rec["per_clip"]["mss"] = [v + 2.0 for v in rec["per_clip"]["mss"]]
+            rec["metrics"]["mss"] += 2.0
+        rec["dataset"] = "synthetic-b"  # another data set: its arms are compared among themselves
+        lines.append(json.dumps(rec))
+    (b / "records.jsonl").write_text("\n".join(lines) + "\n")
+    cfg = configurations(load_results([a, b]), "mss")
+    ok = cfg[cfg["status"] == "ok"]
+    assert not ok["uid"].duplicated().any()
+    table = kd_vs_scratch(cfg)
+    by_dir = {r.dataset[-1]: r for r in table.itertuples()}
+    assert {r.uid for r in table.itertuples()} == {"a/c-kd", "b/c-kd"}
+    by_dir["a"] = by_dir.pop("c")  # dataset "synthetic"
+    assert by_dir["a"].diff == pytest.approx(-1.07, abs=0.1) and by_dir["a"].verdict == "KD better"
+    assert by_dir["b"].diff == pytest.approx(0.93, abs=0.1) and by_dir["b"].verdict == "KD worse"
