@@ -142,7 +142,7 @@ _PAPER = Preset(
 
 # --- compare (issue 13): KD vs scratch vs pruning vs quantization on one CPU machine ------------------------------
 # Budgets per family, from measured learning curves: benchmarks/results_learning_curves.md (DDX7 students stay
-# converged from 140-180 steps) and the first compare run, benchmarks/results_compare.md (at 600 steps every HpN student
+# converged from 140-180 steps) and the first compare run, benchmarks/results_compare_v1.md (at 600 steps every HpN student
 # still improved 8-14 % over its last 20 %, and the 300-step HpN teacher was no better than they were).
 _COMPARE_STEPS = {"hpn": 1200, "ddx7": 300}  # teachers and candidates alike
 _COMPARE = Preset(
@@ -154,8 +154,9 @@ _COMPARE = Preset(
         "crops, AdamW 2e-3), int8 of the same teacher (trained 1200 / 300 steps), 10 configurations, the 8 trained ones x "
         "3 seeds (int8 is deterministic: one record). Budgets per family from measured curves: DDX7 students stay "
         "converged from 140-180 steps; at 600 steps every HpN student was still improving 8-14 % over its last 20 % "
-        "(benchmarks/results_compare.md), so HpN gets what the hour affords. Measured: 47 min on 2 cores with two "
-        "1-thread processes (sweep --setup-only, then two workers; benchmarks/results_compare.md)"
+        "(benchmarks/results_compare_v1.md), so HpN gets what the hour affords. Measured: 47 min on 2 cores with two "
+        "1-thread processes (sweep --setup-only, then two workers; benchmarks/results_compare_v1.md); its verdicts under "
+        "the run-level rules: benchmarks/results_compare.md"
     ),
     tree={
         "preset": "compare",
