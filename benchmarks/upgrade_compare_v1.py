@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ddspbench.reports.convergence import training_reports
+
 HERE = Path(__file__).resolve().parent
 OLD = HERE / "results_compare_v1" / "records.jsonl"
 REPRODUCED = HERE / "results_compare_reproduced" / "records.jsonl"
@@ -34,20 +36,7 @@ def _lines(path: Path) -> list[dict[str, Any]]:
 
 
 def _last_report(mp: Any) -> dict[str, Any] | None:
-    found: list[dict[str, Any]] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if "curve" in node:
-                found.append(node)
-                return
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(mp)
+    found = training_reports(mp)
     return found[-1] if found else None
 
 
