@@ -37,6 +37,7 @@ import pandas as pd
 
 from ddspbench.reports.load import finite
 from ddspbench.reports.pareto import direction_of
+from ddspbench.reports.seeds import record_run
 from ddspbench.reports.stats import (
     ALPHA,
     REL_THRESHOLD,
@@ -182,7 +183,7 @@ class Family:
             return empty | {"note": f"not tested: {exc}", "testable": False}
         if direction_of(self.quality) is not Direction.MINIMIZE:  # higher is better: KD better means diff > 0
             res = _flip_claims(res)
-        return empty | res | runs_needed(res, alpha=self.alpha)
+        return empty | res
 
     def finish(self) -> Family:
         keys = [k for k, r in self.pairs.items() if r.get("testable")]
@@ -196,7 +197,7 @@ class Family:
             if r.get("verdict") != "inconclusive":
                 r["power_note"] = ""
                 r["runs_needed"] = r["recordings_needed"] = None
-            elif r.get("testable"):  # what would settle it once Holm's penalty is paid (Bonferroni: alpha / m)
+            elif "var_runs_kd" in r:  # what would settle it once Holm's penalty is paid (Bonferroni: alpha / m)
                 r.update(runs_needed(r, alpha=self.alpha / m))
         return self
 
@@ -214,11 +215,8 @@ def _runs_of(row: pd.Series, quality: str) -> list[dict[str, Any]]:
     runs = row.get("runs")
     if isinstance(runs, list):
         return runs
-    pc = row.get("per_clip")
-    if not isinstance(pc, dict) or not pc.get(quality):
-        return []
-    return [{"seed": row.get("seed"), "values": list(pc[quality]), "clip_ids": row.get("clip_ids"),
-             "recording_ids": row.get("recording_ids")}]
+    run = record_run(row, quality)
+    return [] if run is None else [run]
 
 
 def _flip_claims(res: dict[str, Any]) -> dict[str, Any]:

@@ -37,7 +37,7 @@ import pandas as pd
 
 from ddspbench.reports.convergence import combine_flags
 
-__all__ = ["SEEDS_NOTE", "configurations", "has_repeats"]
+__all__ = ["SEEDS_NOTE", "configurations", "has_repeats", "record_run"]
 
 SEEDS_NOTE = (
     "Configurations run with several seeds are one row each: metrics are means over seeds, n_seeds says how many, "
@@ -76,16 +76,19 @@ def _clipwise_mean(lists: list[list[float]]) -> list[float] | None:
     return [float(v) for v in out]
 
 
+def record_run(row: Any, quality: str | None) -> dict[str, Any] | None:
+    """One record's row (a dict or a pandas row) as the run a verdict tests (:mod:`reports.stats`): its seed, its
+    per-clip values of ``quality`` and the clips' identity; None when it has no per-clip values."""
+    pc = row.get("per_clip")
+    if quality is None or not isinstance(pc, dict) or not pc.get(quality):
+        return None
+    return {"seed": row.get("seed"), "uid": row.get("uid"), "values": list(pc[quality]),
+            "clip_ids": row.get("clip_ids"), "recording_ids": row.get("recording_ids")}
+
+
 def _runs(grp: pd.DataFrame, quality: str | None) -> list[dict[str, Any]]:
-    """Each seed's per-clip quality values with the clips' identity: what a verdict tests (:mod:`reports.stats`)."""
-    out = []
-    for r in grp.itertuples(index=False):
-        pc = getattr(r, "per_clip", None)
-        if quality is None or not isinstance(pc, dict) or not pc.get(quality):
-            continue
-        out.append({"seed": getattr(r, "seed", None), "uid": getattr(r, "uid", None), "values": list(pc[quality]),
-                    "clip_ids": getattr(r, "clip_ids", None), "recording_ids": getattr(r, "recording_ids", None)})
-    return out
+    """Each seed's run (:func:`record_run`)."""
+    return [run for r in grp.to_dict("records") if (run := record_run(r, quality)) is not None]
 
 
 def _merge(grp: pd.DataFrame, metrics: list[str], quality: str | None) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ddspbench.reports.compare import is_kd_method
 from ddspbench.reports.load import metric_columns
 from ddspbench.reports.pareto import direction_of
 from ddspbench.suite.errors import UserError
@@ -192,10 +193,6 @@ def _converged_text(row: pd.Series) -> str:
     return text
 
 
-def _is_kd(method: Any) -> bool:
-    return any(step.strip().startswith("kd") for step in str(method).split("+"))
-
-
 def _why_inconclusive(r: pd.Series) -> str:
     """The short reason an inconclusive verdict gives in the verdict table (the full note is in the JSON/CSV)."""
     note = str(r.get("note") or "")
@@ -227,7 +224,7 @@ def verdict_display(verdicts: pd.DataFrame, quality: str, units: dict[str, str] 
     for _, r in verdicts.iterrows():
         kd = bool(r.get("kd_arm"))
         verdict = (r.get("verdict") if isinstance(r.get("vs_kd"), str) else
-                   "KD's arm" if kd else "KD, not chosen (validation)" if _is_kd(r.get("method")) else "")
+                   "KD's arm" if kd else "KD, not chosen (validation)" if is_kd_method(r.get("method")) else "")
         if verdict == "inconclusive":
             verdict = f"inconclusive ({_why_inconclusive(r)})"
         lo, hi = r.get(f"{quality}_ci_low"), r.get(f"{quality}_ci_high")

@@ -378,6 +378,24 @@ def _save_state(model: nn.Module, out_dir: Path, step: int, cfg: TrainConfig, op
     return path
 
 
+def _torch_file(path: Path, device: torch.device, bad: Callable[[str], UserError]) -> Any:
+    """``torch.load(path, weights_only=True)``; any unpickling failure becomes ``bad(<one-line reason>)``."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
+        raise bad(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+
+
+def _apply_state(model: nn.Module, state: dict[str, Any]) -> None:
+    """Load a checkpoint's ``state_dict`` into ``model`` the way :func:`suite.checkpoint.save_checkpoint` wrote it
+    (a model with its own ``checkpoint_state`` reads it back with ``load_checkpoint_state``)."""
+    loader = getattr(model, "load_checkpoint_state", None)
+    if callable(loader):
+        loader(state)
+    else:
+        model.load_state_dict(state)
+
+
 def _load_resume(model: nn.Module, out_dir: Path, device: torch.device) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """Load ``last.pt`` into ``model``; returns ``(train meta, optimizer file)`` or ``None`` when absent."""
     last = out_dir / LAST_CKPT
@@ -386,20 +404,14 @@ def _load_resume(model: nn.Module, out_dir: Path, device: torch.device) -> tuple
     def bad(why: str) -> UserError:
         return UserError(f"{last}: cannot resume ({why})")
 
-    try:
-        payload = torch.load(last, map_location=device, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise bad(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+    payload = _torch_file(last, device, bad)
     meta = (payload.get("meta") or {}).get("train") if isinstance(payload, dict) else None
     if not isinstance(meta, dict) or not isinstance(meta.get("optim_file"), str):
         raise bad("not a ddspbench training checkpoint")
     opath = out_dir / Path(meta["optim_file"]).name
     if not opath.is_file():
         raise bad(f"its optimizer state {opath.name} is missing")
-    try:
-        optim = torch.load(opath, map_location=device, weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        raise bad(f"{opath.name}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+    optim = _torch_file(opath, device, lambda why: bad(f"{opath.name}: {why}"))
     if not isinstance(optim, dict) or optim.get("format") != _OPTIM_FORMAT or optim.get("step") != meta.get("step"):
         raise bad(f"{opath.name} is not the optimizer state of step {meta.get('step')}")
     ident = model_identity(model)
@@ -408,11 +420,7 @@ def _load_resume(model: nn.Module, out_dir: Path, device: torch.device) -> tuple
             f"{last}: holds a {payload.get('family')} model with config {payload.get('config')}, "
             f"not the {ident['family']} model being trained ({ident['config']})"
         )
-    loader = getattr(model, "load_checkpoint_state", None)
-    if callable(loader):
-        loader(payload["state_dict"])
-    else:
-        model.load_state_dict(payload["state_dict"])
+    _apply_state(model, payload["state_dict"])
     return meta, optim
 
 
@@ -555,7 +563,8 @@ def _run(model: nn.Module, train_set: ClipSet, valid_set: ClipSet | None, cfg: T
     last_path: Path | None = None
     last_saved_step: int | None = None
     best_path: Path | None = None
-    best_state: dict[str, torch.Tensor] | None = None  # the best-validation weights, for checkpoint="best"
+    best_state: dict[str, torch.Tensor] | None = None  # this call's best-validation weights, for checkpoint="best"
+    best_saved: dict[str, Any] | None = None  # a resumed run's best.pt weights, as save_checkpoint wrote them
     best_step: int | None = None
     loaded = _load_resume(model, out, device) if (resume and out is not None) else None
     if loaded is not None and out is not None:
@@ -571,8 +580,7 @@ def _run(model: nn.Module, train_set: ClipSet, valid_set: ClipSet | None, cfg: T
         last_path, last_saved_step = out / LAST_CKPT, start
         if (out / BEST_CKPT).is_file():
             best_path = out / BEST_CKPT
-            best_state, best_meta = _load_best(out / BEST_CKPT, device)
-            best_step = best_meta.get("step")
+            best_saved, best_step = _load_best(out / BEST_CKPT, device)
 
     sampler = _Sampler(train_set, cfg)
     min_frames = max(DEFAULT_SCALES) // (2 * BLOCK_SIZE) + 1  # the largest STFT pads by half its size
@@ -650,22 +658,24 @@ def _run(model: nn.Module, train_set: ClipSet, valid_set: ClipSet | None, cfg: T
     if out is not None and last_path is None:  # zero steps to do and nothing on disk yet
         last_path = _save_state(model, out, start, cfg, opt, sched, train_meta())
     selected, selected_step = "last", max(start, cfg.steps)
-    selected_step_: int | None = selected_step
-    if cfg.checkpoint == "best" and best_state is not None:
-        model.load_state_dict(best_state)
-        selected, selected_step_ = "best", best_step
+    if cfg.checkpoint == "best" and (best_state is not None or best_saved is not None):
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        else:
+            _apply_state(model, best_saved or {})
+        selected, selected_step = "best", best_step if best_step is not None else selected_step
     model.eval()
     return TrainResult(model=model, steps=max(start, cfg.steps), seconds=time.perf_counter() - t0, history=history,
                        best_valid=best_valid, last_valid=last_valid, checkpoint=last_path, best_checkpoint=best_path,
-                       start_step=start, selected=selected, selected_step=selected_step_)
+                       start_step=start, selected=selected, selected_step=selected_step)
 
 
-def _load_best(path: Path, device: torch.device) -> tuple[dict[str, torch.Tensor] | None, dict[str, Any]]:
-    """The weights and ``train`` metadata of a run's ``best.pt`` (for a resumed run's best-checkpoint selection)."""
-    try:
-        ck = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - a damaged best.pt: the run goes on, its best is found again
-        raise UserError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
-    state = ck.get("state_dict") if isinstance(ck, dict) else None
-    meta = ck.get("meta", {}).get("train", {}) if isinstance(ck, dict) and isinstance(ck.get("meta"), dict) else {}
-    return state, meta
+def _load_best(path: Path, device: torch.device) -> tuple[dict[str, Any] | None, int | None]:
+    """A resumed run's ``best.pt``: its weights and the step they are from (a damaged file is a one-line error)."""
+    ck = _torch_file(path, device, lambda why: UserError(f"{path}: cannot resume ({why})"))
+    if not isinstance(ck, dict):
+        return None, None
+    found = ck.get("meta")
+    meta: dict[str, Any] = found if isinstance(found, dict) else {}
+    step = (meta.get("train") or {}).get("step")
+    return ck.get("state_dict"), int(step) if isinstance(step, int) else None
