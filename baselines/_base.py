@@ -475,6 +475,15 @@ class DecoderFamily(DDSPFamily):
             self._noise_cache = cache
         return cache[2][:, frame - cache[1]: frame - cache[1] + t]
 
+    def fresh_controls(self, f0_hz: Tensor, loudness_db: Tensor) -> dict[str, Tensor]:
+        """The raw heads ``forward(f0_hz, loudness_db)["controls"]`` returns from a fresh state, without the synth
+        (control distillation needs only these; the same operations, so the same values bit for bit). Unlike
+        ``forward(..., state=None)`` it draws no noise seed from torch's global RNG."""
+        ref = self._ref()
+        h0 = torch.zeros(1, f0_hz.shape[0], self.decoder.gru.hidden_size, device=ref.device, dtype=ref.dtype)
+        f0s, ls = scaled_inputs(f0_hz, loudness_db, ref.dtype)
+        return self.decoder(f0s, ls, h0)[0]
+
     def forward(self, f0_hz: Tensor, loudness_db: Tensor, state: dict[str, Any] | None = None) -> dict[str, Any]:
         """Frames ``(B, T)`` at 250 Hz -> ``{"audio": (B, 64 T), "controls", "state", "hidden"}``.
 

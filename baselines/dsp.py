@@ -18,7 +18,9 @@ Departures from a plain ``F.interpolate`` port, both needed for exact streaming:
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +36,7 @@ __all__ = [
     "harmonic_amplitudes",
     "harmonic_bank",
     "BANK_KERNELS",
+    "bank_kernels_without_grad",
     "wavetable_oscillator",
     "noise_key",
     "counter_uniform",
@@ -134,9 +137,30 @@ BANK_KERNELS = True
 ``False`` keeps the tensor path everywhere (``benchmarks/bench_train.py`` times both)."""
 
 
+_BANK_KERNELS_NO_GRAD = False
+
+
+@contextlib.contextmanager
+def bank_kernels_without_grad() -> Iterator[None]:
+    """Inside, :func:`harmonic_bank` takes the compiled kernels' forward without autograd too (CPU float32): a frozen
+    teacher rendering distillation targets every training step. The kernels evaluate the sines in float64, so the
+    audio moves by the float32 path's own rounding of ``k * phase`` (about 4e-5 rad at k = 100), towards the exact
+    sum; evaluation and validation keep the tensor path."""
+    global _BANK_KERNELS_NO_GRAD
+    before = _BANK_KERNELS_NO_GRAD
+    _BANK_KERNELS_NO_GRAD = True
+    try:
+        yield
+    finally:
+        _BANK_KERNELS_NO_GRAD = before
+
+
 def _use_bank_kernels(phase: Tensor, amplitudes: Tensor) -> bool:
-    """The kernels serve autograd on CPU float32 (training); inference, other devices and dtypes take the tensor path."""
-    return (BANK_KERNELS and amplitudes.requires_grad and torch.is_grad_enabled() and not phase.requires_grad
+    """The kernels serve autograd on CPU float32 (training), and a no-grad forward inside
+    :func:`bank_kernels_without_grad`; other inference, other devices and dtypes take the tensor path."""
+    wanted = (amplitudes.requires_grad and torch.is_grad_enabled()) or (
+        _BANK_KERNELS_NO_GRAD and not torch.is_grad_enabled())
+    return (BANK_KERNELS and wanted and not phase.requires_grad
             and phase.device.type == "cpu" and amplitudes.device.type == "cpu"
             and phase.dtype == torch.float32 and amplitudes.dtype == torch.float32
             and not torch.jit.is_tracing() and not torch.jit.is_scripting())

@@ -1,0 +1,126 @@
+"""Throughput changes of training (issue 21) give the numbers of the code they replace.
+
+* the MSS training loss with cached target spectra and with one STFT of the prediction shared by several targets
+  against :func:`suite.metrics.mss.mss` (the same loss and gradients);
+* a teacher's controls without its synth (``fresh_controls``) against a full forward's;
+* the plateau rule of early stopping (:func:`suite.train.plateau_stop`).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ddspbench.suite.catalog import load_catalog
+from ddspbench.suite.metrics.mss import MSSLoss, TargetCache, mss
+from ddspbench.suite.registry import SIZES
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _catalog() -> None:
+    load_catalog()
+
+
+def _signals(seed: int, batch: int = 3, n: int = 4096) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(n) / 16000.0
+    f = 200.0 + 400.0 * torch.rand(batch, 1, generator=g)
+    return (0.3 * torch.sin(2 * torch.pi * f * t) + 0.05 * torch.randn(batch, n, generator=g)).float()
+
+
+def _close(grad: torch.Tensor, ref: torch.Tensor, tol: float = 1e-6) -> None:
+    """Float32 rounding: the gradient's error relative to its norm (summing two gradients before or after the STFT's
+    backward moves single near-cancelling elements by more, relative to themselves)."""
+    assert float((grad - ref).norm() / ref.norm()) < tol
+
+
+def _grad(loss_of: object, pred: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    p = pred.clone().requires_grad_(True)
+    loss = loss_of(p)  # type: ignore[operator]
+    loss.backward()
+    return loss.detach(), p.grad.detach()
+
+
+def test_cached_target_loss_matches_plain_mss_and_hits_the_cache() -> None:
+    target, pred = _signals(0), _signals(1)
+    crit = MSSLoss(cache_targets=True)
+    ref_loss, ref_grad = _grad(lambda p: mss(target, p), pred)
+    for _ in range(2):  # the second call takes every target spectrum from the cache
+        loss, grad = _grad(lambda p: crit(target, p), pred)
+        torch.testing.assert_close(loss, ref_loss, rtol=1e-6, atol=0)
+        _close(grad, ref_grad)
+    assert crit.cache is not None and crit.cache.hits == 3 * 6 and crit.cache.misses == 3 * 6
+
+
+def test_cache_keys_on_the_samples_and_stays_bounded() -> None:
+    a, b = _signals(0), _signals(2)
+    cache = TargetCache(max_bytes=1)
+    crit = MSSLoss(cache_targets=True)
+    crit.cache = cache
+    pred = _signals(1).requires_grad_(True)
+    crit(a, pred)
+    loss_b = crit(b, pred)  # different clips: misses, and the right values
+    torch.testing.assert_close(loss_b, mss(b, pred), rtol=1e-6, atol=0)
+    assert cache.hits == 0 and len(cache._entries) <= 3  # bounded: only the last batch's rows are kept
+    b2 = b.clone()
+    b2[1, 100] += 1e-3
+    assert TargetCache.digests(b2)[1] != TargetCache.digests(b)[1] and TargetCache.digests(b2)[0] == TargetCache.digests(b)[0]
+
+
+def test_shared_prediction_stft_for_two_targets_matches_two_losses() -> None:
+    target, teacher, pred = _signals(0), _signals(3), _signals(1)
+    crit = MSSLoss(cache_targets=True)
+
+    def separate(p: torch.Tensor) -> torch.Tensor:
+        return 0.5 * mss(target, p) + 0.5 * mss(teacher, p)
+
+    def shared(p: torch.Tensor) -> torch.Tensor:
+        t, k = crit.terms(p, [(target, True), (teacher, False)])
+        return 0.5 * t + 0.5 * k
+
+    ref_loss, ref_grad = _grad(separate, pred)
+    loss, grad = _grad(shared, pred)
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-6, atol=0)
+    _close(grad, ref_grad)
+
+
+def test_terms_without_gradient_fall_back_to_plain_mss() -> None:
+    target, pred = _signals(0), _signals(1)
+    with torch.no_grad():
+        (loss,) = MSSLoss(cache_targets=True).terms(pred, [(target, True)])
+    assert float(loss) == float(mss(target, pred))
+
+
+@pytest.mark.parametrize("size", ["hpn/reduced", "wavetable/reduced", "ddx7/reduced"])
+def test_fresh_controls_equal_a_full_forward(size: str) -> None:
+    torch.manual_seed(0)
+    model = SIZES.get(size)().eval()
+    g = torch.Generator().manual_seed(1)
+    f0 = 200.0 + 300.0 * torch.rand(2, 40, generator=g)
+    loud = -60.0 + 40.0 * torch.rand(2, 40, generator=g)
+    with torch.no_grad():
+        full = model(f0, loud)["controls"]
+        fresh = model.fresh_controls(f0, loud)
+    assert set(full) == set(fresh)
+    for k in full:
+        assert torch.equal(full[k], fresh[k]), k
+
+
+def test_teacher_bank_kernels_without_grad_agree_with_the_tensor_path() -> None:
+    from ddspbench.baselines import dsp
+    from ddspbench.baselines._train_kernels import harmonic_bank_f64
+
+    g = torch.Generator().manual_seed(0)
+    phase = (torch.rand(2, 20 * 64, generator=g) * 6.28).float()
+    amps = torch.rand(2, 20, 100, generator=g) / 100
+    with torch.no_grad():
+        tensor = dsp.harmonic_bank(phase, amps)
+        with dsp.bank_kernels_without_grad():
+            kern = dsp.harmonic_bank(phase, amps)
+        exact = harmonic_bank_f64(phase, amps)
+    assert not torch.equal(kern, tensor)  # the kernels did run
+    # the kernels sit at float32 rounding of the exact sum; the tensor path within its own k * phase rounding of it
+    assert float((kern - exact).abs().max()) < 1e-6 < float((tensor - exact).abs().max()) < 1e-4
+    assert not dsp._BANK_KERNELS_NO_GRAD
