@@ -124,3 +124,40 @@ def test_teacher_bank_kernels_without_grad_agree_with_the_tensor_path() -> None:
     # the kernels sit at float32 rounding of the exact sum; the tensor path within its own k * phase rounding of it
     assert float((kern - exact).abs().max()) < 1e-6 < float((tensor - exact).abs().max()) < 1e-4
     assert not dsp._BANK_KERNELS_NO_GRAD
+
+
+def test_plateau_stop_rule() -> None:
+    from ddspbench.suite.convergence import plateau_stop
+
+    falling = [[i, 10.0 / i] for i in range(1, 12)]
+    assert plateau_stop(falling, 3, 0.01) is None
+    flat = [[i, 10.0 / i] for i in range(1, 6)] + [[i, 2.0] for i in range(6, 10)]
+    assert plateau_stop(flat[:6], 3, 0.01) is None  # too few validations after the fall for a verdict
+    stop = plateau_stop(flat, 3, 0.01)
+    assert stop is not None and stop["step"] == 9 and "best-validation" in stop["rule"]
+    # one lucky validation alone is smoothed away and does not count as progress either way
+    lucky = [*flat[:-1], [9, 0.5]]
+    assert plateau_stop(lucky, 3, 0.01) is not None
+    assert plateau_stop(flat, 0, 0.01) is None
+
+
+def test_training_stops_on_a_plateau_with_the_weights_of_a_shorter_run(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from ddspbench.suite.train import TrainConfig, train, train_summary
+    from tests.unit.test_train import _model, _same_weights, make_clips
+
+    clips, valid = make_clips(), make_clips(4, seed=1, prefix="v")
+    base = {"batch_size": 4, "lr": 1e-7, "valid_every": 1, "checkpoint_every": 100, "log_every": 1, "curve_points": 0,
+            "checkpoint": "last"}
+    out = Path(str(tmp_path)) / "run"
+    res = train(_model(), clips, valid, TrainConfig(steps=30, early_stop_patience=2, early_stop_delta=0.01, **base),
+                out_dir=out, progress=False)
+    assert res.stopped is not None and res.steps == res.stopped["step"] < 30
+    summary = train_summary(res)
+    assert summary["steps"] == res.steps and summary["stopped_early"]["step"] == res.steps
+    short = train(_model(), clips, valid, TrainConfig(steps=res.steps, **base), progress=False)
+    assert _same_weights(res.model, short.model)  # stopping changes nothing about the steps that ran
+    again = train(_model(), clips, valid, TrainConfig(steps=30, early_stop_patience=2, early_stop_delta=0.01, **base),
+                  out_dir=out, resume=True, progress=False)
+    assert again.steps == res.steps and again.stopped == res.stopped  # a stopped run stays stopped on resume
