@@ -253,9 +253,18 @@ class HarmonicDecoder(nn.Module):
         if not torch.is_grad_enabled() and not self.training and self._plain():
             return self._forward_light(f0_scaled, loudness_scaled, h0)
         x = torch.cat([self.f0_mlp(f0_scaled), self.loudness_mlp(loudness_scaled)], dim=-1)
-        hidden, h = self.gru(x, h0)
+        hidden, h = self._gru(x, h0)
         y = self.out_mlp(torch.cat([hidden, f0_scaled, loudness_scaled], dim=-1))
         return {name: head(y) for name, head in self.heads.items()}, hidden, h
+
+    def _gru(self, x: Tensor, h0: Tensor | None) -> tuple[Tensor, Tensor]:
+        """``self.gru(x, h0)``; in training on CPU (and in :func:`dsp.kernels_without_grad`) by the compiled recurrence
+        of :func:`baselines._train_kernels.gru_cpu` (the same values to float32 rounding)."""
+        if dsp.use_gru_kernels(self.gru, x):
+            from ddspbench.baselines._train_kernels import gru_cpu
+
+            return gru_cpu(self.gru, x, h0)
+        return self.gru(x, h0)  # type: ignore[no-any-return]
 
     def _plain(self) -> bool:
         plain = (nn.Linear, nn.LayerNorm, nn.LeakyReLU)
@@ -290,7 +299,7 @@ class HarmonicDecoder(nn.Module):
             h_new = torch.addcmul(n, rz[:, g:], h_prev - n)
             hidden, h = h_new.unsqueeze(1), h_new.unsqueeze(0)
         else:
-            hidden, h = gru(x, h0)
+            hidden, h = self._gru(x, h0)
         y = self._mlp_light(self.out_mlp, torch.cat([hidden, f0_scaled, loudness_scaled], dim=-1))
         return {name: F.linear(y, head.weight, head.bias) for name, head in self.heads.items()}, hidden, h
 

@@ -88,7 +88,7 @@ def _teacher_on(teacher: nn.Module, device: torch.device) -> nn.Module:
 def _teacher_out(teacher: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     # the harmonic bank by the compiled kernels (float64 sines; the tensor path rounds k * phase to float32): most of
     # an HpN teacher's forward on CPU
-    with torch.no_grad(), dsp.bank_kernels_without_grad():
+    with torch.no_grad(), dsp.kernels_without_grad():
         return _teacher_on(teacher, batch["f0_hz"].device)(batch["f0_hz"], batch["loudness_db"])
 
 
@@ -97,7 +97,7 @@ def _teacher_controls(teacher: nn.Module, batch: Mapping[str, torch.Tensor]) -> 
     a full forward's ``controls``; the synth, a third of an HpN teacher's forward or more, is skipped), else a full
     forward."""
     model = _teacher_on(teacher, batch["f0_hz"].device)
-    with torch.no_grad():
+    with torch.no_grad(), dsp.kernels_without_grad():  # the GRU as the student's trains: the same kernel
         fresh = getattr(model, "fresh_controls", None)
         if callable(fresh):
             return fresh(batch["f0_hz"], batch["loudness_db"])  # type: ignore[no-any-return]
