@@ -108,17 +108,17 @@ def _models(arm: str) -> tuple[Any, Any, Any]:
     return student, teacher, control_kd_loss(teacher, student, kd_weight=1.0, target_weight=0.5)
 
 
-def worker(arm: str, steps: int, warmup: int, valid_repeats: int) -> dict[str, Any]:
+def worker(arm: str, steps: int, warmup: int, valid_repeats: int, threads: int = 1) -> dict[str, Any]:
     """Time ``steps`` training steps of ``arm`` (after ``warmup`` steps) and one validation, in this process's tree."""
     import torch
 
     import ddspbench.suite.train as tr
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     model, _, loss_fn = _models(arm)
     train_set, valid_set = _clips(N_TRAIN, 0), _clips(N_VALID, 1)
     base = {"batch_size": BATCH, "lr": 2e-3, "frames": FRAMES, "seed": 0, "curve_points": 0, "valid_every": 10**6,
-            "checkpoint_every": 10**6, "log_every": 50, "threads": 1}
+            "checkpoint_every": 10**6, "log_every": 50, "threads": threads}
     tr.train(model, train_set, None, tr.TrainConfig(steps=warmup, **base), loss_fn=loss_fn, progress=False)
     t0 = time.perf_counter()
     # the same loss (and so the same target cache) continues: steps warmup+1 .. warmup+steps of one run
@@ -246,6 +246,28 @@ def _commit(tree: Path) -> str:
                               text=True, check=False).stdout.strip() else "")
 
 
+def parallel_modes(tree: Path, arm: str, steps: int, repeats: int) -> dict[str, Any]:
+    """Training steps per second on this 2-core machine: two 1-thread processes side by side (the compare preset's
+    way) against one 2-thread process, alternating; ``arm`` in ``tree``."""
+    sys.path.insert(0, str(HERE))
+    from common import load_average
+
+    env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(Path(__file__).resolve()), "worker", "--arm", arm, "--steps", str(steps)]
+    load_before = load_average()
+    rates: dict[str, list[float]] = {"2 processes x 1 thread": [], "1 process x 2 threads": []}
+    for _ in range(repeats):
+        procs = [subprocess.Popen([*cmd, "--threads", "1"], cwd=tree, env=env, stdout=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+        outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+        rates["2 processes x 1 thread"].append(sum(1.0 / o["step_s"] for o in outs))
+        one = _run_in(tree, ["worker", "--arm", arm, "--steps", str(steps), "--threads", "2"])
+        rates["1 process x 2 threads"].append(1.0 / one["step_s"])
+    return {"arm": arm, "tree": str(tree), "commit": _commit(tree), "steps": steps, "repeats": repeats,
+            "load_before": load_before, "load_after": load_average(), "steps_per_s": rates,
+            "median": {k: statistics.median(v) for k, v in rates.items()}}
+
+
 def recipe_seconds(per_arm: dict[str, dict[str, float]]) -> dict[str, Any]:
     """One compare run's training seconds per arm and the recipe's total from per-arm ``step_s``/``valid_s``."""
     runs, total, n = {}, 0.0, 0
@@ -352,6 +374,11 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--steps", type=int, default=12)
     w.add_argument("--warmup", type=int, default=N_TRAIN // BATCH)
     w.add_argument("--valid-repeats", type=int, default=2)
+    w.add_argument("--threads", type=int, default=1)
+    q = sub.add_parser("parallel")
+    q.add_argument("--arm", default="hpn/scratch", choices=ARMS)
+    q.add_argument("--steps", type=int, default=12)
+    q.add_argument("--repeats", type=int, default=3)
     p = sub.add_parser("profile")
     p.add_argument("--arm", required=True, choices=ARMS)
     p.add_argument("--steps", type=int, default=6)
@@ -365,7 +392,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=HERE / "results_throughput.json")
     args = ap.parse_args(argv)
     if args.cmd == "worker":
-        print(json.dumps(worker(args.arm, args.steps, args.warmup, args.valid_repeats)))
+        print(json.dumps(worker(args.arm, args.steps, args.warmup, args.valid_repeats, args.threads)))
+        return 0
+    if args.cmd == "parallel":
+        print(json.dumps(parallel_modes(args.after, args.arm, args.steps, args.repeats), indent=1))
         return 0
     if args.cmd == "profile":
         if args.tree is not None:
