@@ -248,3 +248,16 @@ def test_a_training_step_gives_the_old_loss_and_gradients(size: str) -> None:
         # 3e-1 between two float32 paths of the harmonic bank); measured here: up to 1.2e-4
         for gr, r in zip(grads, ref_grads):
             _close(gr, r, 1e-3)
+
+
+def test_torch_paths_turn_the_new_kernels_off_for_flop_counting() -> None:
+    from ddspbench.baselines import dsp
+
+    gru = torch.nn.GRU(4, 3, batch_first=True)
+    x = torch.zeros(2, 5, 4)
+    with dsp.torch_paths():
+        assert not dsp.use_gru_kernels(gru, x)
+        with torch.no_grad(), dsp.kernels_without_grad():
+            assert not dsp.use_gru_kernels(gru, x)
+            assert not dsp._use_bank_kernels(torch.zeros(1, 64), torch.zeros(1, 1, 3))
+    assert dsp.use_gru_kernels(gru, x)
