@@ -27,7 +27,8 @@ kd_audio, kd_control, prune) per family = 26 training runs; runs per hour = 26 /
 3600) on one 1-thread process (the preset runs two such processes side by side; both trees gain alike from that).
 
 Run: ``python benchmarks/bench_throughput.py [--repeats 3] [--steps 12]``; ``... profile --tree DIR --arm hpn/scratch``
-prints a per-part breakdown of one step. Results: ``benchmarks/results_throughput.json`` and a section of
+prints a per-part breakdown of one step; ``... parallel`` compares two 1-thread processes with one 2-thread
+process; ``... stack`` bounds what training 3 seeds as one stacked model could gain. Results: ``benchmarks/results_throughput.json`` and a section of
 ``benchmarks/results_train.md``.
 """
 
@@ -268,6 +269,50 @@ def parallel_modes(tree: Path, arm: str, steps: int, repeats: int) -> dict[str, 
             "median": {k: statistics.median(v) for k, v in rates.items()}}
 
 
+def stack_gain(k: int = 3, repeats: int = 6) -> list[str]:
+    """Upper bound of training ``k`` runs as one stacked model: one step at batch ``8 k`` against one at batch 8
+    (this process's tree, 1 thread, alternating), per family's reduced student; per run ratio < 1 would pay."""
+    import torch
+
+    from ddspbench.suite.catalog import load_catalog
+    from ddspbench.suite.metrics.mss import MSSLoss
+    from ddspbench.suite.registry import SIZES
+    from ddspbench.suite.train import batch_to_tensors, forward_batch
+
+    torch.set_num_threads(1)
+    load_catalog()
+    clips = _clips(8 * k, 0)
+    lines = []
+    for fam in ("hpn", "ddx7"):
+        torch.manual_seed(0)
+        model = SIZES.get(f"{fam}/reduced")().train()
+        opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+        crit = MSSLoss(cache_targets=True)
+        data = {b: batch_to_tensors({"audio": clips.audio[:b], "f0_hz": clips.f0_hz[:b],
+                                     "loudness_db": clips.loudness_db[:b]}, torch.device("cpu")) for b in (8, 8 * k)}
+
+        def step(b: int, model: Any = model, opt: Any = opt, crit: Any = crit, data: Any = data) -> float:
+            t0 = time.perf_counter()
+            out = forward_batch(model, data[b], 1)
+            loss = crit(data[b]["audio"], out["audio"])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return time.perf_counter() - t0
+
+        times: dict[int, list[float]] = {8: [], 8 * k: []}
+        for b in data:
+            step(b)
+        for _ in range(repeats):
+            for b in data:
+                times[b].append(step(b))
+        m1, mk = statistics.median(times[8]), statistics.median(times[8 * k])
+        lines.append(f"{fam}: batch 8 {m1:.3f} s (min {min(times[8]):.3f}), batch {8 * k} {mk:.3f} s (min "
+                     f"{min(times[8 * k]):.3f}); per run {mk / k / m1:.2f}x of a separate step (medians), "
+                     f"{min(times[8 * k]) / k / min(times[8]):.2f}x (minima)")
+    return lines
+
+
 def recipe_seconds(per_arm: dict[str, dict[str, float]]) -> dict[str, Any]:
     """One compare run's training seconds per arm and the recipe's total from per-arm ``step_s``/``valid_s``."""
     runs, total, n = {}, 0.0, 0
@@ -379,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--arm", default="hpn/scratch", choices=ARMS)
     q.add_argument("--steps", type=int, default=12)
     q.add_argument("--repeats", type=int, default=3)
+    sub.add_parser("stack")
     p = sub.add_parser("profile")
     p.add_argument("--arm", required=True, choices=ARMS)
     p.add_argument("--steps", type=int, default=6)
@@ -396,6 +442,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.cmd == "parallel":
         print(json.dumps(parallel_modes(args.after, args.arm, args.steps, args.repeats), indent=1))
+        return 0
+    if args.cmd == "stack":
+        print("\n".join(stack_gain()))
         return 0
     if args.cmd == "profile":
         if args.tree is not None:
