@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ddspbench.reports.load import finite
+from ddspbench.reports.load import COMPUTE_COLS, finite
 from ddspbench.reports.pareto import direction_of
 from ddspbench.reports.seeds import record_run
 from ddspbench.reports.stats import (
@@ -131,10 +131,20 @@ def _pick(grp: pd.DataFrame, quality: str) -> tuple[pd.Series, str]:
     return grp.sort_values([quality, "uid"], ascending=[asc, True]).iloc[0], "test (no validation value)"
 
 
+def _with_arms(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with an ``arm`` column (the method, where rows predate arms)."""
+    if "arm" in df.columns and df["arm"].notna().all():
+        return df
+    arm = df["arm"] if "arm" in df.columns else pd.Series(None, index=df.index, dtype=object)
+    return df.assign(arm=arm.where(arm.notna(), df["method"]))
+
+
 def choose_per_method(df: pd.DataFrame, quality: str = "mss", by: Sequence[str] = ()) -> pd.DataFrame:
-    """The chosen row of each method within each group of ``by`` columns, with ``chosen_on``."""
+    """The chosen row of each arm (a method, or a method's variant such as scratch at the teacher+student budget)
+    within each group of ``by`` columns, with ``chosen_on``."""
     rows = []
-    for _, grp in df.groupby([*by, "method"], dropna=False, sort=True):
+    df = _with_arms(df)
+    for _, grp in df.groupby([*by, "arm"], dropna=False, sort=True):
         row, how = _pick(grp, quality)
         rows.append(row.to_dict() | {"chosen_on": how})
     return pd.DataFrame(rows)
@@ -245,7 +255,9 @@ def _num(r: pd.Series, col: str) -> float:
 
 
 def _arm(r: pd.Series, quality: str) -> dict[str, Any]:
-    return {"method": r["method"], "size": r["size"], "uid": r["uid"],
+    compute = {c: _num(r, c) for c in COMPUTE_COLS}
+    return {"method": r["method"], "arm": r.get("arm") or r["method"], "size": r["size"], "uid": r["uid"],
+            "teacher": r.get("teacher") if isinstance(r.get("teacher"), str) else None, **compute,
             "n_seeds": int(r["n_seeds"]) if "n_seeds" in r.index and finite(r["n_seeds"]) else 1,
             quality: float(r[quality]), f"{quality}_ci_low": _num(r, f"{quality}_ci_low"),
             f"{quality}_ci_high": _num(r, f"{quality}_ci_high"), "valid_mss": _num(r, "valid_mss"),
@@ -288,7 +300,7 @@ def verdict_tables(df: pd.DataFrame, *, quality: str = "mss", budget: str = "par
     by_s = [*_GROUP, "family", "size"]
     chosen_s = choose_per_method(cand, quality, by=by_s) if len(cand) else cand
     for key, grp in (chosen_s.groupby(by_s, dropna=False, sort=True) if len(chosen_s) else []):
-        scratch = grp[grp["method"] == "scratch"]
+        scratch = grp[(grp["method"] == "scratch") & (grp["arm"] == "scratch")]  # the same-budget baseline
         if scratch.empty:
             continue
         s = scratch.iloc[0]
@@ -308,7 +320,7 @@ def verdict_tables(df: pd.DataFrame, *, quality: str = "mss", budget: str = "par
             for _, r in grp.iterrows():
                 band = int(r["band"])
                 row = {**dict(zip(by_b, key)), "band": band, "budget_range": bucket_label(band, per_decade, unit),
-                       "method": r["method"], "uid": r["uid"], "family": r["family"], "size": r["size"],
+                       "method": r["method"], "arm": r["arm"], "uid": r["uid"], "family": r["family"], "size": r["size"],
                        quality: float(r[quality]), budget: float(r[budget]),
                        "kd_best": bool(kd is not None and r["uid"] == kd["uid"]), "vs_kd": None}
                 pair = None
@@ -353,6 +365,7 @@ def kd_summary(kd_others: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     cmp = kd_others[kd_others["vs_kd"].notna()]
     rows = []
+    cmp = _with_arms(cmp).assign(method=lambda d: d["arm"])  # per arm: scratch at two budgets are two rows
     for key, grp in cmp.groupby([*_GROUP, "method"], dropna=False, sort=True):
         v = grp["verdict"].astype(str)
         rows.append({

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ddspbench.reports.convergence import combine_flags
+from ddspbench.reports.load import COMPUTE_COLS
 
 __all__ = ["SEEDS_NOTE", "configurations", "has_repeats", "record_run"]
 
@@ -101,6 +102,14 @@ def _merge(grp: pd.DataFrame, metrics: list[str], quality: str | None) -> dict[s
     if "valid_mss" in grp.columns:  # the configuration is chosen on validation: its mean over seeds
         v = pd.to_numeric(grp["valid_mss"], errors="coerce").to_numpy(dtype=float)
         row["valid_mss"] = float(v[np.isfinite(v)].mean()) if np.isfinite(v).any() else math.nan
+    for c in COMPUTE_COLS:  # per run: each run paid it (the configuration's total is n times this)
+        if c in grp.columns:
+            v = pd.to_numeric(grp[c], errors="coerce").to_numpy(dtype=float)
+            row[c] = float(v[np.isfinite(v)].mean()) if np.isfinite(v).any() else math.nan
+    if "teacher_seed" in grp.columns:
+        seeds = sorted({int(x) for x in grp["teacher_seed"] if x is not None and not pd.isna(x)})
+        if len(seeds) > 1:
+            row["teacher"] = f"{len(seeds)} teachers (seeds {', '.join(map(str, seeds))})"
     if n == 1:
         row["seed_sd"] = math.nan
         return row
