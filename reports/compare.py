@@ -63,6 +63,7 @@ __all__ = [
     "kd_vs_scratch",
     "kd_summary",
     "method_verdicts",
+    "instrument_aggregate",
 ]
 
 _GROUP = ["dataset", "instrument"]
@@ -375,3 +376,44 @@ def kd_summary(kd_others: pd.DataFrame) -> pd.DataFrame:
             "mean_diff": float(grp["diff"].mean()),
         })
     return pd.DataFrame(rows)
+
+
+def instrument_aggregate(verdicts: pd.DataFrame, quality: str = "mss") -> pd.DataFrame:
+    """Across instruments, per dataset and family: each arm's rank by mean ``quality`` within every instrument
+    (1 = best; the chosen arms of :func:`verdict_tables`), its mean rank, and for KD's arm where it was hurt.
+
+    Quality values of different instruments are not comparable (other test clips), ranks are. ``kd_hurt`` names,
+    per instrument, the arms KD's arm was found worse than ("KD worse" after Holm); empty when it never was. An arm
+    missing on an instrument is left out of that instrument's ranks, and ``instruments`` counts where it ran.
+    """
+    if verdicts.empty or quality not in verdicts.columns:
+        return pd.DataFrame()
+    v = _with_arms(verdicts)
+    insts = v["instrument"].astype(str).where(v["instrument"].notna(), "")
+    v = v.assign(instrument=insts)
+    if v["instrument"].nunique() < 2:
+        return pd.DataFrame()
+    asc = direction_of(quality) is Direction.MINIMIZE
+    rows = []
+    for (dataset, family), grp in v.groupby(["dataset", "family"], dropna=False, sort=True):
+        ranks: dict[str, dict[str, int]] = {}
+        hurt: dict[str, list[str]] = {}
+        for inst, g in grp.groupby("instrument", sort=True):
+            r = pd.to_numeric(g[quality], errors="coerce").rank(ascending=asc, method="min")
+            for arm, k in zip(g["arm"], r, strict=True):
+                if k == k:
+                    ranks.setdefault(str(arm), {})[str(inst)] = int(k)
+            worse = g[g["verdict"].astype(str).eq("KD worse")] if "verdict" in g.columns else g.iloc[:0]
+            if len(worse):
+                hurt[str(inst)] = [str(a) for a in worse["arm"]]
+        kd_arms = set(grp.loc[grp["kd_arm"].astype(bool), "arm"].astype(str)) if "kd_arm" in grp.columns else set()
+        for arm, by_inst in ranks.items():
+            rows.append({
+                "dataset": dataset, "family": family, "arm": arm, "kd": arm in kd_arms,
+                "mean_rank": float(np.mean(list(by_inst.values()))), "instruments": len(by_inst),
+                "ranks": ", ".join(f"{i} {k}" for i, k in sorted(by_inst.items())),
+                "kd_hurt": ("; ".join(f"{i}: worse than {', '.join(a)}" for i, a in sorted(hurt.items()))
+                            if arm in kd_arms else ""),
+            })
+    out = pd.DataFrame(rows)
+    return out.sort_values(["dataset", "family", "mean_rank", "arm"], kind="stable").reset_index(drop=True)

@@ -154,12 +154,12 @@ def failed_record(cfg: SweepConfig, *, candidate_id: str, family: str, size: str
                   method_params: dict[str, Any], error: str, trial: int | None = None,
                   dataset: str | None = None, provenance: dict[str, Any] | None = None,
                   seed: int | None = None, config_id: str | None = None,
-                  teacher: dict[str, Any] | None = None) -> ResultRecord:
+                  teacher: dict[str, Any] | None = None, instrument: str | None = None) -> ResultRecord:
     """A record for a candidate that did not produce numbers (``seed`` defaults to ``cfg.seed``)."""
     return ResultRecord.with_units(
         candidate_id=candidate_id, study=cfg.study, trial=trial, family=family, size=size, method=method,
         method_params={**method_params, "preset": cfg.preset}, dataset=dataset or cfg.data.dataset,
-        seed=cfg.seed if seed is None else seed, config_id=config_id, teacher=teacher,
+        seed=cfg.seed if seed is None else seed, config_id=config_id, teacher=teacher, instrument=instrument,
         status="failed", error=error[:300], provenance=provenance or {"preset": cfg.preset},
     )
 
@@ -229,6 +229,13 @@ class Workspace:
                 raise UserError(f"dataset {ddir} has no training or no test clips")
             self._splits = out
         return self._splits
+
+    @property
+    def instrument(self) -> str | None:
+        """The instrument of the test clips when they are all one (a per-instrument study), else None: records carry
+        it, and reports compare arms only within one instrument."""
+        names = {str(x) for x in self.splits()["test"].instruments}
+        return names.pop() if len(names) == 1 else None
 
     @property
     def dataset_name(self) -> str:
@@ -330,6 +337,7 @@ class Workspace:
                 append_record(self.records_path, failed_record(
                     self.cfg, candidate_id=cid, family=family, size=info["size"], method="teacher",
                     method_params=params, error=f"teacher evaluation: {one_line(exc)}", dataset=self.dataset_name,
+                    instrument=self.instrument,
                     provenance=prov))
                 self.note(f"the {family} teacher's evaluation failed ({one_line(exc)}); recorded, students go on")
                 return
@@ -338,6 +346,7 @@ class Workspace:
             record = ResultRecord.with_units(
                 candidate_id=cid, study=self.cfg.study, trial=None, family=family, size=info["size"], method="teacher",
                 method_params=params, dataset=self.dataset_name, seed=int(info.get("seed", self.cfg.seed)),
+                instrument=self.instrument,
                 compute=candidate_compute({"compute": own}, float(own.get("seconds") or 0.0), None),
                 **_record_fields(fields, self, tdir / "model.pt"),
             )
@@ -422,6 +431,7 @@ def run_candidate(spec: Candidate, ws: Workspace, *, candidate_id: str, trial: i
     try:
         uses_teacher = uses_teacher_training(COMPRESSORS.get(name) for name, _ in spec.steps)
         teacher, tinfo = ws.teacher(spec.family, seed - cfg.seed)  # run k of a configuration: teacher k mod seeds
+        ident["instrument"] = ws.instrument
         if uses_teacher:
             ident["teacher"] = {"key": tinfo["key"], "seed": tinfo["seed"], "size": tinfo["size"],
                                 "steps": tinfo["steps"], "label": tinfo["label"]}

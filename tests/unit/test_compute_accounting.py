@@ -37,6 +37,8 @@ def _tree(tmp_path):
                               "quantize": {"method": {"choices": ["int8"]}}})
     tree["teacher"] = {**tree["teacher"], "steps": TEACHER_STEPS, "seeds": 2}
     tree["student"] = {**tree["student"], "steps": STUDENT_STEPS}
+    tree["data"] = {**tree["data"], "options": {"recordings": 4, "clips_per_recording": 1}, "max_test": 2}
+    tree["evaluation"] = {**tree["evaluation"], "metrics": ["mss", "fad", "stream", "size"]}
     tree.update(study="fair", trials=6, sampler="random", seed=3, repeats=2, grid=True)
     return tree
 
@@ -175,3 +177,43 @@ def test_a_sweep_accounts_compute_matches_budgets_and_spreads_runs_over_teachers
     assert "scratch (teacher+student steps)" in section and "prune (KD fine-tune)" in section
     frame = reports.load_results([out])
     assert frame.loc[frame["method"] == "scratch", "teacher"].isna().all()
+    # FAD beside MSS: the same arms, a second family of tests; quality against cumulative compute is plotted
+    assert report["secondary_quality"] == "fad"
+    assert {r["arm"] for r in report["secondary_verdicts"]} == {r["arm"] for r in report["verdicts"]}
+    assert all(r["n_recordings"] in (1, None) or r["n_recordings"] != r["n_recordings"]
+               for r in report["secondary_verdicts"] if r.get("vs_kd"))
+    assert "## Verdict on fad (secondary)" in md
+    assert list((out / "report" / "plots").glob("compute_*.png"))
+
+
+def test_fad_runs_are_one_value_each_and_tested_between_runs():
+    from ddspbench.reports.seeds import record_run
+
+    run = record_run({"seed": 1, "uid": "a", "fad": 12.5, "per_clip": {"mss": [1.0, 2.0]}}, "fad")
+    assert run["values"] == [12.5] and run["clip_ids"] == ["test set"]
+    assert record_run({"seed": 1, "fad": float("nan"), "per_clip": {}}, "fad") is None
+    assert record_run({"seed": 1, "per_clip": {"mss": [1.0]}}, "mss")["values"] == [1.0]  # per clip, as before
+
+
+def test_across_instruments_ranks_arms_and_flags_where_kd_was_hurt():
+    import pandas as pd
+
+    from ddspbench.reports.compare import instrument_aggregate
+
+    rows = []
+    for inst, vals, verdicts in (("violin", {"kd_audio": 5.0, "scratch": 6.0, "prune": 4.0},
+                                  {"scratch": "KD better", "prune": "KD worse"}),
+                                 ("flute", {"kd_audio": 3.0, "scratch": 3.5, "prune": 3.2},
+                                  {"scratch": "inconclusive", "prune": "equivalent within +-T"})):
+        for arm, v in vals.items():
+            kd = arm == "kd_audio"
+            rows.append({"dataset": "soundfont", "instrument": inst, "family": "hpn", "method": arm, "arm": arm,
+                         "mss": v, "kd_arm": kd, "vs_kd": None if kd else "x", "verdict": verdicts.get(arm)})
+    agg = instrument_aggregate(pd.DataFrame(rows), "mss")
+    by = agg.set_index("arm")
+    assert by.loc["kd_audio", "ranks"] == "flute 1, violin 2" and by.loc["kd_audio", "mean_rank"] == 1.5
+    assert by.loc["prune", "mean_rank"] == 1.5 and by.loc["scratch", "mean_rank"] == 3.0
+    assert by.loc["kd_audio", "kd_hurt"] == "violin: worse than prune" and bool(by.loc["kd_audio", "kd"])
+    assert by.loc["prune", "kd_hurt"] == ""
+    one = pd.DataFrame([r for r in rows if r["instrument"] == "violin"])
+    assert instrument_aggregate(one, "mss").empty  # one instrument: nothing to aggregate
