@@ -307,6 +307,11 @@ def write_html(
     verdicts: pd.DataFrame | None = None,
     headline: str = "",
     verdict_note: str = "",
+    across: pd.DataFrame | None = None,
+    across_note: str = "",
+    secondary: str | None = None,
+    secondary_verdicts: pd.DataFrame | None = None,
+    secondary_note: str = "",
 ) -> Path:
     """Write ``index.html`` (and its audio/spectrogram files) into ``out_dir``; return its path."""
     from markupsafe import Markup
@@ -327,6 +332,8 @@ def write_html(
                  "dirs": ", ".join(df.attrs.get("results_dirs", [])), "provenance": prov_txt},
         mixed=list(df.attrs.get("mixed", [])), warnings=list(df.attrs.get("warnings", [])), notes=list(notes),
         headline=headline, verdicts=_frame_table(verdicts), verdict_note=verdict_note,
+        across=_frame_table(across), across_note=across_note, secondary=secondary or "",
+        secondary_verdicts=_frame_table(secondary_verdicts), secondary_note=secondary_note,
         howto=_howto(df, board, objectives or [], budget, per_decade),
         board=_leaderboard(board),
         plots=[{"name": name, "href": _href(p, root)} for name, p in plots.items()],

@@ -4,7 +4,9 @@ Columns (all rows, ok and failed):
 
 * identity: ``uid`` (unique across the loaded directories; the ``candidate_id``, prefixed with the
   study or directory name where two directories share an id), ``candidate_id``, ``study``, ``trial``,
-  ``family``, ``size``, ``method``, ``method_params`` (compact JSON text), ``hparams`` (the method's
+  ``family``, ``size``, ``method``, ``arm`` (the method with its compressor's variant, :func:`arm_label`),
+  ``teacher`` / ``teacher_seed`` (the teacher the method used; None for scratch and older records),
+  ``method_params`` (compact JSON text), ``hparams`` (the method's
   settings in one short line, :func:`hparams_text`) and ``hparam_values`` (dict ``<step>.<name>`` -> value,
   :func:`hyperparameters`), ``dataset``, ``instrument``, ``seed``, ``config_id`` (shared by the seeds of
   one configuration; None when the record has none), ``results_dir``;
@@ -13,6 +15,8 @@ Columns (all rows, ok and failed):
   ``<metric>_ci_high`` where a record gave an interval;
 * ``per_clip`` (dict of lists, for significance tests) with ``clip_ids`` / ``recording_ids`` (the clips' identity,
   None in records written before it was kept), ``metric_defs`` (JSON text);
+* training compute (:data:`COMPUTE_COLS`): ``own_*`` (the candidate's own training: steps, examples, seconds,
+  FLOPs) and ``total_*`` (including its teacher's training); NaN in records written before compute was kept;
 * ``valid_mss`` (the validation MSS of the evaluated weights, NaN when nothing was trained) and ``evaluated_at``
   (``best`` or ``last`` checkpoint; None when nothing was trained): :func:`reports.convergence.selected_validation`;
 * artifacts resolved to absolute paths against the records file's folder: ``checkpoint``, ``audio_dir``,
@@ -48,7 +52,7 @@ from ddspbench.suite.errors import UserError
 from ddspbench.suite.records import ResultRecord, metric_unit, read_records
 
 __all__ = ["load_results", "loaded_note", "records_frame", "HARDWARE_KEYS", "metric_columns", "finite", "clip_values",
-           "hyperparameters", "hparams_text"]
+           "hyperparameters", "hparams_text", "arm_label", "COMPUTE_COLS"]
 
 HARDWARE_KEYS: tuple[str, ...] = ("machine", "threads", "device")
 _PROVENANCE_COLS: tuple[str, ...] = (*HARDWARE_KEYS, "cpu_model", "torch_version", "git_commit", "cpu_count",
@@ -126,6 +130,39 @@ def hparams_text(method: str, values: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+COMPUTE_COLS: tuple[str, ...] = ("own_steps", "own_examples", "own_seconds", "own_flops",
+                                  "total_steps", "total_examples", "total_seconds", "total_flops")
+"""Training compute of a row (:mod:`suite.compute`): its own (marginal) and including its teacher's training."""
+
+
+def _variants(desc: Any) -> list[str]:
+    """The ``variant`` labels compressors put in their reports (a chain's in step order)."""
+    if isinstance(desc, dict):
+        own = [str(desc["variant"])] if isinstance(desc.get("variant"), str) else []
+        return own + [v for k, x in desc.items() if k != "variant" for v in _variants(x)]
+    if isinstance(desc, list):
+        return [v for x in desc for v in _variants(x)]
+    return []
+
+
+def arm_label(method: str, method_params: dict[str, Any] | None) -> str:
+    """What a comparison calls a row: its method, with the variant its compressor reported
+    (``scratch (teacher+student steps)``, ``prune (KD fine-tune)``)."""
+    variants = _variants((method_params or {}).get("compressor"))
+    return f"{method} ({'; '.join(dict.fromkeys(variants))})" if variants else method
+
+
+def _compute_cols(compute: dict[str, Any] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {c: math.nan for c in COMPUTE_COLS}
+    for part in ("own", "total"):
+        values = (compute or {}).get(part) or {}
+        for k in ("steps", "examples", "seconds", "flops"):
+            v = values.get(k)
+            if v is not None:
+                out[f"{part}_{k}"] = float(v)
+    return out
+
+
 def _row(rec: ResultRecord, base: Path) -> dict[str, Any]:
     art = rec.artifacts or {}
     prov = rec.provenance or {}
@@ -138,6 +175,10 @@ def _row(rec: ResultRecord, base: Path) -> dict[str, Any]:
         "family": rec.family,
         "size": rec.size,
         "method": rec.method,
+        "arm": arm_label(rec.method, rec.method_params),
+        "teacher": (rec.teacher or {}).get("label"),
+        "teacher_seed": (rec.teacher or {}).get("seed"),
+        **_compute_cols(rec.compute),
         "method_params": json.dumps(rec.method_params, sort_keys=True, separators=(",", ":"), default=str),
         "hparams": hparams_text(rec.method, hp),
         "hparam_values": hp,

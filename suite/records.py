@@ -165,6 +165,10 @@ class ResultRecord(Measurements):
         error: one-line error for failed candidates.
         metrics, units, per_clip, intervals, metric_defs, artifacts, clips: the result fields (:class:`Measurements`).
         provenance: package version, git commit, torch version, machine fingerprint, CPU, threads, device, time.
+        compute: training compute, own / inherited from the teacher / total (:mod:`suite.compute`); None in
+            records written before it was kept.
+        teacher: the teacher a method used (``key``, ``seed``, ``size``, ``steps``, ``label``); None for methods
+            that use none (scratch) and in older records.
     """
 
     candidate_id: str
@@ -181,6 +185,8 @@ class ResultRecord(Measurements):
     method_params: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     config_id: str | None = None
+    compute: dict[str, Any] | None = None
+    teacher: dict[str, Any] | None = None
     schema: str = SCHEMA
 
     def __post_init__(self) -> None:
@@ -202,10 +208,11 @@ class ResultRecord(Measurements):
         return cls(units=units, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict (non-finite floats become None; ``config_id`` left out when None)."""
+        """A JSON-able dict (non-finite floats become None; ``config_id``, ``compute``, ``teacher`` left out when None)."""
         d = dataclasses.asdict(self)
-        if d["config_id"] is None:
-            del d["config_id"]
+        for key in ("config_id", "compute", "teacher"):  # additive fields: absent when unknown
+            if d[key] is None:
+                del d[key]
         return json_clean(d)
 
     @classmethod
