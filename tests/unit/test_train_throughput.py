@@ -261,3 +261,21 @@ def test_torch_paths_turn_the_new_kernels_off_for_flop_counting() -> None:
             assert not dsp.use_gru_kernels(gru, x)
             assert not dsp._use_bank_kernels(torch.zeros(1, 64), torch.zeros(1, 1, 3))
     assert dsp.use_gru_kernels(gru, x)
+
+
+def test_step_flops_count_the_gru_as_torch_runs_it() -> None:
+    from ddspbench.baselines import dsp
+    from ddspbench.suite.compute import step_flops
+    from ddspbench.suite.train import TrainConfig
+    from tests.unit.test_train import make_clips
+
+    torch.manual_seed(0)
+    model = SIZES.get("hpn/reduced")()
+    cfg = TrainConfig(steps=1, batch_size=2)
+    counted = step_flops(model, make_clips(n=2, frames=48), cfg)
+    dsp.GRU_KERNELS = False
+    try:
+        plain = step_flops(model, make_clips(n=2, frames=48), cfg)
+    finally:
+        dsp.GRU_KERNELS = True
+    assert counted == plain > 0
