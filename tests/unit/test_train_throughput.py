@@ -279,3 +279,23 @@ def test_step_flops_count_the_gru_as_torch_runs_it() -> None:
     finally:
         dsp.GRU_KERNELS = True
     assert counted == plain > 0
+
+
+@pytest.mark.parametrize("n_fft", [2048, 256, 64])
+def test_training_stft_equals_torch_stft_with_the_same_gradient(n_fft: int) -> None:
+    from ddspbench.suite.metrics import mss as mss_mod
+
+    x = _signals(5, n=4096)
+    g = torch.Generator().manual_seed(6)
+    ref_in, new_in = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    mss_mod.KERNELS = False
+    try:
+        ref = mss_mod._spec(ref_in, n_fft)  # torch.stft
+    finally:
+        mss_mod.KERNELS = True
+    new = mss_mod._spec(new_in, n_fft)
+    assert torch.equal(new, ref) and new.stride() == ref.stride()
+    w = torch.randn(ref.shape, dtype=torch.complex64, generator=g)
+    (ref * w).real.sum().backward()
+    (new * w).real.sum().backward()
+    _close(new_in.grad, ref_in.grad, 1e-6)
