@@ -56,13 +56,13 @@ from ddspbench.reports.tables import (
     verdict_display,
 )
 from ddspbench.suite.errors import UserError
+from ddspbench.suite.metrics.declare import Role, names_with_role
 from ddspbench.suite.records import Direction
 
 __all__ = ["FORMATS", "build_report", "pareto_by_group", "front_table"]
 
 FORMATS: tuple[str, ...] = ("md", "html", "csv", "json")
 _GROUP = ["dataset", "instrument"]
-_QUALITY = ("mss", "mss_teacher", "fad", "fad_inf", "kad")
 
 
 def _objectives_present(df: pd.DataFrame, objectives: str | Sequence[str] | None, quality: str,
@@ -236,7 +236,7 @@ def build_report(
     df["converged"] = converged_flags(df)
     df["regressed"] = regressed_flags(df)
     # KD comparisons need an audio-quality metric: the ranking metric when it is one, else mss/fad
-    quality = metric if metric in _QUALITY and metric in df.columns else (quality_metric(df) or metric)
+    quality = metric if metric in names_with_role(Role.QUALITY) and metric in df.columns else (quality_metric(df) or metric)
     df = configurations(df, quality if quality in df.columns else None)  # one row per configuration (seeds averaged)
     leaderboard(df, metric)  # raises a UserError naming the metrics present when absent
     objs = _objectives_present(df, objectives, metric, rtf_metric)

@@ -20,6 +20,7 @@ import numpy as np
 
 from ddspbench.reports.pareto import direction_of, hypervolume, reference_point, to_minimise
 from ddspbench.reports.tables import human_bytes
+from ddspbench.suite.metrics.declare import Role, headline_metrics
 from ddspbench.suite.records import Direction
 
 if TYPE_CHECKING:
@@ -62,16 +63,17 @@ def family_markers(families: Sequence[Any]) -> dict[str, str]:
 
 
 def quality_metric(df: pd.DataFrame) -> str | None:
-    """``mss`` if any candidate has it, else ``fad``, else None."""
-    for m in ("mss", "fad"):
+    """The first quality headline metric any candidate has (``mss``, else ``fad``: their declarations' ``headline``),
+    else None."""
+    for m in headline_metrics(Role.QUALITY):
         if m in df.columns and df[m].notna().any():
             return m
     return None
 
 
 def memory_metric(df: pd.DataFrame) -> str | None:
-    """``param_bytes`` if any candidate has it, else ``peak_mem_bytes``, else None."""
-    for m in ("param_bytes", "peak_mem_bytes"):
+    """The first memory headline metric any candidate has (``param_bytes``, else ``peak_mem_bytes``), else None."""
+    for m in headline_metrics(Role.MEMORY):
         if m in df.columns and df[m].notna().any():
             return m
     return None

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ddspbench.reports.convergence import combine_flags
+from ddspbench.suite.metrics.declare import declared
 
 __all__ = ["SEEDS_NOTE", "configurations", "has_repeats", "record_run"]
 
@@ -49,8 +50,11 @@ SEEDS_NOTE = (
 )
 
 
-SIGNED_METRICS = frozenset({"kad", "fad_inf"})
-"""Metrics that can be negative (KAD's unbiased estimator, an extrapolated FAD): their t-intervals are not cut at 0."""
+def _signed(metric: str) -> bool:
+    """Whether a metric can be negative (KAD's unbiased estimator, an extrapolated FAD; its declaration's ``signed``):
+    its t-interval is not cut at 0."""
+    decl = declared(metric)
+    return decl is not None and decl.signed
 
 
 def has_repeats(df: pd.DataFrame) -> bool:
@@ -114,7 +118,7 @@ def _merge(grp: pd.DataFrame, metrics: list[str], quality: str | None) -> dict[s
         vals = vals[np.isfinite(vals)]
         row[m] = float(vals.mean()) if vals.size else math.nan
         lo, hi = _t_interval(vals) if vals.size >= 2 else (math.nan, math.nan)
-        if m not in SIGNED_METRICS and vals.size and vals.min() >= 0:
+        if not _signed(m) and vals.size and vals.min() >= 0:
             lo = max(lo, 0.0)  # times, bytes and distances cannot be negative: the interval stops at 0
         row[f"{m}_ci_low"], row[f"{m}_ci_high"] = lo, hi
     if quality is not None and quality in grp.columns:

@@ -31,6 +31,7 @@ from ddspbench.reports.compare import is_kd_method
 from ddspbench.reports.load import metric_columns
 from ddspbench.reports.pareto import direction_of
 from ddspbench.suite.errors import UserError
+from ddspbench.suite.metrics.declare import columns
 from ddspbench.suite.records import Direction
 
 if TYPE_CHECKING:
@@ -58,14 +59,19 @@ __all__ = [
     "print_leaderboard",
 ]
 
-DEFAULT_COLUMNS: tuple[str, ...] = (
-    "mss", "fad", "mss_teacher", "rtf_stream_64", "rtf_stream_256", "rtf_offline", "params", "param_bytes",
-    "peak_mem_bytes",
-)
+DEFAULT_COLUMNS: tuple[str, ...] = columns("column")
+"""The leaderboard's default metric columns (each declaration's ``column``)."""
 ID_COLUMNS: tuple[str, ...] = ("uid", "method", "family", "size", "hparams", "instrument", "dataset")
 _SHOWN_IDS: tuple[str, ...] = (*ID_COLUMNS, "n_seeds")
-# the default sweep objectives first (speed, memory), then FAD
-_TERMINAL_COLUMNS: tuple[str, ...] = ("rtf_stream_64", "param_bytes", "fad", "params", "rtf_offline")
+
+def _default_columns() -> tuple[str, ...]:
+    """:data:`DEFAULT_COLUMNS`, read again (a plug-in metric may have declared a column since)."""
+    return columns("column")
+
+
+def _terminal_columns() -> tuple[str, ...]:
+    """The terminal leaderboard's budget columns (each declaration's ``terminal_column``)."""
+    return columns("terminal_column")
 
 
 def _as_list(value: str | Sequence[str] | None) -> list[str] | None:
@@ -119,7 +125,7 @@ def leaderboard(df: pd.DataFrame, metric: str = "mss", columns: Sequence[str] | 
     asc = direction_of(metric) is Direction.MINIMIZE
     ok = df[(df["status"] == "ok") & df[metric].notna()]
     ok = ok.sort_values([metric, "uid"], ascending=[asc, True])
-    wanted = list(columns) if columns else [c for c in DEFAULT_COLUMNS if c in df.columns]
+    wanted = list(columns) if columns else [c for c in _default_columns() if c in df.columns]
     mets = [metric] + [c for c in wanted if c != metric and c in df.columns]
     cols = [c for c in (*ID_COLUMNS, "n_seeds") if c in df.columns]
     for m in mets:
@@ -439,7 +445,7 @@ def print_leaderboard(
             from ddspbench.reports.seeds import configurations
 
             df = configurations(df, None)  # one row per configuration, seeds averaged
-        present = [c for c in _TERMINAL_COLUMNS if c in df.columns and c != metric]
+        present = [c for c in _terminal_columns() if c in df.columns and c != metric]
         board = leaderboard(df, metric, columns=present[:3])
         attrs = dict(board.attrs)
         board = board.drop(columns=["dataset"])  # the terminal is narrow; files keep it

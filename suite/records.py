@@ -18,13 +18,14 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ddspbench.suite.errors import printable
-from ddspbench.suite.registry import METRICS
+from ddspbench.suite.metrics import standard as _standard  # noqa: F401 - declares the standard metrics
+from ddspbench.suite.metrics.declare import DECLARED, STREAM_BUFFERS, Direction, MetricDecl
 
 __all__ = [
     "Direction",
@@ -45,69 +46,19 @@ __all__ = [
 ]
 
 SCHEMA = "ddspbench.result/1"
-STREAM_BUFFERS: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048, 4096)
 
 
-class Direction(enum.Enum):
-    """Whether smaller or larger is better (the same two values Optuna uses)."""
+MetricSpec = MetricDecl
+"""The declaration of a metric (:class:`suite.metrics.declare.MetricDecl`; the old name)."""
 
-    MINIMIZE = "minimize"
-    MAXIMIZE = "maximize"
-
-
-@dataclass(frozen=True, slots=True)
-class MetricSpec:
-    """What a metric name means: its unit, which way is better, and how it is measured."""
-
-    name: str
-    unit: str
-    direction: Direction
-    description: str
-    version: str = "1"
-
-
-def _std(name: str, unit: str, description: str, direction: Direction = Direction.MINIMIZE) -> MetricSpec:
-    spec = MetricSpec(name=name, unit=unit, direction=direction, description=description)
-    METRICS.register(name, spec, description=description, unit=unit, direction=direction.value)
-    return spec
-
-
-STANDARD_METRICS: dict[str, MetricSpec] = {
-    s.name: s
-    for s in [
-        _std("mss", "1", "multi-scale spectral distance to the target clips, mean over test clips"),
-        _std("mss_teacher", "1", "multi-scale spectral distance to the teacher's audio, mean over test clips"),
-        _std("fad", "1", "Frechet Audio Distance between target and model clips (embedding in metric_defs)"),
-        _std("fad_inf", "1", "FAD extrapolated to infinite sample size (FAD-infinity)"),
-        _std("kad", "1", "Kernel Audio Distance (100 x unbiased MMD^2, Gaussian kernel, median bandwidth) between target and model clips"),
-        _std("rtf_offline", "s/s", "real-time factor, whole 4 s clip, median over repeats (processing s per audio s)"),
-        _std("params", "count", "parameter count (total)"),
-        _std("params_trainable", "count", "trainable parameter count"),
-        _std("param_bytes", "B", "bytes of parameters and buffers as stored in memory"),
-        _std("checkpoint_bytes", "B", "bytes of the serialized checkpoint file"),
-        _std("peak_mem_bytes", "B", "peak inference RSS minus baseline, fresh subprocess, 4 s clip"),
-        _std("engine_bytes", "B", "bytes the native engine holds for one stream at 64-sample buffers: weights as "
-             "stored, constants, streaming state, per-call scratch (from the engine's arrays)"),
-        _std("peak_rss_bytes", "B", "peak RSS of a fresh process streaming 4 s through the native engine at "
-             "64-sample buffers (memory_profiler + VmHWM), weights included, no baseline subtracted"),
-        _std("flops_per_s", "FLOP/s", "decoder FLOPs per second of audio (GRU included)"),
-        _std("train_seconds", "s", "wall time spent training this candidate (teacher excluded)"),
-    ]
-    + [
-        spec
-        for b in STREAM_BUFFERS
-        for spec in (
-            _std(f"rtf_stream_{b}", "s/s", f"streaming real-time factor at {b}-sample buffers, state carried, median"),
-            _std(f"p99_ms_stream_{b}", "ms", f"99th percentile processing time of one {b}-sample buffer"),
-            _std(f"miss_rate_stream_{b}", "1", f"share of {b}-sample buffers that took longer than their duration"),
-        )
-    ]
-}
+STANDARD_METRICS: Mapping[str, MetricDecl] = DECLARED
+"""Every declared metric by name (:data:`suite.metrics.declare.DECLARED`, filled by ``suite/metrics/standard/`` and
+plug-ins)."""
 
 
 def metric_unit(name: str) -> str:
-    """The unit of a metric name ("" for names not in the standard table)."""
-    spec = STANDARD_METRICS.get(name)
+    """The unit of a metric name ("" for undeclared names)."""
+    spec = DECLARED.get(name)
     return spec.unit if spec else ""
 
 
