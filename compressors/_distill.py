@@ -46,6 +46,7 @@ from ddspbench.suite.bounds import STEPS_OR_NONE, WEIGHT, WIDTH, Flag, ListOf, T
 from ddspbench.suite.candidate import ParamSpec
 from ddspbench.suite.errors import UserError
 from ddspbench.suite.metrics.mss import MSSLoss
+from ddspbench.suite.recipe import DISTILLATION, FROM_SCRATCH
 from ddspbench.suite.registry import COMPRESSORS
 from ddspbench.suite.train import train, train_summary
 
@@ -167,7 +168,7 @@ def copy_wavetables(teacher: nn.Module, student: nn.Module) -> int:
     t_params = dict(teacher.named_parameters())
     copied = 0
     for name, p in student.named_parameters():
-        if "wavetable" not in name.split(".")[-1]:
+        if "wavetable" not in name.split(".")[-1]:  # not a method name: a torch parameter path
             continue
         src = t_params.get(name)
         if src is None or src.shape != p.shape:
@@ -216,6 +217,7 @@ class Scratch(_Student):
     """
 
     name: ClassVar[str] = "scratch"
+    tags: ClassVar[frozenset[str]] = frozenset({FROM_SCRATCH})
     defaults: ClassVar[Mapping[str, Any]] = dict(_STUDENT_DEFAULTS)
     bounds: ClassVar[Mapping[str, Any]] = _STUDENT_BOUNDS
     first_only: ClassVar[bool] = True
@@ -239,6 +241,7 @@ class KDAudio(_Student):
     """
 
     name: ClassVar[str] = "kd_audio"
+    tags: ClassVar[frozenset[str]] = frozenset({DISTILLATION})
     defaults: ClassVar[Mapping[str, Any]] = {**_STUDENT_DEFAULTS, "kd_weight": 0.5, "target_weight": 0.5, "copy_wavetables": False}
     bounds: ClassVar[Mapping[str, Any]] = {**_KD_BOUNDS, "copy_wavetables": Flag()}
     trains_student: ClassVar[bool] = True
@@ -266,6 +269,7 @@ class KDControl(_Student):
     """
 
     name: ClassVar[str] = "kd_control"
+    tags: ClassVar[frozenset[str]] = frozenset({DISTILLATION})
     defaults: ClassVar[Mapping[str, Any]] = {**_STUDENT_DEFAULTS, "kd_weight": 1.0, "target_weight": 0.5, "copy_wavetables": False}
     bounds: ClassVar[Mapping[str, Any]] = {**_KD_BOUNDS, "copy_wavetables": Flag()}
     trains_student: ClassVar[bool] = True
@@ -303,6 +307,7 @@ class KDFeature(_Student):
     """
 
     name: ClassVar[str] = "kd_feature"
+    tags: ClassVar[frozenset[str]] = frozenset({DISTILLATION})
     defaults: ClassVar[Mapping[str, Any]] = {**_STUDENT_DEFAULTS, "kd_weight": 1.0, "target_weight": 0.5, "projector_hidden": None}
     bounds: ClassVar[Mapping[str, Any]] = {**_KD_BOUNDS, "projector_hidden": WIDTH}
     trains_student: ClassVar[bool] = True

@@ -29,7 +29,7 @@ import pandas as pd
 from ddspbench.reports.compare import VerdictTables, verdict_tables
 from ddspbench.reports.convergence import UNCONVERGED_NOTE, converged_flags, flag_comparison, regressed_flags
 from ddspbench.reports.html import write_html
-from ddspbench.reports.load import load_results, loaded_note, metric_columns
+from ddspbench.reports.load import load_results, loaded_note, metric_columns, reference_mask
 from ddspbench.reports.pareto import (
     HV_REF,
     direction_of,
@@ -181,7 +181,7 @@ def listening_candidates(df: pd.DataFrame, metric: str, max_listen: int) -> pd.D
     clips play beside its teacher's.
     """
     asc = direction_of(metric) is Direction.MINIMIZE
-    ok = df[(df["status"] == "ok") & (df["method"] != "teacher")].sort_values(metric, ascending=asc)
+    ok = df[(df["status"] == "ok") & ~reference_mask(df)].sort_values(metric, ascending=asc)
     best = ok.groupby(["dataset", "instrument", "family", "method"], dropna=False, sort=False).head(1)
     rest = ok[ok["pareto"].fillna(False).astype(bool) & ~ok["uid"].isin(best["uid"])]
     return pd.concat([best, rest]).head(max_listen).sort_values(metric, ascending=asc)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ddspbench.reports.load import reference_mask
 from ddspbench.reports.pareto import direction_of, hypervolume, reference_point, to_minimise
 from ddspbench.reports.tables import human_bytes
 from ddspbench.suite.metrics.declare import Role, headline_metrics
@@ -133,9 +134,10 @@ def pareto_plot(
     front = ok["pareto"].fillna(False).astype(bool) if "pareto" in ok.columns else None
     fig, ax = plt.subplots(figsize=(9.0, 5.2), dpi=110)
     try:
-        for (method, family), grp in sorted(ok.groupby(["method", "family"]), key=lambda kv: (kv[0][0] == "teacher", kv[0])):
+        refs = set(ok.loc[reference_mask(ok), "method"])  # the teachers' method names, by their tags
+        for (method, family), grp in sorted(ok.groupby(["method", "family"]), key=lambda kv: (kv[0][0] in refs, kv[0])):
             colour = styles.get(method, ("o", "#333333"))[1]
-            teacher = method == "teacher"
+            teacher = method in refs
             ax.scatter(grp[x], grp[y], marker=markers.get(str(family), "o"), c=colour, s=170 if teacher else 46,
                        alpha=0.9, edgecolors="black" if teacher else "white", linewidths=1.0 if teacher else 0.6, zorder=3)
         if front is not None and front.any():
@@ -149,7 +151,7 @@ def pareto_plot(
         to_axes = ax.transData + ax.transAxes.inverted()  # scales are set: where each point sits in the axes
         for _, r in ok.iterrows():
             on_front = bool(front is not None and front.loc[r.name])
-            if label_all or on_front or r["method"] == "teacher":
+            if label_all or on_front or r["method"] in refs:
                 right = to_axes.transform((float(r[x]), float(r[y])))[0] > 0.7  # labels stay inside the axes
                 ax.annotate(str(r["uid"]), (r[x], r[y]), xytext=(-5 if right else 5, 4), textcoords="offset points",
                             ha="right" if right else "left", fontsize=7, color="#333333", zorder=5)
@@ -158,7 +160,7 @@ def pareto_plot(
         ax.set_title(title or f"{y} vs {x}", fontsize=10)
         ax.grid(True, which="both", alpha=0.25)
         method_handles = [Line2D([], [], ls="", marker="o", color=styles.get(m, ("o", "#333333"))[1], label=m)
-                          for m in sorted(ok["method"].unique(), key=lambda m: (m == "teacher", m))]
+                          for m in sorted(ok["method"].unique(), key=lambda m: (m in refs, m))]
         family_handles = [Line2D([], [], ls="", marker=markers.get(str(f), "o"), color="#555555", label=str(f))
                           for f in sorted(ok["family"].dropna().astype(str).unique())]
         if front is not None and front.any():
@@ -195,7 +197,7 @@ def hypervolume_history_plot(df: pd.DataFrame, objectives: Sequence[str], out_pa
     names = [o for o in objectives if o in df.columns]
     if len(names) != len(objectives) or "trial" not in df.columns:
         return None
-    ok = df[(df["status"] == "ok") & df["trial"].notna() & (df["method"] != "teacher")]
+    ok = df[(df["status"] == "ok") & df["trial"].notna() & ~reference_mask(df)]
     ok = ok.dropna(subset=names)
     if ok["trial"].nunique() < 2:
         return None

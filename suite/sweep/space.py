@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ddspbench.compressors.chain import parse_chain, step_space
-from ddspbench.suite.candidate import Candidate, ParamSpec, parse_size, split_method, step_keys
+from ddspbench.suite.candidate import ParamSpec, split_method
 from ddspbench.suite.errors import UserError
+from ddspbench.suite.recipe import Recipe, Step, parse_size, step_keys
 from ddspbench.suite.registry import COMPRESSORS, FAMILIES, SIZES
 
 if TYPE_CHECKING:
@@ -35,21 +36,20 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SAMPLERS",
-    "Candidate",
+    "Recipe",
     "CandidateSpec",
     "MethodOption",
     "ResolvedSpace",
     "resolve_space",
     "suggest_candidate",
     "covering_trials",
-    "chosen_method",
     "make_sampler",
     "parse_size",
     "split_method",
 ]
 
-CandidateSpec = Candidate
-"""The former name of :class:`suite.candidate.Candidate`."""
+CandidateSpec = Recipe
+"""The former name of :class:`suite.recipe.Recipe`."""
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -232,7 +232,7 @@ def _suggest(trial: optuna.trial.Trial, name: str, spec: ParamSpec) -> Any:
     return trial.suggest_float(name, float(spec.low), float(spec.high), step=spec.step, log=spec.log)
 
 
-def suggest_candidate(trial: optuna.trial.Trial, space: ResolvedSpace) -> Candidate:
+def suggest_candidate(trial: optuna.trial.Trial, space: ResolvedSpace) -> Recipe:
     """Ask ``trial`` for one supported candidate, define-by-run: family, method, then what that method needs."""
     family = str(trial.suggest_categorical("family", space.families))
     method = str(trial.suggest_categorical(space.method_param(family), space.methods_for(family)))
@@ -246,13 +246,8 @@ def suggest_candidate(trial: optuna.trial.Trial, space: ResolvedSpace) -> Candid
         for p, spec in ranges.items():
             narrowed = spec != space.params_of(comp).get(p)
             params[p] = _suggest(trial, f"{key}.{p}.{family}" if narrowed else f"{key}.{p}", spec)
-        steps.append((comp, params))
-    return Candidate(family=family, method=method, size=size, steps=tuple(steps))
-
-
-def chosen_method(params: Mapping[str, Any]) -> str:
-    """The method a trial's parameters picked (``method`` or ``method.<family>``), ``?`` when none."""
-    return str(params.get("method", params.get(f"method.{params.get('family')}", "?")))
+        steps.append(Step(comp, params))
+    return Recipe(family=family, size=size, steps=tuple(steps))
 
 
 def covering_trials(space: ResolvedSpace, budget: int) -> list[dict[str, Any]]:
