@@ -100,7 +100,7 @@ def _report(desc: Mapping[str, Any], name: str, params: Mapping[str, Any], size_
     return StepReport(method=str(desc.get("method") or name), params=dict(desc.get("params") or params),
                       tags=LEGACY_TAGS.get(name, ()), size_label=size_label, before=dict(desc.get("before") or {}),
                       after=dict(desc.get("after") or {}), seconds=desc.get("seconds"),
-                      training=training if isinstance(training, Mapping) else None, details=d)
+                      training=dict(training) if isinstance(training, Mapping) else None, details=d)
 
 
 def legacy_recipe(family: str, size: str, method: str, method_params: Mapping[str, Any] | None
@@ -113,7 +113,7 @@ def legacy_recipe(family: str, size: str, method: str, method_params: Mapping[st
         details = {"config": mp["config"]} if "config" in mp else {}
         train = mp.get("train")
         return recipe, (StepReport(method=REFERENCE_STEP, params=params, tags=LEGACY_TAGS[REFERENCE_STEP],
-                                   size_label=size, training=train if isinstance(train, Mapping) else None,
+                                   size_label=size, training=dict(train) if isinstance(train, Mapping) else None,
                                    details=details),), {}
     names = _step_names(method)
     if not names or names == ["?"]:
@@ -125,8 +125,13 @@ def legacy_recipe(family: str, size: str, method: str, method_params: Mapping[st
         student = next((v for k, v in sampler.items() if k.startswith("size") and isinstance(v, str)), None)
     recipe = Recipe(family=family, size=student, steps=tuple(Step(n, by_key[k]) for n, k in zip(names, keys)))
     descs = _descriptions(mp.get("compressor"), len(names))
-    reports = tuple(_report(d, n, by_key[k], size if i == len(names) - 1 else None)
-                    for i, (d, n, k) in enumerate(zip(descs, names, keys))) if len(descs) == len(names) else ()
+    last = len(names) - 1
+    if len(descs) == len(names):
+        reports = tuple(_report(d, n, by_key[k], size if i == last else None)
+                        for i, (d, n, k) in enumerate(zip(descs, names, keys)))
+    else:  # no description kept (a failed candidate, a hand-made row): the steps with their tags only
+        reports = tuple(StepReport(method=n, params=by_key[k], tags=LEGACY_TAGS.get(n, ()), size_label=size if i == last else None)
+                        for i, (n, k) in enumerate(zip(names, keys)))
     return recipe, reports, {}
 
 

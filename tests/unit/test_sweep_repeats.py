@@ -116,7 +116,7 @@ def _stub(monkeypatch: pytest.MonkeyPatch, fail: set[tuple[int, int]] = frozense
         common = dict(candidate_id=candidate_id, config_id=config_id, family=spec.family, size="reduced",
                       method=spec.method, dataset="synthetic", seed=seed, trial=trial, study=ws.cfg.study)
         if (trial, seed) in fail:
-            return ResultRecord(**common, status="failed", error=f"RuntimeError: seed {seed} diverged")
+            return ResultRecord.with_units(**common, status="failed", error=f"RuntimeError: seed {seed} diverged")
         return ResultRecord.with_units(**common, metrics={"mss": 1.0 + trial + seed / 2, "rtf_stream_64": 0.1,
                                                          "param_bytes": 100.0})
 

@@ -131,7 +131,7 @@ def test_display_is_plain_lines_off_a_terminal():
     buf = io.StringIO()
     rec = ResultRecord.with_units(candidate_id="t0001", family="hpn", size="reduced", method="kd_audio",
                                   dataset="synthetic", seed=0, metrics={"mss": 4.5, "param_bytes": 10.0})
-    bad = ResultRecord(candidate_id="t0002", family="hpn", size="reduced", method="prune", dataset="synthetic",
+    bad = ResultRecord.with_units(candidate_id="t0002", family="hpn", size="reduced", method="prune", dataset="synthetic",
                        seed=0, status="failed", error="RuntimeError: boom")
     with SweepDisplay(["mss", "param_bytes"], stream=buf) as d:
         assert not d.live
