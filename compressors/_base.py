@@ -37,6 +37,7 @@ from ddspbench.suite.errors import UserError
 from ddspbench.suite.recipe import StepReport
 from ddspbench.suite.registry import FAMILIES, SIZES
 from ddspbench.suite.train import TrainConfig
+from ddspbench.suite.traits import traits_of
 
 if TYPE_CHECKING:
     from ddspbench.suite.data.store import ClipSet
@@ -60,7 +61,8 @@ __all__ = [
 ]
 
 SIZE_KEYS: tuple[str, ...] = ("hidden", "widths", "channels", "n_blocks", "trunk")
-"""Constructor keys that set a model's width/depth (everything else, e.g. a DDX7 instrument, is kept)."""
+"""The width parameters the student compressors accept (``scratch``/``kd_*``: ``hidden=64``...); which of them a
+family's constructor takes is its own declaration (:attr:`suite.traits.FamilyTraits.size_keys`)."""
 
 
 @dataclass
@@ -318,7 +320,8 @@ def clone_model(model: nn.Module) -> nn.Module:
 def build_student(teacher: nn.Module, size: str | None = None, widths: Mapping[str, Any] | None = None, *, seed: int = 0) -> nn.Module:
     """A freshly initialised model of the teacher's family with another width.
 
-    Every constructor argument of the teacher that is not a width (:data:`SIZE_KEYS`), e.g. the DDX7
+    Every constructor argument of the teacher that is not a width (the family's declared ``size_keys``,
+    :class:`suite.traits.FamilyTraits`), e.g. the DDX7
     instrument or the number of harmonics, is kept; the width comes from the registered size
     ``"<family>/<size>"`` or from explicit ``widths`` (e.g. ``{"hidden": 64}`` or
     ``{"channels": [32, 32, 32]}``).
@@ -332,7 +335,8 @@ def build_student(teacher: nn.Module, size: str | None = None, widths: Mapping[s
     t: Any = teacher
     family: str = t.family
     t_config: dict[str, Any] = dict(t.config)
-    config = {k: copy.deepcopy(v) for k, v in t_config.items() if k not in SIZE_KEYS}
+    size_keys = traits_of(teacher).size_keys
+    config = {k: copy.deepcopy(v) for k, v in t_config.items() if k not in size_keys}
     size_name = "custom"
     if size is not None:
         key = f"{family}/{size}"
@@ -340,12 +344,12 @@ def build_student(teacher: nn.Module, size: str | None = None, widths: Mapping[s
             known = ", ".join(n.split("/", 1)[1] for n in SIZES.list(f"{family}/*")) or "(none)"
             raise UserError(f"unknown size {size!r} for family {family}; known: {known}")
         ref: Any = SIZES.get(key)()
-        config.update({k: copy.deepcopy(v) for k, v in dict(ref.config).items() if k in SIZE_KEYS})
+        config.update({k: copy.deepcopy(v) for k, v in dict(ref.config).items() if k in size_keys})
         size_name = size
     extra = dict(widths or {})
-    bad = sorted(set(extra) - set(SIZE_KEYS))
+    bad = sorted(set(extra) - set(size_keys))
     if bad:
-        raise UserError(f"not a width setting: {', '.join(bad)}; widths are {', '.join(SIZE_KEYS)}")
+        raise UserError(f"not a width setting of {family}: {', '.join(bad)}; its widths are {', '.join(size_keys)}")
     if extra:
         if size is None and "n_blocks" in t_config and "channels" not in extra:
             config["n_blocks"] = t_config["n_blocks"]  # a width alone keeps the teacher's depth

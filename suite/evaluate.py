@@ -39,6 +39,7 @@ from ddspbench.suite.metrics.speed import exact_float32, measure_speed, num_thre
 from ddspbench.suite.names import safe_name
 from ddspbench.suite.records import Measurements, metric_unit
 from ddspbench.suite.seeds import stream_seeds
+from ddspbench.suite.traits import engine_support
 
 if TYPE_CHECKING:
     from ddspbench.suite.data.store import ClipSet
@@ -184,16 +185,25 @@ class EvalContext:
                 model = copy.deepcopy(self.model).to(device)
             return measure_speed(model, buffers=self.timed_buffers(), offline="rtf_offline" in self.names,
                                  inputs=(f0, loud), device=device, threads=None, seed=self.seed,
-                                 backend=self.speed_backend)
+                                 backend=self.timing_backend())
         return cast(dict[str, Any], self.once("speed", make))
+
+    def timing_backend(self) -> str:
+        """The backend speed is timed on: the asked one, except ``native`` for a family that declares no engine
+        support (:func:`suite.traits.engine_support`), which is timed eager (:meth:`speed_suffix` says so)."""
+        if self.speed_backend == "native" and engine_support(self.model) is not None:
+            return "eager"
+        return self.speed_backend
 
     def timing_device(self) -> str:
         """Where speed is measured: the evaluation's device for eager, the CPU for an exported path (the
         native engine and TorchScript export are CPU deployments, also for a model trained on CUDA)."""
-        return self.device if self.speed_backend == "eager" else "cpu"
+        return self.device if self.timing_backend() == "eager" else "cpu"
 
     def speed_suffix(self) -> str:
-        return f"threads={torch.get_num_threads()}, {self.timing_device()}, backend={self.speed_backend}"
+        backend = self.timing_backend()
+        why = f" (native asked: {engine_support(self.model)})" if backend != self.speed_backend else ""
+        return f"threads={torch.get_num_threads()}, {self.timing_device()}, backend={backend}{why}"
 
     def compared(self) -> tuple[dict[str, Any] | None, dict[str, str]]:
         """The embedding comparison of target and model clips (None under MIN_CLIPS clips) and its definitions."""

@@ -9,7 +9,11 @@ from ddspbench.suite.metrics.declare import Measured, Role, declare_metric
 
 def compute(ctx: Any) -> Measured:
     from ddspbench.suite.metrics import memory
+    from ddspbench.suite.traits import engine_support
 
+    why = engine_support(ctx.model)
+    if why is not None:
+        return Measured(None, f"not measured: {why}")
     pr = ctx.in_child(memory.peak_engine_rss)
     if isinstance(pr, str):
         return Measured(None, pr)
