@@ -191,7 +191,8 @@ class EvalContext:
     def timing_backend(self) -> str:
         """The backend speed is timed on: the asked one, except ``native`` for a family that declares no engine
         support (:func:`suite.traits.engine_support`), which is timed eager (:meth:`speed_suffix` says so)."""
-        if self.speed_backend == "native" and engine_support(self.model) is not None:
+        family_model = getattr(self.model, "family", None) is not None  # anything else is refused by the engine
+        if self.speed_backend == "native" and family_model and engine_support(self.model) is not None:
             return "eager"
         return self.speed_backend
 

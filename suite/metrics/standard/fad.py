@@ -9,12 +9,17 @@ from ddspbench.suite.metrics.declare import Measured, Role, declare_metric
 NAME = "fad"
 
 
-def compute(ctx: Any) -> Measured:
+def from_comparison(ctx: Any, name: str) -> Measured:
+    """One distance of the evaluation's embedding comparison (FAD, FAD-infinity, KAD: computed together, once)."""
     out, defs = ctx.compared()
     if out is None:
-        return Measured(None, defs[NAME])
-    interval = out.get("intervals", {}).get(NAME)
-    return Measured(out.get(NAME), defs[NAME], interval=list(interval) if interval is not None else None)
+        return Measured(None, defs[name])
+    interval = out.get("intervals", {}).get(name)
+    return Measured(out.get(name), defs[name], interval=list(interval) if interval is not None else None)
+
+
+def compute(ctx: Any) -> Measured:
+    return from_comparison(ctx, NAME)
 
 
 FAD = declare_metric(NAME, unit="1", role=Role.QUALITY, headline=2, column=2, terminal_column=3, compute=compute,

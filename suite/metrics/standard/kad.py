@@ -5,16 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from ddspbench.suite.metrics.declare import Measured, Role, declare_metric
+from ddspbench.suite.metrics.standard.fad import from_comparison
 
 NAME = "kad"
 
 
 def compute(ctx: Any) -> Measured:
-    out, defs = ctx.compared()
-    if out is None:
-        return Measured(None, defs[NAME])
-    interval = out.get("intervals", {}).get(NAME)
-    return Measured(out.get(NAME), defs[NAME], interval=list(interval) if interval is not None else None)
+    return from_comparison(ctx, NAME)
 
 
 KAD = declare_metric(NAME, unit="1", role=Role.QUALITY, signed=True, compute=compute,
