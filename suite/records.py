@@ -28,7 +28,7 @@ from ddspbench.suite.errors import printable
 from ddspbench.suite.metrics import standard as _standard  # noqa: F401 - declares the standard metrics
 from ddspbench.suite.metrics.declare import DECLARED, STREAM_BUFFERS, Direction, MetricDecl
 from ddspbench.suite.recipe import Recipe, StepReport, tags_of
-from ddspbench.suite.upgrade import SCHEMA_1, legacy_recipe, upgrade_row
+from ddspbench.suite.upgrade import SCHEMA_1, SCHEMA_2, legacy_recipe, upgrade_row
 
 __all__ = [
     "Direction",
@@ -49,7 +49,7 @@ __all__ = [
     "seed_means",
 ]
 
-SCHEMA = "ddspbench.result/2"
+SCHEMA = SCHEMA_2
 """Schema 2: ``recipe`` and ``steps`` instead of ``method``/``method_params`` (schema-1 rows are upgraded on load).
 """
 

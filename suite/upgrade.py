@@ -32,9 +32,11 @@ from ddspbench.suite.recipe import (
     step_keys,
 )
 
-__all__ = ["SCHEMA_1", "LEGACY_TAGS", "upgrade_row", "legacy_recipe"]
+__all__ = ["SCHEMA_1", "SCHEMA_2", "LEGACY_TAGS", "upgrade_row", "legacy_recipe"]
 
 SCHEMA_1 = "ddspbench.result/1"
+SCHEMA_2 = "ddspbench.result/2"
+"""The current schema (``suite.records.SCHEMA``): ``recipe`` and ``steps`` instead of ``method``/``method_params``."""
 
 LEGACY_TAGS: dict[str, tuple[str, ...]] = {
     "scratch": (FROM_SCRATCH,),
@@ -137,8 +139,6 @@ def legacy_recipe(family: str, size: str, method: str, method_params: Mapping[st
 
 def upgrade_row(d: Mapping[str, Any]) -> dict[str, Any]:
     """A schema-1 row as a schema-2 row (every other field kept as it is, unknown additive ones included)."""
-    from ddspbench.suite.records import SCHEMA
-
     out = dict(d)
     if out.get("schema") != SCHEMA_1:
         return out
@@ -148,7 +148,7 @@ def upgrade_row(d: Mapping[str, Any]) -> dict[str, Any]:
     prov = dict(out.get("provenance") or {})
     if isinstance(mp, Mapping) and mp.get("preset") is not None and "preset" not in prov:
         prov["preset"] = mp["preset"]
-    out.update(schema=SCHEMA, provenance=prov, recipe=None if recipe is None else recipe.to_dict(),
+    out.update(schema=SCHEMA_2, provenance=prov, recipe=None if recipe is None else recipe.to_dict(),
                steps=[r.to_dict() for r in reports])
     if sampled:
         out["sampled"] = sampled

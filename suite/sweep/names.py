@@ -8,14 +8,14 @@ never starts with a name that fails every trial and nothing downstream checks a 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ddspbench.suite.errors import UserError
 
 if TYPE_CHECKING:
     from ddspbench.suite.sweep.config import SweepConfig
 
-__all__ = ["check_names"]
+__all__ = ["check_names", "check_custom_size", "first_non_positive"]
 
 
 def check_names(cfg: SweepConfig, where: str) -> None:
@@ -24,7 +24,6 @@ def check_names(cfg: SweepConfig, where: str) -> None:
     from ddspbench.suite.evaluate import expand_metrics
     from ddspbench.suite.metrics.declare import DECLARED, Direction
     from ddspbench.suite.registry import COMPRESSORS, DATASETS, EMBEDDINGS, FAMILIES, SIZES
-    from ddspbench.suite.sweep.config import _check_custom_size, _first_non_positive
 
     for name in cfg.objectives:
         decl = DECLARED.get(name)
@@ -62,14 +61,14 @@ def check_names(cfg: SweepConfig, where: str) -> None:
     for fam, widths in cfg.teacher.widths.items():
         if fam not in FAMILIES:
             raise UserError(f"{where}.teacher.widths: unknown family {fam!r}; known: {', '.join(FAMILIES.list())}")
-        bad_width = _first_non_positive(widths)
+        bad_width = first_non_positive(widths)
         if bad_width is not None:
             raise UserError(f"{where}.teacher.widths.{fam}.{bad_width[0]}: must be > 0, got {bad_width[1]!r}")
     for fam in families:
         if f"{fam}/{cfg.teacher.size}" not in SIZES:
             raise UserError(f"{where}.teacher.size: {fam} has no size {cfg.teacher.size!r}")
         for size in cfg.sizes_for(fam):
-            _check_custom_size(FAMILIES.get(fam), fam, size, f"{where}.space.sizes")
+            check_custom_size(FAMILIES.get(fam), fam, size, f"{where}.space.sizes")
     for method, specs in cfg.space.params.items():
         if method not in COMPRESSORS:
             raise UserError(f"{where}.space.params: unknown compressor {method!r}; known: {', '.join(COMPRESSORS.list())}")
@@ -84,3 +83,41 @@ def check_names(cfg: SweepConfig, where: str) -> None:
                 for value in spec.choices if spec.choices is not None else (spec.low, spec.high):
                     if value is not None:
                         declared[name].check(value, f"{where}.space.params.{method}.{name}")
+
+
+def check_custom_size(cls: Any, family: str, size: str, where: str) -> None:
+    """A custom student size (``hidden=32``) must build a ``family`` model: positive numbers, known settings.
+
+    The model is built on torch's meta device, so checking costs milliseconds whatever the widths.
+    """
+    from ddspbench.suite.errors import one_line_message
+    from ddspbench.suite.sweep.space import parse_size
+
+    overrides = parse_size(size)
+    if not overrides:
+        return
+    for key, value in overrides.items():
+        if isinstance(value, (int, float)) and value <= 0:
+            raise UserError(f"{where}: {size!r}: {key} must be > 0")
+    from ddspbench.suite.train import probe_params
+
+    try:
+        probe_params(cls, overrides, f"a {family} model")  # counted on the meta device: a huge width allocates nothing
+    except UserError as exc:
+        raise UserError(f"{where}: {size!r}: {one_line_message(exc, 200)}") from None
+
+
+def first_non_positive(tree: Any, prefix: str = "") -> tuple[str, Any] | None:
+    """The first number <= 0 (or non-number) in a widths mapping (lists and nested mappings included)."""
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else []
+    for key, value in items:
+        name = f"{prefix}{key}"
+        if isinstance(value, (dict, list)):
+            found = first_non_positive(value, f"{name}.")
+            if found is not None:
+                return found
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            if value is None or isinstance(value, str):
+                continue  # a name (e.g. DDX7's instrument) or an unset value, not a width
+            return name, value
+    return None

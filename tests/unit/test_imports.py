@@ -15,7 +15,8 @@ REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("suite", "baselines", "compressors", "reports")
 LOWER = ("ddspbench.suite.registry", "ddspbench.suite.records", "ddspbench.suite.data", "ddspbench.suite.metrics", "ddspbench.suite.train", "ddspbench.suite.evaluate",
          "ddspbench.suite.candidate", "ddspbench.suite.errors", "ddspbench.suite.features", "ddspbench.suite.audio_io", "ddspbench.suite.checkpoint", "ddspbench.suite.locks",
-         "ddspbench.suite.provenance", "ddspbench.suite.seeds", "ddspbench.suite.catalog")
+         "ddspbench.suite.provenance", "ddspbench.suite.seeds", "ddspbench.suite.catalog", "ddspbench.suite.recipe",
+         "ddspbench.suite.upgrade", "ddspbench.suite.traits")
 """Registry, records, data, metrics, training and what they stand on: they reach model and compressor
 code only through the registries (filled by :func:`suite.catalog.load_catalog`), never by import."""
 UPPER_PACKAGES = ("ddspbench.baselines", "ddspbench.compressors")
