@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,8 +49,9 @@ STORAGE_ENV = "DDSPBENCH_STORAGE"
 def resolve_config(*, preset: str | None = None, config: str | None = None, families: Sequence[str] | None = None,
                    methods: Sequence[str] | None = None, sizes: Sequence[str] | None = None,
                    objectives: Sequence[str] | None = None, checkpoint: str | None = None,
-                   data_path: str | None = None, **settings: Any) -> SweepConfig:
-    """Preset, then sweep file (``config``), then these overrides -> a validated config.
+                   data_path: str | None = None, tree: Mapping[str, Any] | None = None, **settings: Any) -> SweepConfig:
+    """Preset, then sweep file (``config``), then ``tree`` (a sweep file's keys, nested), then these overrides -> a
+    validated config.
 
     ``settings`` are top-level keys (``sampler``, ``trials``, ``study``, ``device``, ``seed``, ``repeats``); None
     leaves a value as the preset and file set it. A streaming objective gets its buffer measured.
@@ -59,6 +60,8 @@ def resolve_config(*, preset: str | None = None, config: str | None = None, fami
     from ddspbench.suite.sweep.config import config_from_dict, deep_merge, load_yaml
 
     file_tree = load_yaml(config) if config else {}
+    if tree:
+        file_tree = deep_merge(file_tree, dict(tree))
     name = preset or file_tree.get("preset") or "smoke"
     tree = deep_merge(preset_tree(str(name)), file_tree)
     tree["preset"] = name if preset else tree.get("preset", name)

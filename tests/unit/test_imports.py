@@ -167,3 +167,17 @@ def test_every_project_import_goes_through_the_ddspbench_namespace():
             if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] in PACKAGES:
                 bad.append(f"{path.relative_to(REPO)}: {node.module}")
     assert not bad, "top-level project imports: " + "; ".join(bad)
+
+
+def test_the_public_api_is_exactly_all() -> None:
+    """``import ddspbench`` exports its ``__all__`` (and its subpackages), nothing it merely uses (``os``, ``Path``)."""
+    import types
+
+    import ddspbench
+
+    public = {n for n, v in vars(ddspbench).items()
+              if not n.startswith("_") and not isinstance(v, types.ModuleType) and n != "annotations"}
+    assert public == set(ddspbench.__all__) - {"__version__"}
+    for pkg in ("suite", "reports", "compressors", "baselines", "suite.sweep", "suite.metrics", "suite.data"):
+        mod = __import__(f"ddspbench.{pkg}", fromlist=["__all__"])
+        assert all(hasattr(mod, name) for name in mod.__all__), pkg
