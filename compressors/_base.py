@@ -82,6 +82,8 @@ class CompressContext:
         progress: show training progress bars.
         candidate: the model this step starts from inside a chain (``None``: the first step).
         train_options: further :class:`suite.train.TrainConfig` fields (``valid_every``, ``gamma``...).
+        teacher_steps: the steps the teacher trained (``None``: unknown); scratch's ``budget="teacher+student"``
+            trains that many steps more, to match KD's compute including its teacher.
     """
 
     train_set: ClipSet | None = None
@@ -96,6 +98,7 @@ class CompressContext:
     progress: bool = False
     candidate: nn.Module | None = None
     train_options: dict[str, Any] = field(default_factory=dict)
+    teacher_steps: int | None = None
 
     def train_config(self, steps: int | None = None) -> TrainConfig:
         """The :class:`suite.train.TrainConfig` of this context (``steps`` overrides ``self.steps``)."""
@@ -173,6 +176,9 @@ class Compressor(abc.ABC):
     every other hyper-parameter keeps its value from ``defaults``."""
     trains_student: ClassVar[bool] = False
     """True when the method trains a new student of a chosen ``size`` (the sweep then samples one)."""
+    uses_teacher: ClassVar[bool] = True
+    """Whether the candidate uses what the teacher's training paid for (its weights or its outputs); the record's
+    compute then counts the teacher's training as inherited (:mod:`suite.compute`). Scratch does not."""
     families: ClassVar[frozenset[str] | None] = None
     """The families the method works on (None: every family)."""
     unsupported: ClassVar[Mapping[str, Mapping[str, tuple[Any, ...]]]] = {}
@@ -277,7 +283,7 @@ class Compressor(abc.ABC):
         after = model_stats(model)
         details = dict(report)
         training = details.pop(TRAINING, None)
-        compute = details.pop(COMPUTE, None) or {}
+        compute = details.pop(COMPUTE, None) or (training or {}).get(COMPUTE) or {}  # train_model keeps it in train
         step = StepReport(method=self.name, params=resolved, tags=tuple(self.step_tags(resolved)),
                           size_label=getattr(model, "size_name", None), before=before, after=after,
                           seconds=round(seconds, 3), training=training, compute=dict(compute), details=details)

@@ -10,7 +10,8 @@ With ``x`` the target audio, ``s``/``t`` the student's/teacher's audio, ``c_p`` 
 ``max_ol * sigmoid``, applied once: the reference's double squashing is a defect) and ``h`` the GRU
 output:
 
-* ``scratch``:    ``L = MSS(x, s)`` (the baseline every KD result is compared with)
+* ``scratch``:    ``L = MSS(x, s)`` (the baseline every KD result is compared with); ``budget="teacher+student"``
+  trains it for the student's steps plus the teacher's (KD's compute including its teacher)
 * ``kd_audio``:   ``L = w_target MSS(x, s) + w_kd MSS(t, s)``, reference ``w_target = w_kd = 0.5``
 * ``kd_control``: ``L = w_target MSS(x, s) + w_kd sum_p mean|sigma(c_p^t) - sigma(c_p^s)|``,
   reference ``w_target = 0.5, w_kd = 1.0``
@@ -42,11 +43,12 @@ from ddspbench.compressors._base import (
     clone_model,
     frozen,
 )
-from ddspbench.suite.bounds import STEPS_OR_NONE, WEIGHT, WIDTH, Flag, ListOf, Text
+from ddspbench.suite.bounds import STEPS_OR_NONE, WEIGHT, WIDTH, Choice, Flag, ListOf, Text
 from ddspbench.suite.candidate import ParamSpec
+from ddspbench.suite.compute import training_compute
 from ddspbench.suite.errors import UserError
 from ddspbench.suite.metrics.mss import MSSLoss
-from ddspbench.suite.recipe import DISTILLATION, FROM_SCRATCH
+from ddspbench.suite.recipe import COMPUTE_MATCHED, DISTILLATION, FROM_SCRATCH
 from ddspbench.suite.registry import COMPRESSORS
 from ddspbench.suite.train import train, train_summary
 
@@ -68,6 +70,8 @@ _STUDENT_DEFAULTS: dict[str, Any] = {"size": None, "hidden": None, "channels": N
 _STUDENT_BOUNDS: dict[str, Any] = {"size": Text(), "hidden": WIDTH, "channels": ListOf(WIDTH), "n_blocks": WIDTH,
                                    "trunk": WIDTH, "steps": STEPS_OR_NONE}
 _KD_BOUNDS: dict[str, Any] = {**_STUDENT_BOUNDS, "kd_weight": WEIGHT, "target_weight": WEIGHT}
+BUDGETS: tuple[str, ...] = ("student", "teacher+student")
+"""Scratch's training budget: the recipe's student steps, or those plus the teacher's (compute-matched to KD)."""
 
 
 _MOVED: weakref.WeakKeyDictionary[nn.Module, dict[torch.device, nn.Module]] = weakref.WeakKeyDictionary()
@@ -188,7 +192,8 @@ def train_model(model: nn.Module, ctx: CompressContext, steps: int | None, loss_
     cfg = ctx.train_config(steps)
     res = train(model, train_set, ctx.valid_set, cfg, loss_fn=loss_fn, out_dir=ctx.step_dir(tag), progress=ctx.progress)
     final = res.history[-1] if res.history else {}
-    return {**train_summary(res), "final_loss": final.get("loss")}
+    compute = training_compute(res.model, train_set, cfg, loss_fn, res.steps, res.seconds)
+    return {**train_summary(res), "final_loss": final.get("loss"), "compute": compute}
 
 
 class _Student(Compressor):
@@ -218,17 +223,31 @@ class Scratch(_Student):
 
     name: ClassVar[str] = "scratch"
     tags: ClassVar[frozenset[str]] = frozenset({FROM_SCRATCH})
-    defaults: ClassVar[Mapping[str, Any]] = dict(_STUDENT_DEFAULTS)
-    bounds: ClassVar[Mapping[str, Any]] = _STUDENT_BOUNDS
+    defaults: ClassVar[Mapping[str, Any]] = {**_STUDENT_DEFAULTS, "budget": "student"}
+    bounds: ClassVar[Mapping[str, Any]] = {**_STUDENT_BOUNDS, "budget": Choice(BUDGETS)}
     first_only: ClassVar[bool] = True
     trains_student: ClassVar[bool] = True
+    uses_teacher: ClassVar[bool] = False
+
+    @classmethod
+    def step_tags(cls, params: Mapping[str, Any]) -> frozenset[str]:
+        """``from_scratch``; at the ``teacher+student`` budget also ``compute_matched`` (an arm of its own, not the
+        same-budget baseline KD is tested against)."""
+        return cls.tags | ({COMPUTE_MATCHED} if params.get("budget") == "teacher+student" else set())
 
     def run(self, teacher: nn.Module, ctx: CompressContext, params: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
         if ctx.candidate is not None:
             raise UserError("scratch trains a fresh student: it must be the first step of a chain")
         model, info = self.student(teacher, ctx, params)
-        report = train_model(model, ctx, params["steps"], None, self.name)
-        return model, {**info, "train": report}
+        steps = ctx.steps if params["steps"] is None else int(params["steps"])
+        variant: dict[str, Any] = {}
+        if params["budget"] == "teacher+student":
+            if ctx.teacher_steps is None:
+                raise UserError("scratch budget 'teacher+student': the teacher's training steps are not known here")
+            steps += int(ctx.teacher_steps)  # what KD's student and its teacher trained together
+            variant = {"variant": "teacher+student steps"}
+        report = train_model(model, ctx, steps, None, self.name)
+        return model, {**info, **variant, "train": report}
 
 
 @COMPRESSORS.register("kd_audio")

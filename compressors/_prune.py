@@ -191,6 +191,7 @@ class Prune(Compressor):
         if steps > 0:
             kd_w = float(params["kd_weight"])
             if kd_w > 0:
+                report["variant"] = "KD fine-tune"  # inherited weights and the KD target, separated from plain prune
                 with frozen(teacher):
                     loss = audio_kd_loss(teacher, kd_w, float(params["target_weight"]))
                     report[TRAINING] = train_model(model, ctx, steps, loss, self.name)

@@ -205,7 +205,7 @@ def step_space(steps: Sequence[Step], family: str, ranges: Callable[[str], Mappi
 
 
 def compress_steps(teacher: nn.Module, ctx: CompressContext, method: str, steps: Sequence[Step]) -> CompressResult:
-    """Run a candidate's steps (:meth:`suite.candidate.Candidate.run_steps`), each with its own parameters.
+    """Run a candidate's steps (:meth:`suite.recipe.Recipe.run_steps`), each with its own parameters.
 
     One step runs as that compressor; several run as a chain whose steps are exactly these (a
     repeated step keeps its own values, the chain's fixed step defaults are already in them).

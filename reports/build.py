@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ddspbench.reports.compare import VerdictTables, verdict_tables
+from ddspbench.reports.compare import VerdictTables, instrument_aggregate, verdict_tables
 from ddspbench.reports.convergence import UNCONVERGED_NOTE, converged_flags, flag_comparison, regressed_flags
 from ddspbench.reports.html import write_html
 from ddspbench.reports.load import load_results, loaded_note, metric_columns, reference_mask
@@ -39,7 +39,7 @@ from ddspbench.reports.pareto import (
     parse_objectives,
     to_minimise,
 )
-from ddspbench.reports.plots import default_plots, memory_metric, quality_metric
+from ddspbench.reports.plots import compute_curves_plot, default_plots, memory_metric, quality_metric
 from ddspbench.reports.seeds import SEEDS_NOTE, configurations, has_repeats
 from ddspbench.reports.spreadsheet import neutralise_frame
 from ddspbench.reports.stats import ALPHA, METHOD_NOTE, REL_THRESHOLD, SIGN_CONVENTION
@@ -56,7 +56,7 @@ from ddspbench.reports.tables import (
     verdict_display,
 )
 from ddspbench.suite.errors import UserError
-from ddspbench.suite.metrics.declare import Role, names_with_role
+from ddspbench.suite.metrics.declare import Role, headline_metrics, names_with_role
 from ddspbench.suite.records import Direction
 
 __all__ = ["FORMATS", "build_report", "pareto_by_group", "front_table"]
@@ -129,6 +129,26 @@ def _where(r: Any) -> str:
     return "/".join(str(v) for v in (r.dataset, r.instrument, r.family, r.size) if isinstance(v, str) and v) + f" ({r.method})"
 
 
+def _compute_plots(runs: pd.DataFrame, out: Path) -> dict[str, Path]:
+    """Quality against cumulative compute (:func:`reports.plots.compute_curves_plot`), one per dataset, instrument
+    and family that has records with compute."""
+    made: dict[str, Path] = {}
+    if "total_flops" not in runs.columns or not runs["total_flops"].notna().any():
+        return made
+    for i, (key, grp) in enumerate(runs.groupby(["dataset", "instrument", "family"], dropna=False, sort=True)):
+        label = "/".join(str(k) for k in key if isinstance(k, str) and k)
+        path = compute_curves_plot(grp, out / f"compute_{i}.png", title=f"validation MSS vs cumulative compute: {label}")
+        if path is not None:
+            made[f"quality vs compute: {label}"] = path
+    return made
+
+
+def _arm_name(r: Any) -> str:
+    arm = getattr(r, "arm", None) if not isinstance(r, pd.Series) else r.get("arm")
+    return str(arm) if isinstance(arm, str) and arm else str(getattr(r, "method", None) if not isinstance(r, pd.Series)
+                                                              else r.get("method"))
+
+
 def kd_headline(tables: VerdictTables, quality: str) -> str:
     """The answer in one paragraph: per dataset, instrument and family, KD's arm against each other method in the
     four verdict words (:data:`reports.stats.VERDICTS`), with ``KD - other`` where the verdict is a finding; the
@@ -143,10 +163,10 @@ def kd_headline(tables: VerdictTables, quality: str) -> str:
         if kd.empty or cmp.empty:
             continue
         where = "/".join(str(k) for k in key if isinstance(k, str) and k)
-        said = "; ".join(f"vs {r.method}: {r.verdict}" + (f" ({r.diff:+.3g} [{r.ci_low:+.3g}, {r.ci_high:+.3g}], T "
-                                                          f"{r.threshold:.3g})" if r.verdict != "inconclusive" else "")
-                         for r in cmp.itertuples())
-        parts.append(f"{where}: KD ({kd.iloc[0]['method']}) {said}")
+        said = "; ".join(f"vs {_arm_name(r)}: {r.verdict}" + (
+            f" ({r.diff:+.3g} [{r.ci_low:+.3g}, {r.ci_high:+.3g}], T {r.threshold:.3g})"
+            if r.verdict != "inconclusive" else "") for r in cmp.itertuples())
+        parts.append(f"{where}: KD ({_arm_name(kd.iloc[0])}) {said}")
     m = tables.family.size
     family = (f"Holm over the report's {m} tested comparisons" if m else
               "no pair could be tested (see the verdict table for why)")
@@ -165,6 +185,24 @@ VERDICT_NOTE = (
     "method (diff, 95 % interval over runs and test recordings), the practical threshold T and the verdict (KD "
     "better / KD worse / equivalent within +-T / inconclusive), Holm over every comparison of the report; "
     "inconclusive rows say how many runs or recordings would settle them."
+)
+
+def secondary_quality(quality: str) -> str | None:
+    """The second quality metric a report tests the same arms on: the next quality headline after ``quality`` (FAD
+    beside MSS: their declarations' ``headline`` ranks), None when ``quality`` is not the first one."""
+    heads = headline_metrics(Role.QUALITY)
+    return heads[1] if len(heads) > 1 and heads[0] == quality else None
+
+SECONDARY_NOTE = (
+    "The same arms (chosen on validation MSS), tested on {q}: {q} is measured on the whole test set at once, so a run "
+    "is one value and the interval rests on the spread between training runs alone (one recording). A second family "
+    "of tests, Holm over its own pairs; the verdict table above (MSS) is the primary answer."
+)
+
+ACROSS_NOTE = (
+    "Quality values of different instruments are not comparable (other test clips); ranks are. Per family, each arm's "
+    "rank within every instrument (1 = best mean over its runs), their mean, and where KD's arm was found worse than "
+    "another arm (\"KD worse\" after Holm). A rank is not a verdict: read the verdict table for what was shown."
 )
 
 SMOKE_WARNING = (
@@ -237,6 +275,7 @@ def build_report(
     df["regressed"] = regressed_flags(df)
     # KD comparisons need an audio-quality metric: the ranking metric when it is one, else mss/fad
     quality = metric if metric in names_with_role(Role.QUALITY) and metric in df.columns else (quality_metric(df) or metric)
+    per_run = df
     df = configurations(df, quality if quality in df.columns else None)  # one row per configuration (seeds averaged)
     leaderboard(df, metric)  # raises a UserError naming the metrics present when absent
     objs = _objectives_present(df, objectives, metric, rtf_metric)
@@ -253,6 +292,14 @@ def build_report(
     kd_sum = tables.kd_summary
     verdicts = tables.verdicts
     shown_verdicts = verdict_display(verdicts, quality, df.attrs.get("units", {}))
+    secondary = secondary_quality(quality)
+    second = pd.DataFrame()
+    if secondary is not None and secondary in per_run.columns and per_run[secondary].notna().any():
+        # the same arms (chosen on validation), a second family of tests with Holm over its own pairs
+        second = verdict_tables(configurations(per_run, secondary), quality=secondary, budget=budget,
+                                per_decade=per_decade).verdicts
+    shown_second = verdict_display(second, secondary or "", df.attrs.get("units", {})) if len(second) else second
+    across = instrument_aggregate(verdicts, quality)
     front, hv = front_table(df, objs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -260,6 +307,7 @@ def build_report(
     plots: dict[str, Path] = {}
     if "md" in fmts or "html" in fmts:
         plots = default_plots(df, out / "plots", rtf_metric=rtf_metric, objectives=[n for n, _ in objs])
+        plots.update(_compute_plots(per_run, out / "plots"))
         written.update({f"plot:{k}": v for k, v in plots.items()})
     shown = board if top is None else board.head(top)
     obj_names = ", ".join(n for n, _ in objs)
@@ -281,7 +329,12 @@ def build_report(
               f"**{html.escape(headline, quote=False)}**\n\n",
               "## Verdict per family: KD's arm against each method\n\n", VERDICT_NOTE, "\n\n",
               frame_markdown(shown_verdicts) if len(shown_verdicts) else "_No candidate with a quality value._\n",
-              "\n", *(f"{html.escape(n, quote=False)}\n\n" for n in notes),
+              "\n",
+              *([f"## Across instruments: rank of each arm by {quality}\n\n", ACROSS_NOTE, "\n\n",
+                 frame_markdown(across), "\n"] if len(across) else []),
+              *([f"## Verdict on {secondary} (secondary)\n\n", SECONDARY_NOTE.format(q=secondary), "\n\n",
+                 frame_markdown(shown_second), "\n"] if len(shown_second) else []),
+              *(f"{html.escape(n, quote=False)}\n\n" for n in notes),
               *([f"{UNCONVERGED_NOTE}\n\n"] if any(v is False for v in df["converged"]) else []),
               to_markdown(shown, failed)]
         if plots:
@@ -311,7 +364,8 @@ def build_report(
         obj.update(headline=headline, quality=quality, notes=notes, sign_convention=SIGN_CONVENTION, tests=METHOD_NOTE, alpha=ALPHA,
                    rel_threshold=REL_THRESHOLD, objectives=[n for n, _ in objs], pareto_front=_records(front), hypervolume=_records(hv),
                    kd_vs_others=_records(kd_o), kd_summary=_records(kd_sum), kd_vs_scratch=_records(kd_s),
-                   verdicts=_records(verdicts), budget_metric=budget)
+                   verdicts=_records(verdicts), budget_metric=budget, secondary_quality=secondary,
+                   secondary_verdicts=_records(second), across_instruments=_records(across))
         written["json"] = out / "report.json"
         written["json"].write_text(json.dumps(obj, indent=1, allow_nan=False, default=str), encoding="utf-8")
     if "html" in fmts:
@@ -319,6 +373,8 @@ def build_report(
         written["html"] = write_html(out, df=df, board=shown, failed=failed, plots=plots, fronts=front, hypervolumes=hv,
                                      kd_others=kd_o, kd_summary=kd_sum, kd_scratch=kd_s, listen=listen, quality=quality,
                                      verdicts=shown_verdicts, headline=headline, verdict_note=VERDICT_NOTE,
+                                     across=across, across_note=ACROSS_NOTE, secondary=secondary,
+                                     secondary_verdicts=shown_second, secondary_note=SECONDARY_NOTE.format(q=secondary),
                                      n_clips=n_clips, notes=notes, objectives=[n for n, _ in objs], budget=budget,
                                      per_decade=per_decade)
     return written

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ddspbench.reports.load import finite, reference_mask
+from ddspbench.reports.load import COMPUTE_COLS, finite, reference_mask
 from ddspbench.reports.pareto import direction_of
 from ddspbench.reports.seeds import record_run
 from ddspbench.reports.stats import (
@@ -65,6 +65,7 @@ __all__ = [
     "kd_vs_scratch",
     "kd_summary",
     "method_verdicts",
+    "instrument_aggregate",
 ]
 
 _GROUP = ["dataset", "instrument"]
@@ -140,10 +141,20 @@ def _pick(grp: pd.DataFrame, quality: str) -> tuple[pd.Series, str]:
     return grp.sort_values([quality, "uid"], ascending=[asc, True]).iloc[0], "test (no validation value)"
 
 
+def _with_arms(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with an ``arm`` column (the method, where rows predate arms)."""
+    if "arm" in df.columns and df["arm"].notna().all():
+        return df
+    arm = df["arm"] if "arm" in df.columns else pd.Series(None, index=df.index, dtype=object)
+    return df.assign(arm=arm.where(arm.notna(), df["method"]))
+
+
 def choose_per_method(df: pd.DataFrame, quality: str = "mss", by: Sequence[str] = ()) -> pd.DataFrame:
-    """The chosen row of each method within each group of ``by`` columns, with ``chosen_on``."""
+    """The chosen row of each arm (a method, or a method's variant such as scratch at the teacher+student budget)
+    within each group of ``by`` columns, with ``chosen_on``."""
     rows = []
-    for _, grp in df.groupby([*by, "method"], dropna=False, sort=True):
+    df = _with_arms(df)
+    for _, grp in df.groupby([*by, "arm"], dropna=False, sort=True):
         row, how = _pick(grp, quality)
         rows.append(row.to_dict() | {"chosen_on": how})
     return pd.DataFrame(rows)
@@ -254,7 +265,9 @@ def _num(r: pd.Series, col: str) -> float:
 
 
 def _arm(r: pd.Series, quality: str) -> dict[str, Any]:
-    return {"method": r["method"], "size": r["size"], "uid": r["uid"],
+    compute = {c: _num(r, c) for c in COMPUTE_COLS}
+    return {"method": r["method"], "arm": r.get("arm") or r["method"], "size": r["size"], "uid": r["uid"],
+            "teacher": r.get("teacher") if isinstance(r.get("teacher"), str) else None, **compute,
             "n_seeds": int(r["n_seeds"]) if "n_seeds" in r.index and finite(r["n_seeds"]) else 1,
             quality: float(r[quality]), f"{quality}_ci_low": _num(r, f"{quality}_ci_low"),
             f"{quality}_ci_high": _num(r, f"{quality}_ci_high"), "valid_mss": _num(r, "valid_mss"),
@@ -297,7 +310,7 @@ def verdict_tables(df: pd.DataFrame, *, quality: str = "mss", budget: str = "par
     by_s = [*_GROUP, "family", "size"]
     chosen_s = choose_per_method(cand, quality, by=by_s) if len(cand) else cand
     for key, grp in (chosen_s.groupby(by_s, dropna=False, sort=True) if len(chosen_s) else []):
-        scratch = grp[grp["tags"].map(is_baseline)]
+        scratch = grp[grp["tags"].map(is_baseline)]  # the same-budget baseline (a compute-matched one is an arm)
         if scratch.empty:
             continue
         s = scratch.iloc[0]
@@ -317,7 +330,7 @@ def verdict_tables(df: pd.DataFrame, *, quality: str = "mss", budget: str = "par
             for _, r in grp.iterrows():
                 band = int(r["band"])
                 row = {**dict(zip(by_b, key)), "band": band, "budget_range": bucket_label(band, per_decade, unit),
-                       "method": r["method"], "uid": r["uid"], "family": r["family"], "size": r["size"],
+                       "method": r["method"], "arm": r["arm"], "uid": r["uid"], "family": r["family"], "size": r["size"],
                        quality: float(r[quality]), budget: float(r[budget]),
                        "kd_best": bool(kd is not None and r["uid"] == kd["uid"]), "vs_kd": None}
                 pair = None
@@ -364,6 +377,7 @@ def kd_summary(kd_others: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     cmp = kd_others[kd_others["vs_kd"].notna()]
     rows = []
+    cmp = _with_arms(cmp).assign(method=lambda d: d["arm"])  # per arm: scratch at two budgets are two rows
     for key, grp in cmp.groupby([*_GROUP, "method"], dropna=False, sort=True):
         v = grp["verdict"].astype(str)
         rows.append({
@@ -373,3 +387,44 @@ def kd_summary(kd_others: pd.DataFrame) -> pd.DataFrame:
             "mean_diff": float(grp["diff"].mean()),
         })
     return pd.DataFrame(rows)
+
+
+def instrument_aggregate(verdicts: pd.DataFrame, quality: str = "mss") -> pd.DataFrame:
+    """Across instruments, per dataset and family: each arm's rank by mean ``quality`` within every instrument
+    (1 = best; the chosen arms of :func:`verdict_tables`), its mean rank, and for KD's arm where it was hurt.
+
+    Quality values of different instruments are not comparable (other test clips), ranks are. ``kd_hurt`` names,
+    per instrument, the arms KD's arm was found worse than ("KD worse" after Holm); empty when it never was. An arm
+    missing on an instrument is left out of that instrument's ranks, and ``instruments`` counts where it ran.
+    """
+    if verdicts.empty or quality not in verdicts.columns:
+        return pd.DataFrame()
+    v = _with_arms(verdicts)
+    insts = v["instrument"].astype(str).where(v["instrument"].notna(), "")
+    v = v.assign(instrument=insts)
+    if v["instrument"].nunique() < 2:
+        return pd.DataFrame()
+    asc = direction_of(quality) is Direction.MINIMIZE
+    rows = []
+    for (dataset, family), grp in v.groupby(["dataset", "family"], dropna=False, sort=True):
+        ranks: dict[str, dict[str, int]] = {}
+        hurt: dict[str, list[str]] = {}
+        for inst, g in grp.groupby("instrument", sort=True):
+            r = pd.to_numeric(g[quality], errors="coerce").rank(ascending=asc, method="min")
+            for arm, k in zip(g["arm"], r, strict=True):
+                if k == k:
+                    ranks.setdefault(str(arm), {})[str(inst)] = int(k)
+            worse = g[g["verdict"].astype(str).eq("KD worse")] if "verdict" in g.columns else g.iloc[:0]
+            if len(worse):
+                hurt[str(inst)] = [str(a) for a in worse["arm"]]
+        kd_arms = set(grp.loc[grp["kd_arm"].astype(bool), "arm"].astype(str)) if "kd_arm" in grp.columns else set()
+        for arm, by_inst in ranks.items():
+            rows.append({
+                "dataset": dataset, "family": family, "arm": arm, "kd": arm in kd_arms,
+                "mean_rank": float(np.mean(list(by_inst.values()))), "instruments": len(by_inst),
+                "ranks": ", ".join(f"{i} {k}" for i, k in sorted(by_inst.items())),
+                "kd_hurt": ("; ".join(f"{i}: worse than {', '.join(a)}" for i, a in sorted(hurt.items()))
+                            if arm in kd_arms else ""),
+            })
+    out = pd.DataFrame(rows)
+    return out.sort_values(["dataset", "family", "mean_rank", "arm"], kind="stable").reset_index(drop=True)

@@ -151,9 +151,10 @@ def _howto(df: pd.DataFrame, board: pd.DataFrame, objectives: Sequence[str], bud
     fad = _defs(df, "fad")
     examples: list[str] = []
     if "hparams" in board.columns:
+        refs = set(board.attrs.get("reference_uids", ()))  # the teachers, by their tags
         for method, grp in board.groupby("method", sort=True):
             text = next((t for t in grp["hparams"] if isinstance(t, str) and t), "")
-            if text and method != "teacher":
+            if text and not refs & set(grp["uid"].astype(str)):
                 examples.append(f"{method}: {text}")
     note = ""
     if fad and not any(d.startswith("aisfx") for d in fad):
@@ -308,6 +309,11 @@ def write_html(
     verdicts: pd.DataFrame | None = None,
     headline: str = "",
     verdict_note: str = "",
+    across: pd.DataFrame | None = None,
+    across_note: str = "",
+    secondary: str | None = None,
+    secondary_verdicts: pd.DataFrame | None = None,
+    secondary_note: str = "",
 ) -> Path:
     """Write ``index.html`` (and its audio/spectrogram files) into ``out_dir``; return its path."""
     from markupsafe import Markup
@@ -328,6 +334,8 @@ def write_html(
                  "dirs": ", ".join(df.attrs.get("results_dirs", [])), "provenance": prov_txt},
         mixed=list(df.attrs.get("mixed", [])), warnings=list(df.attrs.get("warnings", [])), notes=list(notes),
         headline=headline, verdicts=_frame_table(verdicts), verdict_note=verdict_note,
+        across=_frame_table(across), across_note=across_note, secondary=secondary or "",
+        secondary_verdicts=_frame_table(secondary_verdicts), secondary_note=secondary_note,
         howto=_howto(df, board, objectives or [], budget, per_decade),
         board=_leaderboard(board),
         plots=[{"name": name, "href": _href(p, root)} for name, p in plots.items()],

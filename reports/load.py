@@ -4,17 +4,21 @@ Columns (all rows, ok and failed):
 
 * identity: ``uid`` (unique across the loaded directories; the ``candidate_id``, prefixed with the
   study or directory name where two directories share an id), ``candidate_id``, ``study``, ``trial``,
-  ``family``, ``size``, ``method`` (the recipe's method view), ``method_params`` (compact JSON text of the recipe's
-  parameters view, for display only), ``tags`` (sorted tuple of the tags the record's steps declared: ``reference``
-  for the teacher, ``distillation``, ``from_scratch``...), ``training`` (the steps' training summaries, in order),
-  ``hparams`` (the method's settings in one short line, :func:`hparams_text`) and ``hparam_values`` (dict
-  ``<step>.<name>`` -> value, :func:`hyperparameters`), ``dataset``, ``instrument``, ``seed``, ``config_id`` (shared by the seeds of
+  ``family``, ``size``, ``method`` (the recipe's method view), ``arm`` (the method with the variants its steps
+  reported, :func:`arm_label`), ``teacher`` / ``teacher_seed`` (the teacher the method used; None for scratch and
+  older records), ``method_params`` (compact JSON text of the recipe's parameters view, for display only), ``tags``
+  (sorted tuple of the tags the record's steps declared: ``reference`` for the teacher, ``distillation``,
+  ``from_scratch``...), ``training`` (the steps' training summaries, in order), ``hparams`` (the method's settings
+  in one short line, :func:`hparams_text`) and ``hparam_values`` (dict ``<step>.<name>`` -> value,
+  :func:`hyperparameters`), ``dataset``, ``instrument``, ``seed``, ``config_id`` (shared by the seeds of
   one configuration; None when the record has none), ``results_dir``;
 * outcome: ``status`` (``ok``/``failed``) and ``error``;
 * one float column per metric any row carries (NaN where a row lacks it), plus ``<metric>_ci_low`` /
   ``<metric>_ci_high`` where a record gave an interval;
 * ``per_clip`` (dict of lists, for significance tests) with ``clip_ids`` / ``recording_ids`` (the clips' identity,
   None in records written before it was kept), ``metric_defs`` (dict metric -> definition);
+* training compute (:data:`COMPUTE_COLS`): ``own_*`` (the candidate's own training: steps, examples, seconds,
+  FLOPs) and ``total_*`` (including its teacher's training); NaN in records written before compute was kept;
 * ``valid_mss`` (the validation MSS of the evaluated weights, NaN when nothing was trained) and ``evaluated_at``
   (``best`` or ``last`` checkpoint; None when nothing was trained): :func:`reports.convergence.selected_validation`;
 * artifacts resolved to absolute paths against the records file's folder: ``checkpoint``, ``audio_dir``,
@@ -51,7 +55,7 @@ from ddspbench.suite.recipe import REFERENCE, Recipe
 from ddspbench.suite.records import ResultRecord, metric_unit, read_records
 
 __all__ = ["load_results", "loaded_note", "records_frame", "HARDWARE_KEYS", "metric_columns", "finite", "clip_values",
-           "hyperparameters", "hparams_text", "is_reference", "reference_mask"]
+           "hyperparameters", "hparams_text", "is_reference", "reference_mask", "arm_label", "COMPUTE_COLS"]
 
 HARDWARE_KEYS: tuple[str, ...] = ("machine", "threads", "device")
 _PROVENANCE_COLS: tuple[str, ...] = (*HARDWARE_KEYS, "cpu_model", "torch_version", "git_commit", "cpu_count",
@@ -130,6 +134,29 @@ def reference_mask(df: pd.DataFrame) -> pd.Series:
     return df["tags"].map(is_reference).astype(bool)
 
 
+COMPUTE_COLS: tuple[str, ...] = ("own_steps", "own_examples", "own_seconds", "own_flops",
+                                  "total_steps", "total_examples", "total_seconds", "total_flops")
+"""Training compute of a row (:mod:`suite.compute`): its own (marginal) and including its teacher's training."""
+
+
+def arm_label(rec: ResultRecord) -> str:
+    """What a comparison calls a row: its method, with the variants its steps reported (their reports' ``variant``:
+    ``scratch (teacher+student steps)``, ``prune (KD fine-tune)``)."""
+    variants = [str(s.details["variant"]) for s in rec.steps if isinstance(s.details.get("variant"), str)]
+    return f"{rec.method} ({'; '.join(dict.fromkeys(variants))})" if variants else rec.method
+
+
+def _compute_cols(compute: dict[str, Any] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {c: math.nan for c in COMPUTE_COLS}
+    for part in ("own", "total"):
+        values = (compute or {}).get(part) or {}
+        for k in ("steps", "examples", "seconds", "flops"):
+            v = values.get(k)
+            if v is not None:
+                out[f"{part}_{k}"] = float(v)
+    return out
+
+
 def _row(rec: ResultRecord, base: Path) -> dict[str, Any]:
     art = rec.artifacts or {}
     prov = rec.provenance or {}
@@ -142,6 +169,10 @@ def _row(rec: ResultRecord, base: Path) -> dict[str, Any]:
         "family": rec.family,
         "size": rec.size,
         "method": rec.method,
+        "arm": arm_label(rec),
+        "teacher": (rec.teacher or {}).get("label"),
+        "teacher_seed": (rec.teacher or {}).get("seed"),
+        **_compute_cols(rec.compute),
         "method_params": json.dumps(rec.method_params, sort_keys=True, separators=(",", ":"), default=str),  # shown
         "tags": tuple(sorted(rec.tags)),
         "training": rec.training,

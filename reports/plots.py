@@ -12,6 +12,7 @@ on a log scale.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -288,3 +289,56 @@ def default_plots(df: pd.DataFrame, out_dir: str | Path, rtf_metric: str = "rtf_
         if path is not None:
             made["hypervolume_history"] = path
     return made
+
+
+def compute_curves_plot(runs: pd.DataFrame, out_path: str | Path, *, title: str | None = None) -> Path | None:
+    """Validation MSS against cumulative training FLOPs, one line per training run, coloured by arm.
+
+    A run's x starts at what it inherited (its teacher's training: ``total_flops - own_flops``) and advances by its
+    FLOPs per step (``own_flops / own_steps``), so KD and pruning start where their teacher's training ended and
+    scratch at zero: quality against the compute it really cost. Rows need the record's compute and a learning
+    curve; methods without training (int8) have no curve and are listed in the title. None when no row has both.
+    """
+    from ddspbench.reports.convergence import training_reports
+
+    need = {"own_flops", "own_steps", "total_flops", "training"}
+    if not need <= set(runs.columns):
+        return None
+    ok = runs[(runs["status"] == "ok") & ~reference_mask(runs)]
+    arm_col = ok["arm"] if "arm" in ok.columns else ok["method"]
+    lines: list[tuple[str, np.ndarray, np.ndarray]] = []
+    untrained: set[str] = set()
+    for (_, r), arm in zip(ok.iterrows(), arm_col, strict=True):
+        own, steps, total = (float(r[c]) if r[c] == r[c] else math.nan for c in ("own_flops", "own_steps", "total_flops"))
+        reps = training_reports(r["training"])
+        curve = reps[-1].get("curve") if reps else None
+        if not curve or not (steps > 0) or not math.isfinite(own) or not math.isfinite(total):
+            if math.isfinite(total):
+                untrained.add(str(arm))
+            continue
+        pts = np.asarray([(float(s), float(v)) for s, v in curve if v is not None], dtype=float)
+        if not len(pts):
+            continue
+        x = (total - own) + pts[:, 0] * (own / steps)
+        lines.append((str(arm), x, pts[:, 1]))
+    if not lines:
+        return None
+    plt = _pyplot()
+    styles = method_styles(sorted({a for a, _, _ in lines}))
+    fig, ax = plt.subplots(figsize=(9.0, 5.2), dpi=110)
+    try:
+        seen: set[str] = set()
+        for arm, x, y in sorted(lines, key=lambda t: t[0]):
+            ax.plot(x, y, color=styles[arm][1], lw=1.1, alpha=0.8, label=None if arm in seen else arm)
+            ax.scatter(x[-1:], y[-1:], color=styles[arm][1], s=14, zorder=3)
+            seen.add(arm)
+        ax.set_xscale("symlog", linthresh=max(1.0, min(float(x[x > 0].min()) for _, x, _ in lines if (x > 0).any())))
+        ax.set_xlabel("cumulative training FLOPs incl. the teacher's (counted: matrix products, convolutions)")
+        ax.set_ylabel("validation MSS (during training)")
+        extra = f"; no training, not shown: {', '.join(sorted(untrained))}" if untrained else ""
+        ax.set_title((title or "quality vs cumulative compute") + extra, fontsize=10)
+        ax.grid(True, which="both", alpha=0.25)
+        ax.legend(title="arm", fontsize=7, title_fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        return _save(fig, out_path)
+    finally:
+        plt.close(fig)

@@ -36,9 +36,10 @@ import numpy as np
 import pandas as pd
 
 from ddspbench.reports.convergence import combine_flags
-from ddspbench.suite.metrics.declare import declared
+from ddspbench.reports.load import COMPUTE_COLS
+from ddspbench.suite.metrics.declare import Role, declared
 
-__all__ = ["SEEDS_NOTE", "configurations", "has_repeats", "record_run"]
+__all__ = ["SEEDS_NOTE", "is_set_metric", "configurations", "has_repeats", "record_run"]
 
 SEEDS_NOTE = (
     "Configurations run with several seeds are one row each: metrics are means over seeds, n_seeds says how many, "
@@ -80,10 +81,25 @@ def _clipwise_mean(lists: list[list[float]]) -> list[float] | None:
     return [float(v) for v in out]
 
 
+def is_set_metric(metric: str | None) -> bool:
+    """Whether ``metric`` is a quality metric measured on the whole test set at once (a distance between two sets of
+    embeddings: declared ``role`` quality and not ``paired`` per clip): a run is one value, and a verdict on it rests
+    on the spread between runs alone."""
+    decl = declared(metric) if metric else None
+    return decl is not None and decl.role is Role.QUALITY and not decl.paired
+
+
 def record_run(row: Any, quality: str | None) -> dict[str, Any] | None:
     """One record's row (a dict or a pandas row) as the run a verdict tests (:mod:`reports.stats`): its seed, its
-    per-clip values of ``quality`` and the clips' identity; None when it has no per-clip values."""
+    per-clip values of ``quality`` and the clips' identity; None when it has no per-clip values. A set-level metric
+    (:func:`is_set_metric`) is one value on one "recording", the test set."""
     pc = row.get("per_clip")
+    if is_set_metric(quality):
+        v = row.get(quality)
+        if v is None or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
+            return None
+        return {"seed": row.get("seed"), "uid": row.get("uid"), "values": [float(v)], "clip_ids": ["test set"],
+                "recording_ids": ["test set"]}
     if quality is None or not isinstance(pc, dict) or not pc.get(quality):
         return None
     return {"seed": row.get("seed"), "uid": row.get("uid"), "values": list(pc[quality]),
@@ -105,6 +121,14 @@ def _merge(grp: pd.DataFrame, metrics: list[str], quality: str | None) -> dict[s
     if "valid_mss" in grp.columns:  # the configuration is chosen on validation: its mean over seeds
         v = pd.to_numeric(grp["valid_mss"], errors="coerce").to_numpy(dtype=float)
         row["valid_mss"] = float(v[np.isfinite(v)].mean()) if np.isfinite(v).any() else math.nan
+    for c in COMPUTE_COLS:  # per run: each run paid it (the configuration's total is n times this)
+        if c in grp.columns:
+            v = pd.to_numeric(grp[c], errors="coerce").to_numpy(dtype=float)
+            row[c] = float(v[np.isfinite(v)].mean()) if np.isfinite(v).any() else math.nan
+    if "teacher_seed" in grp.columns:
+        seeds = sorted({int(x) for x in grp["teacher_seed"] if x is not None and not pd.isna(x)})
+        if len(seeds) > 1:
+            row["teacher"] = f"{len(seeds)} teachers (seeds {', '.join(map(str, seeds))})"
     if n == 1:
         row["seed_sd"] = math.nan
         return row

@@ -300,7 +300,9 @@ def runs_needed(res: dict[str, Any], *, alpha: float = ALPHA, power: float = POW
     room_runs = target - vd / r
     runs = max(2, math.ceil((vk + vo) / room_runs)) if room_runs > 0 else None
     room_recs = target - vk / nk - vo / no
-    recs = (max(2, math.ceil(vd / room_recs)) if vd > 0 else r) if room_recs > 0 else None
+    # recordings help only where recording-by-arm variance was measured (two or more recordings, not zero): with one
+    # recording (or FAD's one test set) more of them is no answer the data can back
+    recs = max(2, math.ceil(vd / room_recs)) if room_recs > 0 and r > 1 and vd > 0 else None
     if runs is None and recs is None:
         note = (f"neither more runs alone nor more recordings alone would settle it (diff {diff:+.3g}, T {t:.3g}): "
                 "both, or the diff is too close to T")

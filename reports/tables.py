@@ -199,6 +199,29 @@ def _converged_text(row: pd.Series) -> str:
     return text
 
 
+def _si(x: float, unit: str) -> str:
+    for prefix, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g} {prefix}{unit}"
+    return f"{x:.3g} {unit}"
+
+
+def compute_text(r: pd.Series | dict[str, Any]) -> str:
+    """A row's training compute per run, including its teacher's: ``1,200 + 1,200 steps; 0.45 TFLOP`` (own + the
+    teacher's steps where the arm used a teacher; FLOPs of both), empty for rows recorded before compute was kept."""
+    def num(c: str) -> float:
+        v = r.get(c)
+        return float(v) if isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(float(v)) else math.nan
+
+    own, total = num("own_steps"), num("total_steps")
+    if math.isnan(total):
+        return ""
+    steps = (f"{format_value(own)} + {format_value(total - own)} steps" if not math.isnan(own) and total > own
+             else f"{format_value(total)} steps")
+    flops = num("total_flops")
+    return steps + (f"; {_si(flops, 'FLOP')}" if not math.isnan(flops) else "; FLOPs unknown")
+
+
 def _why_inconclusive(r: pd.Series) -> str:
     """The short reason an inconclusive verdict gives in the verdict table (the full note is in the JSON/CSV)."""
     note = str(r.get("note") or "")
@@ -219,8 +242,10 @@ def _why_inconclusive(r: pd.Series) -> str:
 
 def verdict_display(verdicts: pd.DataFrame, quality: str, units: dict[str, str] | None = None) -> pd.DataFrame:
     """The verdict table for people, ten columns at most (the full table stays in the JSON/CSV):
-    family, arm (KD's marked), size, params, runs, quality with its 95 % interval over runs, ``KD - arm`` with its
-    95 % interval, T, the verdict (with why for an inconclusive one), converged. Dataset and instrument lead as a
+    family, arm (KD's marked; a method's variant such as scratch at the teacher+student budget is its own arm), size,
+    params, training compute per run including the teacher's (:func:`compute_text`; left out for records from before
+    it was kept), runs, quality with its 95 % interval over runs, ``KD - arm`` with its 95 % interval and the
+    equivalence margin T, the verdict (with why for an inconclusive one), converged. Dataset and instrument lead as a
     column only when the table holds several."""
     if verdicts.empty:
         return pd.DataFrame()
@@ -241,22 +266,27 @@ def verdict_display(verdicts: pd.DataFrame, quality: str, units: dict[str, str] 
         diff = _signed(r.get("diff"))
         if diff and _signed(r.get("ci_low")):
             diff += f" [{_signed(r.get('ci_low'))}, {_signed(r.get('ci_high'))}]"
+        if diff and format_value(r.get("threshold")):
+            diff += f", T {format_value(r.get('threshold'))}"
         row = {"instrument": "/".join(str(v) for v in (r.get("dataset"), r.get("instrument")) if isinstance(v, str) and v)
                } if many else {}
+        arm = r.get("arm") if isinstance(r.get("arm"), str) else r["method"]
         row.update({
             "family": r.get("family"),
-            "arm": f"{r['method']} (KD)" if kd else r["method"],
+            "arm": f"{arm} (KD)" if kd else arm,
             "size": r.get("size"),
             "params": format_value(r.get("params")),
+            "compute incl. teacher": compute_text(r),
             "runs": format_value(r.get("n_seeds")),
             f"{quality} (95 % CI)": q,
-            "KD - arm (95 % CI)": diff,
-            "T": format_value(r.get("threshold")) if diff else "",
+            "KD - arm (95 % CI), T": diff,
             "verdict (of KD)": verdict,
             "converged": _converged_text(r),
         })
         rows.append(row)
     out = pd.DataFrame(rows)
+    if not out["compute incl. teacher"].astype(bool).any():  # records from before compute was kept
+        out = out.drop(columns=["compute incl. teacher"])
     return out.drop(columns=["size"]) if many else out
 
 
@@ -519,11 +549,11 @@ def print_verdicts(report_json: str | Path, console: Console | None = None) -> N
     # a terminal is narrow: the arm's mean without its interval, no size or params (report.md has them)
     shown[f"{quality} (95 % CI)"] = shown[f"{quality} (95 % CI)"].astype(str).str.split(" [", n=1, regex=False).str[0]
     shown = shown.rename(columns={f"{quality} (95 % CI)": quality, "verdict (of KD)": "verdict"})
-    keep = [c for c in ("instrument", "family", "arm", "runs", quality, "KD - arm (95 % CI)", "T", "verdict")
+    keep = [c for c in ("instrument", "family", "arm", "runs", quality, "KD - arm (95 % CI), T", "verdict")
             if c in shown.columns]
     table = Table(title="Verdict per family: KD's arm against each method", title_justify="left")
     for c in keep:
-        table.add_column(Text(c), overflow="fold", no_wrap=c not in ("verdict", "arm", "KD - arm (95 % CI)"))
+        table.add_column(Text(c), overflow="fold", no_wrap=c not in ("verdict", "arm", "KD - arm (95 % CI), T"))
     for r in shown[keep].itertuples(index=False):
         table.add_row(*(Text(format_value(v)) for v in r))
     console.print(Text(str(data.get("headline", ""))))

@@ -32,6 +32,7 @@ import torch
 from ddspbench.compressors._base import CompressContext
 from ddspbench.compressors.chain import compress_steps
 from ddspbench.suite.checkpoint import load_checkpoint, save_checkpoint
+from ddspbench.suite.compute import candidate_compute, training_compute, uses_teacher_training
 from ddspbench.suite.data import prepare
 from ddspbench.suite.data.api import check_size
 from ddspbench.suite.data.store import load_meta, load_split
@@ -119,10 +120,14 @@ def check_sweep_fits(cfg: SweepConfig) -> None:
                                      frames=cfg.data.frames), n_params)
 
 
-def teacher_key(family: str, cfg: SweepConfig) -> str:
-    """Hash of what determines a teacher: family, constructor config, data, recipe, seed (not the device)."""
+def teacher_key(family: str, cfg: SweepConfig, index: int = 0) -> str:
+    """Hash of what determines a teacher: family, constructor config, data, recipe, seed (not the device).
+
+    ``index`` picks one of ``cfg.teacher.seeds`` teachers (seed ``cfg.seed + index``); teacher 0 keeps the key
+    teachers had before there could be several."""
     recipe = dataclasses.asdict(cfg.teacher)
     recipe.pop("widths", None)
+    recipe.pop("seeds", None)  # how many teachers there are changes none of them
     recipe.pop("family_steps", None)  # this family's steps only: another family's budget changes nothing here
     recipe["steps"] = cfg.teacher.steps_for(family)
     if recipe.get("checkpoint") == "last":  # what every teacher was before best-checkpoint selection: caches stay valid
@@ -133,7 +138,7 @@ def teacher_key(family: str, cfg: SweepConfig) -> str:
         "config": teacher_config(family, cfg),
         "data": _data_identity(cfg),
         "recipe": recipe,
-        "seed": cfg.seed,
+        "seed": cfg.teacher.seed_of(cfg.seed, index),
     })
 
 
@@ -149,13 +154,14 @@ def failed_record(cfg: SweepConfig, *, candidate_id: str, family: str, size: str
                   error: str, trial: int | None = None, steps: tuple[StepReport, ...] = (),
                   sampled: dict[str, Any] | None = None, dataset: str | None = None,
                   provenance: dict[str, Any] | None = None, seed: int | None = None,
-                  config_id: str | None = None) -> ResultRecord:
+                  config_id: str | None = None, teacher: dict[str, Any] | None = None,
+                  instrument: str | None = None) -> ResultRecord:
     """A record for a candidate that did not produce numbers (``seed`` defaults to ``cfg.seed``); ``sampled``: the
     sampler's raw choices of a trial that has no ``recipe``."""
     return ResultRecord.with_units(
         candidate_id=candidate_id, study=cfg.study, trial=trial, family=family, size=size, recipe=recipe,
         steps=steps, sampled=dict(sampled or {}), dataset=dataset or cfg.data.dataset,
-        seed=cfg.seed if seed is None else seed, config_id=config_id,
+        seed=cfg.seed if seed is None else seed, config_id=config_id, teacher=teacher, instrument=instrument,
         status="failed", error=error[:300], provenance={"preset": cfg.preset, **(provenance or {})},
     )
 
@@ -176,7 +182,7 @@ def teacher_recipe(family: str, info: dict[str, Any]) -> tuple[Recipe, StepRepor
     recipe = Recipe.reference(family, steps=info["steps"])
     report = StepReport(method=REFERENCE_STEP, params={"steps": info["steps"]}, tags=(REFERENCE,),
                         size_label=info["size"], seconds=info.get("train_seconds"), training=info.get("train") or None,
-                        details={"config": info["config"]})
+                        compute=dict(info.get("compute") or {}), details={"config": info["config"]})
     return recipe, report
 
 
@@ -196,7 +202,7 @@ class Workspace:
         self.cache = Path(cache) if cache is not None else self.out / "cache"
         self.records_path = self.out / "records.jsonl"
         self._splits: dict[str, ClipSet] | None = None
-        self._teachers: dict[str, tuple[nn.Module, dict[str, Any]]] = {}
+        self._teachers: dict[tuple[str, int], tuple[nn.Module, dict[str, Any]]] = {}
         self._dataset_name: str | None = None
         self.note: Callable[[str], None] = lambda text: None
         """Where progress notes go (the sweep display sets it)."""
@@ -247,6 +253,13 @@ class Workspace:
         return self._splits
 
     @property
+    def instrument(self) -> str | None:
+        """The instrument of the test clips when they are all one (a per-instrument study), else None: records carry
+        it, and reports compare arms only within one instrument."""
+        names = {str(x) for x in self.splits()["test"].instruments}
+        return names.pop() if len(names) == 1 else None
+
+    @property
     def dataset_name(self) -> str:
         if self._dataset_name is None:
             self.splits()
@@ -269,40 +282,45 @@ class Workspace:
 
     # --- teachers -----------------------------------------------------------------------------------
 
-    def teacher(self, family: str) -> tuple[nn.Module, dict[str, Any]]:
-        """The family's trained teacher (eval mode) and its cache info; trained once, then loaded."""
-        if family in self._teachers:
-            return self._teachers[family]
+    def teacher(self, family: str, index: int = 0) -> tuple[nn.Module, dict[str, Any]]:
+        """The family's trained teacher ``index`` (of ``cfg.teacher.seeds``; eval mode) and its cache info, with
+        ``seed`` and ``label`` (what records call it); trained once, then loaded."""
+        index %= max(1, self.cfg.teacher.seeds)
+        if (family, index) in self._teachers:
+            return self._teachers[(family, index)]
         self.apply_threads()
-        key = teacher_key(family, self.cfg)
+        key = teacher_key(family, self.cfg, index)
+        seed = self.cfg.teacher.seed_of(self.cfg.seed, index)
         tdir = self.cache / "teachers" / f"{family}-{key}"
         done = tdir / "teacher.json"
         if not done.is_file():
             with file_lock(tdir.with_name(tdir.name + ".lock")):
                 if not done.is_file():
                     self.note(f"training the {family} teacher ({teacher_size_label(family, self.cfg)}, "
-                              f"{self.cfg.teacher.steps_for(family)} steps) once, cached in {tdir}")
-                    self._train_teacher(family, key, tdir)
+                              f"{self.cfg.teacher.steps_for(family)} steps, seed {seed}) once, cached in {tdir}")
+                    self._train_teacher(family, key, tdir, seed)
         info = json.loads(done.read_text())
+        info.setdefault("seed", seed)
+        info["label"] = f"{family} {info['size']}, {info['steps']} steps, seed {info['seed']} ({key[:8]})"
         model, _ = load_checkpoint(tdir / "model.pt", map_location=self.cfg.device)
         # Eval mode only: compressors freeze the teacher themselves where they train against it, and
         # torch-pruning traces autograd, so a teacher without requires_grad would not be pruned at all.
         model.eval()
-        self._teachers[family] = (model, info)
+        self._teachers[(family, index)] = (model, info)
         self._ensure_teacher_record(family, model, info, tdir)
         return model, info
 
-    def _train_teacher(self, family: str, key: str, tdir: Path) -> None:
+    def _train_teacher(self, family: str, key: str, tdir: Path, seed: int) -> None:
         if tdir.exists():
             shutil.rmtree(tdir)  # a half-written teacher is never used
         tdir.mkdir(parents=True)
         sp = self.splits()
         t = self.cfg.teacher
-        torch.manual_seed(self.cfg.seed)
+        torch.manual_seed(seed)
         model = FAMILIES.get(family)(**teacher_config(family, self.cfg))
         model.size_name = teacher_size_label(family, self.cfg)
         steps = t.steps_for(family)
-        tc = TrainConfig(steps=steps, batch_size=t.batch_size, lr=t.lr, device=self.cfg.device, seed=self.cfg.seed,
+        tc = TrainConfig(steps=steps, batch_size=t.batch_size, lr=t.lr, device=self.cfg.device, seed=seed,
                          valid_every=max(1, steps), checkpoint_every=max(1, steps), checkpoint=t.checkpoint)
         res = train(model, sp["train"], sp["valid"], tc, out_dir=tdir / "train", progress=False)
         save_checkpoint(res.model, tdir / "model.pt", {"method": "teacher", "key": key, "steps": res.steps})
@@ -310,7 +328,8 @@ class Workspace:
             "format": TEACHER_FORMAT, "family": family, "key": key, "size": teacher_size_label(family, self.cfg),
             "config": teacher_config(family, self.cfg), "steps": res.steps, "train_seconds": res.seconds,
             "valid_mss": res.best_valid if res.selected == "best" else res.last_valid, "dataset": self.dataset_name,
-            "train": train_summary(res),
+            "train": train_summary(res), "seed": seed,
+            "compute": training_compute(res.model, sp["train"], tc, None, res.steps, res.seconds),
         }
         shutil.rmtree(tdir / "train", ignore_errors=True)
         tmp = tdir / "teacher.json.tmp"
@@ -338,12 +357,17 @@ class Workspace:
                         "preset": self.cfg.preset}
                 append_record(self.records_path, failed_record(
                     self.cfg, candidate_id=cid, family=family, size=info["size"], recipe=recipe, steps=(report,),
-                    error=f"teacher evaluation: {one_line(exc)}", dataset=self.dataset_name, provenance=prov))
+                    error=f"teacher evaluation: {one_line(exc)}", dataset=self.dataset_name, instrument=self.instrument,
+                    provenance=prov))
                 self.note(f"the {family} teacher's evaluation failed ({one_line(exc)}); recorded, students go on")
                 return
+            own = info.get("compute") or {"steps": info["steps"], "examples": None,
+                                          "seconds": info.get("train_seconds"), "flops": None}
             record = ResultRecord.with_units(
                 candidate_id=cid, study=self.cfg.study, trial=None, family=family, size=info["size"], recipe=recipe,
-                steps=(report,), dataset=self.dataset_name, seed=self.cfg.seed,
+                steps=(report,), dataset=self.dataset_name, seed=int(info.get("seed", self.cfg.seed)),
+                instrument=self.instrument,
+                compute=candidate_compute({"compute": own}, float(own.get("seconds") or 0.0), None),
                 **_record_fields(fields, self, tdir / "model.pt"),
             )
             append_record(self.records_path, record)
@@ -392,7 +416,8 @@ def results_relative(path: str | Path, out: Path) -> str:
 
 
 def compress_candidate(spec: Recipe, teacher: nn.Module, ws: Workspace, work_dir: Path,
-                       seed: int | None = None) -> tuple[nn.Module, tuple[StepReport, ...]]:
+                       seed: int | None = None, teacher_steps: int | None = None
+                       ) -> tuple[nn.Module, tuple[StepReport, ...]]:
     """Run the candidate's steps on ``teacher``, each with its own parameters; returns the model and its step reports.
 
     ``seed`` seeds the steps' training and random draws (default ``cfg.seed``; a sweep's repeats vary it).
@@ -402,7 +427,8 @@ def compress_candidate(spec: Recipe, teacher: nn.Module, ws: Workspace, work_dir
     ctx = CompressContext(train_set=sp["train"], valid_set=sp["valid"], steps=s.steps_for(spec.family),
                           batch_size=s.batch_size,
                           lr=s.lr, device=ws.cfg.device, seed=ws.cfg.seed if seed is None else seed, frames=ws.cfg.data.frames,
-                          work_dir=work_dir, progress=False, train_options={"checkpoint": s.checkpoint})
+                          work_dir=work_dir, progress=False, train_options={"checkpoint": s.checkpoint},
+                          teacher_steps=teacher_steps)
     result = compress_steps(teacher, ctx, spec.method, spec.run_steps())
     return result.model, result.steps
 
@@ -421,13 +447,21 @@ def run_candidate(spec: Recipe, ws: Workspace, *, candidate_id: str, trial: int 
                              "recipe": spec, "trial": trial, "seed": seed, "config_id": config_id}
     cdir = ws.out / "candidates" / candidate_id
     try:
-        teacher, _ = ws.teacher(spec.family)
+        uses_teacher = uses_teacher_training(COMPRESSORS.get(name) for name, _ in spec.steps)
+        teacher, tinfo = ws.teacher(spec.family, seed - cfg.seed)  # run k of a configuration: teacher k mod seeds
+        ident["instrument"] = ws.instrument
+        if uses_teacher:
+            ident["teacher"] = {"key": tinfo["key"], "seed": tinfo["seed"], "size": tinfo["size"],
+                                "steps": tinfo["steps"], "label": tinfo["label"]}
         ws.write_targets()
         if cdir.exists():
             shutil.rmtree(cdir)  # left by an interrupted attempt with the same id
         t0 = time.perf_counter()
-        model, reports = compress_candidate(spec, teacher, ws, cdir / "work", seed)
+        model, reports = compress_candidate(spec, teacher, ws, cdir / "work", seed, teacher_steps=tinfo["steps"])
         train_seconds = time.perf_counter() - t0
+        # each step's own compute is in its report (suite.recipe.StepReport.compute); the record's adds the teacher's
+        compute = candidate_compute([{"compute": r.compute} for r in reports], train_seconds,
+                                    tinfo if uses_teacher else None)
         shutil.rmtree(cdir / "work", ignore_errors=True)
         ckpt = save_checkpoint(model, cdir / "model.pt", {"recipe": spec.to_dict(), "method": spec.method,
                                                            "method_params": spec.method_params,
@@ -439,7 +473,8 @@ def run_candidate(spec: Recipe, ws: Workspace, *, candidate_id: str, trial: int 
         missing = [m for m in cfg.objectives if not _finite(rec_fields["metrics"].get(m))]
         if missing:
             raise RuntimeError(f"objective(s) not measured or not finite: {', '.join(missing)}")
-        return ResultRecord.with_units(**ident, steps=reports, study=cfg.study, dataset=ws.dataset_name, **rec_fields)
+        return ResultRecord.with_units(**ident, steps=reports, study=cfg.study, dataset=ws.dataset_name, compute=compute,
+                                       **rec_fields)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # noqa: BLE001 - every candidate failure becomes a failed record

@@ -14,7 +14,7 @@ from typing import Any
 
 from ddspbench.suite.errors import UserError
 
-__all__ = ["Preset", "PRESETS", "PAPER_INSTRUMENT_CONFIG", "preset_tree"]
+__all__ = ["Preset", "PRESETS", "PAPER_INSTRUMENT_CONFIG", "COMPARE_INSTRUMENTS", "preset_tree"]
 
 
 @dataclass(frozen=True)
@@ -145,49 +145,58 @@ _PAPER = Preset(
 # converged from 140-180 steps) and the first compare run, benchmarks/results_compare_v1.md (at 600 steps every HpN student
 # still improved 8-14 % over its last 20 %, and the 300-step HpN teacher was no better than they were).
 _COMPARE_STEPS = {"hpn": 1200, "ddx7": 300}  # teachers and candidates alike
+COMPARE_INSTRUMENTS: tuple[str, ...] = ("violin", "flute", "trumpet")
+"""The instruments a full compare run covers, one study each (``benchmarks/run_compare.py``); the preset alone is
+the first one's."""
 _COMPARE = Preset(
     name="compare",
     description=(
-        "HpN and DDX7 on one soundfont instrument (violin rendered with FluidR3_GM; 40 recordings: 12 test clips of 1 s), "
-        "scratch vs kd_audio vs kd_control vs prune vs quantize at matched sizes: reduced students and the teacher "
-        "pruned to about their size, trained/fine-tuned for the family's budget (HpN 1200 steps, DDX7 300; batch 8, 1 s "
-        "crops, AdamW 2e-3), int8 of the same teacher (trained 1200 / 300 steps), 10 configurations, the 8 trained ones x "
-        "3 seeds (int8 is deterministic: one record). Budgets per family from measured curves: DDX7 students stay "
-        "converged from 140-180 steps; at 600 steps every HpN student was still improving 8-14 % over its last 20 % "
-        "(benchmarks/results_compare_v1.md), so HpN gets what the hour affords. Measured: 47 min on 2 cores with two "
-        "1-thread processes (sweep --setup-only, then two workers; benchmarks/results_compare_v1.md); its verdicts under "
-        "the run-level rules: benchmarks/results_compare.md"
+        "KD vs scratch vs pruning vs int8 at matched sizes, with compute on the table, per soundfont instrument "
+        "(FluidR3_GM violin; benchmarks/run_compare.py runs violin, flute and trumpet as one study each): 80 "
+        "recordings (8 test recordings, 24 test clips of 1 s), HpN and DDX7 reduced students, 14 arms per "
+        "instrument: scratch at the student's budget and at the teacher's plus the student's (compute-matched to "
+        "KD), kd_audio, kd_control, the teacher pruned to about the students' size and fine-tuned plainly or on the "
+        "KD loss, int8 of the teacher; every trained arm with 8 runs spread over 2 teachers (teacher seeds), int8 "
+        "once per teacher. Budgets per family from measured curves (HpN 1200 steps, DDX7 300; batch 8, 1 s crops, "
+        "AdamW 2e-3); FAD (aisfx) beside MSS. Records carry each arm's compute including its teacher's. Measured "
+        "times and the verdicts: benchmarks/results_compare.md"
     ),
     tree={
         "preset": "compare",
         "study": "compare",
-        # the (family, method) pairs = 10: the covering set enqueues each pair and every parameter has one choice, so
-        # nothing is sampled; each trained configuration runs with 3 seeds (one record each, shared config_id)
-        "trials": 10,
-        "repeats": 3,
+        # every arm is enqueued (grid covering): 7 per family, each parameter's choices crossed, nothing sampled;
+        # each trained configuration runs with 8 seeds (one record each, shared config_id)
+        "trials": 14,
+        "repeats": 8,
+        "grid": True,
         "sampler": "tpe",
         "threads": 1,
-        "data": {"dataset": "soundfont", "options": {"instruments": "violin", "recordings": 40},
+        "data": {"dataset": "soundfont", "options": {"instruments": "violin", "recordings": 80},
                  "frames": 250, "max_valid": 8},
         "teacher": {"steps": 300, "family_steps": dict(_COMPARE_STEPS), "batch_size": 8, "lr": 2e-3,
-                    "size": "full", "widths": {"hpn": {"hidden": 64}}},
+                    "size": "full", "widths": {"hpn": {"hidden": 64}}, "seeds": 2},
         "student": {"steps": 300, "family_steps": dict(_COMPARE_STEPS), "batch_size": 8, "lr": 2e-3},
         "space": {
             "families": ["hpn", "ddx7"],
             "methods": ["scratch", "kd_audio", "kd_control", "prune", "quantize"],
             "sizes": ["reduced"],
             "params": {
+                # the student's budget, and the teacher's plus the student's: what KD's arm cost with its teacher
+                "scratch": {"budget": {"choices": ["student", "teacher+student"]}},
                 "kd_audio": {"kd_weight": {"choices": [0.5]}, "target_weight": {"choices": [0.5]}},
                 "kd_control": {"kd_weight": {"choices": [1.0]}, "target_weight": {"choices": [0.5]}},
                 # ratio 0.675 leaves HpN(h64) 26.6k / DDX7 58.5k parameters against the reduced students' 23.5k /
-                # 67.9k; fine-tuned as many steps as the family's students train (finetune_steps None), plain MSS
+                # 67.9k; fine-tuned as many steps as the family's students train (finetune_steps None), on plain MSS
+                # or on the KD loss (inherited weights and the distillation target, told apart)
                 "prune": {"ratio": {"choices": [0.675]}, "finetune_steps": {"choices": [None]},
-                          "kd_weight": {"choices": [0.0]}},
+                          "kd_weight": {"choices": [0.0, 0.5]}},
                 "quantize": {"method": {"choices": ["int8"]}},
             },
         },
-        "evaluation": {"embedding": "logmel", "stream_buffers": [64, 256], "n_audio_examples": 2,
-                       "speed_backend": "native"},
+        # no "memory": a fresh process per candidate (~10 s) to measure what the architecture fixes, the same for
+        # every run of an arm (`ddspbench bench` or a plain sweep measures it)
+        "evaluation": {"metrics": ["mss", "mss_teacher", "fad", "rtf", "stream", "size"], "embedding": "aisfx",
+                       "stream_buffers": [64, 256], "n_audio_examples": 2, "speed_backend": "native"},
     },
 )
 

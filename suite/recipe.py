@@ -10,8 +10,9 @@ views (:attr:`Recipe.method`, :attr:`Recipe.method_params`).
 
 Tags say what a step is, for reports that must tell arms apart without knowing compressor names:
 :data:`DISTILLATION` (a teacher's outputs are a training target), :data:`FROM_SCRATCH` (a fresh student trained on
-the data alone: the baseline of distillation), :data:`PRUNING`, :data:`QUANTIZATION`, and :data:`REFERENCE` (the
-teacher a study compares against).
+the data alone: the baseline of distillation), :data:`PRUNING`, :data:`QUANTIZATION`, :data:`COMPUTE_MATCHED` (trained
+for the compute its rival spent, teacher included: an arm of its own, not the same-budget baseline), and
+:data:`REFERENCE` (the teacher a study compares against).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "PRUNING",
     "QUANTIZATION",
     "REFERENCE",
+    "COMPUTE_MATCHED",
     "REFERENCE_STEP",
 ]
 
@@ -39,6 +41,7 @@ FROM_SCRATCH = "from_scratch"
 PRUNING = "pruning"
 QUANTIZATION = "quantization"
 REFERENCE = "reference"
+COMPUTE_MATCHED = "compute_matched"
 
 REFERENCE_STEP = "teacher"
 """The name of the one step of a reference recipe (the teacher's training); its method view is ``teacher``."""

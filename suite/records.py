@@ -126,6 +126,10 @@ class ResultRecord(Measurements):
         error: one-line error for failed candidates.
         metrics, units, per_clip, intervals, metric_defs, artifacts, clips: the result fields (:class:`Measurements`).
         provenance: package version, git commit, torch version, machine fingerprint, CPU, threads, device, time, preset.
+        compute: training compute, own / inherited from the teacher / total (:mod:`suite.compute`); None in
+            records written before it was kept. (Each step's own part is also in its step report's ``compute``.)
+        teacher: the teacher a method used (``key``, ``seed``, ``size``, ``steps``, ``label``); None for methods
+            that use none (scratch) and in older records.
         sampled: the sampler's raw choices of a trial that has no recipe (else empty).
         extra: top-level fields this version does not know (a later writer's additive fields), kept and written back.
 
@@ -146,6 +150,8 @@ class ResultRecord(Measurements):
     instrument: str | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     config_id: str | None = None
+    compute: dict[str, Any] | None = None
+    teacher: dict[str, Any] | None = None
     sampled: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     schema: str = SCHEMA
@@ -203,15 +209,17 @@ class ResultRecord(Measurements):
         return cls(units=units, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict (non-finite floats become None; ``config_id`` left out when None, ``sampled`` when empty;
-        ``extra`` fields written back at the top level; ``method`` written as a view for people and ``jq``)."""
+        """A JSON-able dict (non-finite floats become None; ``config_id``, ``compute``, ``teacher`` left out when None,
+        ``sampled`` when empty; ``extra`` fields written back at the top level; ``method`` written as a view for people
+        and ``jq``)."""
         d: dict[str, Any] = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        for k in MEASUREMENT_FIELDS + ("provenance",):
+        for k in MEASUREMENT_FIELDS + ("provenance", "compute", "teacher"):
             d[k] = copy.deepcopy(d[k])
         d["recipe"] = None if self.recipe is None else self.recipe.to_dict()
         d["steps"] = [s.to_dict() for s in self.steps]
-        if d["config_id"] is None:
-            del d["config_id"]
+        for key in ("config_id", "compute", "teacher"):  # additive fields: absent when unknown
+            if d[key] is None:
+                del d[key]
         if not d["sampled"]:
             del d["sampled"]
         extra = d.pop("extra")

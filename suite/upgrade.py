@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ddspbench.suite.recipe import (
+    COMPUTE_MATCHED,
     DISTILLATION,
     FROM_SCRATCH,
     PRUNING,
@@ -99,8 +100,10 @@ def _report(desc: Mapping[str, Any], name: str, params: Mapping[str, Any], size_
         d.pop("finetune", None)
     for k in ("method", "params", "before", "after", "seconds"):
         d.pop(k, None)
-    return StepReport(method=str(desc.get("method") or name), params=dict(desc.get("params") or params),
-                      tags=LEGACY_TAGS.get(name, ()), size_label=size_label, before=dict(desc.get("before") or {}),
+    params = dict(desc.get("params") or params)
+    matched = (COMPUTE_MATCHED,) if name == "scratch" and params.get("budget") == "teacher+student" else ()
+    return StepReport(method=str(desc.get("method") or name), params=params,
+                      tags=LEGACY_TAGS.get(name, ()) + matched, size_label=size_label, before=dict(desc.get("before") or {}),
                       after=dict(desc.get("after") or {}), seconds=desc.get("seconds"),
                       training=dict(training) if isinstance(training, Mapping) else None, details=d)
 

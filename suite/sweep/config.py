@@ -114,10 +114,19 @@ class TeacherConfig(StudentConfig):
         widths: family -> constructor keyword overrides (e.g. ``{"hpn": {"hidden": 64}}`` for a
             reduced-width smoke teacher built through the same code path). A family absent here
             uses the registered size as is.
+        seeds: teachers per family, trained with seeds ``seed, seed + 1, ...``: run ``k`` of a configuration
+            (its ``k``-th repeat) uses teacher ``k mod seeds``, so a KD arm's run-to-run spread includes the
+            teacher's, and a method that only transforms the teacher (int8, pruning without fine-tuning) runs
+            once per teacher.
     """
 
     size: str = "full"
     widths: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seeds: int = 1
+
+    def seed_of(self, base_seed: int, index: int) -> int:
+        """The training seed of teacher ``index`` (``index`` modulo ``seeds``) of a sweep seeded ``base_seed``."""
+        return base_seed + index % max(1, self.seeds)
 
 
 @dataclass
@@ -162,7 +171,7 @@ class SweepConfig:
     """Everything a sweep needs, resolved from preset + YAML + flags (never holds storage credentials).
 
     Attributes:
-        preset: the preset this config started from (recorded in every record's ``method_params``).
+        preset: the preset this config started from (recorded in every record's ``provenance``).
         study: the Optuna study name.
         trials: finished trials the study should have in total (re-running runs only the missing ones).
         sampler: sampler name (:data:`suite.sweep.space.SAMPLERS`).
@@ -175,6 +184,8 @@ class SweepConfig:
         device: ``cpu`` or ``cuda``.
         covering: enqueue one trial per (method, family) pair first, so every method is measured
             before the sampler explores.
+        grid: the covering set holds one trial per combination of each pair's sizes and categorical choices
+            (every arm of a comparison, none left to chance); left out of the config hash when False.
         threads: torch intra-op threads for training (None: torch's default); small models train
             faster on one thread, and one thread per process lets workers share a machine.
     """
@@ -188,6 +199,7 @@ class SweepConfig:
     objectives: list[str] = field(default_factory=lambda: ["mss", "rtf_stream_64", "param_bytes"])
     device: str = "cpu"
     covering: bool = True
+    grid: bool = False
     threads: int | None = None
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
@@ -221,7 +233,10 @@ def config_hash(cfg: SweepConfig, exclude: tuple[str, ...] = ("trials", "study")
     and single-seed values are not one objective (the sampler would favour lucky single seeds). It is
     left out at its default 1, so studies made before it existed keep their hash.
     """
-    d = {k: v for k, v in cfg.to_dict().items() if k not in exclude and not (k == "repeats" and v == 1)}
+    d = {k: v for k, v in cfg.to_dict().items()
+         if k not in exclude and not (k == "repeats" and v == 1) and not (k == "grid" and v is False)}
+    if d.get("teacher", {}).get("seeds") == 1:  # one teacher, as before teachers had seeds: hashes stay
+        d["teacher"] = {k: v for k, v in d["teacher"].items() if k != "seeds"}
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -377,6 +392,7 @@ def _check_semantics(cfg: SweepConfig, where: str) -> None:
     # the bounds the command line declares for the same settings (suite.bounds), so a file cannot pass what a flag cannot
     TRIALS.check(cfg.trials, f"{where}.trials")
     REPEATS.check(cfg.repeats, f"{where}.repeats")
+    REPEATS.check(cfg.teacher.seeds, f"{where}.teacher.seeds")
     SEED.check(cfg.seed, f"{where}.seed")
     if not cfg.study or any(c in cfg.study for c in "/\\\n\r\0") or cfg.study.startswith("."):
         raise UserError(f"{where}.study: {cfg.study!r} is not a usable study name")

@@ -158,7 +158,7 @@ def enqueue_covering(study: optuna.Study, space: ResolvedSpace, cfg: SweepConfig
     """Enqueue the covering set once per study (call under the slot lock); returns how many were added."""
     if not cfg.covering or study.user_attrs.get(ATTR_COVERED):
         return 0
-    fixed = covering_trials(space, cfg.trials)
+    fixed = covering_trials(space, cfg.trials, grid=cfg.grid)
     for params in fixed:
         study.enqueue_trial(params)
     study.set_user_attr(ATTR_COVERED, len(fixed))
@@ -222,8 +222,10 @@ def seed_candidate_id(config_id: str, k: int) -> str:
 def trial_seeds(cfg: SweepConfig, spec: Recipe) -> list[int]:
     """The training seeds of a configuration: ``cfg.seed + k`` for ``k < cfg.repeats``, so seed ``k`` of
     every configuration is the same seed (paired). A candidate that does not depend on the seed (no
-    step trains or draws random numbers: :func:`compressors.chain.steps_use_seed`) gets ``cfg.seed`` only."""
-    n = cfg.repeats if steps_use_seed(spec.run_steps(), cfg.student.steps_for(spec.family)) else 1
+    step trains or draws random numbers: :func:`compressors.chain.steps_use_seed`) runs once per teacher it can
+    start from (``cfg.teacher.seeds``, at most ``repeats``): once when there is one teacher."""
+    n = cfg.repeats if steps_use_seed(spec.run_steps(), cfg.student.steps_for(spec.family)) else \
+        min(cfg.repeats, cfg.teacher.seeds)
     return [cfg.seed + k for k in range(n)]
 
 

@@ -232,23 +232,54 @@ def suggest_candidate(trial: optuna.trial.Trial, space: ResolvedSpace) -> Recipe
     if opt.sizes is not None:
         size = str(trial.suggest_categorical(space.size_param(family, method), opt.sizes))
     steps = []
-    for (comp, ranges, fixed), key in zip(opt.steps, step_keys([s[0] for s in opt.steps])):
+    for comp, fixed, named in _step_params(space, family, method):
         params = dict(fixed)
-        for p, spec in ranges.items():
-            narrowed = spec != space.params_of(comp).get(p)
-            params[p] = _suggest(trial, f"{key}.{p}.{family}" if narrowed else f"{key}.{p}", spec)
+        for p, (name, spec) in named.items():
+            params[p] = _suggest(trial, name, spec)
         steps.append(Step(comp, params))
     return Recipe(family=family, size=size, steps=tuple(steps))
 
 
-def covering_trials(space: ResolvedSpace, budget: int) -> list[dict[str, Any]]:
+def _step_params(space: ResolvedSpace, family: str, method: str
+                 ) -> list[tuple[str, dict[str, Any], dict[str, tuple[str, ParamSpec]]]]:
+    """Per step of ``method`` on ``family``: its compressor, its fixed values, and each searched parameter's
+    Optuna name and range (``<step>.<param>``, with ``.<family>`` where the family narrowed the range)."""
+    opt = space.options[family][method]
+    out = []
+    for (comp, ranges, fixed), key in zip(opt.steps, step_keys([s[0] for s in opt.steps]), strict=True):
+        named = {p: (f"{key}.{p}.{family}" if spec != space.params_of(comp).get(p) else f"{key}.{p}", spec)
+                 for p, spec in ranges.items()}
+        out.append((comp, dict(fixed), named))
+    return out
+
+
+def _grid(space: ResolvedSpace, family: str, method: str, fixed: dict[str, Any]) -> list[dict[str, Any]]:
+    """``fixed`` expanded over every combination of the pair's student sizes and categorical choices (numeric
+    ranges stay with the sampler)."""
+    axes: list[tuple[str, list[Any]]] = []
+    opt = space.options[family][method]
+    if opt.sizes is not None:
+        axes.append((space.size_param(family, method), list(opt.sizes)))
+    for _, _, named in _step_params(space, family, method):
+        for name, spec in named.values():
+            if spec.kind == "categorical" and spec.choices is not None:
+                axes.append((name, list(spec.choices)))
+    out = [dict(fixed)]
+    for name, values in axes:
+        out = [{**d, name: v} for d in out for v in values]
+    return out
+
+
+def covering_trials(space: ResolvedSpace, budget: int, grid: bool = False) -> list[dict[str, Any]]:
     """Fixed choices of the trials enqueued before the sampler explores (supported pairs only).
 
     Every method appears at least once, methods alternate across families (so at least two families
     are covered when two are searched). Then, leaving at least one trial to the sampler, the missing
     (method, family) pairs follow in method order (so the first methods, e.g. ``scratch`` and a KD
     method, get a candidate in every family); when ``budget`` allows, every pair appears.
-    Hyper-parameters not fixed here are left to the sampler.
+    Hyper-parameters not fixed here are left to the sampler. With ``grid``, each pair becomes one trial per
+    combination of its student sizes and categorical choices (the compare preset's arms: scratch at two budgets,
+    prune fine-tuned with and without the KD loss), as many as ``budget`` allows.
     """
     m, f = len(space.methods), len(space.families)
     supported = [(meth, fam) for fam in space.families for meth in space.methods if space.supports(fam, meth)]
@@ -268,8 +299,11 @@ def covering_trials(space: ResolvedSpace, budget: int) -> list[dict[str, Any]]:
     out = []
     for meth, fam in pairs:
         fixed: dict[str, Any] = {"family": fam, space.method_param(fam): meth}
+        if grid:
+            out.extend(_grid(space, fam, meth, fixed))
+            continue
         opt = space.options[fam][meth]
         if opt.sizes is not None:
             fixed[space.size_param(fam, meth)] = opt.sizes[0]
         out.append(fixed)
-    return out
+    return out[:budget] if grid else out

@@ -234,7 +234,7 @@ def test_report_shows_the_verdict_table(tmp_path):
     section = md.split("## Verdict per family")[1]
     header = next(line for line in section.splitlines() if line.startswith("| family"))
     assert header.count("|") - 1 <= 10
-    for col in ("arm", "params", "runs", "mss (95 % CI)", "KD - arm (95 % CI)", "T", "verdict (of KD)",
+    for col in ("arm", "params", "runs", "mss (95 % CI)", "KD - arm (95 % CI), T", "verdict (of KD)",
                 "converged"):
         assert f" {col} " in header
     full = md.split("## Verdict table, every column")[1]
