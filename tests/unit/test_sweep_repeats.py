@@ -159,6 +159,9 @@ def test_an_interrupted_trial_resumes_only_the_seeds_that_did_not_land(tmp_path,
     recs = list(read_records([ws.records_path]))
     assert [(r.candidate_id, r.status) for r in recs] == [("t0000", "ok"), ("t0000-s1", "failed")]
     assert recs[1].error.startswith("interrupted") and recs[1].seed == 1 and recs[1].config_id == "t0000"
+    # the trial kept its recipe (user attr): the interrupted record says what it was, no parameter name parsed back
+    assert recs[1].recipe is not None and recs[1].recipe.to_dict() == first.user_attrs["recipe"]
+    assert recs[1].method == recs[0].method
 
     ran = _stub(monkeypatch)
     summary = run_trials(study, storage, url, cfg, ws)
