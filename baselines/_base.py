@@ -254,9 +254,18 @@ class HarmonicDecoder(nn.Module):
         if not torch.is_grad_enabled() and not self.training and self._plain():
             return self._forward_light(f0_scaled, loudness_scaled, h0)
         x = torch.cat([self.f0_mlp(f0_scaled), self.loudness_mlp(loudness_scaled)], dim=-1)
-        hidden, h = self.gru(x, h0)
+        hidden, h = self._gru(x, h0)
         y = self.out_mlp(torch.cat([hidden, f0_scaled, loudness_scaled], dim=-1))
         return {name: head(y) for name, head in self.heads.items()}, hidden, h
+
+    def _gru(self, x: Tensor, h0: Tensor | None) -> tuple[Tensor, Tensor]:
+        """``self.gru(x, h0)``; in training on CPU (and in :func:`dsp.kernels_without_grad`) by the compiled recurrence
+        of :func:`baselines._train_kernels.gru_cpu` (the same values to float32 rounding)."""
+        if dsp.use_gru_kernels(self.gru, x):
+            from ddspbench.baselines._train_kernels import gru_cpu
+
+            return gru_cpu(self.gru, x, h0)
+        return self.gru(x, h0)  # type: ignore[no-any-return]
 
     def _plain(self) -> bool:
         plain = (nn.Linear, nn.LayerNorm, nn.LeakyReLU)
@@ -291,7 +300,7 @@ class HarmonicDecoder(nn.Module):
             h_new = torch.addcmul(n, rz[:, g:], h_prev - n)
             hidden, h = h_new.unsqueeze(1), h_new.unsqueeze(0)
         else:
-            hidden, h = gru(x, h0)
+            hidden, h = self._gru(x, h0)
         y = self._mlp_light(self.out_mlp, torch.cat([hidden, f0_scaled, loudness_scaled], dim=-1))
         return {name: F.linear(y, head.weight, head.bias) for name, head in self.heads.items()}, hidden, h
 
@@ -477,6 +486,15 @@ class DecoderFamily(DDSPFamily):
             cache = (key, frame, dsp.counter_uniform(key, frame, chunk, self.block_size))
             self._noise_cache = cache
         return cache[2][:, frame - cache[1]: frame - cache[1] + t]
+
+    def fresh_controls(self, f0_hz: Tensor, loudness_db: Tensor) -> dict[str, Tensor]:
+        """The raw heads ``forward(f0_hz, loudness_db)["controls"]`` returns from a fresh state, without the synth
+        (control distillation needs only these; the same operations, so the same values bit for bit). Unlike
+        ``forward(..., state=None)`` it draws no noise seed from torch's global RNG."""
+        ref = self._ref()
+        h0 = torch.zeros(1, f0_hz.shape[0], self.decoder.gru.hidden_size, device=ref.device, dtype=ref.dtype)
+        f0s, ls = scaled_inputs(f0_hz, loudness_db, ref.dtype)
+        return self.decoder(f0s, ls, h0)[0]
 
     def forward(self, f0_hz: Tensor, loudness_db: Tensor, state: dict[str, Any] | None = None) -> dict[str, Any]:
         """Frames ``(B, T)`` at 250 Hz -> ``{"audio": (B, 64 T), "controls", "state", "hidden"}``.

@@ -260,6 +260,16 @@ class DDX7(DDSPFamily):
         """Operator levels ``max_ol * sigmoid(raw)`` (in multiples of 2 pi)."""
         return {"ol": MAX_OL * torch.sigmoid(controls["ol"])}
 
+    def fresh_controls(self, f0_hz: Tensor, loudness_db: Tensor) -> dict[str, Tensor]:
+        """``forward(f0_hz, loudness_db)["controls"]`` from a fresh state, without the FM synth and the reverb
+        (control distillation needs only these; the same operations, so the same values bit for bit)."""
+        ref = self._ref()
+        f0s, ls = scaled_inputs(f0_hz, loudness_db, ref.dtype)
+        x = torch.cat([f0s, ls], dim=-1).transpose(1, 2)
+        history = [blk.init_history(f0_hz.shape[0], ref.device, ref.dtype) for blk in self.decoder.blocks()]
+        raw, _, _ = self.decoder(x, history)
+        return {"ol": raw.transpose(1, 2)}
+
     def forward(self, f0_hz: Tensor, loudness_db: Tensor, state: dict[str, Any] | None = None) -> dict[str, Any]:
         """Frames ``(B, T)`` at 250 Hz -> ``{"audio": (B, 64 T), "controls": {"ol": (B, T, 6)}, "state", "hidden"}``."""
         b, t = f0_hz.shape

@@ -18,7 +18,9 @@ Departures from a plain ``F.interpolate`` port, both needed for exact streaming:
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +36,10 @@ __all__ = [
     "harmonic_amplitudes",
     "harmonic_bank",
     "BANK_KERNELS",
+    "kernels_without_grad",
+    "GRU_KERNELS",
+    "use_gru_kernels",
+    "torch_paths",
     "wavetable_oscillator",
     "noise_key",
     "counter_uniform",
@@ -134,9 +140,62 @@ BANK_KERNELS = True
 ``False`` keeps the tensor path everywhere (``benchmarks/bench_train.py`` times both)."""
 
 
+_BANK_KERNELS_NO_GRAD = False
+
+
+@contextlib.contextmanager
+def kernels_without_grad() -> Iterator[None]:
+    """Inside, the training kernels (:func:`harmonic_bank`'s and the decoders' GRU, :data:`GRU_KERNELS`) serve a forward
+    without autograd too (CPU float32): a frozen teacher rendering distillation targets every training step. The
+    kernels evaluate the sines in float64, so the audio moves by the float32 path's own rounding of ``k * phase``
+    (about 4e-5 rad at k = 100), towards the exact sum; evaluation and validation keep the tensor path."""
+    global _BANK_KERNELS_NO_GRAD
+    before = _BANK_KERNELS_NO_GRAD
+    _BANK_KERNELS_NO_GRAD = True
+    try:
+        yield
+    finally:
+        _BANK_KERNELS_NO_GRAD = before
+
+
+@contextlib.contextmanager
+def torch_paths() -> Iterator[None]:
+    """Inside, the GRU kernels and :func:`kernels_without_grad` are off: the network's matrix products run as torch
+    ops, where ``FlopCounterMode`` sees them (:func:`suite.compute.step_flops` counts a step so; the harmonic bank's
+    training kernel is left as it was, uncounted, as before)."""
+    global _TORCH_PATHS
+    before = _TORCH_PATHS
+    _TORCH_PATHS = True
+    try:
+        yield
+    finally:
+        _TORCH_PATHS = before
+
+
+_TORCH_PATHS = False
+GRU_KERNELS = True
+"""Whether the HpN/Wavetable decoders' GRU may train through the compiled recurrence of :mod:`baselines._train_kernels`
+(:func:`use_gru_kernels`); ``False`` keeps torch's GRU everywhere."""
+
+
+def use_gru_kernels(gru: torch.nn.Module, x: Tensor) -> bool:
+    """The GRU kernels serve training (autograd on) and :func:`kernels_without_grad` on CPU float32, for a plain one-layer,
+    unidirectional, batch-first ``nn.GRU`` with biases whose ``forward`` nobody replaced (torch-pruning traces through a
+    stand-in, :func:`compressors._gru.opaque_gru_tracing`); inference otherwise keeps torch's GRU."""
+    return (GRU_KERNELS and not _TORCH_PATHS and (torch.is_grad_enabled() or _BANK_KERNELS_NO_GRAD)
+            and type(gru) is torch.nn.GRU
+            and "forward" not in vars(gru)
+            and gru.num_layers == 1 and gru.bias and not gru.bidirectional and gru.batch_first
+            and x.device.type == "cpu" and x.dtype == torch.float32 and gru.weight_hh_l0.dtype == torch.float32
+            and x.shape[1] > 1 and not torch.jit.is_tracing() and not torch.jit.is_scripting())
+
+
 def _use_bank_kernels(phase: Tensor, amplitudes: Tensor) -> bool:
-    """The kernels serve autograd on CPU float32 (training); inference, other devices and dtypes take the tensor path."""
-    return (BANK_KERNELS and amplitudes.requires_grad and torch.is_grad_enabled() and not phase.requires_grad
+    """The kernels serve autograd on CPU float32 (training), and a no-grad forward inside
+    :func:`kernels_without_grad`; other inference, other devices and dtypes take the tensor path."""
+    wanted = (amplitudes.requires_grad and torch.is_grad_enabled()) or (
+        _BANK_KERNELS_NO_GRAD and not _TORCH_PATHS and not torch.is_grad_enabled())
+    return (BANK_KERNELS and wanted and not phase.requires_grad
             and phase.device.type == "cpu" and amplitudes.device.type == "cpu"
             and phase.dtype == torch.float32 and amplitudes.dtype == torch.float32
             and not torch.jit.is_tracing() and not torch.jit.is_scripting())

@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ddspbench.baselines import dsp
 from ddspbench.compressors._base import (
     SIZE_KEYS,
     CompressContext,
@@ -90,18 +91,32 @@ def _teacher_on(teacher: nn.Module, device: torch.device) -> nn.Module:
 
 
 def _teacher_out(teacher: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[str, Any]:
-    with torch.no_grad():
+    # the harmonic bank by the compiled kernels (float64 sines; the tensor path rounds k * phase to float32): most of
+    # an HpN teacher's forward on CPU
+    with torch.no_grad(), dsp.kernels_without_grad():
         return _teacher_on(teacher, batch["f0_hz"].device)(batch["f0_hz"], batch["loudness_db"])
+
+
+def _teacher_controls(teacher: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The teacher's raw controls for a batch: its decoder alone when it offers ``fresh_controls`` (the same values as
+    a full forward's ``controls``; the synth, a third of an HpN teacher's forward or more, is skipped), else a full
+    forward."""
+    model = _teacher_on(teacher, batch["f0_hz"].device)
+    with torch.no_grad(), dsp.kernels_without_grad():  # the GRU as the student's trains: the same kernel
+        fresh = getattr(model, "fresh_controls", None)
+        if callable(fresh):
+            return fresh(batch["f0_hz"], batch["loudness_db"])  # type: ignore[no-any-return]
+        return model(batch["f0_hz"], batch["loudness_db"])["controls"]  # type: ignore[no-any-return]
 
 
 def audio_kd_loss(teacher: nn.Module, kd_weight: float = 0.5, target_weight: float = 0.5) -> LossFn:
     """``w_target MSS(target, student) + w_kd MSS(teacher audio, student)`` as a training ``loss_fn``."""
-    crit = MSSLoss()
+    crit = MSSLoss(cache_targets=True)  # the target's spectra repeat with the crops; the teacher's audio does not
 
     def loss_fn(out: dict[str, Any], batch: dict[str, torch.Tensor]) -> LossOut:
         t_audio = _teacher_out(teacher, batch)["audio"]
-        target = crit(batch["audio"], out["audio"])
-        kd = crit(t_audio, out["audio"])
+        # one STFT of the student's audio per scale for both terms (and one backward through it)
+        target, kd = crit.terms(out["audio"], [(batch["audio"], True), (t_audio, False)])
         loss = target_weight * target + kd_weight * kd
         return loss, {"mss": float(target.detach()), "kd_audio": float(kd.detach())}
 
@@ -124,13 +139,13 @@ def control_kd_loss(teacher: Any, student: Any, kd_weight: float = 1.0, target_w
     the teacher's (DSP-aware pruning records the kept indices in ``student.kept_controls``), the
     teacher's controls are indexed the same way.
     """
-    crit = MSSLoss()
+    crit = MSSLoss(cache_targets=True)
     kept = getattr(student, "kept_controls", {}) or {}
 
     def loss_fn(out: dict[str, Any], batch: dict[str, torch.Tensor]) -> LossOut:
-        t_out = _teacher_out(teacher, batch)
+        t_controls = _teacher_controls(teacher, batch)
         with torch.no_grad():
-            t_sc = teacher.synth_controls(t_out["controls"])
+            t_sc = teacher.synth_controls(t_controls)
         s_sc = student.synth_controls(out["controls"])
         kd = out["audio"].new_zeros(())
         logs: dict[str, float] = {}

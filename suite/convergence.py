@@ -23,7 +23,8 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["CONVERGENCE_THRESHOLD", "REGRESSION_THRESHOLD", "MIN_POINTS", "RULE", "convergence"]
+__all__ = ["CONVERGENCE_THRESHOLD", "REGRESSION_THRESHOLD", "MIN_POINTS", "RULE", "convergence", "plateau_stop",
+           "plateau_rule"]
 
 CONVERGENCE_THRESHOLD = 0.05
 """Relative improvement of the smoothed validation MSS over the last doubling of steps above which a run has not
@@ -71,3 +72,31 @@ def convergence(curve: Sequence[Sequence[float]], steps: int | None = None) -> d
     out.update(converged=bool(improvement <= CONVERGENCE_THRESHOLD), improvement=improvement, before_step=pts[k][0],
                before=before, after_step=pts[-1][0], after=after)
     return out
+
+
+def plateau_rule(patience: int, min_delta: float) -> str:
+    """The early-stopping rule of :func:`plateau_stop` in words (training reports record it)."""
+    return (f"stop when the causal median-of-3 smoothed validation MSS has not improved on its best before the last "
+            f"{patience} validations by more than {min_delta:.1%}; the checkpoint is still the best-validation one")
+
+
+def plateau_stop(curve: Sequence[Sequence[float]], patience: int, min_delta: float) -> dict[str, Any] | None:
+    """Whether a run may stop after the last validation of ``curve`` (``[[step, validation MSS], ...]`` so far).
+
+    Each validation is smoothed causally, the median of itself and the two before it (a run cannot see the next
+    one), so one lucky or unlucky validation neither stops nor keeps a run going. The run has plateaued when the
+    best smoothed value of its last ``patience`` validations is not below ``(1 - min_delta)`` times the best
+    smoothed value before them. The same rule for every run of a comparison; the run keeps its best-validation
+    checkpoint, so stopping can only lose what later steps would have gained.
+
+    Returns ``None`` (go on), or ``{"step", "best_recent", "best_before", "rule"}`` when the run should stop.
+    """
+    pts = sorted((int(st), float(v)) for st, v in curve if v is not None and math.isfinite(float(v)))
+    if patience < 1 or len(pts) < patience + 3:  # two points to start the smoothing, one before the window
+        return None
+    vals = [v for _, v in pts]
+    smooth = [float(statistics.median(vals[max(0, i - 2): i + 1])) for i in range(len(vals))]
+    before, recent = min(smooth[2:-patience]), min(smooth[-patience:])
+    if recent < (1.0 - min_delta) * before:
+        return None
+    return {"step": pts[-1][0], "best_recent": recent, "best_before": before, "rule": plateau_rule(patience, min_delta)}

@@ -38,7 +38,7 @@ from torch import nn
 
 from ddspbench.suite.bounds import check_fits
 from ddspbench.suite.checkpoint import model_identity, save_checkpoint
-from ddspbench.suite.convergence import CONVERGENCE_THRESHOLD, convergence
+from ddspbench.suite.convergence import CONVERGENCE_THRESHOLD, convergence, plateau_stop
 from ddspbench.suite.errors import UserError, one_line_message
 from ddspbench.suite.features import BLOCK_SIZE, CLIP_FRAMES
 from ddspbench.suite.metrics.mss import DEFAULT_SCALES, MSSLoss, mss_per_clip
@@ -92,6 +92,11 @@ class TrainConfig:
             ``valid_every`` says, so every run has a learning curve for :func:`convergence` (0: off).
         checkpoint: which weights the run returns: ``"best"`` (the lowest validation MSS seen, the default;
             the last step's when there is no validation set) or ``"last"`` (the last step's).
+        early_stop_patience: stop the run early when its validation curve has plateaued
+            (:func:`suite.convergence.plateau_stop`: the causal median-of-3 smoothed validation MSS of the last this
+            many validations no better than ``1 - early_stop_delta`` times its best before them); 0 (the default):
+            off. The checkpoint rule is unchanged (best validation); the report says where and why it stopped.
+        early_stop_delta: the relative improvement that counts as progress for ``early_stop_patience``.
     """
 
     steps: int
@@ -112,6 +117,8 @@ class TrainConfig:
     threads: int | None = None
     curve_points: int = 20
     checkpoint: str = "best"
+    early_stop_patience: int = 0
+    early_stop_delta: float = 0.01
 
     def __post_init__(self) -> None:
         checks = {
@@ -130,6 +137,8 @@ class TrainConfig:
             "threads": self.threads is None or self.threads >= 1,
             "curve_points": self.curve_points >= 0,
             "checkpoint": self.checkpoint in CHECKPOINT_CHOICES,
+            "early_stop_patience": self.early_stop_patience >= 0,
+            "early_stop_delta": math.isfinite(self.early_stop_delta) and 0 <= self.early_stop_delta < 1,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -155,6 +164,7 @@ class TrainResult:
         start_step: the step the run started at (``> 0`` after a resume).
         selected: ``"best"`` (the model holds the best-validation weights) or ``"last"``.
         selected_step: the step whose weights the model holds.
+        stopped: ``None``, or why the run stopped before ``cfg.steps`` (:func:`suite.convergence.plateau_stop`'s dict).
     """
 
     model: nn.Module
@@ -168,6 +178,7 @@ class TrainResult:
     start_step: int = 0
     selected: str = "last"
     selected_step: int | None = None
+    stopped: dict[str, Any] | None = None
 
 
 class TrainingDiverged(RuntimeError):
@@ -276,7 +287,8 @@ def forward_batch(model: nn.Module, batch: dict[str, torch.Tensor], seed: int | 
 
 def mss_loss_fn(scales: tuple[int, ...] | None = None) -> LossFn:
     """The default loss: MSS(target audio, model audio), logged as ``mss``."""
-    crit = MSSLoss() if scales is None else MSSLoss(scales)
+    # the target's spectra are cached per clip: with fixed crops they repeat every epoch (the same values, fewer STFTs)
+    crit = MSSLoss(cache_targets=True) if scales is None else MSSLoss(scales, cache_targets=True)
 
     def loss_fn(out: dict[str, Any], batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         loss = crit(batch["audio"], out["audio"])
@@ -492,7 +504,8 @@ def train_summary(res: TrainResult) -> dict[str, Any]:
     selected_valid = res.best_valid if res.selected == "best" else res.last_valid
     return {"steps": res.steps, "train_seconds": round(res.seconds, 3), "best_valid": res.best_valid,
             "last_valid": res.last_valid, "checkpoint": res.selected, "selected_step": res.selected_step,
-            "selected_valid": selected_valid, "curve": curve, "convergence": convergence(curve, res.steps)}
+            "selected_valid": selected_valid, "curve": curve, "convergence": convergence(curve, res.steps),
+            **({"stopped_early": res.stopped} if res.stopped is not None else {})}
 
 
 def train(
@@ -566,6 +579,7 @@ def _run(model: nn.Module, train_set: ClipSet, valid_set: ClipSet | None, cfg: T
     best_state: dict[str, torch.Tensor] | None = None  # this call's best-validation weights, for checkpoint="best"
     best_saved: dict[str, Any] | None = None  # a resumed run's best.pt weights, as save_checkpoint wrote them
     best_step: int | None = None
+    stopped: dict[str, Any] | None = None  # set when early stopping ends the run before cfg.steps
     loaded = _load_resume(model, out, device) if (resume and out is not None) else None
     if loaded is not None and out is not None:
         meta, optim = loaded
@@ -577,6 +591,7 @@ def _run(model: nn.Module, train_set: ClipSet, valid_set: ClipSet | None, cfg: T
         last_valid = meta.get("last_valid")
         acc = dict(meta.get("acc", {}))
         acc_n = int(meta.get("acc_n", 0))
+        stopped = meta.get("stopped")
         last_path, last_saved_step = out / LAST_CKPT, start
         if (out / BEST_CKPT).is_file():
             best_path = out / BEST_CKPT
@@ -594,13 +609,14 @@ def _run(model: nn.Module, train_set: ClipSet, valid_set: ClipSet | None, cfg: T
             stale.unlink(missing_ok=True)
 
     def train_meta() -> dict[str, Any]:
-        return {"history": history, "best_valid": best_valid, "last_valid": last_valid, "acc": dict(acc), "acc_n": acc_n}
+        return {"history": history, "best_valid": best_valid, "last_valid": last_valid, "acc": dict(acc), "acc_n": acc_n,
+                **({"stopped": stopped} if stopped is not None else {})}
 
     curve_at = curve_steps(cfg.steps, cfg.curve_points)
     bar, task = _progress(progress, cfg.steps, min(start, cfg.steps))
     model.train()
     with bar:
-        for step in range(start, cfg.steps):
+        for step in range(start, cfg.steps if stopped is None else start):
             n = step + 1  # steps done after this one
             torch.manual_seed(derive_seed(cfg.seed, step, salt=4))
             batch = batch_to_tensors(sampler.batch(step), device)
@@ -648,16 +664,22 @@ def _run(model: nn.Module, train_set: ClipSet, valid_set: ClipSet | None, cfg: T
                                 model, out / BEST_CKPT, {"train": {"step": n, "valid": last_valid, "config": cfg.to_dict()}}
                             )
                 history.append(row)
+                if validate and cfg.early_stop_patience > 0 and not final:
+                    stopped = plateau_stop(learning_curve(history), cfg.early_stop_patience, cfg.early_stop_delta)
+                    final = stopped is not None
                 if last_valid is not None:
                     bar.update(task, valid=f"{last_valid:.3f}")
             if out is not None and (n % cfg.checkpoint_every == 0 or final):
                 last_path = _save_state(model, out, n, cfg, opt, sched, train_meta())
                 last_saved_step = n
             bar.update(task, advance=1, loss=f"{loss_value:.3f}")
+            if stopped is not None:
+                break
 
     if out is not None and last_path is None:  # zero steps to do and nothing on disk yet
         last_path = _save_state(model, out, start, cfg, opt, sched, train_meta())
-    selected, selected_step = "last", max(start, cfg.steps)
+    end = int(stopped["step"]) if stopped is not None else max(start, cfg.steps)
+    selected, selected_step = "last", end
     if cfg.checkpoint == "best" and (best_state is not None or best_saved is not None):
         if best_state is not None:
             model.load_state_dict(best_state)
@@ -665,9 +687,9 @@ def _run(model: nn.Module, train_set: ClipSet, valid_set: ClipSet | None, cfg: T
             _apply_state(model, best_saved or {})
         selected, selected_step = "best", best_step if best_step is not None else selected_step
     model.eval()
-    return TrainResult(model=model, steps=max(start, cfg.steps), seconds=time.perf_counter() - t0, history=history,
+    return TrainResult(model=model, steps=end, seconds=time.perf_counter() - t0, history=history,
                        best_valid=best_valid, last_valid=last_valid, checkpoint=last_path, best_checkpoint=best_path,
-                       start_step=start, selected=selected, selected_step=selected_step)
+                       start_step=start, selected=selected, selected_step=selected_step, stopped=stopped)
 
 
 def _load_best(path: Path, device: torch.device) -> tuple[dict[str, Any] | None, int | None]:

@@ -12,10 +12,16 @@ summed over the scales. ``MSSLoss`` is the training loss (mean over the batch);
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["DEFAULT_SCALES", "MSSLoss", "mss", "mss_per_clip"]
+__all__ = ["DEFAULT_SCALES", "MSSLoss", "TargetCache", "mss", "mss_per_clip", "TARGET_CACHE_BYTES"]
 
 DEFAULT_SCALES: tuple[int, ...] = (2048, 1024, 512, 256, 128, 64)
 EPS = 1e-7
@@ -37,7 +43,38 @@ def _window(n: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     return w
 
 
+class _RFFTOrtho(torch.autograd.Function):
+    """``torch.fft.rfft(x, norm="ortho")`` over the last axis with the adjoint as one inverse real FFT: torch's own
+    backward of a real-to-complex FFT is a complex FFT of the full length, twice the work. For a real ``x`` of
+    length ``n``, ``dL/dx = irfft(G', n, "ortho")`` with ``G'`` the incoming gradient with its bins ``1 .. (n-1)//2``
+    halved (``irfft`` counts each of those twice, and ignores the imaginary parts of bins 0 and n/2 as the adjoint
+    does)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.n = x.shape[-1]
+        return torch.fft.rfft(x, norm="ortho")
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        n = ctx.n
+        g = grad.clone()
+        g[..., 1: (n + 1) // 2] *= 0.5
+        return torch.fft.irfft(g, n=n, norm="ortho")
+
+
+def _stft_train(x: torch.Tensor, n_fft: int) -> torch.Tensor:
+    """:func:`torch.stft` as :func:`_spec` calls it (centred by reflection, Hann, hop n/4, normalized, onesided) for a
+    ``(B, N)`` signal that needs a gradient: the same values bit for bit (frames x window, then the same real FFT) and
+    the same layout, with :class:`_RFFTOrtho`'s cheaper backward."""
+    padded = torch.nn.functional.pad(x[:, None], (n_fft // 2, n_fft // 2), mode="reflect")[:, 0]
+    frames = padded.unfold(-1, n_fft, n_fft // 4) * _window(n_fft, x.device, x.dtype)
+    return _RFFTOrtho.apply(frames).transpose(-1, -2)  # type: ignore[no-any-return]
+
+
 def _spec(x: torch.Tensor, n_fft: int) -> torch.Tensor:
+    if KERNELS and x.dim() == 2 and x.requires_grad and torch.is_grad_enabled() and x.device.type == "cpu":
+        return _stft_train(x, n_fft)
     return torch.stft(
         x,
         n_fft=n_fft,
@@ -95,16 +132,101 @@ def mss(a: torch.Tensor, b: torch.Tensor, scales: tuple[int, ...] = DEFAULT_SCAL
     return mss_per_clip(a, b, scales).mean()
 
 
+TARGET_CACHE_BYTES = 512 * 2**20
+"""Default bound of a :class:`TargetCache` (about 1.5 MB per 1 s clip for the six default scales)."""
+
+
+class TargetCache:
+    """Per-clip magnitude and log-magnitude spectra of training targets, keyed by the clip's exact samples and the
+    scale: a run whose crops repeat (``random_crop`` off, or whole clips) computes each target's STFTs once instead
+    of every step. A hit returns exactly what the computation would (the key is a digest of the float32 bytes);
+    least recently used entries go beyond ``max_bytes``."""
+
+    def __init__(self, max_bytes: int = TARGET_CACHE_BYTES) -> None:
+        self.max_bytes = int(max_bytes)
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[tuple[int, bytes], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+
+    @staticmethod
+    def digests(target: torch.Tensor) -> list[bytes]:
+        """One digest per clip of ``target`` ``(B, N)``: its shape, dtype and samples."""
+        rows = target.detach().contiguous().numpy()
+        return [hashlib.blake2b(r.tobytes(), digest_size=16, person=f"{r.size}{r.dtype}"[:16].encode()).digest()
+                for r in rows]
+
+    def stats(self, target: torch.Tensor, scale: int, digests: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        """Magnitude and log-magnitude ``(B, R, C)`` of ``target``'s spectra at ``scale`` (the kernels' layout)."""
+        from ddspbench.suite.metrics import _mss_kernels as kern
+
+        keys = [(scale, d) for d in digests]
+        missing = [i for i, k in enumerate(keys) if k not in self._entries]
+        self.hits += len(keys) - len(missing)
+        self.misses += len(missing)
+        if missing:
+            with torch.no_grad():
+                mag, logm = kern.target_stats(_spec(target.detach()[missing], scale))
+            for j, i in enumerate(missing):
+                if keys[i] not in self._entries:
+                    entry = (mag[j].copy(), logm[j].copy())
+                    self._entries[keys[i]] = entry
+                    self.bytes += entry[0].nbytes + entry[1].nbytes
+        for k in keys:
+            self._entries.move_to_end(k)
+        out = ([self._entries[k][0] for k in keys], [self._entries[k][1] for k in keys])
+        while self.bytes > self.max_bytes and len(self._entries) > len(keys):
+            _, (m, lg) = self._entries.popitem(last=False)
+            self.bytes -= m.nbytes + lg.nbytes
+        return np.stack(out[0]), np.stack(out[1])
+
+
 class MSSLoss(nn.Module):
     """Multi-scale spectral distance as a training loss (see module docstring).
 
     Args:
         scales: STFT sizes; hop is a quarter of each.
+        cache_targets: keep the targets' spectra (:class:`TargetCache`) for the training kernel path: the same values
+            when a target recurs (a clip cropped the same way), its STFTs skipped. Pass the target first.
     """
 
-    def __init__(self, scales: tuple[int, ...] = DEFAULT_SCALES) -> None:
+    def __init__(self, scales: tuple[int, ...] = DEFAULT_SCALES, cache_targets: bool = False) -> None:
         super().__init__()
         self.scales = tuple(int(s) for s in scales)
+        self.cache = TargetCache() if cache_targets else None
 
     def forward(self, target: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
-        return mss(target, pred, self.scales)
+        return self.terms(pred, [(target, True)])[0]
+
+    def terms(self, pred: torch.Tensor, targets: Sequence[tuple[torch.Tensor, bool]]) -> list[torch.Tensor]:
+        """``[MSS(target_i, pred)]`` (batch means) for several targets of one prediction: on the training kernel path
+        the prediction's STFT (and its backward) is done once per scale for all of them, and a target marked
+        cacheable (``(target, True)``) comes from :attr:`cache` when it has one. Otherwise :func:`mss` per target."""
+        if not (KERNELS and targets and all(_kernel_pair(t, pred) for t, _ in targets)):
+            return [mss(t, pred, self.scales) for t, _ in targets]
+        from ddspbench.suite.metrics import _mss_kernels as kern
+
+        squeeze = pred.dim() == 1
+        if squeeze:
+            pred, targets = pred[None], [(t[None], c) for t, c in targets]
+        digests: list[Any] = [TargetCache.digests(t) if (c and self.cache is not None) else None for t, c in targets]
+        totals = [torch.zeros(pred.shape[0], dtype=pred.dtype) for _ in targets]
+        for s in self.scales:
+            ps = _spec(pred, s)
+            for i, (t, _) in enumerate(targets):
+                if digests[i] is not None and self.cache is not None:
+                    stats = self.cache.stats(t, s, digests[i])
+                else:
+                    with torch.no_grad():
+                        stats = kern.target_stats(_spec(t.detach(), s))
+                totals[i] = totals[i] + kern.spectral_distance_stats(stats, ps)
+        return [tot.mean() for tot in totals]
+
+
+def _kernel_pair(target: torch.Tensor, pred: torch.Tensor) -> bool:
+    """The training kernel serves ``MSS(target, pred)``: equal shapes, and :func:`_mss_kernels.use_kernel`."""
+    if target.shape != pred.shape or not (torch.is_grad_enabled() and pred.requires_grad):
+        return False
+    from ddspbench.suite.metrics import _mss_kernels as kern
+
+    return kern.use_kernel(target, pred)
