@@ -24,6 +24,7 @@ from ddspbench.suite.errors import UserError
 from ddspbench.suite.features import BLOCK_SIZE, SAMPLE_RATE
 from ddspbench.suite.registry import SIZES
 from ddspbench.suite.seeds import stream_seeds
+from ddspbench.suite.traits import DEFAULT_TRAITS, FamilyTraits
 
 __all__ = [
     "ModelConfigError",
@@ -317,6 +318,8 @@ class DDSPFamily(nn.Module):
     """
 
     family: ClassVar[str]
+    traits: ClassVar[FamilyTraits] = DEFAULT_TRAITS
+    """What the engine and the compressors need (:class:`suite.traits.FamilyTraits`): size keys, engine renderer."""
     control_names: ClassVar[tuple[str, ...]]
     SIZE_SPECS: ClassVar[tuple[SizeSpec, ...]] = ()
     sample_rate: ClassVar[int] = SAMPLE_RATE

@@ -35,6 +35,7 @@ from ddspbench.baselines._base import (
     synth_dtype,
 )
 from ddspbench.suite.registry import FAMILIES
+from ddspbench.suite.traits import FamilyTraits
 
 __all__ = ["DDX7", "PATCHES", "FMPatch", "MAX_OL"]
 
@@ -189,6 +190,7 @@ class DDX7(DDSPFamily):
     """
 
     family: ClassVar[str] = "ddx7"
+    traits: ClassVar[FamilyTraits] = FamilyTraits(size_keys=("hidden", "n_blocks", "channels", "trunk"), engine="fm")
     control_names: ClassVar[tuple[str, ...]] = ("ol",)
     SIZE_SPECS: ClassVar[tuple[SizeSpec, ...]] = (
         SizeSpec("full", {"hidden": 128, "n_blocks": 5}, 415_764,

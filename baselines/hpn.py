@@ -18,6 +18,7 @@ from torch import Tensor
 from ddspbench.baselines import dsp
 from ddspbench.baselines._base import DecoderFamily, SizeSpec, register_sizes
 from ddspbench.suite.registry import FAMILIES
+from ddspbench.suite.traits import FamilyTraits
 
 __all__ = ["HarmonicPlusNoise"]
 
@@ -36,6 +37,7 @@ class HarmonicPlusNoise(DecoderFamily):
     """
 
     family: ClassVar[str] = "hpn"
+    traits: ClassVar[FamilyTraits] = FamilyTraits(size_keys=("hidden", "widths"), engine="harmonic")
     control_names: ClassVar[tuple[str, ...]] = ("amplitude", "harmonic_distribution", "noise_bands")
     tonal_head: ClassVar[str] = "harmonic_distribution"
     tonal_key: ClassVar[str] = "n_harmonics"

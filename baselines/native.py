@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from ddspbench.suite.errors import UserError
 from ddspbench.suite.registry import ENGINES
+from ddspbench.suite.traits import engine_support, traits_of
 
 __all__ = ["NativeEngine", "NativeRunner", "native_available"]
 
@@ -130,11 +131,11 @@ _STRUCTURE_TYPES = ("Sequential", "ModuleDict", "ModuleList", "LayerNorm", "Leak
                     "HarmonicDecoder", "TCNDecoder", "TCNBlock", "ParametrizationList", "_WeightNorm")
 
 
-def _check_layers(model: nn.Module, family: str) -> str:
+def _check_layers(model: nn.Module, renderer: str) -> str:
     """Every decoder layer is one the kernels implement; returns the weight storage (float32, int8 or bf16)."""
     from ddspbench.baselines.stored import storage_of
 
-    allowed = {*_STRUCTURE_TYPES, *_LINEAR_TYPES, *_GRU_TYPES, *(_CONV_TYPES if family == "ddx7" else ())}
+    allowed = {*_STRUCTURE_TYPES, *_LINEAR_TYPES, *_GRU_TYPES, *(_CONV_TYPES if renderer == "fm" else ())}
     storages = set()
     for name, mod in model.decoder.named_modules(prefix="decoder"):  # type: ignore[union-attr, operator]
         kind = type(mod).__name__
@@ -148,14 +149,19 @@ def _check_layers(model: nn.Module, family: str) -> str:
     return storages.pop() if storages else "float32"
 
 
-def _check_model(model: nn.Module) -> tuple[str, str]:
-    """``(family, weight storage)``, or a one-line :class:`UserError` naming what the engine cannot run."""
+def _check_model(model: nn.Module) -> tuple[str, str, str]:
+    """``(family, renderer, weight storage)``, or a one-line :class:`UserError` naming what the engine cannot run.
+
+    The renderer is the one the family declares (:class:`suite.traits.FamilyTraits`, ``engine``)."""
     family = getattr(model, "family", None)
-    if family not in ("hpn", "wavetable", "ddx7") or not callable(getattr(model, "init_state", None)):
-        raise UserError(f"native engine: {type(model).__name__} is not an HpN, Wavetable or DDX7 family model")
+    renderer = traits_of(model).engine
+    if family is None or not callable(getattr(model, "init_state", None)):
+        raise UserError(f"native engine: {type(model).__name__} is not a family model")
+    if renderer is None:
+        raise UserError(f"native engine: {engine_support(model)}")
     if not isinstance(getattr(model, "decoder", None), nn.Module):
         raise UserError(f"native engine: {type(model).__name__} has no decoder module")
-    storage = _check_layers(model, str(family))
+    storage = _check_layers(model, renderer)
     for name, mod in model.named_modules():
         if not name.startswith("decoder") and ("quantized" in type(mod).__module__ or type(mod).__name__ == "OrtDecoder"):
             raise UserError(f"native engine: layer {name} is a {type(mod).__module__}.{type(mod).__name__}, "
@@ -164,7 +170,7 @@ def _check_model(model: nn.Module) -> tuple[str, str]:
         if p.dtype != torch.float32 and not name.endswith("_q"):
             raise UserError(f"native engine: parameter {name} is {p.dtype}; the engine computes in float32 "
                             "(weights may be stored in int8 or bf16 by the quantize compressor)")
-    return str(family), storage
+    return str(family), renderer, storage
 
 
 def _reverb_spectra(model: nn.Module) -> tuple[np.ndarray, np.ndarray]:
@@ -180,6 +186,10 @@ def _reverb_spectra(model: nn.Module) -> tuple[np.ndarray, np.ndarray]:
     out[:, : parts.shape[1]] = parts.real.numpy()
     out[:, SPEC_PAD: SPEC_PAD + parts.shape[1]] = parts.imag.numpy()
     return out, np.ascontiguousarray(h.numpy(), dtype=np.float32)
+
+
+_RENDERER_OF_OLD_FILES = {"hpn": "harmonic", "wavetable": "wavetable", "ddx7": "fm"}
+"""The renderer of engine files written before the ``renderer`` entry (only the three built-in families had one)."""
 
 
 class NativeEngine:
@@ -200,7 +210,7 @@ class NativeEngine:
         from ddspbench.baselines import _kernels
 
         self._k = _kernels
-        self.family, self.storage = _check_model(model)
+        self.family, self.renderer, self.storage = _check_model(model)
         if any(t.device.type != "cpu" for t in (*model.parameters(), *model.buffers())):
             model = copy.deepcopy(model).to("cpu")  # a CPU deployment: a CUDA-trained model's weights come along
         if int(batch) < 1:
@@ -210,7 +220,7 @@ class NativeEngine:
         self._model = model
         with torch.no_grad():
             self._parts, self._impulse = _reverb_spectra(model)
-            if self.family == "ddx7":
+            if self.renderer == "fm":
                 self._build_ddx7(model)
             else:
                 self._build_decoder_family(model)
@@ -227,9 +237,9 @@ class NativeEngine:
     def save(self, path: str | Path) -> None:
         """Write the engine's weights and constants as ``.npz`` (numpy arrays, no pickle) with a ``metadata``
         entry: the UTF-8 JSON of family, storage, format version and scalars. :meth:`load` reads it back."""
-        kind = "ddx7" if self.family == "ddx7" else "decoder"
+        kind = "ddx7" if self.renderer == "fm" else "decoder"
         arrays = {name.lstrip("_"): getattr(self, name) for name in (*self._SAVED_ARRAYS["common"], *self._SAVED_ARRAYS[kind])}
-        meta = {"format": ENGINE_FORMAT, "family": self.family, "storage": self.storage,
+        meta = {"format": ENGINE_FORMAT, "family": self.family, "renderer": self.renderer, "storage": self.storage,
                 "block": _BLOCK, "sample_rate": 16000,
                 "scalars": {name.lstrip("_"): getattr(self, name) for name in self._SAVED_SCALARS[kind]}}
         arrays["metadata"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
@@ -253,7 +263,9 @@ class NativeEngine:
         self = cls.__new__(cls)
         self._k = _kernels
         self.family, self.storage = str(meta["family"]), str(meta["storage"])
-        kind = "ddx7" if self.family == "ddx7" else "decoder"
+        # files written before families declared their renderer name the three built-in families
+        self.renderer = str(meta.get("renderer") or _RENDERER_OF_OLD_FILES.get(self.family, "harmonic"))
+        kind = "ddx7" if self.renderer == "fm" else "decoder"
         for name in (*cls._SAVED_ARRAYS["common"], *cls._SAVED_ARRAYS[kind]):
             setattr(self, name, np.ascontiguousarray(data[name.lstrip("_")]))
         for name in cls._SAVED_SCALARS[kind]:
@@ -307,7 +319,7 @@ class NativeEngine:
         self._P, self._Q, self._LT = pack.arrays()
         n_tonal = int(dec.heads[model.tonal_head].out_features)
         n_bands = int(dec.heads["noise_bands"].out_features)
-        kind = 0 if self.family == "hpn" else 1
+        kind = 0 if self.renderer == "harmonic" else 1
         self._meta = np.array([*counts, kind, n_tonal, n_bands], dtype=np.int64)
         self._gru_width = int(gru.hidden_size)
         fir = dsp.bands_to_filter(torch.eye(n_bands, dtype=torch.float64), _BLOCK)
@@ -355,7 +367,7 @@ class NativeEngine:
         self._rv_prev = np.zeros((b, _BLOCK), dtype=np.float32)
         self._rv_ring = np.zeros((b, *self._parts.shape), dtype=np.float32)
         self._rv_pos = np.zeros(b, dtype=np.int64)
-        if self.family == "ddx7":
+        if self.renderer == "fm":
             self._hist = np.zeros((b, self._hist_size), dtype=np.float32)
             self._prev7 = np.zeros((b, 1 + len(self._ratios)), dtype=np.float32)
             self._phase = np.zeros((b, len(self._ratios)), dtype=np.float64)
@@ -382,7 +394,7 @@ class NativeEngine:
         f4, f8 = 4, 8
         weights = self._P.nbytes + self._Q.nbytes + self._LT.nbytes
         shared = [self._parts, self._impulse]
-        if self.family == "ddx7":
+        if self.renderer == "fm":
             shared += [self._dil, self._hoff, self._ratios, self._mods, self._n_mods, self._carriers]
             state = [self._hist, self._prev7, self._phase]
         else:
@@ -397,7 +409,7 @@ class NativeEngine:
         if t == 1 and self.storage == "float32":
             big = (rows * cols >= BLAS_MIN) & (self._LT[:, 0] >= 0)
             blas_tmp = int(rows[big].sum()) * f4
-        if self.family == "ddx7":
+        if self.renderer == "fm":
             n_ops = len(self._ratios)
             kernel = t * 2 * f4 + (n_ops * _BLOCK + 2 * _BLOCK + 1 + n_ops) * f4  # inputs x, levels, f0, fm, cur
             kernel += (2 * n_ops * _BLOCK + _BLOCK) * f4  # _fm_block: phases, operators, modulation sum
@@ -441,7 +453,7 @@ class NativeEngine:
         k = self._k
         out = np.empty((self.batch, _BLOCK * f0.shape[1]), dtype=np.float32)
         per_block = f0.shape[1] <= LONG_FRAMES
-        if self.family == "ddx7":
+        if self.renderer == "fm":
             k.ddx7_process(self._P, self._Q, self._LT, self._dil, f0, loud, self._hist, self._hoff, self._prev7, self._phase,
                            self._frame, self._ratios, self._mods, self._n_mods, self._carriers, self._max_ol,
                            self._rv_prev, self._rv_ring, self._rv_pos, self._parts, out, per_block)

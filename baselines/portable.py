@@ -36,6 +36,7 @@ from ddspbench.baselines._base import scaled_inputs
 from ddspbench.baselines.ddx7 import MAX_OL
 from ddspbench.baselines.stored import stored_weights
 from ddspbench.suite.errors import UserError
+from ddspbench.suite.traits import traits_of
 
 __all__ = ["PortableStep", "portable_uniform", "UNROLL_MAX_FRAMES", "SUM_MAX_FRAMES"]
 
@@ -266,13 +267,16 @@ class PortableStep(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         family = getattr(model, "family", None)
-        if family not in ("hpn", "wavetable", "ddx7"):
-            raise UserError(f"portable export: {type(model).__name__} is not an HpN, Wavetable or DDX7 model")
+        renderer = traits_of(model).engine  # the synth the family declares (suite.traits): the one re-implemented here
+        if family is None or renderer is None:
+            raise UserError(f"portable export: {type(model).__name__} is not a family model with a declared synth "
+                            "(an HpN, Wavetable or DDX7 model)")
         for name, mod in model.named_modules():
             if "quantized" in type(mod).__module__ or type(mod).__name__ == "OrtDecoder":
                 raise UserError(f"portable export: layer {name} is a {type(mod).__module__}.{type(mod).__name__}; "
                                 "export the float model or its int8/bf16 quantize candidate")
         self.family = str(family)
+        self.renderer = renderer
         self.model_ref = [model]  # not a submodule: nothing of the eager model is traced
         self.block = int(model.block_size)
         self.sample_rate = int(model.sample_rate)
@@ -280,7 +284,7 @@ class PortableStep(nn.Module):
         self.register_buffer("ramp", dsp.linear_ramp(self.block))
         self.reverb = _Reverb(model.reverb)
         with torch.no_grad():
-            if self.family == "ddx7":
+            if self.renderer == "fm":
                 self.decoder: nn.Module = _DecoderTCN(model.decoder)
                 self.register_buffer("ratios", torch.tensor(model.patch.ratios, dtype=torch.float64))
                 self.modulators, self.carriers = model.patch.modulators, model.patch.carriers
@@ -295,7 +299,7 @@ class PortableStep(nn.Module):
                 m = torch.arange(self.block)
                 idx = m[:, None] - m[None, :] + self.block  # padded noise index of x[m + half - k]
                 self.register_buffer("toeplitz_idx", idx.reshape(-1).contiguous())
-                if self.family == "hpn":
+                if self.renderer == "harmonic":
                     k = int(model.decoder.heads["harmonic_distribution"].out_features)
                     self.register_buffer("harmonics", torch.arange(1, k + 1, dtype=torch.float32))
                 else:
@@ -305,7 +309,7 @@ class PortableStep(nn.Module):
     # -- state -------------------------------------------------------------------------------------
     def _state_names(self) -> list[str]:
         rv = ["reverb_prev", "reverb_fdl_re", "reverb_fdl_im"]
-        if self.family == "ddx7":
+        if self.renderer == "fm":
             return ["frame", *[f"tcn_{i // 2}_{i % 2}" for i in range(self.n_hist)], "phase", "prev", *rv]
         return ["frame", "noise_key", "gru", "phase", "f0_prev", *rv]
 
@@ -319,14 +323,14 @@ class PortableStep(nn.Module):
         fdl = s["reverb"]["fdl"]
         rv = [s["reverb"]["prev"].float(), fdl.real.float().contiguous(), fdl.imag.float().contiguous()]
         frame = torch.as_tensor(s["frame"], dtype=torch.int64).reshape(())
-        if self.family == "ddx7":
+        if self.renderer == "fm":
             hist = [h.float() for pair in s["tcn"] for h in pair]
             return [frame, *hist, s["phase"], s["prev"].float(), *rv]
         return [frame, s["noise_key"], s["gru"].float(), s["phase"], s["f0_prev"].float(), *rv]
 
     # -- one buffer -------------------------------------------------------------------------------
     def forward(self, f0_hz: Tensor, loudness_db: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
-        if self.family == "ddx7":
+        if self.renderer == "fm":
             return self._ddx7(f0_hz, loudness_db, state)
         return self._decoder_family(f0_hz, loudness_db, state)
 
@@ -347,7 +351,7 @@ class PortableStep(nn.Module):
         f0_up, f0_last = dsp.upsample_linear_causal(f0, prev, self.block, self.ramp)
         phase, phase_end = self._phase(f0_up.reshape(b, -1), phase0)
         phase = phase[:, 0]
-        if self.family == "hpn":
+        if self.renderer == "harmonic":
             amps = dsp.harmonic_amplitudes(amp, tonal_c, f0, self.sample_rate, harmonics=self.harmonics)
             tonal = dsp.harmonic_bank(phase, amps, self.harmonics)
         else:

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from ddspbench.baselines import dsp
 from ddspbench.baselines._base import DecoderFamily, SizeSpec, register_sizes
 from ddspbench.suite.registry import FAMILIES
+from ddspbench.suite.traits import FamilyTraits
 
 __all__ = ["Wavetable", "TABLE_LENGTH", "N_FIXED_TABLES"]
 
@@ -43,6 +44,7 @@ class Wavetable(DecoderFamily):
     """
 
     family: ClassVar[str] = "wavetable"
+    traits: ClassVar[FamilyTraits] = FamilyTraits(size_keys=("hidden", "widths"), engine="wavetable")
     control_names: ClassVar[tuple[str, ...]] = ("amplitude", "wave_attention", "noise_bands")
     tonal_head: ClassVar[str] = "wave_attention"
     tonal_key: ClassVar[str] = "n_wavetables"

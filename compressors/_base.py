@@ -34,14 +34,23 @@ from ddspbench.compressors._stats import model_stats
 from ddspbench.suite.bounds import check_values
 from ddspbench.suite.candidate import ParamSpec
 from ddspbench.suite.errors import UserError
+from ddspbench.suite.recipe import StepReport
 from ddspbench.suite.registry import FAMILIES, SIZES
 from ddspbench.suite.train import TrainConfig
+from ddspbench.suite.traits import traits_of
 
 if TYPE_CHECKING:
     from ddspbench.suite.data.store import ClipSet
     from ddspbench.suite.train import TrainConfig
 
+TRAINING = "train"
+"""The report entry of a compressor's training summary (a :class:`suite.recipe.StepReport`'s ``training``)."""
+COMPUTE = "compute"
+"""The report entry of a compressor's own training compute (a :class:`suite.recipe.StepReport`'s ``compute``)."""
+
 __all__ = [
+    "TRAINING",
+    "COMPUTE",
     "Compressor",
     "CompressContext",
     "CompressResult",
@@ -52,7 +61,8 @@ __all__ = [
 ]
 
 SIZE_KEYS: tuple[str, ...] = ("hidden", "widths", "channels", "n_blocks", "trunk")
-"""Constructor keys that set a model's width/depth (everything else, e.g. a DDX7 instrument, is kept)."""
+"""The width parameters the student compressors accept (``scratch``/``kd_*``: ``hidden=64``...); which of them a
+family's constructor takes is its own declaration (:attr:`suite.traits.FamilyTraits.size_keys`)."""
 
 
 @dataclass
@@ -129,11 +139,14 @@ class CompressResult:
     Attributes:
         model: a ddspbench model (has ``family``/``config``; checkpointable with
             :func:`suite.checkpoint.save_checkpoint`), in eval mode.
-        description: JSON-able: ``method``, every hyper-parameter (``params``), and the method's own
-            report (parameter counts and serialized bytes before/after, steps trained, timings...).
+        steps: one typed :class:`suite.recipe.StepReport` per step run (one for a compressor, one per step for a
+            chain): parameters, sizes before/after, seconds, training summary, compute, tags, size label.
+        description: JSON-able, for people and checkpoints: ``method``, every hyper-parameter (``params``), the
+            method's own report, before/after and seconds (a chain: its steps' descriptions under ``steps``).
     """
 
     model: nn.Module
+    steps: tuple[StepReport, ...]
     description: dict[str, Any]
 
 
@@ -171,6 +184,21 @@ class Compressor(abc.ABC):
     unsupported: ClassVar[Mapping[str, Mapping[str, tuple[Any, ...]]]] = {}
     """family -> hyper-parameter -> values that do not work on that family (e.g. int8 on a decoder
     without Linear/GRU layers); the sweep never proposes them."""
+    tags: ClassVar[frozenset[str]] = frozenset()
+    """What the method is (:mod:`suite.recipe` tags: ``distillation``, ``from_scratch``, ``pruning``,
+    ``quantization``); its step reports carry them and reports tell arms apart by them, never by name."""
+
+    @classmethod
+    def step_tags(cls, params: Mapping[str, Any]) -> frozenset[str]:
+        """The tags of one run with these (resolved) hyper-parameters; default: the class's ``tags``. A method whose
+        nature depends on a setting (a fine-tuning loss with a distillation term) overrides this."""
+        return cls.tags
+
+    @classmethod
+    def size_label(cls, start: str) -> str | None:
+        """The size label of the model this method makes from a model labelled ``start``; None: it keeps ``start``
+        (or, for a method that trains a new student, the student's size is the recipe's)."""
+        return None
 
     @classmethod
     def uses_seed(cls, params: Mapping[str, Any], steps: int) -> bool:
@@ -253,19 +281,23 @@ class Compressor(abc.ABC):
         seconds = time.perf_counter() - t0
         model.eval()
         after = model_stats(model)
-        description = {
-            "method": self.name,
-            "params": resolved,
-            **report,
-            "before": before,
-            "after": after,
-            "seconds": round(seconds, 3),
-        }
-        return CompressResult(model=model, description=description)
+        details = dict(report)
+        training = details.pop(TRAINING, None)
+        compute = details.pop(COMPUTE, None) or (training or {}).get(COMPUTE) or {}  # train_model keeps it in train
+        step = StepReport(method=self.name, params=resolved, tags=tuple(self.step_tags(resolved)),
+                          size_label=getattr(model, "size_name", None), before=before, after=after,
+                          seconds=round(seconds, 3), training=training, compute=dict(compute), details=details)
+        return CompressResult(model=model, steps=(step,), description=step.description())
 
     @abc.abstractmethod
     def run(self, teacher: nn.Module, ctx: CompressContext, params: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
-        """Do the work: return the candidate and a JSON-able report of what was done."""
+        """Do the work: return the candidate and a JSON-able report of what was done.
+
+        The report's :data:`TRAINING` entry (``"train"``) is the summary of the training the method did
+        (:func:`suite.train.train_summary`; None or absent when it trained nothing) and its :data:`COMPUTE` entry
+        (``"compute"``) the training compute it spent; both become fields of its :class:`suite.recipe.StepReport`,
+        the rest its ``details``.
+        """
 
 
 def clone_model(model: nn.Module) -> nn.Module:
@@ -294,7 +326,8 @@ def clone_model(model: nn.Module) -> nn.Module:
 def build_student(teacher: nn.Module, size: str | None = None, widths: Mapping[str, Any] | None = None, *, seed: int = 0) -> nn.Module:
     """A freshly initialised model of the teacher's family with another width.
 
-    Every constructor argument of the teacher that is not a width (:data:`SIZE_KEYS`), e.g. the DDX7
+    Every constructor argument of the teacher that is not a width (the family's declared ``size_keys``,
+    :class:`suite.traits.FamilyTraits`), e.g. the DDX7
     instrument or the number of harmonics, is kept; the width comes from the registered size
     ``"<family>/<size>"`` or from explicit ``widths`` (e.g. ``{"hidden": 64}`` or
     ``{"channels": [32, 32, 32]}``).
@@ -308,7 +341,8 @@ def build_student(teacher: nn.Module, size: str | None = None, widths: Mapping[s
     t: Any = teacher
     family: str = t.family
     t_config: dict[str, Any] = dict(t.config)
-    config = {k: copy.deepcopy(v) for k, v in t_config.items() if k not in SIZE_KEYS}
+    size_keys = traits_of(teacher).size_keys
+    config = {k: copy.deepcopy(v) for k, v in t_config.items() if k not in size_keys}
     size_name = "custom"
     if size is not None:
         key = f"{family}/{size}"
@@ -316,12 +350,12 @@ def build_student(teacher: nn.Module, size: str | None = None, widths: Mapping[s
             known = ", ".join(n.split("/", 1)[1] for n in SIZES.list(f"{family}/*")) or "(none)"
             raise UserError(f"unknown size {size!r} for family {family}; known: {known}")
         ref: Any = SIZES.get(key)()
-        config.update({k: copy.deepcopy(v) for k, v in dict(ref.config).items() if k in SIZE_KEYS})
+        config.update({k: copy.deepcopy(v) for k, v in dict(ref.config).items() if k in size_keys})
         size_name = size
     extra = dict(widths or {})
-    bad = sorted(set(extra) - set(SIZE_KEYS))
+    bad = sorted(set(extra) - set(size_keys))
     if bad:
-        raise UserError(f"not a width setting: {', '.join(bad)}; widths are {', '.join(SIZE_KEYS)}")
+        raise UserError(f"not a width setting of {family}: {', '.join(bad)}; its widths are {', '.join(size_keys)}")
     if extra:
         if size is None and "n_blocks" in t_config and "channels" not in extra:
             config["n_blocks"] = t_config["n_blocks"]  # a width alone keeps the teacher's depth

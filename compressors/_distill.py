@@ -49,6 +49,7 @@ from ddspbench.suite.candidate import ParamSpec
 from ddspbench.suite.compute import training_compute
 from ddspbench.suite.errors import UserError
 from ddspbench.suite.metrics.mss import MSSLoss
+from ddspbench.suite.recipe import COMPUTE_MATCHED, DISTILLATION, FROM_SCRATCH
 from ddspbench.suite.registry import COMPRESSORS
 from ddspbench.suite.train import train, train_summary
 
@@ -186,7 +187,7 @@ def copy_wavetables(teacher: nn.Module, student: nn.Module) -> int:
     t_params = dict(teacher.named_parameters())
     copied = 0
     for name, p in student.named_parameters():
-        if "wavetable" not in name.split(".")[-1]:
+        if "wavetable" not in name.split(".")[-1]:  # not a method name: a torch parameter path
             continue
         src = t_params.get(name)
         if src is None or src.shape != p.shape:
@@ -236,11 +237,18 @@ class Scratch(_Student):
     """
 
     name: ClassVar[str] = "scratch"
+    tags: ClassVar[frozenset[str]] = frozenset({FROM_SCRATCH})
     defaults: ClassVar[Mapping[str, Any]] = {**_STUDENT_DEFAULTS, "budget": "student"}
     bounds: ClassVar[Mapping[str, Any]] = {**_STUDENT_BOUNDS, "budget": Choice(BUDGETS)}
     first_only: ClassVar[bool] = True
     trains_student: ClassVar[bool] = True
     uses_teacher: ClassVar[bool] = False
+
+    @classmethod
+    def step_tags(cls, params: Mapping[str, Any]) -> frozenset[str]:
+        """``from_scratch``; at the ``teacher+student`` budget also ``compute_matched`` (an arm of its own, not the
+        same-budget baseline KD is tested against)."""
+        return cls.tags | ({COMPUTE_MATCHED} if params.get("budget") == "teacher+student" else set())
 
     def run(self, teacher: nn.Module, ctx: CompressContext, params: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
         if ctx.candidate is not None:
@@ -267,6 +275,7 @@ class KDAudio(_Student):
     """
 
     name: ClassVar[str] = "kd_audio"
+    tags: ClassVar[frozenset[str]] = frozenset({DISTILLATION})
     defaults: ClassVar[Mapping[str, Any]] = {**_STUDENT_DEFAULTS, "kd_weight": 0.5, "target_weight": 0.5, "copy_wavetables": False}
     bounds: ClassVar[Mapping[str, Any]] = {**_KD_BOUNDS, "copy_wavetables": Flag()}
     trains_student: ClassVar[bool] = True
@@ -294,6 +303,7 @@ class KDControl(_Student):
     """
 
     name: ClassVar[str] = "kd_control"
+    tags: ClassVar[frozenset[str]] = frozenset({DISTILLATION})
     defaults: ClassVar[Mapping[str, Any]] = {**_STUDENT_DEFAULTS, "kd_weight": 1.0, "target_weight": 0.5, "copy_wavetables": False}
     bounds: ClassVar[Mapping[str, Any]] = {**_KD_BOUNDS, "copy_wavetables": Flag()}
     trains_student: ClassVar[bool] = True
@@ -331,6 +341,7 @@ class KDFeature(_Student):
     """
 
     name: ClassVar[str] = "kd_feature"
+    tags: ClassVar[frozenset[str]] = frozenset({DISTILLATION})
     defaults: ClassVar[Mapping[str, Any]] = {**_STUDENT_DEFAULTS, "kd_weight": 1.0, "target_weight": 0.5, "projector_hidden": None}
     bounds: ClassVar[Mapping[str, Any]] = {**_KD_BOUNDS, "projector_hidden": WIDTH}
     trains_student: ClassVar[bool] = True

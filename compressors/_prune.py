@@ -29,7 +29,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from ddspbench.compressors._base import CompressContext, Compressor, clone_model, frozen
+from ddspbench.compressors._base import TRAINING, CompressContext, Compressor, clone_model, frozen
 from ddspbench.compressors._distill import audio_kd_loss, train_model
 from ddspbench.compressors._dsp_prune import dsp_prune
 from ddspbench.compressors._gru import GRUAwareImportance, GRUPruner, opaque_gru_tracing
@@ -38,6 +38,7 @@ from ddspbench.compressors._stats import random_features
 from ddspbench.suite.bounds import STEPS_OR_NONE, WEIGHT, WIDTH, Bound, Choice
 from ddspbench.suite.candidate import ParamSpec
 from ddspbench.suite.errors import UserError
+from ddspbench.suite.recipe import PRUNING
 from ddspbench.suite.registry import COMPRESSORS
 
 __all__ = ["Prune", "structured_prune", "output_heads", "rebuild"]
@@ -140,6 +141,7 @@ class Prune(Compressor):
     """
 
     name: ClassVar[str] = "prune"
+    tags: ClassVar[frozenset[str]] = frozenset({PRUNING})
     defaults: ClassVar[Mapping[str, Any]] = {
         "ratio": 0.5,
         "importance": "magnitude",
@@ -161,6 +163,11 @@ class Prune(Compressor):
     }
 
     @classmethod
+    def size_label(cls, start: str) -> str:
+        """A pruned model keeps its input's label with ``:pruned`` (its real widths are in its config)."""
+        return f"{start}:pruned"
+
+    @classmethod
     def uses_seed(cls, params: Mapping[str, Any], steps: int) -> bool:
         """Only fine-tuning and the ``random`` importance use the seed; magnitude pruning of a given model is fixed."""
         values = {**cls.defaults, **dict(params)}
@@ -178,7 +185,7 @@ class Prune(Compressor):
             model, report["dsp"] = dsp_prune(model, ctx, **dsp)
         torch.manual_seed(ctx.seed)  # the "random" importance draws from torch's global generator
         model = structured_prune(model, float(params["ratio"]), importance=str(params["importance"]))
-        model.size_name = f"{getattr(start, 'size_name', 'custom')}:pruned"  # its real widths are in its config
+        model.size_name = self.size_label(getattr(start, 'size_name', 'custom'))
         report["config"] = dict(model.config)
         steps = ctx.steps if params["finetune_steps"] is None else int(params["finetune_steps"])
         if steps > 0:
@@ -187,9 +194,9 @@ class Prune(Compressor):
                 report["variant"] = "KD fine-tune"  # inherited weights and the KD target, separated from plain prune
                 with frozen(teacher):
                     loss = audio_kd_loss(teacher, kd_w, float(params["target_weight"]))
-                    report["finetune"] = train_model(model, ctx, steps, loss, self.name)
+                    report[TRAINING] = train_model(model, ctx, steps, loss, self.name)
             else:
-                report["finetune"] = train_model(model, ctx, steps, None, self.name)
+                report[TRAINING] = train_model(model, ctx, steps, None, self.name)
         else:
-            report["finetune"] = None
+            report[TRAINING] = None
         return model, report

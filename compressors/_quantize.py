@@ -35,6 +35,7 @@ from ddspbench.suite.bounds import Bound, Choice
 from ddspbench.suite.candidate import ParamSpec
 from ddspbench.suite.checkpoint import TRANSFORMS, apply_transform
 from ddspbench.suite.errors import UserError
+from ddspbench.suite.recipe import QUANTIZATION
 from ddspbench.suite.registry import COMPRESSORS
 
 __all__ = ["Quantize", "quantize_int8", "quantize_bf16", "QUANT_METHODS", "ENGINE_METHODS"]
@@ -90,6 +91,7 @@ class Quantize(Compressor):
     """
 
     name: ClassVar[str] = "quantize"
+    tags: ClassVar[frozenset[str]] = frozenset({QUANTIZATION})
     defaults: ClassVar[Mapping[str, Any]] = {"method": "int8", "measure_frames": 250, "measure_repeats": 5}
     bounds: ClassVar[Mapping[str, Any]] = {"method": Choice(tuple(QUANT_METHODS)), "measure_frames": Bound(int, 0, 15_000),
                                            "measure_repeats": Bound(int, 1, 1000)}

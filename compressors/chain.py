@@ -14,14 +14,17 @@ registered in ``COMPRESSORS`` so ``ddspbench list`` shows them; any ``a+b+c`` sp
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from torch import nn
 
 from ddspbench.compressors._base import CompressContext, Compressor, CompressResult
-from ddspbench.suite.candidate import ParamSpec, step_keys
+from ddspbench.compressors._stats import model_stats
+from ddspbench.suite.candidate import ParamSpec, split_method
 from ddspbench.suite.errors import UserError
+from ddspbench.suite.recipe import StepReport, step_keys
 from ddspbench.suite.registry import COMPRESSORS
 
 __all__ = ["Chain", "steps_use_seed", "parse_chain", "get_compressor", "run_chain", "split_params", "step_space", "compress_steps",
@@ -71,10 +74,7 @@ def parse_chain(spec: str) -> list[Step]:
     if spec in REGISTERED_CHAINS:
         steps = [(n, dict(p)) for n, p in REGISTERED_CHAINS[spec]]
     else:
-        parts = [p.strip() for p in spec.split("+")]
-        if any(not p for p in parts):
-            raise UserError(f"bad chain spec {spec!r}; write methods joined by '+', e.g. prune+kd_audio+quantize")
-        steps = [(p, {}) for p in parts]
+        steps = [(p, {}) for p in split_method(spec)]
     validate_steps(steps)
     return steps
 
@@ -107,17 +107,17 @@ def split_params(steps: Sequence[Step], params: Mapping[str, Any]) -> list[dict[
     return out
 
 
-def run_chain(teacher: nn.Module, ctx: CompressContext, steps: Sequence[Step]) -> tuple[nn.Module, list[dict[str, Any]]]:
-    """Run the steps in order; returns the last candidate and every step's description."""
+def run_chain(teacher: nn.Module, ctx: CompressContext, steps: Sequence[Step]) -> tuple[nn.Module, list[StepReport]]:
+    """Run the steps in order; returns the last candidate and every step's report."""
     validate_steps(steps)
     candidate: nn.Module | None = ctx.candidate
-    descriptions: list[dict[str, Any]] = []
+    reports: list[StepReport] = []
     for name, params in steps:
         res = _step_class(name)().compress(teacher, ctx.with_candidate(candidate), **params)
         candidate = res.model
-        descriptions.append(res.description)
+        reports.extend(res.steps)
     assert candidate is not None
-    return candidate, descriptions
+    return candidate, reports
 
 
 class Chain(Compressor):
@@ -159,11 +159,25 @@ class Chain(Compressor):
                 resolved[f"{key}.{k}"] = v
         return resolved
 
+    def compress(self, teacher: nn.Module, ctx: CompressContext, **params: Any) -> CompressResult:
+        """Run every step (:func:`run_chain`); the result keeps each step's own report, and the description lists
+        the steps' descriptions with the chain's sizes before and after."""
+        resolved = self.resolve_params(params)
+        before = model_stats(ctx.candidate if ctx.candidate is not None else teacher)
+        t0 = time.perf_counter()
+        model, report = self.run(teacher, ctx, resolved)
+        seconds = time.perf_counter() - t0
+        model.eval()
+        reports = report.pop("reports")
+        description = {"method": self.name, "params": resolved, **report, "before": before, "after": model_stats(model),
+                       "seconds": round(seconds, 3)}
+        return CompressResult(model=model, steps=tuple(reports), description=description)
+
     def run(self, teacher: nn.Module, ctx: CompressContext, params: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
         per_step = split_params(self.steps, params)
         steps = [(n, p) for (n, _), p in zip(self.steps, per_step)]
-        model, descriptions = run_chain(teacher, ctx, steps)
-        return model, {"chain": [n for n, _ in steps], "steps": descriptions}
+        model, reports = run_chain(teacher, ctx, steps)
+        return model, {"chain": [n for n, _ in steps], "steps": [r.description() for r in reports], "reports": reports}
 
 
 def step_space(steps: Sequence[Step], family: str, ranges: Callable[[str], Mapping[str, ParamSpec]],
@@ -191,7 +205,7 @@ def step_space(steps: Sequence[Step], family: str, ranges: Callable[[str], Mappi
 
 
 def compress_steps(teacher: nn.Module, ctx: CompressContext, method: str, steps: Sequence[Step]) -> CompressResult:
-    """Run a candidate's steps (:meth:`suite.candidate.Candidate.run_steps`), each with its own parameters.
+    """Run a candidate's steps (:meth:`suite.recipe.Recipe.run_steps`), each with its own parameters.
 
     One step runs as that compressor; several run as a chain whose steps are exactly these (a
     repeated step keeps its own values, the chain's fixed step defaults are already in them).

@@ -12,18 +12,20 @@ res.metrics["mss"], res.units["mss"]
 ```
 
 This module only re-exports and wraps the packages' own functions (``reports``, ``suite``); it imports
-nothing heavy until a function is called, so ``import ddspbench`` is fast.
+nothing heavy until a function is called, so ``import ddspbench`` is fast, and it exports exactly ``__all__``
+(the subpackages ``suite``, ``reports``, ``baselines``, ``compressors`` are importable as ``ddspbench.<name>``).
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:  # names for annotations only: the module exports exactly __all__
+    import os
+    from collections.abc import Sequence
+    from pathlib import Path
+    from typing import Any
+
     import pandas as pd
 
     from ddspbench.suite.evaluate import EvalResult
@@ -83,6 +85,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
 
 def load_split(data: str | os.PathLike[str], split: str = "test") -> Any:
     """One split of a prepared dataset directory (a :class:`suite.data.store.ClipSet`)."""
+    from pathlib import Path
+
     from ddspbench.suite.data.store import load_split as _load
 
     return _load(Path(data), split)
@@ -109,42 +113,23 @@ def run_sweep(preset: str = "smoke", out: str | os.PathLike[str] | None = None, 
     Raises:
         UserError: a bad setting (the message the CLI would print after ``error:``).
     """
-    import argparse
+    from pathlib import Path
 
-    import yaml
+    from ddspbench.suite.sweep import orchestrate
 
-    from ddspbench.suite.commands import sweep as sweep_cmd
-    from ddspbench.suite.sweep.config import deep_merge, load_yaml
+    def names(value: str | Sequence[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
 
-    tree: dict[str, Any] = load_yaml(Path(config)) if config else {}
-    tree = deep_merge(tree, overrides) if overrides else tree
-    space = tree.setdefault("space", {}) if (families or methods) else None
-    for key, value in (("families", families), ("methods", methods)):
-        if value is not None and space is not None:
-            space[key] = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
-    parser = argparse.ArgumentParser(prog="ddspbench sweep")
-    sweep_cmd.add_arguments(parser)
-    with tempfile.TemporaryDirectory(prefix="ddspbench-sweep-") as tmp:
-        argv = ["--preset", preset]
-        if tree:
-            path = Path(tmp) / "overrides.yaml"
-            path.write_text(yaml.safe_dump(tree, sort_keys=False), encoding="utf-8")
-            argv += ["--config", str(path)]
-        if out is not None:
-            argv += ["--out", str(out)]
-        if storage is not None:
-            argv += ["--storage", storage]
-        if cache is not None:
-            argv += ["--cache", str(cache)]
-        if not report:
-            argv.append("--no-report")
-        args = parser.parse_args(argv)
-        study = sweep_cmd.resolve_config(args).study
-        code = sweep_cmd.run(args)
-    out = Path("results") / study if out is None else out  # the CLI's default
-    if code not in (0, 1):
-        raise UserError(f"sweep ended with exit code {code}")
-    return load_results(out, allow_mixed_hardware=True)
+    cfg = orchestrate.resolve_config(preset=preset, config=None if config is None else str(config),
+                                     families=names(families), methods=names(methods), tree=overrides)
+    results = Path("results") / cfg.study if out is None else Path(out)  # the CLI's default
+    session = orchestrate.start_sweep(cfg, results, storage=storage, cache=None if cache is None else str(cache))
+    orchestrate.run_sweep(session)
+    if report:
+        orchestrate.finish_report(results, cfg)
+    return load_results(results, allow_mixed_hardware=True)
 
 
 def evaluate_checkpoint(path: str | os.PathLike[str], data: str | os.PathLike[str], *,

@@ -29,7 +29,7 @@ import pandas as pd
 from ddspbench.reports.compare import VerdictTables, instrument_aggregate, verdict_tables
 from ddspbench.reports.convergence import UNCONVERGED_NOTE, converged_flags, flag_comparison, regressed_flags
 from ddspbench.reports.html import write_html
-from ddspbench.reports.load import load_results, loaded_note, metric_columns
+from ddspbench.reports.load import load_results, loaded_note, metric_columns, reference_mask
 from ddspbench.reports.pareto import (
     HV_REF,
     direction_of,
@@ -56,13 +56,13 @@ from ddspbench.reports.tables import (
     verdict_display,
 )
 from ddspbench.suite.errors import UserError
+from ddspbench.suite.metrics.declare import Role, headline_metrics, names_with_role
 from ddspbench.suite.records import Direction
 
 __all__ = ["FORMATS", "build_report", "pareto_by_group", "front_table"]
 
 FORMATS: tuple[str, ...] = ("md", "html", "csv", "json")
 _GROUP = ["dataset", "instrument"]
-_QUALITY = ("mss", "mss_teacher", "fad", "fad_inf", "kad")
 
 
 def _objectives_present(df: pd.DataFrame, objectives: str | Sequence[str] | None, quality: str,
@@ -187,8 +187,11 @@ VERDICT_NOTE = (
     "inconclusive rows say how many runs or recordings would settle them."
 )
 
-SECONDARY_QUALITY: dict[str, str] = {"mss": "fad"}
-"""The second quality metric a report tests the same arms on (FAD beside MSS)."""
+def secondary_quality(quality: str) -> str | None:
+    """The second quality metric a report tests the same arms on: the next quality headline after ``quality`` (FAD
+    beside MSS: their declarations' ``headline`` ranks), None when ``quality`` is not the first one."""
+    heads = headline_metrics(Role.QUALITY)
+    return heads[1] if len(heads) > 1 and heads[0] == quality else None
 
 SECONDARY_NOTE = (
     "The same arms (chosen on validation MSS), tested on {q}: {q} is measured on the whole test set at once, so a run "
@@ -216,7 +219,7 @@ def listening_candidates(df: pd.DataFrame, metric: str, max_listen: int) -> pd.D
     clips play beside its teacher's.
     """
     asc = direction_of(metric) is Direction.MINIMIZE
-    ok = df[(df["status"] == "ok") & (df["method"] != "teacher")].sort_values(metric, ascending=asc)
+    ok = df[(df["status"] == "ok") & ~reference_mask(df)].sort_values(metric, ascending=asc)
     best = ok.groupby(["dataset", "instrument", "family", "method"], dropna=False, sort=False).head(1)
     rest = ok[ok["pareto"].fillna(False).astype(bool) & ~ok["uid"].isin(best["uid"])]
     return pd.concat([best, rest]).head(max_listen).sort_values(metric, ascending=asc)
@@ -271,7 +274,7 @@ def build_report(
     df["converged"] = converged_flags(df)
     df["regressed"] = regressed_flags(df)
     # KD comparisons need an audio-quality metric: the ranking metric when it is one, else mss/fad
-    quality = metric if metric in _QUALITY and metric in df.columns else (quality_metric(df) or metric)
+    quality = metric if metric in names_with_role(Role.QUALITY) and metric in df.columns else (quality_metric(df) or metric)
     per_run = df
     df = configurations(df, quality if quality in df.columns else None)  # one row per configuration (seeds averaged)
     leaderboard(df, metric)  # raises a UserError naming the metrics present when absent
@@ -289,7 +292,7 @@ def build_report(
     kd_sum = tables.kd_summary
     verdicts = tables.verdicts
     shown_verdicts = verdict_display(verdicts, quality, df.attrs.get("units", {}))
-    secondary = SECONDARY_QUALITY.get(quality)
+    secondary = secondary_quality(quality)
     second = pd.DataFrame()
     if secondary is not None and secondary in per_run.columns and per_run[secondary].notna().any():
         # the same arms (chosen on validation), a second family of tests with Holm over its own pairs

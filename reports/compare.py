@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ddspbench.reports.load import COMPUTE_COLS, finite
+from ddspbench.reports.load import COMPUTE_COLS, finite, reference_mask
 from ddspbench.reports.pareto import direction_of
 from ddspbench.reports.seeds import record_run
 from ddspbench.reports.stats import (
@@ -47,6 +47,7 @@ from ddspbench.reports.stats import (
     run_matrix,
     runs_needed,
 )
+from ddspbench.suite.recipe import DISTILLATION, FROM_SCRATCH
 from ddspbench.suite.records import Direction
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "bucket_label",
     "assign_buckets",
     "is_kd_method",
+    "is_baseline",
     "choose_per_method",
     "Family",
     "VerdictTables",
@@ -111,13 +113,20 @@ def assign_buckets(values: Sequence[float] | pd.Series, per_decade: int = 2) -> 
     return pd.Series(out, index=idx, dtype="Int64")
 
 
-def is_kd_method(method: str) -> bool:
-    """True when a method or chain (``prune+kd_audio+quantize``) has a knowledge-distillation step."""
-    return any(step.strip().startswith("kd") for step in str(method).split("+"))
+def is_kd_method(tags: Any) -> bool:
+    """True when a candidate's steps (their ``tags``) include knowledge distillation (a step tagged ``distillation``,
+    anywhere in a chain such as ``prune+kd_audio+quantize``)."""
+    return DISTILLATION in (tags or ())
+
+
+def is_baseline(tags: Any) -> bool:
+    """True for the baseline KD is tested against: a student trained from scratch and nothing else (every step
+    tagged ``from_scratch``; ``scratch+quantize`` is a method of its own)."""
+    return set(tags or ()) == {FROM_SCRATCH}
 
 
 def _candidates(df: pd.DataFrame, quality: str) -> pd.DataFrame:
-    ok = df[(df["status"] == "ok") & (df["method"] != "teacher")]
+    ok = df[(df["status"] == "ok") & ~reference_mask(df)]
     return ok[np.isfinite(ok[quality].to_numpy(dtype=float))]
 
 
@@ -152,7 +161,7 @@ def choose_per_method(df: pd.DataFrame, quality: str = "mss", by: Sequence[str] 
 
 
 def _kd_arm(grp: pd.DataFrame, quality: str) -> pd.Series | None:
-    kd = grp[grp["method"].map(is_kd_method)]
+    kd = grp[grp["tags"].map(is_kd_method)]
     return None if kd.empty else _pick(kd, quality)[0]
 
 
@@ -293,7 +302,7 @@ def verdict_tables(df: pd.DataFrame, *, quality: str = "mss", budget: str = "par
             row = {**dict(zip(by, key)), **_arm(r, quality), "kd_arm": bool(kd is not None and r["uid"] == kd["uid"]),
                    "vs_kd": None}
             pair = None
-            if kd is not None and not is_kd_method(r["method"]):
+            if kd is not None and not is_kd_method(r["tags"]):
                 row["vs_kd"] = kd["uid"]
                 pair = fam.add(kd, r)
             pending.append(("verdicts", row, pair))
@@ -301,11 +310,11 @@ def verdict_tables(df: pd.DataFrame, *, quality: str = "mss", budget: str = "par
     by_s = [*_GROUP, "family", "size"]
     chosen_s = choose_per_method(cand, quality, by=by_s) if len(cand) else cand
     for key, grp in (chosen_s.groupby(by_s, dropna=False, sort=True) if len(chosen_s) else []):
-        scratch = grp[(grp["method"] == "scratch") & (grp["arm"] == "scratch")]  # the same-budget baseline
+        scratch = grp[grp["tags"].map(is_baseline)]  # the same-budget baseline (a compute-matched one is an arm)
         if scratch.empty:
             continue
         s = scratch.iloc[0]
-        for _, r in grp[grp["method"].map(is_kd_method)].iterrows():
+        for _, r in grp[grp["tags"].map(is_kd_method)].iterrows():
             row = {**dict(zip(by_s, key)), "method": r["method"], "uid": r["uid"], "scratch_uid": s["uid"],
                    "n_seeds": _arm(r, quality)["n_seeds"], "scratch_n_seeds": _arm(s, quality)["n_seeds"],
                    f"{quality}_kd": float(r[quality]), f"{quality}_scratch": float(s[quality])}
@@ -325,7 +334,7 @@ def verdict_tables(df: pd.DataFrame, *, quality: str = "mss", budget: str = "par
                        quality: float(r[quality]), budget: float(r[budget]),
                        "kd_best": bool(kd is not None and r["uid"] == kd["uid"]), "vs_kd": None}
                 pair = None
-                if kd is not None and not is_kd_method(r["method"]):
+                if kd is not None and not is_kd_method(r["tags"]):
                     row["vs_kd"] = kd["uid"]
                     pair = fam.add(kd, r)
                 pending.append(("kd_vs_others", row, pair))
@@ -335,6 +344,8 @@ def verdict_tables(df: pd.DataFrame, *, quality: str = "mss", budget: str = "par
     for name, row, pair in pending:
         tables[name].append({**row, **(fam.result(pair) if pair is not None else {})})
     frames = {k: pd.DataFrame(v) for k, v in tables.items()}
+    # which rows are KD methods, for the tables that say "KD, not chosen" (kept out of the columns: files stay as they were)
+    frames["verdicts"].attrs["distillation_uids"] = sorted(str(u) for u in cand.loc[cand["tags"].map(is_kd_method), "uid"])
     ks = frames["kd_vs_scratch"]
     if len(ks):
         ks["kd_worse"] = ks["verdict"].eq("KD worse")

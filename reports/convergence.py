@@ -1,8 +1,8 @@
 """Convergence flags of the candidates, read from their records.
 
-Every trained model's record carries its learning curve inside its ``method_params`` (a
-compressor's training report ``train``/``finetune`` has ``curve`` and ``steps``; a teacher's ``train``
-likewise). The verdict is computed here from the curve by the one rule, :func:`suite.convergence.convergence`
+Every trained model's record carries its learning curve in the training summary of the step that trained it
+(:attr:`suite.recipe.StepReport.training`: ``curve`` and ``steps``; a teacher's training step likewise); the
+functions here take those summaries (``ResultRecord.training``, the ``training`` column of a results frame). The verdict is computed here from the curve by the one rule, :func:`suite.convergence.convergence`
 (smoothed curve, improvement per doubling of steps, "ended above its best"), so records written under an
 earlier rule are judged by the current one; a training report without a curve keeps its stored verdict.
 A candidate is
@@ -17,7 +17,6 @@ can be told from "nobody trained long enough".
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -36,15 +35,10 @@ UNCONVERGED_NOTE = (
 )
 
 
-def verdicts(method_params: Any) -> Iterator[dict[str, Any]]:
-    """Every convergence verdict (``{"converged": ..., ...}``) found anywhere inside a record's ``method_params``
-    (a dict, or its JSON text as :func:`reports.load_results` keeps it)."""
-    if isinstance(method_params, str):
-        try:
-            method_params = json.loads(method_params)
-        except ValueError:
-            return
-    stack = [method_params]
+def verdicts(training: Any) -> Iterator[dict[str, Any]]:
+    """Every convergence verdict (``{"converged": ..., ...}``) of a record's training summaries (a list of them, or
+    any nesting of dicts and lists that holds them)."""
+    stack = [training]
     while stack:
         node = stack.pop()
         if isinstance(node, Mapping):
@@ -60,22 +54,17 @@ def verdicts(method_params: Any) -> Iterator[dict[str, Any]]:
             stack.extend(node)
 
 
-def candidate_converged(method_params: Any) -> bool | None:
-    """One candidate's flag from its ``method_params`` (see the module docstring)."""
-    flags = [v["converged"] for v in verdicts(method_params) if v.get("converged") is not None]
+def candidate_converged(training: Any) -> bool | None:
+    """One candidate's flag from its training summaries (see the module docstring)."""
+    flags = [v["converged"] for v in verdicts(training) if v.get("converged") is not None]
     if not flags:
         return None
     return all(bool(f) for f in flags)
 
 
-def training_reports(method_params: Any) -> list[dict[str, Any]]:
-    """The training reports (dicts with a learning ``curve`` or a ``best_valid``) inside ``method_params``, in the
-    order of the chain's steps (depth first, insertion order); the last one trained the final model."""
-    if isinstance(method_params, str):
-        try:
-            method_params = json.loads(method_params)
-        except ValueError:
-            return []
+def training_reports(training: Any) -> list[dict[str, Any]]:
+    """The training reports (dicts with a learning ``curve`` or a ``best_valid``) among a record's training summaries,
+    in the order of the chain's steps (depth first, insertion order); the last one trained the final model."""
     found: list[dict[str, Any]] = []
 
     def walk(node: Any) -> None:
@@ -89,15 +78,15 @@ def training_reports(method_params: Any) -> list[dict[str, Any]]:
             for v in node:
                 walk(v)
 
-    walk(method_params)
+    walk(training)
     return found
 
 
-def selected_validation(method_params: Any) -> tuple[float | None, str | None]:
+def selected_validation(training: Any) -> tuple[float | None, str | None]:
     """The validation MSS of the weights a candidate was evaluated at, and which checkpoint they were (``best`` or
     ``last``): from the last training report of its chain. Records written before best-checkpoint selection were
     evaluated at the last step: their ``last_valid``. ``(None, None)`` when nothing was trained."""
-    reports = training_reports(method_params)
+    reports = training_reports(training)
     if not reports:
         return None, None
     rep = reports[-1]
@@ -106,25 +95,25 @@ def selected_validation(method_params: Any) -> tuple[float | None, str | None]:
     return (float(value) if isinstance(value, (int, float)) else None), str(which)
 
 
-def candidate_regressed(method_params: Any) -> bool | None:
+def candidate_regressed(training: Any) -> bool | None:
     """True when some training run of the candidate ended more than 5 % above its best validation MSS."""
-    flags = [v["regressed"] for v in verdicts(method_params) if v.get("regressed") is not None]
+    flags = [v["regressed"] for v in verdicts(training) if v.get("regressed") is not None]
     return any(bool(f) for f in flags) if flags else None
 
 
 def regressed_flags(df: pd.DataFrame) -> pd.Series:
     """Per row of a records frame: :func:`candidate_regressed`, named ``regressed``."""
-    if "method_params" not in df.columns:
+    if "training" not in df.columns:
         return pd.Series([None] * len(df), index=df.index, dtype=object, name="regressed")
-    return pd.Series([candidate_regressed(v) for v in df["method_params"]], index=df.index, dtype=object,
+    return pd.Series([candidate_regressed(v) for v in df["training"]], index=df.index, dtype=object,
                      name="regressed")
 
 
 def converged_flags(df: pd.DataFrame) -> pd.Series:
     """Per row of a records frame (:func:`reports.load_results`): ``True``/``False``/``None``, named ``converged``."""
-    if "method_params" not in df.columns:
+    if "training" not in df.columns:
         return pd.Series([None] * len(df), index=df.index, dtype=object, name="converged")
-    return pd.Series([candidate_converged(v) for v in df["method_params"]], index=df.index, dtype=object,
+    return pd.Series([candidate_converged(v) for v in df["training"]], index=df.index, dtype=object,
                      name="converged")
 
 

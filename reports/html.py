@@ -19,7 +19,6 @@ generically, column by column, whatever fields they carry.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import shutil
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
+from ddspbench.reports.load import is_reference, reference_mask
 from ddspbench.reports.plots import spectrogram_png
 from ddspbench.reports.tables import ID_COLUMNS, candidate_label, display_value, format_value, header
 
@@ -88,6 +88,7 @@ def _leaderboard(board: pd.DataFrame) -> dict[str, Any]:
     units = board.attrs.get("units", {})
     mets = list(board.attrs.get("metric_order") or [])
     ranked = board.attrs.get("ranked_by") or (mets[0] if mets else "")
+    refs = set(board.attrs.get("reference_uids", ()))  # reports.tables.leaderboard: the teachers, by their tags
     present = [c for c in ID_COLUMNS if c in board.columns and board[c].notna().any()
                and board[c].astype(str).str.len().gt(0).any()]
     lead = [c for c in ("uid", "family", "method", "hparams") if c in present]
@@ -129,7 +130,7 @@ def _leaderboard(board: pd.DataFrame) -> dict[str, Any]:
             else:
                 text = candidate_label(r) if col == "uid" else format_value(r[col])
                 cells.append(_cell(text, "num" if col == "rank" else "id"))
-        rows.append({"cls": "teacher" if r.get("method") == "teacher" else "", "cells": cells})
+        rows.append({"cls": "teacher" if str(r.get("uid")) in refs else "", "cells": cells})
     return {"heads": heads, "rows": rows, "ranked_by": ranked,
             "units_note": "byte counts in kB/MB of 1000" if any(units.get(m) == "B" for m in mets) else ""}
 
@@ -138,8 +139,8 @@ def _defs(df: pd.DataFrame, metric: str) -> list[str]:
     """The distinct definitions the ok rows recorded for ``metric`` (e.g. the FAD embedding ``logmel/1``)."""
     out: set[str] = set()
     ok = df[df["status"] == "ok"] if "status" in df.columns else df
-    for text in ok.get("metric_defs", pd.Series(dtype=object)):
-        d = json.loads(text or "{}").get(metric) if isinstance(text, str) else None
+    for defs in ok.get("metric_defs", pd.Series(dtype=object)):
+        d = defs.get(metric) if isinstance(defs, dict) else None
         if d:
             out.add(str(d))
     return sorted(out)
@@ -150,9 +151,10 @@ def _howto(df: pd.DataFrame, board: pd.DataFrame, objectives: Sequence[str], bud
     fad = _defs(df, "fad")
     examples: list[str] = []
     if "hparams" in board.columns:
+        refs = set(board.attrs.get("reference_uids", ()))  # the teachers, by their tags
         for method, grp in board.groupby("method", sort=True):
             text = next((t for t in grp["hparams"] if isinstance(t, str) and t), "")
-            if text and method != "teacher":
+            if text and not refs & set(grp["uid"].astype(str)):
                 examples.append(f"{method}: {text}")
     note = ""
     if fad and not any(d.startswith("aisfx") for d in fad):
@@ -168,7 +170,7 @@ def _wav_files(folder: Any, n: int) -> list[Path]:
 
 
 def _teacher_for(df: pd.DataFrame, row: pd.Series) -> pd.Series | None:
-    teachers = df[(df["method"] == "teacher") & (df["status"] == "ok")]
+    teachers = df[reference_mask(df) & (df["status"] == "ok")]
     for keys in (("results_dir", "dataset", "family"), ("results_dir", "dataset"), ("dataset",)):
         match = teachers
         for k in keys:
@@ -185,7 +187,7 @@ def listening_items(df: pd.DataFrame, candidates: pd.DataFrame, n_clips: int) ->
         files = _wav_files(row.get("audio_dir"), n_clips)
         if not files:
             continue
-        teacher = _teacher_for(df, row) if row["method"] != "teacher" else None
+        teacher = _teacher_for(df, row) if not is_reference(row.get("tags")) else None
         clips = []
         for f in files:
             tgt = Path(str(row["target_audio_dir"])) / f.name if isinstance(row.get("target_audio_dir"), str) else None

@@ -4,17 +4,19 @@ Columns (all rows, ok and failed):
 
 * identity: ``uid`` (unique across the loaded directories; the ``candidate_id``, prefixed with the
   study or directory name where two directories share an id), ``candidate_id``, ``study``, ``trial``,
-  ``family``, ``size``, ``method``, ``arm`` (the method with its compressor's variant, :func:`arm_label`),
-  ``teacher`` / ``teacher_seed`` (the teacher the method used; None for scratch and older records),
-  ``method_params`` (compact JSON text), ``hparams`` (the method's
-  settings in one short line, :func:`hparams_text`) and ``hparam_values`` (dict ``<step>.<name>`` -> value,
+  ``family``, ``size``, ``method`` (the recipe's method view), ``arm`` (the method with the variants its steps
+  reported, :func:`arm_label`), ``teacher`` / ``teacher_seed`` (the teacher the method used; None for scratch and
+  older records), ``method_params`` (compact JSON text of the recipe's parameters view, for display only), ``tags``
+  (sorted tuple of the tags the record's steps declared: ``reference`` for the teacher, ``distillation``,
+  ``from_scratch``...), ``training`` (the steps' training summaries, in order), ``hparams`` (the method's settings
+  in one short line, :func:`hparams_text`) and ``hparam_values`` (dict ``<step>.<name>`` -> value,
   :func:`hyperparameters`), ``dataset``, ``instrument``, ``seed``, ``config_id`` (shared by the seeds of
   one configuration; None when the record has none), ``results_dir``;
 * outcome: ``status`` (``ok``/``failed``) and ``error``;
 * one float column per metric any row carries (NaN where a row lacks it), plus ``<metric>_ci_low`` /
   ``<metric>_ci_high`` where a record gave an interval;
 * ``per_clip`` (dict of lists, for significance tests) with ``clip_ids`` / ``recording_ids`` (the clips' identity,
-  None in records written before it was kept), ``metric_defs`` (JSON text);
+  None in records written before it was kept), ``metric_defs`` (dict metric -> definition);
 * training compute (:data:`COMPUTE_COLS`): ``own_*`` (the candidate's own training: steps, examples, seconds,
   FLOPs) and ``total_*`` (including its teacher's training); NaN in records written before compute was kept;
 * ``valid_mss`` (the validation MSS of the evaluated weights, NaN when nothing was trained) and ``evaluated_at``
@@ -49,10 +51,11 @@ import pandas as pd
 
 from ddspbench.reports.convergence import selected_validation
 from ddspbench.suite.errors import UserError
+from ddspbench.suite.recipe import REFERENCE, Recipe
 from ddspbench.suite.records import ResultRecord, metric_unit, read_records
 
 __all__ = ["load_results", "loaded_note", "records_frame", "HARDWARE_KEYS", "metric_columns", "finite", "clip_values",
-           "hyperparameters", "hparams_text", "arm_label", "COMPUTE_COLS"]
+           "hyperparameters", "hparams_text", "is_reference", "reference_mask", "arm_label", "COMPUTE_COLS"]
 
 HARDWARE_KEYS: tuple[str, ...] = ("machine", "threads", "device")
 _PROVENANCE_COLS: tuple[str, ...] = (*HARDWARE_KEYS, "cpu_model", "torch_version", "git_commit", "cpu_count",
@@ -88,28 +91,21 @@ def _default_dir(base: Path, *parts: str) -> str | None:
     return str(p.resolve()) if p.is_dir() else None
 
 
-_NOT_HPARAMS = frozenset({"compressor", "preset", "size", "config", "train"})  # train: a learning curve, not a setting
+def _settings(recipe: Recipe | None) -> list[tuple[str, str, Any]]:
+    """``(step key, name, value)`` of every scalar setting of a recipe, ordered by step key and name."""
+    if recipe is None:
+        return []
+    return [(key, name, v) for key, step in sorted(recipe.keyed(), key=lambda ks: ks[0])
+            for name, v in sorted(step.params.items()) if not isinstance(v, (dict, list))]
 
 
-def hyperparameters(method: str, method_params: dict[str, Any] | None) -> dict[str, Any]:
-    """The settings that tell two candidates of one method apart, flattened to ``<step>.<name>``.
+def hyperparameters(recipe: Recipe | None) -> dict[str, Any]:
+    """The settings that tell two candidates of one method apart, keyed ``<step key>.<name>`` (column names).
 
-    ``method_params`` of a sweep record hold one dict per chain step keyed by its name
-    (``{"prune": {"ratio": 0.6}, "quantize": {"method": "bf16"}}``); other scalar entries (a teacher's
-    ``steps``, a hand-made record's ``ratio``) are kept under the method's name. The compressor's full
-    description, the preset, the size (its own column) and a model config are left out.
+    Every scalar parameter of every step of the recipe (a teacher's: its training ``steps``); the student size is its
+    own column.
     """
-    out: dict[str, Any] = {}
-    for key, value in sorted((method_params or {}).items()):
-        if key in _NOT_HPARAMS:
-            continue
-        if isinstance(value, dict):
-            for sub, v in sorted(value.items()):
-                if not isinstance(v, (dict, list)):
-                    out[f"{key}.{sub}"] = v
-        elif not isinstance(value, list):
-            out[f"{method}.{key}"] = value
-    return out
+    return {f"{key}.{name}": v for key, name, v in _settings(recipe)}
 
 
 def _short(value: Any) -> str:
@@ -120,14 +116,22 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def hparams_text(method: str, values: dict[str, Any]) -> str:
-    """A compact one-line form of :func:`hyperparameters`: ``ratio=0.608 ft=0`` (step prefixes only in chains)."""
-    chain = "+" in method
-    parts = []
-    for key, v in values.items():
-        step, _, name = key.partition(".")
-        parts.append(f"{key if chain and step != method else name}={_short(v)}")
-    return " ".join(parts)
+def hparams_text(recipe: Recipe | None) -> str:
+    """A compact one-line form of :func:`hyperparameters`: ``ratio=0.608 ft=0`` (step keys only in chains)."""
+    chain = recipe is not None and len(recipe.steps) > 1
+    return " ".join(f"{key}.{name}={_short(v)}" if chain else f"{name}={_short(v)}" for key, name, v in _settings(recipe))
+
+
+def is_reference(tags: Any) -> bool:
+    """Whether a row's ``tags`` mark the reference (the teacher)."""
+    return REFERENCE in (tags or ())
+
+
+def reference_mask(df: pd.DataFrame) -> pd.Series:
+    """Per row: the reference (teacher) rows, by their ``tags``."""
+    if "tags" not in df.columns:
+        return pd.Series(False, index=df.index)
+    return df["tags"].map(is_reference).astype(bool)
 
 
 COMPUTE_COLS: tuple[str, ...] = ("own_steps", "own_examples", "own_seconds", "own_flops",
@@ -135,21 +139,11 @@ COMPUTE_COLS: tuple[str, ...] = ("own_steps", "own_examples", "own_seconds", "ow
 """Training compute of a row (:mod:`suite.compute`): its own (marginal) and including its teacher's training."""
 
 
-def _variants(desc: Any) -> list[str]:
-    """The ``variant`` labels compressors put in their reports (a chain's in step order)."""
-    if isinstance(desc, dict):
-        own = [str(desc["variant"])] if isinstance(desc.get("variant"), str) else []
-        return own + [v for k, x in desc.items() if k != "variant" for v in _variants(x)]
-    if isinstance(desc, list):
-        return [v for x in desc for v in _variants(x)]
-    return []
-
-
-def arm_label(method: str, method_params: dict[str, Any] | None) -> str:
-    """What a comparison calls a row: its method, with the variant its compressor reported
-    (``scratch (teacher+student steps)``, ``prune (KD fine-tune)``)."""
-    variants = _variants((method_params or {}).get("compressor"))
-    return f"{method} ({'; '.join(dict.fromkeys(variants))})" if variants else method
+def arm_label(rec: ResultRecord) -> str:
+    """What a comparison calls a row: its method, with the variants its steps reported (their reports' ``variant``:
+    ``scratch (teacher+student steps)``, ``prune (KD fine-tune)``)."""
+    variants = [str(s.details["variant"]) for s in rec.steps if isinstance(s.details.get("variant"), str)]
+    return f"{rec.method} ({'; '.join(dict.fromkeys(variants))})" if variants else rec.method
 
 
 def _compute_cols(compute: dict[str, Any] | None) -> dict[str, Any]:
@@ -166,8 +160,8 @@ def _compute_cols(compute: dict[str, Any] | None) -> dict[str, Any]:
 def _row(rec: ResultRecord, base: Path) -> dict[str, Any]:
     art = rec.artifacts or {}
     prov = rec.provenance or {}
-    hp = hyperparameters(rec.method, rec.method_params)
-    valid, which = selected_validation(rec.method_params)
+    hp = hyperparameters(rec.recipe)
+    valid, which = selected_validation(rec.training)
     row: dict[str, Any] = {
         "candidate_id": rec.candidate_id,
         "study": rec.study,
@@ -175,19 +169,21 @@ def _row(rec: ResultRecord, base: Path) -> dict[str, Any]:
         "family": rec.family,
         "size": rec.size,
         "method": rec.method,
-        "arm": arm_label(rec.method, rec.method_params),
+        "arm": arm_label(rec),
         "teacher": (rec.teacher or {}).get("label"),
         "teacher_seed": (rec.teacher or {}).get("seed"),
         **_compute_cols(rec.compute),
-        "method_params": json.dumps(rec.method_params, sort_keys=True, separators=(",", ":"), default=str),
-        "hparams": hparams_text(rec.method, hp),
+        "method_params": json.dumps(rec.method_params, sort_keys=True, separators=(",", ":"), default=str),  # shown
+        "tags": tuple(sorted(rec.tags)),
+        "training": rec.training,
+        "hparams": hparams_text(rec.recipe),
         "hparam_values": hp,
         "dataset": rec.dataset,
         "instrument": rec.instrument,
         "seed": rec.seed,
         "config_id": rec.config_id,
         "status": rec.status,
-        "preset": prov.get("preset") or (rec.method_params or {}).get("preset"),
+        "preset": prov.get("preset"),
         "error": rec.error,
         "results_dir": str(base),
         "per_clip": {k: [float("nan") if v is None else float(v) for v in vs] for k, vs in rec.per_clip.items()},
@@ -195,7 +191,7 @@ def _row(rec: ResultRecord, base: Path) -> dict[str, Any]:
         "recording_ids": list((rec.clips or {}).get("recordings") or []) or None,
         "valid_mss": float("nan") if valid is None else valid,
         "evaluated_at": which,
-        "metric_defs": json.dumps(rec.metric_defs, sort_keys=True),
+        "metric_defs": dict(rec.metric_defs),
         "checkpoint": _resolve(art.get("checkpoint"), base),
         "audio_dir": _resolve(art.get("audio"), base) or _default_dir(base, "candidates", rec.candidate_id, "audio"),
         "target_audio_dir": _resolve(art.get("target_audio"), base) or _default_dir(base, "targets"),
@@ -259,8 +255,8 @@ def _differences(df: pd.DataFrame) -> list[str]:
         if known.nunique() > 1:
             out.append(f"{key} differs: {_one_line_values(ok.loc[known.index].assign(**{key: known}), key)}")
     defs: dict[str, dict[str, list[str]]] = {}
-    for uid, text in zip(ok["uid"], ok["metric_defs"], strict=True):
-        for metric, definition in json.loads(text or "{}").items():
+    for uid, row_defs in zip(ok["uid"], ok["metric_defs"], strict=True):
+        for metric, definition in (row_defs if isinstance(row_defs, dict) else {}).items():
             defs.setdefault(metric, {}).setdefault(str(definition), []).append(str(uid))
     for metric, by_def in sorted(defs.items()):
         if len(by_def) > 1:

@@ -44,10 +44,16 @@ __all__ = [
     "HV_REF",
     "normalise",
     "pareto_mask",
+    "pareto_objectives",
 ]
 
 Objective = tuple[str, Direction]
 _BLOCK = 256  # rows compared at once in is_pareto_front (memory ~ n * _BLOCK * k bytes)
+
+
+def pareto_objectives(quality: str, objectives: list[str]) -> list[str]:
+    """A study's objectives as a report's Pareto objectives: the quality metric first, at most three."""
+    return [quality, *[o for o in objectives if o != quality]][:3]
 
 
 def direction_of(metric: str) -> Direction:

@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ddspbench.reports.load import reference_mask
 from ddspbench.reports.pareto import direction_of, hypervolume, reference_point, to_minimise
 from ddspbench.reports.tables import human_bytes
+from ddspbench.suite.metrics.declare import Role, headline_metrics
 from ddspbench.suite.records import Direction
 
 if TYPE_CHECKING:
@@ -63,16 +65,17 @@ def family_markers(families: Sequence[Any]) -> dict[str, str]:
 
 
 def quality_metric(df: pd.DataFrame) -> str | None:
-    """``mss`` if any candidate has it, else ``fad``, else None."""
-    for m in ("mss", "fad"):
+    """The first quality headline metric any candidate has (``mss``, else ``fad``: their declarations' ``headline``),
+    else None."""
+    for m in headline_metrics(Role.QUALITY):
         if m in df.columns and df[m].notna().any():
             return m
     return None
 
 
 def memory_metric(df: pd.DataFrame) -> str | None:
-    """``param_bytes`` if any candidate has it, else ``peak_mem_bytes``, else None."""
-    for m in ("param_bytes", "peak_mem_bytes"):
+    """The first memory headline metric any candidate has (``param_bytes``, else ``peak_mem_bytes``), else None."""
+    for m in headline_metrics(Role.MEMORY):
         if m in df.columns and df[m].notna().any():
             return m
     return None
@@ -132,9 +135,10 @@ def pareto_plot(
     front = ok["pareto"].fillna(False).astype(bool) if "pareto" in ok.columns else None
     fig, ax = plt.subplots(figsize=(9.0, 5.2), dpi=110)
     try:
-        for (method, family), grp in sorted(ok.groupby(["method", "family"]), key=lambda kv: (kv[0][0] == "teacher", kv[0])):
+        refs = set(ok.loc[reference_mask(ok), "method"])  # the teachers' method names, by their tags
+        for (method, family), grp in sorted(ok.groupby(["method", "family"]), key=lambda kv: (kv[0][0] in refs, kv[0])):
             colour = styles.get(method, ("o", "#333333"))[1]
-            teacher = method == "teacher"
+            teacher = method in refs
             ax.scatter(grp[x], grp[y], marker=markers.get(str(family), "o"), c=colour, s=170 if teacher else 46,
                        alpha=0.9, edgecolors="black" if teacher else "white", linewidths=1.0 if teacher else 0.6, zorder=3)
         if front is not None and front.any():
@@ -148,7 +152,7 @@ def pareto_plot(
         to_axes = ax.transData + ax.transAxes.inverted()  # scales are set: where each point sits in the axes
         for _, r in ok.iterrows():
             on_front = bool(front is not None and front.loc[r.name])
-            if label_all or on_front or r["method"] == "teacher":
+            if label_all or on_front or r["method"] in refs:
                 right = to_axes.transform((float(r[x]), float(r[y])))[0] > 0.7  # labels stay inside the axes
                 ax.annotate(str(r["uid"]), (r[x], r[y]), xytext=(-5 if right else 5, 4), textcoords="offset points",
                             ha="right" if right else "left", fontsize=7, color="#333333", zorder=5)
@@ -157,7 +161,7 @@ def pareto_plot(
         ax.set_title(title or f"{y} vs {x}", fontsize=10)
         ax.grid(True, which="both", alpha=0.25)
         method_handles = [Line2D([], [], ls="", marker="o", color=styles.get(m, ("o", "#333333"))[1], label=m)
-                          for m in sorted(ok["method"].unique(), key=lambda m: (m == "teacher", m))]
+                          for m in sorted(ok["method"].unique(), key=lambda m: (m in refs, m))]
         family_handles = [Line2D([], [], ls="", marker=markers.get(str(f), "o"), color="#555555", label=str(f))
                           for f in sorted(ok["family"].dropna().astype(str).unique())]
         if front is not None and front.any():
@@ -194,7 +198,7 @@ def hypervolume_history_plot(df: pd.DataFrame, objectives: Sequence[str], out_pa
     names = [o for o in objectives if o in df.columns]
     if len(names) != len(objectives) or "trial" not in df.columns:
         return None
-    ok = df[(df["status"] == "ok") & df["trial"].notna() & (df["method"] != "teacher")]
+    ok = df[(df["status"] == "ok") & df["trial"].notna() & ~reference_mask(df)]
     ok = ok.dropna(subset=names)
     if ok["trial"].nunique() < 2:
         return None
@@ -297,16 +301,16 @@ def compute_curves_plot(runs: pd.DataFrame, out_path: str | Path, *, title: str 
     """
     from ddspbench.reports.convergence import training_reports
 
-    need = {"own_flops", "own_steps", "total_flops", "method_params"}
+    need = {"own_flops", "own_steps", "total_flops", "training"}
     if not need <= set(runs.columns):
         return None
-    ok = runs[(runs["status"] == "ok") & (runs["method"] != "teacher")]
+    ok = runs[(runs["status"] == "ok") & ~reference_mask(runs)]
     arm_col = ok["arm"] if "arm" in ok.columns else ok["method"]
     lines: list[tuple[str, np.ndarray, np.ndarray]] = []
     untrained: set[str] = set()
     for (_, r), arm in zip(ok.iterrows(), arm_col, strict=True):
         own, steps, total = (float(r[c]) if r[c] == r[c] else math.nan for c in ("own_flops", "own_steps", "total_flops"))
-        reps = training_reports(r["method_params"])
+        reps = training_reports(r["training"])
         curve = reps[-1].get("curve") if reps else None
         if not curve or not (steps > 0) or not math.isfinite(own) or not math.isfinite(total):
             if math.isfinite(total):

@@ -37,8 +37,9 @@ import pandas as pd
 
 from ddspbench.reports.convergence import combine_flags
 from ddspbench.reports.load import COMPUTE_COLS
+from ddspbench.suite.metrics.declare import Role, declared
 
-__all__ = ["SEEDS_NOTE", "SET_METRICS", "configurations", "has_repeats", "record_run"]
+__all__ = ["SEEDS_NOTE", "is_set_metric", "configurations", "has_repeats", "record_run"]
 
 SEEDS_NOTE = (
     "Configurations run with several seeds are one row each: metrics are means over seeds, n_seeds says how many, "
@@ -50,8 +51,11 @@ SEEDS_NOTE = (
 )
 
 
-SIGNED_METRICS = frozenset({"kad", "fad_inf"})
-"""Metrics that can be negative (KAD's unbiased estimator, an extrapolated FAD): their t-intervals are not cut at 0."""
+def _signed(metric: str) -> bool:
+    """Whether a metric can be negative (KAD's unbiased estimator, an extrapolated FAD; its declaration's ``signed``):
+    its t-interval is not cut at 0."""
+    decl = declared(metric)
+    return decl is not None and decl.signed
 
 
 def has_repeats(df: pd.DataFrame) -> bool:
@@ -77,17 +81,20 @@ def _clipwise_mean(lists: list[list[float]]) -> list[float] | None:
     return [float(v) for v in out]
 
 
-SET_METRICS: frozenset[str] = frozenset({"fad"})
-"""Quality metrics measured on the whole test set at once (a distance between two sets of embeddings): a run is one
-value, and a verdict on them rests on the spread between runs alone."""
+def is_set_metric(metric: str | None) -> bool:
+    """Whether ``metric`` is a quality metric measured on the whole test set at once (a distance between two sets of
+    embeddings: declared ``role`` quality and not ``paired`` per clip): a run is one value, and a verdict on it rests
+    on the spread between runs alone."""
+    decl = declared(metric) if metric else None
+    return decl is not None and decl.role is Role.QUALITY and not decl.paired
 
 
 def record_run(row: Any, quality: str | None) -> dict[str, Any] | None:
     """One record's row (a dict or a pandas row) as the run a verdict tests (:mod:`reports.stats`): its seed, its
     per-clip values of ``quality`` and the clips' identity; None when it has no per-clip values. A set-level metric
-    (:data:`SET_METRICS`) is one value on one "recording", the test set."""
+    (:func:`is_set_metric`) is one value on one "recording", the test set."""
     pc = row.get("per_clip")
-    if quality in SET_METRICS:
+    if is_set_metric(quality):
         v = row.get(quality)
         if v is None or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
             return None
@@ -135,7 +142,7 @@ def _merge(grp: pd.DataFrame, metrics: list[str], quality: str | None) -> dict[s
         vals = vals[np.isfinite(vals)]
         row[m] = float(vals.mean()) if vals.size else math.nan
         lo, hi = _t_interval(vals) if vals.size >= 2 else (math.nan, math.nan)
-        if m not in SIGNED_METRICS and vals.size and vals.min() >= 0:
+        if not _signed(m) and vals.size and vals.min() >= 0:
             lo = max(lo, 0.0)  # times, bytes and distances cannot be negative: the interval stops at 0
         row[f"{m}_ci_low"], row[f"{m}_ci_high"] = lo, hi
     if quality is not None and quality in grp.columns:

@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ddspbench.reports.compare import is_kd_method
-from ddspbench.reports.load import metric_columns
+from ddspbench.reports.load import metric_columns, reference_mask
 from ddspbench.reports.pareto import direction_of
 from ddspbench.suite.errors import UserError
+from ddspbench.suite.metrics.declare import columns
 from ddspbench.suite.records import Direction
 
 if TYPE_CHECKING:
@@ -58,14 +58,19 @@ __all__ = [
     "print_leaderboard",
 ]
 
-DEFAULT_COLUMNS: tuple[str, ...] = (
-    "mss", "fad", "mss_teacher", "rtf_stream_64", "rtf_stream_256", "rtf_offline", "params", "param_bytes",
-    "peak_mem_bytes",
-)
+DEFAULT_COLUMNS: tuple[str, ...] = columns("column")
+"""The leaderboard's default metric columns (each declaration's ``column``)."""
 ID_COLUMNS: tuple[str, ...] = ("uid", "method", "family", "size", "hparams", "instrument", "dataset")
 _SHOWN_IDS: tuple[str, ...] = (*ID_COLUMNS, "n_seeds")
-# the default sweep objectives first (speed, memory), then FAD
-_TERMINAL_COLUMNS: tuple[str, ...] = ("rtf_stream_64", "param_bytes", "fad", "params", "rtf_offline")
+
+def _default_columns() -> tuple[str, ...]:
+    """:data:`DEFAULT_COLUMNS`, read again (a plug-in metric may have declared a column since)."""
+    return columns("column")
+
+
+def _terminal_columns() -> tuple[str, ...]:
+    """The terminal leaderboard's budget columns (each declaration's ``terminal_column``)."""
+    return columns("terminal_column")
 
 
 def _as_list(value: str | Sequence[str] | None) -> list[str] | None:
@@ -93,7 +98,7 @@ def filter_frame(
         keep &= df["family"].isin(fams)
     if insts:
         keep &= df["instrument"].isin(insts)
-    is_teacher = df["method"] == "teacher"
+    is_teacher = reference_mask(df)
     failed = df["status"] != "ok"
     for value, col, scale in ((max_rtf, rtf_metric, 1.0), (max_params, "params", 1.0), (max_mb, "param_bytes", 1e6)):
         if value is None:
@@ -119,7 +124,7 @@ def leaderboard(df: pd.DataFrame, metric: str = "mss", columns: Sequence[str] | 
     asc = direction_of(metric) is Direction.MINIMIZE
     ok = df[(df["status"] == "ok") & df[metric].notna()]
     ok = ok.sort_values([metric, "uid"], ascending=[asc, True])
-    wanted = list(columns) if columns else [c for c in DEFAULT_COLUMNS if c in df.columns]
+    wanted = list(columns) if columns else [c for c in _default_columns() if c in df.columns]
     mets = [metric] + [c for c in wanted if c != metric and c in df.columns]
     cols = [c for c in (*ID_COLUMNS, "n_seeds") if c in df.columns]
     for m in mets:
@@ -128,7 +133,8 @@ def leaderboard(df: pd.DataFrame, metric: str = "mss", columns: Sequence[str] | 
     extra = [c for c in ("pareto", "hparam_values", "converged", "export") if c in df.columns]
     out = ok[cols + extra].reset_index(drop=True)
     out.insert(0, "rank", np.arange(1, len(out) + 1))
-    out.attrs = {**df.attrs, "ranked_by": metric, "metric_order": mets}
+    refs = sorted(str(u) for u in ok.loc[reference_mask(ok), "uid"]) if "uid" in ok.columns else []
+    out.attrs = {**df.attrs, "ranked_by": metric, "metric_order": mets, "reference_uids": refs}
     return out
 
 
@@ -246,10 +252,11 @@ def verdict_display(verdicts: pd.DataFrame, quality: str, units: dict[str, str] 
     units = units or {}
     rows = []
     many = verdicts[["dataset", "instrument"]].astype(str).drop_duplicates().shape[0] > 1
+    kd_uids = set(verdicts.attrs.get("distillation_uids", ()))  # reports.compare.verdict_tables: KD methods' rows
     for _, r in verdicts.iterrows():
         kd = bool(r.get("kd_arm"))
         verdict = (r.get("verdict") if isinstance(r.get("vs_kd"), str) else
-                   "KD's arm" if kd else "KD, not chosen (validation)" if is_kd_method(r.get("method")) else "")
+                   "KD's arm" if kd else "KD, not chosen (validation)" if str(r.get("uid")) in kd_uids else "")
         if verdict == "inconclusive":
             verdict = f"inconclusive ({_why_inconclusive(r)})"
         lo, hi = r.get(f"{quality}_ci_low"), r.get(f"{quality}_ci_high")
@@ -469,7 +476,7 @@ def print_leaderboard(
             from ddspbench.reports.seeds import configurations
 
             df = configurations(df, None)  # one row per configuration, seeds averaged
-        present = [c for c in _TERMINAL_COLUMNS if c in df.columns and c != metric]
+        present = [c for c in _terminal_columns() if c in df.columns and c != metric]
         board = leaderboard(df, metric, columns=present[:3])
         attrs = dict(board.attrs)
         board = board.drop(columns=["dataset"])  # the terminal is narrow; files keep it
@@ -497,9 +504,9 @@ def print_leaderboard(
     for i in cols:
         table.add_column(Text(_ABBREV.get(names[i], names[i])), justify="right" if names[i] in numeric else "left",
                          overflow="ellipsis", no_wrap=True, width=col_widths[i])
-    method_at = names.index("method") if "method" in names else -1
-    for cells in rows:  # Text(): candidate names are data, never rich markup
-        table.add_row(*(Text(cells[i]) for i in cols), style="bold" if cells[method_at] == "teacher" else None)
+    refs = set(board.attrs.get("reference_uids", ()))  # leaderboard(): the teachers' rows, by their tags
+    for cells, uid in zip(rows, shown_board["uid"].astype(str)):  # Text(): candidate names are data, never rich markup
+        table.add_row(*(Text(cells[i]) for i in cols), style="bold" if uid in refs else None)
     notes = []
     # byte cells carry their own unit (413 kB), so only the other units go into the caption
     unit_notes = [f"{_ABBREV.get(m, m)} [{units[m]}]" for m in mets

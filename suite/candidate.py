@@ -1,9 +1,8 @@
-"""What a compressor searches and what one trial builds: :class:`ParamSpec` and :class:`Candidate`.
+"""What a compressor searches: :class:`ParamSpec`; and the one parser of a user-given method name, :func:`split_method`.
 
 A lower-layer module (no model or compressor code): compressors declare their search ranges with
-:class:`ParamSpec`, the sweep's sampler builds a :class:`Candidate`, the chain runs its
-:meth:`Candidate.run_steps` and the record carries its :attr:`Candidate.method_params`. The same
-object flows through all three, so a repeated step (``prune+prune``) keeps its own parameters.
+:class:`ParamSpec`; the sweep's sampler turns them into a :class:`suite.recipe.Recipe`, which the chain runs and
+the record carries, so a repeated step (``prune+prune``) keeps its own parameters.
 """
 
 from __future__ import annotations
@@ -11,11 +10,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from ddspbench.suite.errors import UserError
 
-__all__ = ["ParamSpec", "Step", "Candidate", "split_method", "step_keys", "parse_size"]
+__all__ = ["ParamSpec", "split_method"]
 
 
 @dataclass
@@ -81,104 +80,10 @@ class ParamSpec:
         return self if len(kept) == len(self.choices) else dataclasses.replace(self, choices=kept)
 
 
-class Step(NamedTuple):
-    """One step of a candidate: a registered compressor name and its hyper-parameters."""
-
-    name: str
-    params: dict[str, Any]
-
-
 def split_method(method: str) -> list[str]:
-    """The component names of a method or chain (``prune+quantize`` -> ``[prune, quantize]``)."""
+    """The component names of a user-given method or chain (``prune+quantize`` -> ``[prune, quantize]``): the one
+    place a method string from a sweep file or the command line becomes step names (records keep the steps)."""
     parts = [p.strip() for p in method.split("+")]
     if not all(parts):
         raise UserError(f"bad method {method!r}: use a compressor name or names joined by '+'")
     return parts
-
-
-def step_keys(names: Sequence[str]) -> list[str]:
-    """The key of each step of a chain: its name, ``#2``, ``#3``... for a repeated one (``prune``, ``prune#2``).
-
-    The sampler names a step's parameters ``<key>.<param>`` and the record's ``method_params`` holds
-    ``{<key>: {...}}``, so two ``prune`` steps never share a value.
-    """
-    seen: dict[str, int] = {}
-    keys = []
-    for n in names:
-        seen[n] = seen.get(n, 0) + 1
-        keys.append(n if seen[n] == 1 else f"{n}#{seen[n]}")
-    return keys
-
-
-def parse_size(size: str) -> dict[str, Any] | None:
-    """Constructor overrides of a custom size (``"hidden=32"``, ``"n_blocks=2,hidden=32"``), None for a name."""
-    if "=" not in size:
-        return None
-    out: dict[str, Any] = {}
-    for part in size.split(","):
-        key, sep, raw = part.partition("=")
-        key, raw = key.strip(), raw.strip()
-        if not sep or not key.isidentifier() or not raw:
-            raise UserError(f"bad size {size!r}: use a size name or key=value[,key=value]")
-        try:
-            out[key] = int(raw)
-        except ValueError:
-            try:
-                out[key] = float(raw)
-            except ValueError:
-                out[key] = raw
-    return out
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """What one trial builds: a family, a student size (when the method trains one) and a chain of steps.
-
-    Attributes:
-        family: family name.
-        method: the method or chain name as searched (``prune+quantize``).
-        size: student size (a registered size name or ``key=value`` overrides), None when the
-            candidate is derived from the teacher (prune, quantize).
-        steps: ``(compressor name, params)`` in order; each step's params are complete (a chain's
-            fixed step defaults included), and a repeated step has its own dict.
-    """
-
-    family: str
-    method: str
-    size: str | None
-    steps: tuple[tuple[str, dict[str, Any]], ...]
-
-    @property
-    def keys(self) -> list[str]:
-        """Each step's key (:func:`step_keys`)."""
-        return step_keys([name for name, _ in self.steps])
-
-    @property
-    def method_params(self) -> dict[str, Any]:
-        """Every hyper-parameter, JSON-able, as the record carries it: ``{"size": ..., <step key>: {...}}``."""
-        out: dict[str, Any] = {}
-        if self.size is not None:
-            out["size"] = self.size
-        for key, (_, params) in zip(self.keys, self.steps):
-            out[key] = dict(params)
-        return out
-
-    def run_steps(self) -> list[Step]:
-        """The steps as the chain runs them: the student size goes to the first step as ``size=<name>``
-        or as its width keys (``hidden=32``)."""
-        out = [Step(name, dict(params)) for name, params in self.steps]
-        if self.size is not None:
-            widths = parse_size(self.size)
-            out[0].params.update(widths if widths is not None else {"size": self.size})
-        return out
-
-    def describe(self) -> str:
-        """A short human-readable label (``hpn reduced kd_audio kd_weight=0.5``)."""
-        bits = [self.family, self.size or "teacher-size", self.method]
-        for _, params in self.steps:
-            bits += [f"{k}={_fmt(v)}" for k, v in params.items()]
-        return " ".join(bits)
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)

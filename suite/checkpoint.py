@@ -26,10 +26,12 @@ import torch
 from torch import nn
 
 from ddspbench.suite.errors import UserError, one_line_message
+from ddspbench.suite.recipe import Recipe, StepReport
 from ddspbench.suite.registry import FAMILIES, Registry
+from ddspbench.suite.upgrade import legacy_recipe
 
 __all__ = ["CKPT_FORMAT", "TRANSFORMS", "save_checkpoint", "load_checkpoint", "model_identity", "apply_transform",
-           "meta_method"]
+           "meta_method", "meta_recipe"]
 
 CKPT_FORMAT = "ddspbench.ckpt/1"
 
@@ -153,4 +155,17 @@ def meta_method(meta: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
     if params is None:
         params = meta.get("params", desc.get("params"))
     return (str(method) if method else None), (dict(params) if isinstance(params, dict) else {})
+
+
+def meta_recipe(meta: dict[str, Any], family: str, size: str) -> tuple[Recipe, tuple[StepReport, ...]]:
+    """The recipe and step reports a checkpoint's meta records: its ``recipe``/``steps`` (what ``compress`` and a
+    sweep write now), else the older layouts of :func:`meta_method` through :func:`suite.upgrade.legacy_recipe`; a
+    checkpoint that names no method (``train``'s) is the one-step recipe ``evaluate``."""
+    raw = meta.get("recipe")
+    if isinstance(raw, dict):
+        steps = tuple(StepReport.from_dict(s) for s in meta.get("steps") or () if isinstance(s, dict))
+        return Recipe.from_dict(raw), steps
+    method, params = meta_method(meta)
+    recipe, steps, _ = legacy_recipe(family, size, method or "evaluate", params)
+    return (recipe or Recipe(family=family, size=None, steps=())), steps
 

@@ -44,11 +44,17 @@ ZERO: dict[str, float] = {k: 0 for k in _KEYS}
 def step_flops(model: nn.Module, train_set: Any, cfg: Any, loss_fn: Any | None = None) -> int:
     """FLOPs of one training step of ``model`` under ``cfg`` (a :class:`suite.train.TrainConfig`) with ``loss_fn``
     (None: the default MSS loss), counted on the recipe's first batch. Gradients are left as they were."""
-    from ddspbench.suite.train import _Sampler, batch_to_tensors, forward_batch, mss_loss_fn, resolve_device
+    from ddspbench.suite.train import (
+        batch_to_tensors,
+        first_batch,
+        forward_batch,
+        mss_loss_fn,
+        resolve_device,
+    )
 
     device = resolve_device(cfg.device)
     loss_fn = loss_fn or mss_loss_fn()
-    batch = batch_to_tensors(_Sampler(train_set, cfg).batch(0), device)
+    batch = batch_to_tensors(first_batch(train_set, cfg), device)
     params = [p for p in model.parameters() if p.requires_grad]
     saved = [p.grad for p in params]
     was_training = model.training

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -33,39 +32,22 @@ from torch import nn
 from ddspbench.suite.audio_io import write_wav
 from ddspbench.suite.checkpoint import save_checkpoint
 from ddspbench.suite.errors import UserError
-from ddspbench.suite.metrics import memory
 from ddspbench.suite.metrics.compare import MIN_CLIPS, compare_sets
+from ddspbench.suite.metrics.declare import DECLARED, Measured, group_members
 from ddspbench.suite.metrics.embeddings import embed_clips, get_embedding
-from ddspbench.suite.metrics.fad import bootstrap_mean_interval
-from ddspbench.suite.metrics.mss import DEFAULT_SCALES, mss_per_clip
-from ddspbench.suite.metrics.size import count_params, decoder_flops
 from ddspbench.suite.metrics.speed import exact_float32, measure_speed, num_threads
 from ddspbench.suite.names import safe_name
-from ddspbench.suite.records import (
-    STANDARD_METRICS,
-    STREAM_BUFFERS,
-    Direction,
-    Measurements,
-    MetricSpec,
-    metric_unit,
-)
-from ddspbench.suite.registry import Registry
+from ddspbench.suite.records import Measurements, metric_unit
 from ddspbench.suite.seeds import stream_seeds
+from ddspbench.suite.traits import engine_support
 
 if TYPE_CHECKING:
     from ddspbench.suite.data.store import ClipSet
 
-__all__ = ["EvalResult", "EvalContext", "Measured", "Metric", "METRIC_IMPLS", "CandidateFailed", "METRIC_GROUPS",
-           "expand_metrics", "render", "evaluate_model"]
+__all__ = ["EvalResult", "EvalContext", "Measured", "CandidateFailed", "metric_groups", "expand_metrics", "render",
+           "evaluate_model", "clip_identity"]
 
-METRIC_GROUPS: dict[str, tuple[str, ...]] = {
-    "rtf": ("rtf_offline",),
-    "stream": ("rtf_stream_{b}", "p99_ms_stream_{b}", "miss_rate_stream_{b}"),
-    "memory": ("param_bytes", "checkpoint_bytes", "peak_mem_bytes", "engine_bytes", "peak_rss_bytes"),
-    "size": ("params", "params_trainable", "flops_per_s"),
-}
 N_BOOT_FAD = 100
-N_BOOT_MSS = 1000
 
 
 class CandidateFailed(RuntimeError):
@@ -76,23 +58,36 @@ EvalResult = Measurements
 """What :func:`evaluate_model` measured: the result fields of a record (:class:`suite.records.Measurements`)."""
 
 
+def metric_groups() -> list[str]:
+    """The group names the declarations use (``rtf``, ``size``, ``memory``, ``stream``), in declaration order."""
+    return list(dict.fromkeys(d.group for d in DECLARED.values() if d.group))
+
+
 def expand_metrics(names: str | Sequence[str], buffers: Sequence[int]) -> list[str]:
-    """Metric names and groups -> standard metric names (order kept, duplicates dropped)."""
+    """Metric names and groups -> declared metric names (order kept, duplicates dropped).
+
+    A group stands for its declared members; per-buffer members only at the asked ``buffers``.
+    """
     items = [n.strip() for n in names.split(",")] if isinstance(names, str) else [str(n).strip() for n in names]
+    declared_buffers = sorted({d.buffer for d in DECLARED.values() if d.buffer is not None})
+    bad = [b for b in buffers if int(b) not in declared_buffers]
+    groups = metric_groups()
     out: list[str] = []
     for item in items:
         if not item:
             continue
-        if item in METRIC_GROUPS:
-            expanded = [e for t in METRIC_GROUPS[item] for e in ([t.format(b=int(b)) for b in buffers] if "{b}" in t else [t])]
-        elif item in STANDARD_METRICS:
+        if item in groups:
+            members = list(group_members(item))
+            if bad and any(d.buffer is not None for d in members):
+                raise UserError(f"no standard metric {members[0].name.rsplit('_', 1)[0] + '_' + str(bad[0])!r} "
+                                f"(streaming buffers: {', '.join(map(str, declared_buffers))})")
+            expanded = [d.name for d in members if d.buffer is None or d.buffer in buffers]
+        elif item in DECLARED:
             expanded = [item]
         else:
-            known = ", ".join([*METRIC_GROUPS, *[m for m in STANDARD_METRICS if "_stream_" not in m]])
+            known = ", ".join([*groups, *[m for m, d in DECLARED.items() if d.buffer is None]])
             raise UserError(f"unknown metric {item!r}; known: {known} (and rtf_stream_<b>, p99_ms_stream_<b>, miss_rate_stream_<b>)")
         for e in expanded:
-            if e not in STANDARD_METRICS:
-                raise UserError(f"no standard metric {e!r} (streaming buffers: {', '.join(m[11:] for m in STANDARD_METRICS if m.startswith('rtf_stream_'))})")
             if e not in out:
                 out.append(e)
     return out
@@ -190,16 +185,26 @@ class EvalContext:
                 model = copy.deepcopy(self.model).to(device)
             return measure_speed(model, buffers=self.timed_buffers(), offline="rtf_offline" in self.names,
                                  inputs=(f0, loud), device=device, threads=None, seed=self.seed,
-                                 backend=self.speed_backend)
+                                 backend=self.timing_backend())
         return cast(dict[str, Any], self.once("speed", make))
+
+    def timing_backend(self) -> str:
+        """The backend speed is timed on: the asked one, except ``native`` for a family that declares no engine
+        support (:func:`suite.traits.engine_support`), which is timed eager (:meth:`speed_suffix` says so)."""
+        family_model = getattr(self.model, "family", None) is not None  # anything else is refused by the engine
+        if self.speed_backend == "native" and family_model and engine_support(self.model) is not None:
+            return "eager"
+        return self.speed_backend
 
     def timing_device(self) -> str:
         """Where speed is measured: the evaluation's device for eager, the CPU for an exported path (the
         native engine and TorchScript export are CPU deployments, also for a model trained on CUDA)."""
-        return self.device if self.speed_backend == "eager" else "cpu"
+        return self.device if self.timing_backend() == "eager" else "cpu"
 
     def speed_suffix(self) -> str:
-        return f"threads={torch.get_num_threads()}, {self.timing_device()}, backend={self.speed_backend}"
+        backend = self.timing_backend()
+        why = f" (native asked: {engine_support(self.model)})" if backend != self.speed_backend else ""
+        return f"threads={torch.get_num_threads()}, {self.timing_device()}, backend={backend}{why}"
 
     def compared(self) -> tuple[dict[str, Any] | None, dict[str, str]]:
         """The embedding comparison of target and model clips (None under MIN_CLIPS clips) and its definitions."""
@@ -228,6 +233,15 @@ class EvalContext:
             return save_checkpoint(self.model, Path(tmp) / "model.pt")
         return cast(Path, self.once("checkpoint", make))
 
+    def in_child(self, measure: Callable[..., dict[str, Any]]) -> dict[str, Any] | str:
+        """``measure(checkpoint, threads=, plugins=)`` in a fresh process (the memory metrics); its result, or
+        why it failed (the child failed or timed out: the row says so and keeps its other metrics)."""
+        module = type(self.model).__module__
+        try:
+            return measure(self.checkpoint(), threads=self.threads or 1, plugins=[module] if module != "__main__" else [])
+        except RuntimeError as exc:
+            return f"not measured: {str(exc)[:200]}"
+
     def close(self) -> None:
         self._tmp.close()
 
@@ -238,162 +252,12 @@ def _rendered(model: nn.Module, ctx: EvalContext, who: str) -> np.ndarray:
     return audio
 
 
-@dataclass(frozen=True)
-class Measured:
-    """One metric's outcome: its value (None: not measured), definition, and per-clip values / interval."""
-
-    value: float | None
-    definition: str
-    per_clip: list[float] | None = None
-    interval: list[float] | None = None
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A registered metric: its declaration (name, unit, direction, description; ``suite.records``) and
-    how to compute it from one :class:`EvalContext`."""
-
-    spec: MetricSpec
-    compute: Callable[[EvalContext], Measured]
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def unit(self) -> str:
-        return self.spec.unit
-
-    @property
-    def direction(self) -> Direction:
-        return self.spec.direction
-
-    @property
-    def definition(self) -> str:
-        return self.spec.description
-
-
-METRIC_IMPLS: Registry[Metric] = Registry("metric implementation")
-"""Standard metric name -> :class:`Metric` (how :func:`evaluate_model` computes it)."""
-
-
-def _metric(*names: str) -> Callable[[Callable[..., Measured]], Callable[..., Measured]]:
-    """Register ``fn(ctx, name)`` as the computation of each of ``names`` (declared in STANDARD_METRICS)."""
-    def deco(fn: Callable[..., Measured]) -> Callable[..., Measured]:
-        for name in names:
-            METRIC_IMPLS.register(name, obj=Metric(STANDARD_METRICS[name], functools.partial(fn, name=name)))
-        return fn
-    return deco
-
-
 def clip_identity(clips: ClipSet) -> dict[str, list[str]]:
     """The test clips' identity a record keeps beside its per-clip values (docs/CONTRACTS.md): ``ids`` (the clip
     id and its crop, ``<clip_id>[0:<frames>]``) and ``recordings`` (each clip's source recording)."""
     frames = int(clips.f0_hz.shape[-1])
     return {"ids": [f"{c}[0:{frames}]" for c in clips.clip_ids.tolist()],
             "recordings": [str(r) for r in clips.recording_ids.tolist()]}
-
-
-def require_mss_length(n: int, scales: Sequence[int] = DEFAULT_SCALES) -> None:
-    """A one-line :class:`UserError` when ``n`` samples are too few for the largest MSS window (its
-    reflect padding needs more than half a window), instead of torch's padding error."""
-    if n <= max(scales) // 2:
-        raise UserError(f"audio too short for MSS scale {max(scales)}: {n} samples at 16 kHz (needs > {max(scales) // 2})")
-
-
-@_metric("mss", "mss_teacher")
-def _mss(ctx: EvalContext, name: str) -> Measured:
-    ref = ctx.target() if name == "mss" else ctx.teacher_audio()
-    pred = ctx.pred()
-    require_mss_length(min(ref.shape[-1], pred.shape[-1]))
-    vals: list[float] = []
-    for i in range(0, pred.shape[0], 16):
-        vals += [float(v) for v in mss_per_clip(torch.from_numpy(ref[i : i + 16]), torch.from_numpy(pred[i : i + 16])).tolist()]
-    return Measured(float(np.mean(vals)), f"mss/1 scales={','.join(map(str, DEFAULT_SCALES))}", vals,
-                    list(bootstrap_mean_interval(vals, n_boot=N_BOOT_MSS, seed=ctx.seed)))
-
-
-@_metric("fad", "fad_inf", "kad")
-def _embedding_distance(ctx: EvalContext, name: str) -> Measured:
-    out, defs = ctx.compared()
-    if out is None:
-        return Measured(None, defs[name])
-    interval = out.get("intervals", {}).get(name)
-    return Measured(out.get(name), defs[name], interval=list(interval) if interval is not None else None)
-
-
-@_metric("rtf_offline")
-def _rtf_offline(ctx: EvalContext, name: str) -> Measured:
-    off = ctx.speed()["offline"]
-    secs = ctx.test_set.f0_hz.shape[-1] / 250.0
-    return Measured(off["rtf"], f"whole {secs:g} s clip, median of {off['repeats']}, {ctx.speed_suffix()}")
-
-
-@_metric(*[f"{k}_stream_{b}" for b in STREAM_BUFFERS for k in ("rtf", "p99_ms", "miss_rate")])
-def _stream(ctx: EvalContext, name: str) -> Measured:
-    kind, _, b = name.rpartition("_stream_")
-    s = ctx.speed()["stream"][int(b)]
-    return Measured(s[kind], f"{b}-sample buffers, state carried, {s['buffers']} buffers, {ctx.speed_suffix()}")
-
-
-@_metric("params", "params_trainable")
-def _params(ctx: EvalContext, name: str) -> Measured:
-    return Measured(float(ctx.once("params", lambda: count_params(ctx.model))[name]),
-                    "parameters incl. int8-packed weights (float-equivalent count)")
-
-
-@_metric("flops_per_s")
-def _flops(ctx: EvalContext, name: str) -> Measured:
-    fl = decoder_flops(ctx.model)
-    return Measured(fl["flops_per_s"], f"{fl['scope']} FLOPs/s (FlopCounterMode + formula); not counted: {fl['not_counted']}")
-
-
-@_metric("param_bytes")
-def _param_bytes(ctx: EvalContext, name: str) -> Measured:
-    return Measured(float(memory.param_bytes(ctx.model)), "parameters + buffers + packed int8 weights, bytes in memory")
-
-
-@_metric("checkpoint_bytes")
-def _checkpoint_bytes(ctx: EvalContext, name: str) -> Measured:
-    return Measured(float(memory.checkpoint_bytes(ctx.checkpoint())), "size of the ddspbench checkpoint file")
-
-
-def _in_child(ctx: EvalContext, measure: Callable[..., dict[str, Any]]) -> dict[str, Any] | str:
-    """``measure(checkpoint, threads=, plugins=)`` in a fresh process (the memory metrics); its result, or
-    why it failed (the child failed or timed out: the row says so and keeps its other metrics)."""
-    module = type(ctx.model).__module__
-    try:
-        return measure(ctx.checkpoint(), threads=ctx.threads or 1, plugins=[module] if module != "__main__" else [])
-    except RuntimeError as exc:
-        return f"not measured: {str(exc)[:200]}"
-
-
-@_metric("peak_mem_bytes")
-def _peak_mem(ctx: EvalContext, name: str) -> Measured:
-    pm = _in_child(ctx, memory.peak_inference_memory)
-    if isinstance(pm, str):
-        return Measured(None, pm)
-    return Measured(float(pm["peak_mem_bytes"]), f"4 s clip on CPU, {pm['method']}, threads={pm['threads']}")
-
-
-@_metric("engine_bytes")
-def _engine_bytes(ctx: EvalContext, name: str) -> Measured:
-    try:
-        eb = memory.engine_bytes(ctx.model, 64)
-    except UserError as exc:  # a model the engine cannot run: say why in the row, keep the rest
-        return Measured(None, f"not measured: {exc}")
-    # the definition is the same for every candidate (records are compared by it); the parts are in the total
-    return Measured(float(eb["total"]), "native engine, one stream, 64-sample buffers: weights as stored + constants "
-                                        "+ streaming state + scratch, bytes")
-
-
-@_metric("peak_rss_bytes")
-def _peak_rss(ctx: EvalContext, name: str) -> Measured:
-    pr = _in_child(ctx, memory.peak_engine_rss)
-    if isinstance(pr, str):
-        return Measured(None, pr)
-    return Measured(float(pr["peak_rss_bytes"]), f"4 s clip streamed at {pr['buffer']}-sample buffers, "
-                                                 f"{pr['method']}, threads={pr['threads']}")
 
 
 def evaluate_model(
@@ -444,9 +308,10 @@ def evaluate_model(
             if audio_out is not None:
                 ctx.pred()  # rendered (and checked finite) first: the examples are written even without audio metrics
             for name in names:
-                if name not in METRIC_IMPLS:
+                compute = DECLARED[name].compute
+                if compute is None:
                     continue  # train_seconds: set by whoever trained the candidate
-                m = METRIC_IMPLS.get(name).compute(ctx)
+                m = compute(ctx)
                 values[name], defs[name] = m.value, m.definition
                 if m.per_clip is not None:
                     per_clip[name] = m.per_clip

@@ -31,7 +31,6 @@ import torch
 
 from ddspbench.compressors._base import CompressContext
 from ddspbench.compressors.chain import compress_steps
-from ddspbench.suite.candidate import Candidate
 from ddspbench.suite.checkpoint import load_checkpoint, save_checkpoint
 from ddspbench.suite.compute import candidate_compute, training_compute, uses_teacher_training
 from ddspbench.suite.data import prepare
@@ -43,6 +42,7 @@ from ddspbench.suite.features import SAMPLE_RATE
 from ddspbench.suite.locks import file_lock
 from ddspbench.suite.names import safe_name
 from ddspbench.suite.provenance import provenance
+from ddspbench.suite.recipe import REFERENCE, REFERENCE_STEP, Recipe, StepReport
 from ddspbench.suite.records import MEASUREMENT_FIELDS, ResultRecord, append_record, read_records
 from ddspbench.suite.registry import COMPRESSORS, FAMILIES, SIZES
 from ddspbench.suite.sweep.config import SweepConfig
@@ -150,18 +150,40 @@ def teacher_size_label(family: str, cfg: SweepConfig) -> str:
     return f"{cfg.teacher.size}:" + ",".join(f"{k}={v}" for k, v in sorted(widths.items()))
 
 
-def failed_record(cfg: SweepConfig, *, candidate_id: str, family: str, size: str, method: str,
-                  method_params: dict[str, Any], error: str, trial: int | None = None,
-                  dataset: str | None = None, provenance: dict[str, Any] | None = None,
-                  seed: int | None = None, config_id: str | None = None,
-                  teacher: dict[str, Any] | None = None, instrument: str | None = None) -> ResultRecord:
-    """A record for a candidate that did not produce numbers (``seed`` defaults to ``cfg.seed``)."""
+def failed_record(cfg: SweepConfig, *, candidate_id: str, family: str, size: str, recipe: Recipe | None,
+                  error: str, trial: int | None = None, steps: tuple[StepReport, ...] = (),
+                  sampled: dict[str, Any] | None = None, dataset: str | None = None,
+                  provenance: dict[str, Any] | None = None, seed: int | None = None,
+                  config_id: str | None = None, teacher: dict[str, Any] | None = None,
+                  instrument: str | None = None) -> ResultRecord:
+    """A record for a candidate that did not produce numbers (``seed`` defaults to ``cfg.seed``); ``sampled``: the
+    sampler's raw choices of a trial that has no ``recipe``."""
     return ResultRecord.with_units(
-        candidate_id=candidate_id, study=cfg.study, trial=trial, family=family, size=size, method=method,
-        method_params={**method_params, "preset": cfg.preset}, dataset=dataset or cfg.data.dataset,
+        candidate_id=candidate_id, study=cfg.study, trial=trial, family=family, size=size, recipe=recipe,
+        steps=steps, sampled=dict(sampled or {}), dataset=dataset or cfg.data.dataset,
         seed=cfg.seed if seed is None else seed, config_id=config_id, teacher=teacher, instrument=instrument,
-        status="failed", error=error[:300], provenance=provenance or {"preset": cfg.preset},
+        status="failed", error=error[:300], provenance={"preset": cfg.preset, **(provenance or {})},
     )
+
+
+def size_label(spec: Recipe, cfg: SweepConfig) -> str:
+    """The size label of the candidate ``spec`` makes: the student's size (or the teacher's label), then whatever
+    each later step declares it makes of it (:meth:`compressors.Compressor.size_label`: ``prune`` adds ``:pruned``)."""
+    label = spec.size or teacher_size_label(spec.family, cfg)
+    for i, step in enumerate(spec.steps):
+        if i == 0 and spec.size is not None:
+            continue  # the first step trains the student of that size
+        label = COMPRESSORS.get(step.name).size_label(label) or label
+    return label
+
+
+def teacher_recipe(family: str, info: dict[str, Any]) -> tuple[Recipe, StepReport]:
+    """A teacher's recipe (its training steps) and the report of its training (tagged ``reference``)."""
+    recipe = Recipe.reference(family, steps=info["steps"])
+    report = StepReport(method=REFERENCE_STEP, params={"steps": info["steps"]}, tags=(REFERENCE,),
+                        size_label=info["size"], seconds=info.get("train_seconds"), training=info.get("train") or None,
+                        compute=dict(info.get("compute") or {}), details={"config": info["config"]})
+    return recipe, report
 
 
 class Workspace:
@@ -319,8 +341,7 @@ class Workspace:
         with file_lock(self.out / "records.lock"):
             if self.records_path.is_file() and any(r.candidate_id == cid for r in read_records([self.records_path])):
                 return
-            params = {"preset": self.cfg.preset, "steps": info["steps"], "config": info["config"],
-                      **({"train": info["train"]} if info.get("train") else {})}
+            recipe, report = teacher_recipe(family, info)
             cached = tdir / f"eval-{_hash(dataclasses.asdict(self.cfg.evaluation))}.json"
             try:
                 if cached.is_file():
@@ -335,17 +356,16 @@ class Workspace:
                 prov = {**provenance(device=self.cfg.device, threads=self.cfg.evaluation.threads, seed=self.cfg.seed),
                         "preset": self.cfg.preset}
                 append_record(self.records_path, failed_record(
-                    self.cfg, candidate_id=cid, family=family, size=info["size"], method="teacher",
-                    method_params=params, error=f"teacher evaluation: {one_line(exc)}", dataset=self.dataset_name,
-                    instrument=self.instrument,
+                    self.cfg, candidate_id=cid, family=family, size=info["size"], recipe=recipe, steps=(report,),
+                    error=f"teacher evaluation: {one_line(exc)}", dataset=self.dataset_name, instrument=self.instrument,
                     provenance=prov))
                 self.note(f"the {family} teacher's evaluation failed ({one_line(exc)}); recorded, students go on")
                 return
             own = info.get("compute") or {"steps": info["steps"], "examples": None,
                                           "seconds": info.get("train_seconds"), "flops": None}
             record = ResultRecord.with_units(
-                candidate_id=cid, study=self.cfg.study, trial=None, family=family, size=info["size"], method="teacher",
-                method_params=params, dataset=self.dataset_name, seed=int(info.get("seed", self.cfg.seed)),
+                candidate_id=cid, study=self.cfg.study, trial=None, family=family, size=info["size"], recipe=recipe,
+                steps=(report,), dataset=self.dataset_name, seed=int(info.get("seed", self.cfg.seed)),
                 instrument=self.instrument,
                 compute=candidate_compute({"compute": own}, float(own.get("seconds") or 0.0), None),
                 **_record_fields(fields, self, tdir / "model.pt"),
@@ -395,9 +415,10 @@ def results_relative(path: str | Path, out: Path) -> str:
     return p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
 
 
-def compress_candidate(spec: Candidate, teacher: nn.Module, ws: Workspace, work_dir: Path,
-                       seed: int | None = None, teacher_steps: int | None = None) -> tuple[nn.Module, dict[str, Any]]:
-    """Run the candidate's steps on ``teacher``, each with its own parameters; returns the model and its description.
+def compress_candidate(spec: Recipe, teacher: nn.Module, ws: Workspace, work_dir: Path,
+                       seed: int | None = None, teacher_steps: int | None = None
+                       ) -> tuple[nn.Module, tuple[StepReport, ...]]:
+    """Run the candidate's steps on ``teacher``, each with its own parameters; returns the model and its step reports.
 
     ``seed`` seeds the steps' training and random draws (default ``cfg.seed``; a sweep's repeats vary it).
     """
@@ -409,10 +430,10 @@ def compress_candidate(spec: Candidate, teacher: nn.Module, ws: Workspace, work_
                           work_dir=work_dir, progress=False, train_options={"checkpoint": s.checkpoint},
                           teacher_steps=teacher_steps)
     result = compress_steps(teacher, ctx, spec.method, spec.run_steps())
-    return result.model, result.description
+    return result.model, result.steps
 
 
-def run_candidate(spec: Candidate, ws: Workspace, *, candidate_id: str, trial: int | None = None,
+def run_candidate(spec: Recipe, ws: Workspace, *, candidate_id: str, trial: int | None = None,
                   seed: int | None = None, config_id: str | None = None) -> ResultRecord:
     """Build, save and measure one candidate; a failure becomes a failed record (never an exception).
 
@@ -422,11 +443,8 @@ def run_candidate(spec: Candidate, ws: Workspace, *, candidate_id: str, trial: i
     """
     cfg = ws.cfg
     seed = cfg.seed if seed is None else seed
-    size = spec.size or teacher_size_label(spec.family, cfg)
-    if spec.size is None and any(name == "prune" for name, _ in spec.steps):
-        size = f"{size}:pruned"  # as the prune compressor labels its model; the real widths are in its config
-    ident: dict[str, Any] = {"candidate_id": candidate_id, "family": spec.family, "size": size, "method": spec.method,
-                             "method_params": spec.method_params, "trial": trial, "seed": seed, "config_id": config_id}
+    ident: dict[str, Any] = {"candidate_id": candidate_id, "family": spec.family, "size": size_label(spec, cfg),
+                             "recipe": spec, "trial": trial, "seed": seed, "config_id": config_id}
     cdir = ws.out / "candidates" / candidate_id
     try:
         uses_teacher = uses_teacher_training(COMPRESSORS.get(name) for name, _ in spec.steps)
@@ -439,11 +457,14 @@ def run_candidate(spec: Candidate, ws: Workspace, *, candidate_id: str, trial: i
         if cdir.exists():
             shutil.rmtree(cdir)  # left by an interrupted attempt with the same id
         t0 = time.perf_counter()
-        model, descriptions = compress_candidate(spec, teacher, ws, cdir / "work", seed, teacher_steps=tinfo["steps"])
+        model, reports = compress_candidate(spec, teacher, ws, cdir / "work", seed, teacher_steps=tinfo["steps"])
         train_seconds = time.perf_counter() - t0
-        compute = candidate_compute(descriptions, train_seconds, tinfo if uses_teacher else None)
+        # each step's own compute is in its report (suite.recipe.StepReport.compute); the record's adds the teacher's
+        compute = candidate_compute([{"compute": r.compute} for r in reports], train_seconds,
+                                    tinfo if uses_teacher else None)
         shutil.rmtree(cdir / "work", ignore_errors=True)
-        ckpt = save_checkpoint(model, cdir / "model.pt", {"method": spec.method, "method_params": spec.method_params,
+        ckpt = save_checkpoint(model, cdir / "model.pt", {"recipe": spec.to_dict(), "method": spec.method,
+                                                           "method_params": spec.method_params,
                                                            "candidate_id": candidate_id, "study": cfg.study,
                                                            "seed": seed})
         fields = _evaluate(model, ws, teacher, ckpt, cdir / "audio", seed)
@@ -452,11 +473,8 @@ def run_candidate(spec: Candidate, ws: Workspace, *, candidate_id: str, trial: i
         missing = [m for m in cfg.objectives if not _finite(rec_fields["metrics"].get(m))]
         if missing:
             raise RuntimeError(f"objective(s) not measured or not finite: {', '.join(missing)}")
-        params = {**spec.method_params, "preset": cfg.preset, "compressor": descriptions}
-        return ResultRecord.with_units(
-            **{**ident, "method_params": params}, study=cfg.study, dataset=ws.dataset_name, compute=compute,
-            **rec_fields,
-        )
+        return ResultRecord.with_units(**ident, steps=reports, study=cfg.study, dataset=ws.dataset_name, compute=compute,
+                                       **rec_fields)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # noqa: BLE001 - every candidate failure becomes a failed record

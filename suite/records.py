@@ -1,7 +1,7 @@
 """The result row every candidate becomes, and the definitions of the metrics it can carry.
 
-A :class:`ResultRecord` is one typed row: who the candidate is (family, size, method and its
-parameters, dataset, seed), how it did (``metrics`` keyed by the names in :data:`STANDARD_METRICS`,
+A :class:`ResultRecord` is one typed row: who the candidate is (family, size, its :class:`suite.recipe.Recipe`
+and what each step did, dataset, seed), how it did (``metrics`` keyed by the names in :data:`STANDARD_METRICS`,
 each with its unit in ``units``), whether it worked (``status`` and ``error``), where its files are,
 and where the numbers come from (``provenance``). Failed candidates are rows too, with ``error`` set.
 
@@ -11,6 +11,7 @@ Reports read these rows (JSON Lines, one file per study) and nothing else.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import enum
 import errno
@@ -18,13 +19,16 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ddspbench.suite.errors import printable
-from ddspbench.suite.registry import METRICS
+from ddspbench.suite.metrics import standard as _standard  # noqa: F401 - declares the standard metrics
+from ddspbench.suite.metrics.declare import DECLARED, STREAM_BUFFERS, Direction, MetricDecl
+from ddspbench.suite.recipe import Recipe, StepReport, tags_of
+from ddspbench.suite.upgrade import SCHEMA_1, SCHEMA_2, legacy_recipe, upgrade_row
 
 __all__ = [
     "Direction",
@@ -35,6 +39,7 @@ __all__ = [
     "STANDARD_METRICS",
     "STREAM_BUFFERS",
     "SCHEMA",
+    "SCHEMA_1",
     "append_record",
     "read_records",
     "RecordNotWritten",
@@ -44,70 +49,22 @@ __all__ = [
     "seed_means",
 ]
 
-SCHEMA = "ddspbench.result/1"
-STREAM_BUFFERS: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048, 4096)
+SCHEMA = SCHEMA_2
+"""Schema 2: ``recipe`` and ``steps`` instead of ``method``/``method_params`` (schema-1 rows are upgraded on load).
+"""
 
 
-class Direction(enum.Enum):
-    """Whether smaller or larger is better (the same two values Optuna uses)."""
+MetricSpec = MetricDecl
+"""The declaration of a metric (:class:`suite.metrics.declare.MetricDecl`; the old name)."""
 
-    MINIMIZE = "minimize"
-    MAXIMIZE = "maximize"
-
-
-@dataclass(frozen=True, slots=True)
-class MetricSpec:
-    """What a metric name means: its unit, which way is better, and how it is measured."""
-
-    name: str
-    unit: str
-    direction: Direction
-    description: str
-    version: str = "1"
-
-
-def _std(name: str, unit: str, description: str, direction: Direction = Direction.MINIMIZE) -> MetricSpec:
-    spec = MetricSpec(name=name, unit=unit, direction=direction, description=description)
-    METRICS.register(name, spec, description=description, unit=unit, direction=direction.value)
-    return spec
-
-
-STANDARD_METRICS: dict[str, MetricSpec] = {
-    s.name: s
-    for s in [
-        _std("mss", "1", "multi-scale spectral distance to the target clips, mean over test clips"),
-        _std("mss_teacher", "1", "multi-scale spectral distance to the teacher's audio, mean over test clips"),
-        _std("fad", "1", "Frechet Audio Distance between target and model clips (embedding in metric_defs)"),
-        _std("fad_inf", "1", "FAD extrapolated to infinite sample size (FAD-infinity)"),
-        _std("kad", "1", "Kernel Audio Distance (100 x unbiased MMD^2, Gaussian kernel, median bandwidth) between target and model clips"),
-        _std("rtf_offline", "s/s", "real-time factor, whole 4 s clip, median over repeats (processing s per audio s)"),
-        _std("params", "count", "parameter count (total)"),
-        _std("params_trainable", "count", "trainable parameter count"),
-        _std("param_bytes", "B", "bytes of parameters and buffers as stored in memory"),
-        _std("checkpoint_bytes", "B", "bytes of the serialized checkpoint file"),
-        _std("peak_mem_bytes", "B", "peak inference RSS minus baseline, fresh subprocess, 4 s clip"),
-        _std("engine_bytes", "B", "bytes the native engine holds for one stream at 64-sample buffers: weights as "
-             "stored, constants, streaming state, per-call scratch (from the engine's arrays)"),
-        _std("peak_rss_bytes", "B", "peak RSS of a fresh process streaming 4 s through the native engine at "
-             "64-sample buffers (memory_profiler + VmHWM), weights included, no baseline subtracted"),
-        _std("flops_per_s", "FLOP/s", "decoder FLOPs per second of audio (GRU included)"),
-        _std("train_seconds", "s", "wall time spent training this candidate (teacher excluded)"),
-    ]
-    + [
-        spec
-        for b in STREAM_BUFFERS
-        for spec in (
-            _std(f"rtf_stream_{b}", "s/s", f"streaming real-time factor at {b}-sample buffers, state carried, median"),
-            _std(f"p99_ms_stream_{b}", "ms", f"99th percentile processing time of one {b}-sample buffer"),
-            _std(f"miss_rate_stream_{b}", "1", f"share of {b}-sample buffers that took longer than their duration"),
-        )
-    ]
-}
+STANDARD_METRICS: Mapping[str, MetricDecl] = DECLARED
+"""Every declared metric by name (:data:`suite.metrics.declare.DECLARED`, filled by ``suite/metrics/standard/`` and
+plug-ins)."""
 
 
 def metric_unit(name: str) -> str:
-    """The unit of a metric name ("" for names not in the standard table)."""
-    spec = STANDARD_METRICS.get(name)
+    """The unit of a metric name ("" for undeclared names)."""
+    spec = DECLARED.get(name)
     return spec.unit if spec else ""
 
 
@@ -154,9 +111,13 @@ class ResultRecord(Measurements):
         study: sweep/study name ("" for a one-off ``evaluate``).
         trial: Optuna trial number, or None outside a sweep.
         family: model family registry name (``hpn``, ``wavetable``, ``ddx7``).
-        size: student size name (``full``, ``reduced``, or ``hidden=64``-style custom widths).
-        method: compressor name, or chain joined by ``+`` (``prune+kd_audio+quantize``); ``teacher`` for the reference.
-        method_params: every hyper-parameter of the method(s), JSON-able.
+        size: the candidate's size label (``full``, ``reduced``, ``hidden=64``-style custom widths, ``full:pruned``:
+            what its last step made).
+        recipe: what the candidate is made of (:class:`suite.recipe.Recipe`: family, student size, steps with their
+            complete parameters); None only for a trial whose sampler failed before it made one (``sampled`` then
+            holds what it had chosen).
+        steps: what each step did (:class:`suite.recipe.StepReport`: parameters, tags, sizes before/after, seconds,
+            training summary, compute, size label); empty for a candidate that failed before or while compressing.
         dataset: dataset name (and instrument/timbre subset where relevant, in ``instrument``).
         seed: the seed everything random in this candidate used.
         config_id: the configuration this record measures; records of one configuration trained with
@@ -164,29 +125,35 @@ class ResultRecord(Measurements):
         status: ``"ok"`` or ``"failed"``.
         error: one-line error for failed candidates.
         metrics, units, per_clip, intervals, metric_defs, artifacts, clips: the result fields (:class:`Measurements`).
-        provenance: package version, git commit, torch version, machine fingerprint, CPU, threads, device, time.
+        provenance: package version, git commit, torch version, machine fingerprint, CPU, threads, device, time, preset.
         compute: training compute, own / inherited from the teacher / total (:mod:`suite.compute`); None in
-            records written before it was kept.
+            records written before it was kept. (Each step's own part is also in its step report's ``compute``.)
         teacher: the teacher a method used (``key``, ``seed``, ``size``, ``steps``, ``label``); None for methods
             that use none (scratch) and in older records.
+        sampled: the sampler's raw choices of a trial that has no recipe (else empty).
+        extra: top-level fields this version does not know (a later writer's additive fields), kept and written back.
+
+    ``method``, ``method_params`` and ``tags`` are views of ``recipe`` and ``steps``.
     """
 
     candidate_id: str
     family: str
     size: str
-    method: str
     dataset: str
     seed: int
+    recipe: Recipe | None = None
+    steps: tuple[StepReport, ...] = ()
     status: str = "ok"
     error: str | None = None
     study: str = ""
     trial: int | None = None
     instrument: str | None = None
-    method_params: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     config_id: str | None = None
     compute: dict[str, Any] | None = None
     teacher: dict[str, Any] | None = None
+    sampled: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
     schema: str = SCHEMA
 
     def __post_init__(self) -> None:
@@ -197,35 +164,88 @@ class ResultRecord(Measurements):
         missing = [k for k in self.metrics if k not in self.units]
         if missing:
             raise ValueError(f"metrics without a unit: {missing}")
+        if self.recipe is not None and not isinstance(self.recipe, Recipe):
+            raise TypeError("recipe must be a suite.recipe.Recipe")
+        object.__setattr__(self, "steps", tuple(self.steps))
+
+    @property
+    def method(self) -> str:
+        """The method view (:attr:`suite.recipe.Recipe.method`; ``?`` without a recipe)."""
+        return self.recipe.method if self.recipe is not None else "?"
+
+    @property
+    def method_params(self) -> dict[str, Any]:
+        """The parameters view (:attr:`suite.recipe.Recipe.method_params`; the sampler's choices without a recipe)."""
+        return self.recipe.method_params if self.recipe is not None else dict(self.sampled)
+
+    @property
+    def tags(self) -> frozenset[str]:
+        """Every tag the record's steps declared (``distillation``, ``from_scratch``, ``reference``...)."""
+        return tags_of(self.steps)
+
+    @property
+    def training(self) -> list[dict[str, Any]]:
+        """The training summaries of the steps that trained, in step order (the last one made the final weights)."""
+        return [dict(s.training) for s in self.steps if s.training]
 
     @classmethod
     def with_units(cls, **kwargs: Any) -> ResultRecord:
-        """Build a record, filling ``units`` for every metric from the standard table."""
+        """Build a record, filling ``units`` for every metric from the declarations.
+
+        ``method`` and ``method_params`` (a schema-1 caller's way to say what the candidate is) are accepted and
+        turned into ``recipe`` and ``steps`` by :func:`suite.upgrade.legacy_recipe`.
+        """
         metrics = kwargs.get("metrics", {}) or {}
         units = dict(kwargs.pop("units", {}) or {})
         for k in metrics:
             units.setdefault(k, metric_unit(k))
+        if "method" in kwargs or "method_params" in kwargs:
+            recipe, steps, sampled = legacy_recipe(str(kwargs.get("family")), str(kwargs.get("size")),
+                                                   str(kwargs.pop("method", "?")), kwargs.pop("method_params", None))
+            kwargs.setdefault("recipe", recipe)
+            kwargs.setdefault("steps", steps)
+            if sampled:
+                kwargs.setdefault("sampled", sampled)
         return cls(units=units, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict (non-finite floats become None; ``config_id``, ``compute``, ``teacher`` left out when None)."""
-        d = dataclasses.asdict(self)
+        """A JSON-able dict (non-finite floats become None; ``config_id``, ``compute``, ``teacher`` left out when None,
+        ``sampled`` when empty; ``extra`` fields written back at the top level; ``method`` written as a view for people
+        and ``jq``)."""
+        d: dict[str, Any] = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for k in MEASUREMENT_FIELDS + ("provenance", "compute", "teacher"):
+            d[k] = copy.deepcopy(d[k])
+        d["recipe"] = None if self.recipe is None else self.recipe.to_dict()
+        d["steps"] = [s.to_dict() for s in self.steps]
         for key in ("config_id", "compute", "teacher"):  # additive fields: absent when unknown
             if d[key] is None:
                 del d[key]
+        if not d["sampled"]:
+            del d["sampled"]
+        extra = d.pop("extra")
+        d["method"] = self.method
+        d.update({k: v for k, v in extra.items() if k not in d})
         return json_clean(d)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ResultRecord:
-        """Inverse of :meth:`to_dict`; unknown keys are rejected."""
+        """Inverse of :meth:`to_dict` (a schema-1 row is upgraded first, :func:`suite.upgrade.upgrade_row`); fields
+        this version does not know land in ``extra``."""
+        d = upgrade_row(d)
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown result fields: {sorted(unknown)}")
-        return cls(**d)
+        kwargs = {k: v for k, v in d.items() if k in names and k != "extra"}
+        kwargs["extra"] = {k: v for k, v in d.items() if k not in names and k not in _VIEWS}
+        raw = kwargs.get("recipe")
+        kwargs["recipe"] = Recipe.from_dict(raw) if isinstance(raw, dict) else None
+        kwargs["steps"] = tuple(StepReport.from_dict(s) for s in kwargs.get("steps") or ())
+        return cls(**kwargs)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, allow_nan=False)
+
+
+_VIEWS = frozenset({"method", "method_params"})
+"""Fields :meth:`ResultRecord.to_dict` writes as views of others (read back from ``recipe``, not from themselves)."""
 
 
 def json_clean(obj: Any) -> Any:
@@ -353,8 +373,8 @@ def _record_from_line(raw: bytes) -> ResultRecord | str:
         return "not valid JSON: a truncated or garbled line"
     if not isinstance(d, dict):
         return f"not a JSON object ({type(d).__name__})"
-    if d.get("schema") != SCHEMA:
-        return f"schema {str(d.get('schema'))[:40]!r} is not {SCHEMA}"
+    if d.get("schema") not in (SCHEMA, SCHEMA_1):
+        return f"schema {str(d.get('schema'))[:40]!r} is not {SCHEMA} (or {SCHEMA_1})"
     metrics = d.get("metrics", {})
     if not isinstance(metrics, dict):
         return "metrics is not a mapping"
@@ -363,7 +383,7 @@ def _record_from_line(raw: bytes) -> ResultRecord | str:
             return f"metric {str(name)[:40]!r} is not a number ({str(value)[:40]!r})"
     try:
         return ResultRecord.from_dict(d)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, KeyError) as exc:
         return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
 

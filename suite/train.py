@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from ddspbench.suite.data.store import ClipSet
 
 __all__ = [
-    "TrainConfig", "TrainResult", "TrainingDiverged", "LossFn", "train", "mss_loss_fn", "validation_mss",
+    "TrainConfig", "TrainResult", "first_batch", "TrainingDiverged", "LossFn", "train", "mss_loss_fn", "validation_mss",
     "resolve_device", "batch_to_tensors", "forward_batch", "derive_seed", "LAST_CKPT", "BEST_CKPT", "OPTIM_STATE",
     "CHECKPOINT_CHOICES", "CONVERGENCE_THRESHOLD", "learning_curve", "convergence", "train_summary", "curve_steps",
     "estimate_bytes", "check_memory", "probe_params",
@@ -322,6 +322,11 @@ def validation_mss(model: nn.Module, clips: ClipSet, *, batch_size: int = 16, de
     if count == 0:
         raise UserError("validation set is empty")
     return total / count
+
+
+def first_batch(clips: ClipSet, cfg: TrainConfig) -> dict[str, np.ndarray]:
+    """The batch a run of ``cfg`` on ``clips`` trains its first step on (what :mod:`suite.compute` counts)."""
+    return _Sampler(clips, cfg).batch(0)
 
 
 class _Sampler:

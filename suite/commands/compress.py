@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from ddspbench.suite.commands._options import check_out_dir, print_json
     from ddspbench.suite.data.store import load_meta, load_split
     from ddspbench.suite.errors import UserError
+    from ddspbench.suite.recipe import Recipe, Step
     from ddspbench.suite.records import json_clean
     from ddspbench.suite.train import resolve_device
 
@@ -82,9 +83,11 @@ def run(args: argparse.Namespace) -> int:
     result = compressor.compress(teacher, ctx, **params)
     description = json_clean({**result.description, "teacher": str(args.teacher), "data": args.data, "seed": args.seed})
     out.mkdir(parents=True, exist_ok=True)
-    method_params = description.get("params") if isinstance(description.get("params"), dict) else params
+    recipe = Recipe(family=str(getattr(teacher, "family", "?")), size=None,
+                    steps=tuple(Step(r.method, r.params) for r in result.steps))
     save_checkpoint(result.model, out / "model.pt",
-                    {"compress": description, "method": args.method, "method_params": method_params})
+                    {"compress": description, "recipe": recipe.to_dict(), "steps": [r.to_dict() for r in result.steps],
+                     "method": recipe.method, "method_params": recipe.method_params})
     (out / "description.json").write_text(json.dumps(description, indent=2, sort_keys=True))
     if args.json:
         print_json({**description, "checkpoint": str(out / "model.pt"), "description_file": str(out / "description.json")})

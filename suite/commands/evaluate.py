@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from ddspbench.suite.audio_io import write_wav
-    from ddspbench.suite.checkpoint import load_checkpoint, meta_method
+    from ddspbench.suite.checkpoint import load_checkpoint, meta_recipe
     from ddspbench.suite.commands._options import check_out_dir, print_json
     from ddspbench.suite.data.store import load_meta, load_split
     from ddspbench.suite.errors import UserError
@@ -86,13 +86,15 @@ def run(args: argparse.Namespace) -> int:
     if len(clips) == 0:
         raise UserError(f"{args.data}: split {args.split!r} has no clips")
     cid = _candidate_id(ckpt, meta)
-    method, method_params = meta_method(meta)
+    family = str(getattr(model, "family", meta.get("family", "?")))
+    size = str(getattr(model, "size_name", "custom"))
+    recipe, steps = meta_recipe(meta, family, size)
     identity: dict[str, Any] = dict(
         candidate_id=cid,
-        family=str(getattr(model, "family", meta.get("family", "?"))),
-        size=str(getattr(model, "size_name", "custom")),
-        method=method or "evaluate",
-        method_params=method_params,
+        family=family,
+        size=size,
+        recipe=recipe,
+        steps=steps,
         dataset=str(data_meta.get("name", Path(args.data).name)),
         instrument=meta.get("instrument"),
         seed=args.seed,

@@ -31,8 +31,7 @@ def compute(a_path: str, b_path: str, scales: tuple[int, ...]) -> dict[str, Any]
 
     from ddspbench.suite.audio_io import load_audio
     from ddspbench.suite.errors import UserError
-    from ddspbench.suite.evaluate import require_mss_length
-    from ddspbench.suite.metrics.mss import mss
+    from ddspbench.suite.metrics.mss import mss, require_mss_length
 
     a, b = load_audio(a_path), load_audio(b_path)
     n = min(a.size, b.size)

@@ -32,11 +32,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the written files and the ranked rows as JSON")
 
 
-def pareto_objectives(quality: str, objectives: list[str]) -> list[str]:
-    """A study's objectives as a report's Pareto objectives: the quality metric first, at most three."""
-    return [quality, *[o for o in objectives if o != quality]][:3]
-
-
 def study_objectives(results: list[str], quality: str) -> list[str] | None:
     """The objectives the sweeps of ``results`` optimised (their ``config.<study>.yaml``), ordered by
     :func:`pareto_objectives`; None when no directory has one or the directories disagree, so that a
@@ -44,6 +39,8 @@ def study_objectives(results: list[str], quality: str) -> list[str] | None:
     from pathlib import Path
 
     import yaml
+
+    from ddspbench.reports.pareto import pareto_objectives
 
     found: set[tuple[str, ...]] = set()
     for d in results:

@@ -1,10 +1,12 @@
-"""``ddspbench sweep``: an Optuna multi-objective sweep over families, sizes and compression methods."""
+"""``ddspbench sweep``: an Optuna multi-objective sweep over families, sizes and compression methods.
+
+This module parses the options and prints; the sweep itself (config, checks, study, trials, report) is
+:mod:`suite.sweep.orchestrate`.
+"""
 
 from __future__ import annotations
 
 import argparse
-import re
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ from ddspbench.suite.bounds import REPEATS, SEED, TRIALS
 
 HELP = "run (or resume) a multi-objective compression sweep; ends with a leaderboard"
 
-STORAGE_ENV = "DDSPBENCH_STORAGE"
+STORAGE_ENV = "DDSPBENCH_STORAGE"  # suite.sweep.orchestrate.STORAGE_ENV (kept here: the help text is built at import)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -48,139 +50,52 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the summary (trials, records, report files) as JSON")
 
 
-def _csv(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
+def _csv(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
 def resolve_config(args: argparse.Namespace) -> Any:
-    """Preset, then YAML file, then flags -> a validated :class:`suite.sweep.config.SweepConfig`."""
-    from ddspbench.suite.presets import preset_tree
-    from ddspbench.suite.sweep.config import config_from_dict, deep_merge, load_yaml
+    """Preset, then YAML file, then flags -> a validated config (:func:`suite.sweep.orchestrate.resolve_config`)."""
+    from ddspbench.suite.sweep.orchestrate import resolve_config as resolve
 
-    file_tree = load_yaml(args.config) if args.config else {}
-    preset = args.preset or file_tree.get("preset") or "smoke"
-    tree = deep_merge(preset_tree(str(preset)), file_tree)
-    tree["preset"] = preset if args.preset else tree.get("preset", preset)
-    space = tree.setdefault("space", {})
-    if args.families:
-        space["families"] = _csv(args.families)
-    if args.methods:
-        space["methods"] = _csv(args.methods)
-    if args.sizes:
-        space["sizes"] = _csv(args.sizes)
-    for key in ("sampler", "trials", "study", "device", "seed", "repeats"):
-        if getattr(args, key) is not None:
-            tree[key] = getattr(args, key)
-    if args.checkpoint:
-        for sect in ("teacher", "student"):
-            tree.setdefault(sect, {})["checkpoint"] = args.checkpoint
-    if args.objectives:
-        tree["objectives"] = _csv(args.objectives)
-    if args.data_path:
-        tree.setdefault("data", {})["path"] = str(Path(args.data_path).resolve())
-    cfg = config_from_dict(tree, where=args.config or f"preset {preset}")
-    for name in cfg.objectives:  # a streaming objective needs its buffer measured
-        m = re.search(r"_stream_(\d+)$", name)
-        if m and int(m.group(1)) not in cfg.evaluation.stream_buffers:
-            cfg.evaluation.stream_buffers.append(int(m.group(1)))
-    return cfg
-
-
-def check_device(device: str) -> None:
-    """A CUDA device must exist before hours of trials fail one by one."""
-    if device.startswith("cuda"):
-        import torch
-
-        from ddspbench.suite.errors import UserError
-
-        if not torch.cuda.is_available():
-            raise UserError(f"device {device!r} asked for, but CUDA is not available here; use --device cpu")
-
-
-def sigterm_as_interrupt() -> None:
-    """SIGINT and SIGTERM both raise KeyboardInterrupt, so the running trial is recorded as interrupted.
-
-    SIGINT is set explicitly: a process started in the background by a non-interactive shell inherits
-    SIGINT as *ignored*, and Python then never raises KeyboardInterrupt for it.
-    """
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, handler)
-
-
-def repeats_note(cfg: Any) -> str:
-    """What ``repeats`` does to a sweep, in one line."""
-    return (f"{cfg.repeats} seeds per configuration ({cfg.seed}..{cfg.seed + cfg.repeats - 1}); Optuna gets the mean "
-            "over the ok seeds; candidates that neither train nor draw random numbers run once")
-
-
-def storage_url_of(args: argparse.Namespace, out: Path) -> str:
-    """``--storage``, else ``$DDSPBENCH_STORAGE``, else the journal file in ``out``."""
-    import os
-
-    from ddspbench.suite.sweep.storage import default_storage_url
-
-    return args.storage or os.environ.get(STORAGE_ENV) or default_storage_url(out)
+    return resolve(preset=args.preset, config=args.config, families=_csv(args.families), methods=_csv(args.methods),
+                   sizes=_csv(args.sizes), objectives=_csv(args.objectives), checkpoint=args.checkpoint,
+                   data_path=args.data_path, **{k: getattr(args, k) for k in ("sampler", "trials", "study", "device",
+                                                                               "seed", "repeats")})
 
 
 def run(args: argparse.Namespace) -> int:
-    from ddspbench.suite.commands._options import check_out_dir, print_json
-    from ddspbench.suite.pipeline import Workspace, check_sweep_fits
-    from ddspbench.suite.sweep.progress import SweepDisplay
-    from ddspbench.suite.sweep.runner import (
-        count_trials,
-        enqueue_covering,
-        open_study,
-        run_trials,
-        save_resolved_config,
-    )
-    from ddspbench.suite.sweep.space import resolve_space
-    from ddspbench.suite.sweep.storage import mask_url, slot_lock, storage_kind
+    from ddspbench.suite.commands._options import print_json
+    from ddspbench.suite.records import read_records
+    from ddspbench.suite.sweep import orchestrate
+    from ddspbench.suite.sweep.storage import mask_url
 
     cfg = resolve_config(args)
-    check_device(cfg.device)
-    space = resolve_space(cfg)  # every name checked before anything is written
-    check_sweep_fits(cfg)  # and the data and training it implies estimated against the memory available
     out = Path(args.out or Path("results") / cfg.study)
-    check_out_dir(out)
-    storage_url = storage_url_of(args, out)
-    storage_kind(storage_url)  # an unusable URL is refused before anything is written
-    out.mkdir(parents=True, exist_ok=True)
-    sigterm_as_interrupt()
-    study, storage = open_study(cfg, storage_url)
-    config_path = save_resolved_config(cfg, out, storage_url)
-    ws = Workspace(cfg, out, cache=args.cache)
+    session = orchestrate.start_sweep(cfg, out, storage=args.storage, cache=args.cache)
+    url = session.storage_url
     if args.setup_only:
-        with slot_lock(storage_url, storage, cfg.study):
-            added = enqueue_covering(study, space, cfg)
+        added = orchestrate.setup_only(session)
         if args.json:
-            print_json({"study": cfg.study, "storage": mask_url(storage_url), "covering_enqueued": added,
-                        "trials": cfg.trials, "repeats": cfg.repeats, "out": str(out), "config": str(config_path)})
+            print_json({"study": cfg.study, "storage": mask_url(url), "covering_enqueued": added,
+                        "trials": cfg.trials, "repeats": cfg.repeats, "out": str(out), "config": str(session.config_path)})
             return 0
-        print(f"study {cfg.study!r} ready in {mask_url(storage_url)} ({added} covering trials enqueued); "
+        print(f"study {cfg.study!r} ready in {mask_url(url)} ({added} covering trials enqueued); "
               f"run: ddspbench worker --storage URL --study {cfg.study} --out {out}")
         return 0
-    finished, _ = count_trials(study)
-    with SweepDisplay(cfg.objectives, live=False if args.no_progress else None) as display:
-        ws.note = display.note
-        display.note(f"study {cfg.study!r} (preset {cfg.preset}) in {mask_url(storage_url)}; results in {out}")
-        display.note(f"objectives (minimised): {', '.join(cfg.objectives)}; sampler {cfg.sampler}, seed {cfg.seed}")
-        if cfg.repeats > 1:
-            display.note(repeats_note(cfg))
-        if finished:
-            display.note(f"resuming: {finished} of {cfg.trials} trials already finished")
-        summary = run_trials(study, storage, storage_url, cfg, ws, display=display, space=space)
+    summary = orchestrate.run_sweep(session, live=False if args.no_progress else None, header=(
+        f"study {cfg.study!r} (preset {cfg.preset}) in {mask_url(url)}; results in {out}",
+        f"objectives (minimised): {', '.join(cfg.objectives)}; sampler {cfg.sampler}, seed {cfg.seed}"))
+    ws = session.ws
     print(f"{summary.finished_total} of {cfg.trials} trials finished ({summary.ran} run now: {summary.ok} ok, {summary.failed} failed)")
-    print(f"records: {ws.records_path}\nconfig: {config_path}")
-    report_dir = None if args.no_report else finish_report(out, cfg)
-    any_ok = any(r.status == "ok" and r.method != "teacher" for r in _records(ws.records_path))
+    print(f"records: {ws.records_path}\nconfig: {session.config_path}")
+    report_dir = None if args.no_report else orchestrate.finish_report(out, cfg)
+    written = list(read_records([ws.records_path])) if ws.records_path.is_file() else []
+    any_ok = any(r.status == "ok" and "reference" not in r.tags for r in written)
     if args.json:
-        print_json({"study": cfg.study, "storage": mask_url(storage_url), "out": str(out), "trials": cfg.trials, "repeats": cfg.repeats,
+        print_json({"study": cfg.study, "storage": mask_url(url), "out": str(out), "trials": cfg.trials, "repeats": cfg.repeats,
                     "finished": summary.finished_total, "ran": summary.ran, "ok": summary.ok, "failed": summary.failed,
-                    "records": str(ws.records_path), "config": str(config_path),
+                    "records": str(ws.records_path), "config": str(session.config_path),
                     "report": None if report_dir is None else str(report_dir),
                     "candidates": [{"candidate_id": r.candidate_id, "config_id": r.config_id, "seed": r.seed,
                                     "status": r.status, "method": r.method,
@@ -188,47 +103,3 @@ def run(args: argparse.Namespace) -> int:
                                     "objectives": {o: r.metrics.get(o) for o in cfg.objectives}}
                                    for r in summary.records]})
     return 0 if any_ok else 1
-
-
-def _records(path: Path) -> list[Any]:
-    from ddspbench.suite.records import read_records
-
-    return list(read_records([path])) if path.is_file() else []
-
-
-def finish_report(out: Path, cfg: Any) -> Path | None:
-    """Build the report of ``out`` (ranked by the first objective) and print the leaderboard."""
-    from rich.console import Console
-
-    from ddspbench import reports
-    from ddspbench.suite.commands.report import pareto_objectives
-    from ddspbench.suite.errors import UserError
-
-    report_dir = out / "report"
-    quality = cfg.objectives[0]
-    rtf = next((o for o in cfg.objectives if o.startswith("rtf_")), "rtf_stream_64")
-    objectives = pareto_objectives(quality, list(cfg.objectives))
-    console = Console()
-    mixed = False
-    try:
-        paths = reports.build_report([out], report_dir, metric=quality, objectives=objectives, rtf_metric=rtf)
-    except UserError as exc:
-        if "not comparable" not in str(exc):
-            raise
-        # Rows of one study measured differently (e.g. workers on several machines): report them anyway,
-        # and say so; the report itself lists what differs.
-        console.print(f"[yellow]warning:[/] {exc}; building the report with mixed rows", markup=True, highlight=False)
-        mixed = True
-        paths = reports.build_report([out], report_dir, metric=quality, objectives=objectives, rtf_metric=rtf,
-                                     allow_mixed_hardware=True)
-    reports.print_leaderboard(reports.load_results([out], allow_mixed_hardware=mixed), console=console, metric=quality)
-    if "json" in paths:
-        from ddspbench.reports.tables import print_verdicts
-
-        print_verdicts(paths["json"], console)
-    if cfg.preset == "smoke":  # the report pages carry the same warning (reports reads the records' preset)
-        (report_dir / "SMOKE.txt").write_text(reports.SMOKE_WARNING + "\n", encoding="utf-8")
-        console.print(reports.SMOKE_WARNING, style="bold yellow", markup=False, highlight=False)
-    board = paths.get("md") or next(iter(paths.values()), report_dir)
-    print(f"leaderboard: {board}")
-    return report_dir

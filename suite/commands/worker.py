@@ -26,36 +26,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ddspbench.suite.commands._options import check_out_dir, print_json
-    from ddspbench.suite.commands.sweep import (
-        check_device,
-        repeats_note,
-        sigterm_as_interrupt,
-        storage_url_of,
-    )
-    from ddspbench.suite.pipeline import Workspace, check_sweep_fits
-    from ddspbench.suite.sweep.progress import SweepDisplay
-    from ddspbench.suite.sweep.runner import load_study_config, open_study, run_trials
+    from ddspbench.suite.sweep import orchestrate
     from ddspbench.suite.sweep.storage import mask_url
 
     out = check_out_dir(args.out)
     assert out is not None
-    storage_url = storage_url_of(args, out)
-    cfg = load_study_config(storage_url, args.study)
-    check_sweep_fits(cfg)  # this machine's memory, not the one that made the study
-    check_device(cfg.device)
-    if args.trials is not None:
-        cfg.trials = args.trials
-    sigterm_as_interrupt()
-    study, storage = open_study(cfg, storage_url, worker_offset=os.getpid() % 100_003, write_attrs=False)
-    ws = Workspace(cfg, out, cache=args.cache)
-    with SweepDisplay(cfg.objectives, live=False if args.no_progress else None) as display:
-        ws.note = display.note
-        display.note(f"worker {os.getpid()} on study {cfg.study!r} in {mask_url(storage_url)}; results in {out}")
-        if cfg.repeats > 1:
-            display.note(repeats_note(cfg))
-        summary = run_trials(study, storage, storage_url, cfg, ws, display=display, grace_s=args.grace)
+    session = orchestrate.start_worker(out, args.study, storage=args.storage, cache=args.cache, trials=args.trials)
+    cfg = session.cfg
+    summary = orchestrate.run_sweep(session, live=False if args.no_progress else None, grace_s=args.grace, header=(
+        f"worker {os.getpid()} on study {cfg.study!r} in {mask_url(session.storage_url)}; results in {out}",))
     if args.json:
-        print_json({"study": cfg.study, "storage": mask_url(storage_url), "out": str(out), "pid": os.getpid(),
+        print_json({"study": cfg.study, "storage": mask_url(session.storage_url), "out": str(out), "pid": os.getpid(),
                     "ran": summary.ran, "ok": summary.ok, "failed": summary.failed,
                     "finished": summary.finished_total, "trials": cfg.trials,
                     "candidates": [r.candidate_id for r in summary.records]})

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ddspbench.suite.bounds import SEED, check_fits, check_values
+from ddspbench.suite.data.build import COMMON_OPTIONS, build_dataset
 from ddspbench.suite.registry import (
     DATASETS,  # filled from the catalog (suite.data.builders) at the first lookup
 )
@@ -15,13 +16,15 @@ __all__ = ["prepare", "dataset_options", "check_options", "check_size"]
 
 
 def dataset_options(name: str) -> dict[str, Any]:
-    """The options a dataset builder accepts, with their defaults (``path`` and ``seed`` excluded)."""
+    """The options a dataset accepts, with their defaults (``path`` and ``seed`` excluded): its source's own (the
+    keyword arguments of its parts function) and those every source takes (:data:`suite.data.build.COMMON_OPTIONS`)."""
     sig = inspect.signature(DATASETS.get(name))
-    return {
+    own = {
         k: (None if p.default is inspect.Parameter.empty else p.default)
         for k, p in sig.parameters.items()
-        if p.kind == inspect.Parameter.KEYWORD_ONLY and k not in ("path", "seed")
+        if p.kind == inspect.Parameter.KEYWORD_ONLY
     }
+    return {**own, **COMMON_OPTIONS}
 
 
 def prepare(
@@ -49,11 +52,10 @@ def prepare(
         UserError: unknown dataset or option, a value out of its declared bounds, a build estimated to need more
             memory than the machine has, or unusable input.
     """
-    builder = DATASETS.get(name)
     options = check_options(name, options)
     seed = SEED.check(seed, "seed")
     check_size(name, options)
-    return Path(builder(Path(out_dir), path=path, seed=seed, cache_dir=cache_dir, **options))
+    return Path(build_dataset(name, Path(out_dir), path=path, seed=seed, cache_dir=cache_dir, **options))
 
 
 def check_options(name: str, options: dict[str, Any]) -> dict[str, Any]:

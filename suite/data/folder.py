@@ -36,16 +36,16 @@ import numpy as np
 from ddspbench.suite.bounds import JOBS, Bound, Choice, Flag, Names, Text
 from ddspbench.suite.data import f0 as f0_module
 from ddspbench.suite.data import features as features_module
+from ddspbench.suite.data.build import BuildContext, SourceParts
 from ddspbench.suite.data.cache import FeatureCache, code_hash, hash_key
 from ddspbench.suite.data.f0 import to_frame_grid, track_f0
 from ddspbench.suite.data.features import a_weighted_loudness, chunk_starts, peak_normalise, split_on_silence
-from ddspbench.suite.data.splits import Clip, assemble
-from ddspbench.suite.data.store import save_dataset
+from ddspbench.suite.data.splits import Clip
 from ddspbench.suite.errors import UserError
 from ddspbench.suite.features import BLOCK_SIZE, CLIP_FRAMES, CLIP_SAMPLES, SAMPLE_RATE
 from ddspbench.suite.registry import DATASETS, F0_TRACKERS
 
-__all__ = ["AUDIO_SUFFIXES", "URMP_INSTRUMENTS", "build", "find_audio_files", "instrument_name", "process_file"]
+__all__ = ["AUDIO_SUFFIXES", "URMP_INSTRUMENTS", "parts", "find_audio_files", "instrument_name", "process_file"]
 
 log = logging.getLogger("ddspbench.data")
 
@@ -244,32 +244,19 @@ def _run_all(
     "folder",
     description="a folder of recordings (wav/flac/ogg, recursive; URMP AuSep_* stems): silence split, 4 s chunks, f0 tracked",
     needs_path=True,
+    path_hint="a folder of wav/flac/ogg recordings",
     options={"f0": Text(), "min_confidence": Bound(float, 0.0, 1.0), "f0_stride": Bound(int, 1, 100),
              "top_db": Bound(float, 0.0, 200.0, low_open=True), "split": Choice(("recording", "chunk")),
              "instrument": Text(), "instruments": Names(), "cache_dir": Text(), "use_cache": Flag(), "jobs": JOBS},
 )
-def build(
-    out_dir: str | Path,
-    *,
-    path: str | Path | None = None,
-    seed: int = 0,
-    f0: str = "pyin",
-    min_confidence: float | None = None,
-    f0_stride: int = 1,
-    top_db: float = 40.0,
-    split: str = "recording",
-    instrument: str | None = None,
-    instruments: str | list[str] | None = None,
-    cache_dir: str | Path | None = None,
-    use_cache: bool = True,
-    jobs: int = 1,
-) -> Path:
-    """Prepare a folder of recordings.
+def parts(ctx: BuildContext, *, f0: str = "pyin", min_confidence: float | None = None, f0_stride: int = 1,
+          top_db: float = 40.0, split: str = "recording", instrument: str | None = None,
+          instruments: str | list[str] | None = None) -> SourceParts:
+    """The folder source's part of :func:`suite.data.build.build_dataset`: a folder of recordings, chunked and tracked.
 
     Args:
-        out_dir: where the prepared dataset is written.
-        path: the folder (or a single audio file).
-        seed: seed of the train/valid/test split.
+        ctx: ``path`` (the folder, or a single audio file), seed of the split, feature cache, worker processes
+            (``jobs``: files are processed in parallel).
         f0: registered f0 tracker (``pyin`` default, ``yin`` fast, ``crepe`` if torchcrepe is installed).
         min_confidence: chunks whose mean f0 confidence is below this are dropped. Default: the
             tracker's own (pyin 0.5 voicing probability, yin 0.6, crepe 0.80 as in the reference).
@@ -280,16 +267,9 @@ def build(
         instrument: one instrument name for every file (default: from each file name).
         instruments: keep only files of these instruments (comma-separated), e.g. ``violin`` for a
             one-instrument model from URMP.
-        cache_dir: feature cache directory.
-        use_cache: ``False`` neither reads nor writes the cache.
-        jobs: worker processes (files are processed in parallel).
-
-    Returns:
-        ``out_dir``.
     """
-    if path is None:
-        raise UserError("the folder dataset needs --path DIR (a folder of wav/flac/ogg recordings)")
-    root = Path(path).expanduser()
+    assert ctx.path is not None  # build_dataset: the folder source needs a path
+    root, jobs, cache = ctx.path, ctx.jobs, ctx.cache
     if not root.exists():
         raise UserError(f"folder not found: {root}")
     if root.is_file() and root.suffix.lower() not in AUDIO_SUFFIXES:
@@ -298,8 +278,8 @@ def build(
     threshold = float(entry.meta.get("min_confidence", 0.5) if min_confidence is None else min_confidence)
     if not 0.0 <= threshold <= 1.0:
         raise UserError(f"min_confidence must be in [0, 1], got {threshold}")
-    if int(f0_stride) < 1 or int(jobs) < 1:
-        raise UserError(f"f0_stride and jobs must be >= 1 (got {f0_stride}, {jobs})")
+    if int(f0_stride) < 1:
+        raise UserError(f"f0_stride must be >= 1 (got {f0_stride})")
     needs = entry.meta.get("requires")
     if needs and importlib.util.find_spec(str(needs)) is None:  # fail once, up front, not once per file
         raise UserError(f"the {f0} f0 tracker needs {needs} (pip install {needs}); or use --f0 pyin")
@@ -322,8 +302,7 @@ def build(
         if not files:
             raise UserError(f"no files of instrument(s) {', '.join(wanted)} under {root}; found: {', '.join(found)}")
     settings = {"f0": f0, "f0_stride": int(f0_stride), "top_db": float(top_db), "sample_rate": SAMPLE_RATE}
-    cache = FeatureCache(cache_dir, "folder", enabled=use_cache)
-    results = _run_all(files, settings, str(cache.root), use_cache, int(jobs))
+    results = _run_all(files, settings, str(cache.root), cache.enabled, jobs)
 
     clips: list[Clip] = []
     dropped = 0
@@ -361,25 +340,9 @@ def build(
         detail = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped[:3])
         more = f" (and {len(skipped) - 3} more)" if len(skipped) > 3 else ""
         raise UserError(f"no usable audio in {root}: {len(skipped)} file(s) skipped — {detail}{more}")
-    splits = assemble(clips, seed, split=split)
-    instruments = sorted({c.instrument for c in clips})
-    meta = {
-        "name": "folder",
-        "seed": seed,
-        "source": str(root.resolve()),
-        "settings": {**settings, "min_confidence": threshold, "split": split, "instrument": instrument,
-                     "instruments": wanted},
-        "split_unit": split,
-        "instruments": instruments,
-        "clips": len(clips),
-        "seconds": len(clips) * CLIP_SAMPLES / SAMPLE_RATE,
-        "files": len(files),
-        "recordings": {s: sorted(set(splits[s].recording_ids.tolist())) for s in splits},
-        "chunks_dropped_low_confidence": dropped,
-        "converted": notes,
-        "f0_source": f"{f0} tracker (stride {settings['f0_stride']}, min confidence {threshold:.2f})",
-        "cache": cache.summary(),
-        "skipped": skipped,
-    }
-    log.info("folder: %d clips from %d files; cache %d hits, %d misses", len(clips), len(files), cache.hits, cache.misses)
-    return save_dataset(out_dir, splits, meta)
+    return SourceParts(
+        clips, {**settings, "min_confidence": threshold, "split": split, "instrument": instrument, "instruments": wanted},
+        sorted({c.instrument for c in clips}), f"{f0} tracker (stride {settings['f0_stride']}, min confidence {threshold:.2f})",
+        split=split, skipped=skipped,
+        extra={"source": str(root.resolve()), "split_unit": split, "files": len(files),
+               "chunks_dropped_low_confidence": dropped, "converted": notes})

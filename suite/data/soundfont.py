@@ -25,22 +25,22 @@ import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ddspbench.suite.bounds import JOBS, Flag, Names, SoundFontFile, Text
+from ddspbench.suite.data import build as common
 from ddspbench.suite.data import features as features_module
-from ddspbench.suite.data.cache import FeatureCache, code_hash, hash_key
+from ddspbench.suite.data.build import BuildContext, SourceParts
+from ddspbench.suite.data.cache import code_hash, hash_key
 from ddspbench.suite.data.features import a_weighted_loudness
-from ddspbench.suite.data.splits import Clip, assemble
-from ddspbench.suite.data.store import build_estimate, save_dataset
+from ddspbench.suite.data.splits import Clip
 from ddspbench.suite.data.synthetic import CLIPS_PER_RECORDING, RECORDINGS
 from ddspbench.suite.errors import UserError
 from ddspbench.suite.features import CLIP_FRAMES, CLIP_SAMPLES, FRAME_RATE, SAMPLE_RATE
 from ddspbench.suite.registry import DATASETS
 
-__all__ = ["GM_INSTRUMENTS", "SOUNDFONT_CANDIDATES", "build", "find_soundfont", "make_melody", "note_f0", "render_midi"]
+__all__ = ["GM_INSTRUMENTS", "SOUNDFONT_CANDIDATES", "parts", "find_soundfont", "make_melody", "note_f0", "render_midi"]
 
 log = logging.getLogger("ddspbench.data")
 
@@ -183,24 +183,13 @@ def _file_hash(path: Path) -> str:
 
 
 def _parse_instruments(instruments: str | list[str] | None) -> list[str]:
-    if instruments is None:
-        return ["violin", "flute", "trumpet"]
-    names = [n.strip() for n in instruments.split(",")] if isinstance(instruments, str) else [str(n) for n in instruments]
-    names = [n for n in names if n]
-    bad = [n for n in names if n not in GM_INSTRUMENTS]
-    if bad or not names:
-        raise UserError(f"unknown soundfont instrument(s) {', '.join(bad) or '(none)'}; known: {', '.join(GM_INSTRUMENTS)}")
-    return names
+    return common.parse_names(instruments, list(GM_INSTRUMENTS), "soundfont instrument", ("violin", "flute", "trumpet"))
 
 
 _SECONDS_PER_CLIP = 0.2  # FluidSynth renders a 4 s clip in a small fraction of that; MIDI and loudness add the rest
 
 
-def estimate(*, recordings: int, clips_per_recording: int, instruments: str | list[str] | None, jobs: int,
-             **_: Any) -> tuple[int, float, float]:
-    """``(clips, bytes, seconds)`` of a build with these options (see :func:`suite.data.store.build_estimate`)."""
-    clips = recordings * len(_parse_instruments(instruments)) * clips_per_recording
-    return build_estimate(clips, clips_per_recording, jobs, _SECONDS_PER_CLIP)
+estimate = common.per_recording_estimate("instruments", _parse_instruments, _SECONDS_PER_CLIP)
 
 
 @DATASETS.register(
@@ -208,53 +197,31 @@ def estimate(*, recordings: int, clips_per_recording: int, instruments: str | li
     description="pretty_midi melodies rendered by FluidSynth with a GM soundfont (violin, flute, trumpet); f0 from MIDI",
     needs_path=False,
     requires="fluidsynth, fluid-soundfont-gm or timgm6mb-soundfont (Debian)",
+    path_hint=" (use --set soundfont=FILE.sf2)",
     options={"recordings": RECORDINGS, "clips_per_recording": CLIPS_PER_RECORDING,
              "instruments": Names(tuple(GM_INSTRUMENTS)), "soundfont": SoundFontFile(), "cache_dir": Text(),
              "use_cache": Flag(), "jobs": JOBS},
     estimate=estimate,
 )
-def build(
-    out_dir: str | Path,
-    *,
-    path: str | Path | None = None,
-    seed: int = 0,
-    recordings: int = 8,
-    clips_per_recording: int = 3,
-    instruments: str | list[str] | None = None,
-    soundfont: str | Path | None = None,
-    cache_dir: str | Path | None = None,
-    use_cache: bool = True,
-    jobs: int = 1,
-) -> Path:
-    """Render and write the soundfont dataset.
+def parts(ctx: BuildContext, *, recordings: int = 8, clips_per_recording: int = 3,
+          instruments: str | list[str] | None = None, soundfont: str | Path | None = None) -> SourceParts:
+    """The soundfont source's part of :func:`suite.data.build.build_dataset`: melodies rendered by FluidSynth.
 
     Args:
-        out_dir: where the prepared dataset is written.
-        path: not used; must be None (use ``soundfont`` to pick the .sf2).
-        seed: seed of the melodies and of the split.
+        ctx: seed (of the melodies and the split), render cache, FluidSynth processes run at once (``jobs``).
         recordings: melodies (recordings) per instrument.
         clips_per_recording: 4 s clips per melody.
         instruments: comma-separated names of :data:`GM_INSTRUMENTS` (default violin, flute, trumpet).
         soundfont: a .sf2 file (default: ``$DDSPBENCH_SOUNDFONT`` or the Debian GM font).
-        cache_dir: render cache directory.
-        use_cache: ``False`` neither reads nor writes the cache.
-        jobs: FluidSynth processes run at once.
-
-    Returns:
-        ``out_dir``.
     """
-    if path is not None:
-        raise UserError("the soundfont dataset is generated; it takes no --path (use --set soundfont=FILE.sf2)")
     names = _parse_instruments(instruments)
-    if int(recordings) < 1 or int(clips_per_recording) < 1 or int(jobs) < 1:
-        raise UserError(f"recordings, clips_per_recording and jobs must be >= 1 (got {recordings}, {clips_per_recording}, {jobs})")
-    recordings, n_clips = int(recordings), int(clips_per_recording)
+    recordings, n_clips = common.check_counts(recordings, clips_per_recording)
+    seed, cache = ctx.seed, ctx.cache
     _fluidsynth()
     font = find_soundfont(soundfont)
     version = subprocess.run([_fluidsynth(), "--version"], capture_output=True, text=True, check=False).stdout
     version = (version.splitlines() or ["?"])[0]
     font_hash = _file_hash(font)
-    cache = FeatureCache(cache_dir, "soundfont", enabled=use_cache)
     n_samples = n_clips * CLIP_SAMPLES
 
     jobs_list: list[tuple[str, int, list[tuple[float, float, int, int]], bytes, str]] = []
@@ -285,30 +252,12 @@ def build(
 
         return cache.get_or_compute(key, compute)
 
-    with ThreadPoolExecutor(max_workers=int(jobs)) as pool:
+    with ThreadPoolExecutor(max_workers=ctx.jobs) as pool:
         entries = list(pool.map(work, jobs_list))
 
     clips: list[Clip] = []
     for (name, r, _, _, _), e in zip(jobs_list, entries):
-        rec_id = f"{name}-{seed}-{r:03d}"
-        audio = e["audio"].reshape(n_clips, CLIP_SAMPLES)
-        f0 = e["f0_hz"].reshape(n_clips, CLIP_FRAMES)
-        conf = e["f0_confidence"].reshape(n_clips, CLIP_FRAMES)
-        for c in range(n_clips):
-            clips.append(Clip(audio[c], f0[c], e["loudness_db"][c], conf[c], f"{rec_id}-c{c}", rec_id, name))
-    splits = assemble(clips, seed)
-    meta: dict[str, Any] = {
-        "name": "soundfont",
-        "seed": seed,
-        "settings": {"recordings": recordings, "clips_per_recording": n_clips, "instruments": names,
-                     "soundfont": str(font), "fluidsynth": version},
-        "instruments": names,
-        "clips": len(clips),
-        "seconds": len(clips) * CLIP_SAMPLES / SAMPLE_RATE,
-        "recordings": {s: sorted(set(splits[s].recording_ids.tolist())) for s in splits},
-        "f0_source": "MIDI notes (frame-accurate)",
-        "cache": cache.summary(),
-        "skipped": [],
-    }
-    log.info("soundfont: %d clips; cache %d hits, %d misses", len(clips), cache.hits, cache.misses)
-    return save_dataset(out_dir, splits, meta)
+        clips += common.recording_clips(f"{name}-{seed}-{r:03d}", name, e, n_clips, "f0_confidence")
+    settings = {"recordings": recordings, "clips_per_recording": n_clips, "instruments": names,
+                "soundfont": str(font), "fluidsynth": version}
+    return SourceParts(clips, settings, names, "MIDI notes (frame-accurate)")

@@ -18,22 +18,21 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ddspbench.suite.bounds import JOBS, Bound, Flag, Names, Text
+from ddspbench.suite.data import build as common
 from ddspbench.suite.data import features as features_module
+from ddspbench.suite.data.build import BuildContext, SourceParts
 from ddspbench.suite.data.cache import FeatureCache, code_hash, hash_key
 from ddspbench.suite.data.features import a_weighted_loudness
-from ddspbench.suite.data.splits import Clip, assemble
-from ddspbench.suite.data.store import build_estimate, save_dataset
-from ddspbench.suite.errors import UserError
+from ddspbench.suite.data.splits import Clip
 from ddspbench.suite.features import BLOCK_SIZE, CLIP_FRAMES, CLIP_SAMPLES, FRAME_RATE, SAMPLE_RATE
 from ddspbench.suite.registry import DATASETS
 
-__all__ = ["Timbre", "TIMBRES", "build", "generate_recording"]
+__all__ = ["Timbre", "TIMBRES", "parts", "generate_recording"]
 
 log = logging.getLogger("ddspbench.data")
 
@@ -258,14 +257,7 @@ def _recording_entry(
 
 
 def _parse_timbres(timbres: str | list[str] | tuple[str, ...] | None) -> list[str]:
-    if timbres is None:
-        return list(TIMBRES)
-    names = [t.strip() for t in timbres.split(",")] if isinstance(timbres, str) else [str(t) for t in timbres]
-    names = [n for n in names if n]
-    unknown = [n for n in names if n not in TIMBRES]
-    if unknown or not names:
-        raise UserError(f"unknown synthetic timbre(s) {', '.join(unknown) or '(none)'}; known: {', '.join(TIMBRES)}")
-    return names
+    return common.parse_names(timbres, list(TIMBRES), "synthetic timbre", list(TIMBRES))
 
 
 RECORDINGS = Bound(int, 1, 100_000)
@@ -273,11 +265,7 @@ CLIPS_PER_RECORDING = Bound(int, 1, 1000)
 _SECONDS_PER_CLIP = 0.07  # measured: 54 clips in 3.8 s on one core, imports excluded
 
 
-def estimate(*, recordings: int, clips_per_recording: int, timbres: str | list[str] | None, jobs: int,
-             **_: Any) -> tuple[int, float, float]:
-    """``(clips, bytes, seconds)`` of a build with these options (see :func:`suite.data.store.build_estimate`)."""
-    clips = recordings * len(_parse_timbres(timbres)) * clips_per_recording
-    return build_estimate(clips, clips_per_recording, jobs, _SECONDS_PER_CLIP)
+estimate = common.per_recording_estimate("timbres", _parse_timbres, _SECONDS_PER_CLIP)
 
 
 @DATASETS.register(
@@ -288,47 +276,23 @@ def estimate(*, recordings: int, clips_per_recording: int, timbres: str | list[s
              "cache_dir": Text(), "use_cache": Flag(), "jobs": JOBS},
     estimate=estimate,
 )
-def build(
-    out_dir: str | Path,
-    *,
-    path: str | Path | None = None,
-    seed: int = 0,
-    recordings: int = 10,
-    clips_per_recording: int = 3,
-    timbres: str | list[str] | None = None,
-    cache_dir: str | Path | None = None,
-    use_cache: bool = True,
-    jobs: int = 1,
-) -> Path:
-    """Generate and write the synthetic dataset.
+def parts(ctx: BuildContext, *, recordings: int = 10, clips_per_recording: int = 3,
+          timbres: str | list[str] | None = None) -> SourceParts:
+    """The synthetic source's part of :func:`suite.data.build.build_dataset`: generated phrases, cut into clips.
 
     Args:
-        out_dir: where the prepared dataset is written.
-        path: not used (the data are generated); must be None.
-        seed: the seed every recording is drawn from.
+        ctx: seed (every recording is drawn from it), feature cache, worker processes (``jobs``).
         recordings: phrases (recordings) per timbre.
         clips_per_recording: 4 s clips per phrase.
         timbres: comma-separated names or a list (default: all of :data:`TIMBRES`).
-        cache_dir: feature cache directory (default ``$DDSPBENCH_CACHE`` or ``~/.cache/ddspbench``).
-        use_cache: ``False`` neither reads nor writes the cache.
-        jobs: worker processes generating recordings in parallel.
-
-    Returns:
-        ``out_dir``.
     """
-    if path is not None:
-        raise UserError("the synthetic dataset is generated; it takes no --path")
     names = _parse_timbres(timbres)
-    if int(recordings) < 1 or int(clips_per_recording) < 1 or int(jobs) < 1:
-        raise UserError(
-            f"recordings, clips_per_recording and jobs must be >= 1 (got {recordings}, {clips_per_recording}, {jobs})"
-        )
-    recordings, clips_per_recording = int(recordings), int(clips_per_recording)
-    cache = FeatureCache(cache_dir, "synthetic", enabled=use_cache)
+    recordings, clips_per_recording = common.check_counts(recordings, clips_per_recording)
+    cache, seed, jobs = ctx.cache, ctx.seed, ctx.jobs
     tasks = [(name, r) for name in names for r in range(recordings)]
-    args = [(name, int(seed), r, clips_per_recording, str(cache.root), use_cache) for name, r in tasks]
-    if int(jobs) > 1 and len(tasks) > 1:
-        with ProcessPoolExecutor(max_workers=min(int(jobs), len(tasks))) as pool:
+    args = [(name, seed, r, clips_per_recording, str(cache.root), cache.enabled) for name, r in tasks]
+    if jobs > 1 and len(tasks) > 1:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
             results = list(pool.map(_recording_entry, *zip(*args)))
     else:
         results = [_recording_entry(*a) for a in args]
@@ -336,24 +300,6 @@ def build(
     for (name, r), (entry, hit) in zip(tasks, results):
         cache.hits += int(hit)
         cache.misses += int(not hit)
-        rec_id = f"{name}-{seed}-{r:03d}"
-        audio = entry["audio"].reshape(clips_per_recording, CLIP_SAMPLES)
-        f0 = entry["f0_hz"].reshape(clips_per_recording, CLIP_FRAMES)
-        voiced = entry["voiced"].reshape(clips_per_recording, CLIP_FRAMES)
-        for c in range(clips_per_recording):
-            clips.append(Clip(audio[c], f0[c], entry["loudness_db"][c], voiced[c], f"{rec_id}-c{c}", rec_id, name))
-    splits = assemble(clips, seed)
-    meta = {
-        "name": "synthetic",
-        "seed": seed,
-        "settings": {"recordings": recordings, "clips_per_recording": clips_per_recording, "timbres": names},
-        "instruments": names,
-        "clips": len(clips),
-        "seconds": len(clips) * CLIP_SAMPLES / SAMPLE_RATE,
-        "recordings": {s: sorted(set(splits[s].recording_ids.tolist())) for s in splits},
-        "f0_source": "generator (exact)",
-        "cache": cache.summary(),
-        "skipped": [],
-    }
-    log.info("synthetic: %d clips; cache %d hits, %d misses", len(clips), cache.hits, cache.misses)
-    return save_dataset(out_dir, splits, meta)
+        clips += common.recording_clips(f"{name}-{seed}-{r:03d}", name, entry, clips_per_recording, "voiced")
+    settings = {"recordings": recordings, "clips_per_recording": clips_per_recording, "timbres": names}
+    return SourceParts(clips, settings, names, "generator (exact)")

@@ -91,6 +91,15 @@ def _mag(x: torch.Tensor, n_fft: int) -> torch.Tensor:
     return _spec(x, n_fft).abs()
 
 
+def require_mss_length(n: int, scales: tuple[int, ...] = DEFAULT_SCALES) -> None:
+    """A one-line :class:`UserError` when ``n`` samples are too few for the largest MSS window (its
+    reflect padding needs more than half a window), instead of torch's padding error."""
+    from ddspbench.suite.errors import UserError
+
+    if n <= max(scales) // 2:
+        raise UserError(f"audio too short for MSS scale {max(scales)}: {n} samples at 16 kHz (needs > {max(scales) // 2})")
+
+
 def mss_per_clip(a: torch.Tensor, b: torch.Tensor, scales: tuple[int, ...] = DEFAULT_SCALES) -> torch.Tensor:
     """MSS of each pair of clips: ``a`` and ``b`` are (B, N) or (N,); returns (B,) (or a scalar)."""
     if a.shape != b.shape:

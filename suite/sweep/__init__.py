@@ -5,6 +5,8 @@
 - :mod:`suite.sweep.storage`: storage URLs (journal file, SQLite, PostgreSQL), password masking, locks.
 - :mod:`suite.sweep.runner`: create/resume a study, run trials in one or many processes, recover dead ones.
 - :mod:`suite.sweep.progress`: the rich progress display (quiet when stdout is not a terminal).
+- :mod:`suite.sweep.names`: every registry name a config uses, checked once.
+- :mod:`suite.sweep.orchestrate`: a sweep from its settings to its report (what the ``sweep`` and ``worker`` commands run).
 
 One candidate of a trial is built and measured by :mod:`suite.pipeline`; presets are in :mod:`suite.presets`.
 """

@@ -36,7 +36,6 @@ import yaml
 from ddspbench.suite.bounds import BATCH, FRAMES, LR, REPEATS, SEED, STEPS_OR_NONE, THREADS, TRIALS
 from ddspbench.suite.candidate import ParamSpec
 from ddspbench.suite.errors import UserError
-from ddspbench.suite.records import STANDARD_METRICS, Direction
 
 __all__ = [
     "ParamSpec",
@@ -172,7 +171,7 @@ class SweepConfig:
     """Everything a sweep needs, resolved from preset + YAML + flags (never holds storage credentials).
 
     Attributes:
-        preset: the preset this config started from (recorded in every record's ``method_params``).
+        preset: the preset this config started from (recorded in every record's ``provenance``).
         study: the Optuna study name.
         trials: finished trials the study should have in total (re-running runs only the missing ones).
         sampler: sampler name (:data:`suite.sweep.space.SAMPLERS`).
@@ -399,13 +398,6 @@ def _check_semantics(cfg: SweepConfig, where: str) -> None:
         raise UserError(f"{where}.study: {cfg.study!r} is not a usable study name")
     if not cfg.objectives:
         raise UserError(f"{where}.objectives: at least one objective is needed")
-    for name in cfg.objectives:
-        spec = STANDARD_METRICS.get(name)
-        if spec is None:
-            known = ", ".join(sorted(STANDARD_METRICS))
-            raise UserError(f"{where}.objectives: unknown metric {name!r}; known: {known}")
-        if spec.direction is not Direction.MINIMIZE:
-            raise UserError(f"{where}.objectives: {name!r} is maximised; sweep objectives are minimised")
     if len(set(cfg.objectives)) != len(cfg.objectives):
         raise UserError(f"{where}.objectives: an objective is listed twice")
     # Lazy: suite.sweep.space imports the compressors (and torch) to read their search spaces, which
@@ -439,7 +431,7 @@ def _check_semantics(cfg: SweepConfig, where: str) -> None:
 def _check_sections(cfg: SweepConfig, where: str) -> None:
     """Bounds and names of every section, so a study never starts with a config that fails every trial."""
     from ddspbench.suite.records import STREAM_BUFFERS
-    from ddspbench.suite.registry import COMPRESSORS, DATASETS, EMBEDDINGS, FAMILIES, SIZES
+    from ddspbench.suite.sweep.names import check_names
 
     ev = cfg.evaluation
     bad = [b for b in ev.stream_buffers if b not in STREAM_BUFFERS]
@@ -450,17 +442,8 @@ def _check_sections(cfg: SweepConfig, where: str) -> None:
         raise UserError(f"{where}.evaluation.threads: at least 1, got {ev.threads}")
     if ev.n_audio_examples < 0:
         raise UserError(f"{where}.evaluation.n_audio_examples: at least 0, got {ev.n_audio_examples}")
-    if ev.embedding not in EMBEDDINGS:
-        raise UserError(f"{where}.evaluation.embedding: unknown embedding {ev.embedding!r}; known: {', '.join(EMBEDDINGS.list())}")
-    from ddspbench.suite.evaluate import expand_metrics
-
-    try:
-        expand_metrics(ev.metrics, ev.stream_buffers)  # the pipeline measures the objectives on top of these
-    except UserError as exc:
-        raise UserError(f"{where}.evaluation.metrics: {exc}") from None
+    check_names(cfg, where)  # every registry name, in one place
     data = cfg.data
-    if data.dataset not in DATASETS:
-        raise UserError(f"{where}.data.dataset: unknown dataset {data.dataset!r}; known: {', '.join(DATASETS.list())}")
     from ddspbench.suite.data.api import check_options, dataset_options
 
     known = dataset_options(data.dataset)
@@ -476,73 +459,3 @@ def _check_sections(cfg: SweepConfig, where: str) -> None:
         value = getattr(data, key)
         if value is not None and value < least:
             raise UserError(f"{where}.data.{key}: at least {least}, got {value}")
-    families = FAMILIES.expand(cfg.space.families)
-    for sect, recipe in (("teacher", cfg.teacher), ("student", cfg.student)):
-        for fam, steps in recipe.family_steps.items():
-            if fam not in FAMILIES:
-                raise UserError(f"{where}.{sect}.family_steps: unknown family {fam!r}; known: {', '.join(FAMILIES.list())}")
-            if steps < 0:
-                raise UserError(f"{where}.{sect}.family_steps.{fam}: steps >= 0 are required, got {steps}")
-    for fam, widths in cfg.teacher.widths.items():
-        if fam not in FAMILIES:
-            raise UserError(f"{where}.teacher.widths: unknown family {fam!r}; known: {', '.join(FAMILIES.list())}")
-        bad_width = _first_non_positive(widths)
-        if bad_width is not None:
-            raise UserError(f"{where}.teacher.widths.{fam}.{bad_width[0]}: must be > 0, got {bad_width[1]!r}")
-    for fam in families:
-        if f"{fam}/{cfg.teacher.size}" not in SIZES:
-            raise UserError(f"{where}.teacher.size: {fam} has no size {cfg.teacher.size!r}")
-        for size in cfg.sizes_for(fam):
-            _check_custom_size(FAMILIES.get(fam), fam, size, f"{where}.space.sizes")
-    for method, specs in cfg.space.params.items():
-        if method not in COMPRESSORS:
-            raise UserError(f"{where}.space.params: unknown compressor {method!r}; known: {', '.join(COMPRESSORS.list())}")
-        accepted = getattr(COMPRESSORS.get(method), "defaults", {})
-        extra = sorted(set(specs) - set(accepted))
-        if extra:
-            raise UserError(f"{where}.space.params.{method}: unknown parameter {extra[0]!r}; "
-                            f"{method} takes {', '.join(sorted(accepted)) or '(none)'}")
-        declared = getattr(COMPRESSORS.get(method), "bounds", {})
-        for name, spec in specs.items():  # a searched range lies within what the method accepts (its declaration)
-            if name in declared:
-                for value in spec.choices if spec.choices is not None else (spec.low, spec.high):
-                    if value is not None:
-                        declared[name].check(value, f"{where}.space.params.{method}.{name}")
-
-
-def _check_custom_size(cls: Any, family: str, size: str, where: str) -> None:
-    """A custom student size (``hidden=32``) must build a ``family`` model: positive numbers, known settings.
-
-    The model is built on torch's meta device, so checking costs milliseconds whatever the widths.
-    """
-    from ddspbench.suite.errors import one_line_message
-    from ddspbench.suite.sweep.space import parse_size
-
-    overrides = parse_size(size)
-    if not overrides:
-        return
-    for key, value in overrides.items():
-        if isinstance(value, (int, float)) and value <= 0:
-            raise UserError(f"{where}: {size!r}: {key} must be > 0")
-    from ddspbench.suite.train import probe_params
-
-    try:
-        probe_params(cls, overrides, f"a {family} model")  # counted on the meta device: a huge width allocates nothing
-    except UserError as exc:
-        raise UserError(f"{where}: {size!r}: {one_line_message(exc, 200)}") from None
-
-
-def _first_non_positive(tree: Any, prefix: str = "") -> tuple[str, Any] | None:
-    """The first number <= 0 (or non-number) in a widths mapping (lists and nested mappings included)."""
-    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else []
-    for key, value in items:
-        name = f"{prefix}{key}"
-        if isinstance(value, (dict, list)):
-            found = _first_non_positive(value, f"{name}.")
-            if found is not None:
-                return found
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            if value is None or isinstance(value, str):
-                continue  # a name (e.g. DDX7's instrument) or an unset value, not a width
-            return name, value
-    return None

@@ -34,15 +34,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ddspbench.compressors.chain import steps_use_seed
-from ddspbench.suite.candidate import Candidate
 from ddspbench.suite.errors import UserError
-from ddspbench.suite.pipeline import Workspace, failed_record, one_line, run_candidate
+from ddspbench.suite.pipeline import Workspace, failed_record, one_line, run_candidate, size_label
+from ddspbench.suite.recipe import Recipe
 from ddspbench.suite.records import STANDARD_METRICS, ResultRecord, append_record, read_records, seed_means
 from ddspbench.suite.sweep.config import SweepConfig, config_from_dict, config_hash
 from ddspbench.suite.sweep.sampler import budget_sampler
 from ddspbench.suite.sweep.space import (
     ResolvedSpace,
-    chosen_method,
     covering_trials,
     resolve_space,
     suggest_candidate,
@@ -220,7 +219,7 @@ def seed_candidate_id(config_id: str, k: int) -> str:
     return config_id if k == 0 else f"{config_id}-s{k}"
 
 
-def trial_seeds(cfg: SweepConfig, spec: Candidate) -> list[int]:
+def trial_seeds(cfg: SweepConfig, spec: Recipe) -> list[int]:
     """The training seeds of a configuration: ``cfg.seed + k`` for ``k < cfg.repeats``, so seed ``k`` of
     every configuration is the same seed (paired). A candidate that does not depend on the seed (no
     step trains or draws random numbers: :func:`compressors.chain.steps_use_seed`) runs once per teacher it can
@@ -318,8 +317,12 @@ def _mark_interrupted(study: optuna.Study, t: optuna.trial.FrozenTrial, ws: Work
 
     cid = _config_of(t)
     if running is not None:
-        rec = failed_record(ws.cfg, candidate_id=running[0], trial=t.number, family=str(t.params.get("family", "?")),
-                            size="?", method=chosen_method(t.params), method_params=dict(t.params),
+        raw = t.user_attrs.get("recipe")
+        recipe = Recipe.from_dict(raw) if isinstance(raw, dict) else None
+        rec = failed_record(ws.cfg, candidate_id=running[0], trial=t.number,
+                            family=recipe.family if recipe else str(t.params.get("family", "?")),
+                            size=size_label(recipe, ws.cfg) if recipe else "?", recipe=recipe,
+                            sampled=None if recipe else dict(t.params),
                             error=f"interrupted ({why}); re-run as a new trial", seed=running[1], config_id=cid)
         append_record(ws.records_path, rec)
     handle = _handle(study, t)
@@ -488,11 +491,12 @@ def _run_one(study: optuna.Study, trial: optuna.trial.Trial, cfg: SweepConfig, w
                 raise
             except Exception as exc:  # noqa: BLE001 - e.g. an enqueued value outside the space
                 failed = failed_record(cfg, candidate_id=cid, trial=trial.number, family=str(trial.params.get("family", "?")),
-                                       size="?", method=chosen_method(trial.params), method_params=dict(trial.params),
-                                       error=one_line(exc), config_id=cid)
+                                       size="?", recipe=None, sampled=dict(trial.params), error=one_line(exc),
+                                       config_id=cid)
                 _append_or_stop(study, trial.number, ws, failed, resume=False)
                 records.append(failed)
             else:
+                trial.set_user_attr("recipe", spec.to_dict())  # an interrupted trial's record says what it was
                 seeds = trial_seeds(cfg, spec)
                 trial.set_user_attr("seeds", seeds)
                 landed = _landed(_written(ws), cid, seeds) if resumed else {}

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ddspbench.compressors.chain import parse_chain, step_space
-from ddspbench.suite.candidate import Candidate, ParamSpec, parse_size, split_method, step_keys
+from ddspbench.suite.candidate import ParamSpec, split_method
 from ddspbench.suite.errors import UserError
+from ddspbench.suite.recipe import Recipe, Step, parse_size, step_keys
 from ddspbench.suite.registry import COMPRESSORS, FAMILIES, SIZES
 
 if TYPE_CHECKING:
@@ -35,21 +36,20 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SAMPLERS",
-    "Candidate",
+    "Recipe",
     "CandidateSpec",
     "MethodOption",
     "ResolvedSpace",
     "resolve_space",
     "suggest_candidate",
     "covering_trials",
-    "chosen_method",
     "make_sampler",
     "parse_size",
     "split_method",
 ]
 
-CandidateSpec = Candidate
-"""The former name of :class:`suite.candidate.Candidate`."""
+CandidateSpec = Recipe
+"""The former name of :class:`suite.recipe.Recipe`."""
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -183,21 +183,15 @@ def _options(families: list[str], methods: list[str], sizes: dict[str, list[str]
 
 
 def resolve_space(cfg: SweepConfig) -> ResolvedSpace:
-    """Expand wildcards, check every family, method, size and parameter against the registries, and
+    """Expand wildcards (every name was checked with the config, :func:`suite.sweep.names.check_names`) and
     keep only the (family, method, size, value) combinations the compressors support."""
-    families = FAMILIES.expand(cfg.space.families)
+    families = FAMILIES.expand(cfg.space.families)  # names were checked with the config (suite.sweep.names)
     methods: list[str] = []
     for m in cfg.space.methods:
         if "+" in m:
-            for part in split_method(m):
-                COMPRESSORS.entry(part)  # raises with the known names
             methods.append(m)
         else:
             methods.extend(x for x in COMPRESSORS.expand(m) if x not in methods)
-    if isinstance(cfg.space.sizes, dict):
-        unknown = [f for f in cfg.space.sizes if f != "*" and f not in FAMILIES]
-        if unknown:
-            raise UserError(f"space.sizes: unknown family {unknown[0]!r}; known: {', '.join(FAMILIES.list())}")
     sizes: dict[str, list[str]] = {}
     for fam in families:
         fam_sizes = cfg.sizes_for(fam)
@@ -211,9 +205,6 @@ def resolve_space(cfg: SweepConfig) -> ResolvedSpace:
                 names = SIZES.expand(f"{fam}/{s}")
                 expanded.extend(n.split("/", 1)[1] for n in names if n.split("/", 1)[1] not in expanded)
         sizes[fam] = expanded
-    for name in cfg.space.params:
-        if name not in COMPRESSORS:
-            raise UserError(f"space.params: unknown compressor {name!r}; known: {', '.join(COMPRESSORS.list())}")
     params: dict[str, dict[str, ParamSpec]] = {}
     for comp in sorted({p for m in methods for p in split_method(m)}):
         params[comp] = {**COMPRESSORS.get(comp).search_space, **cfg.space.params.get(comp, {})}
@@ -232,7 +223,7 @@ def _suggest(trial: optuna.trial.Trial, name: str, spec: ParamSpec) -> Any:
     return trial.suggest_float(name, float(spec.low), float(spec.high), step=spec.step, log=spec.log)
 
 
-def suggest_candidate(trial: optuna.trial.Trial, space: ResolvedSpace) -> Candidate:
+def suggest_candidate(trial: optuna.trial.Trial, space: ResolvedSpace) -> Recipe:
     """Ask ``trial`` for one supported candidate, define-by-run: family, method, then what that method needs."""
     family = str(trial.suggest_categorical("family", space.families))
     method = str(trial.suggest_categorical(space.method_param(family), space.methods_for(family)))
@@ -245,8 +236,8 @@ def suggest_candidate(trial: optuna.trial.Trial, space: ResolvedSpace) -> Candid
         params = dict(fixed)
         for p, (name, spec) in named.items():
             params[p] = _suggest(trial, name, spec)
-        steps.append((comp, params))
-    return Candidate(family=family, method=method, size=size, steps=tuple(steps))
+        steps.append(Step(comp, params))
+    return Recipe(family=family, size=size, steps=tuple(steps))
 
 
 def _step_params(space: ResolvedSpace, family: str, method: str
@@ -277,11 +268,6 @@ def _grid(space: ResolvedSpace, family: str, method: str, fixed: dict[str, Any])
     for name, values in axes:
         out = [{**d, name: v} for d in out for v in values]
     return out
-
-
-def chosen_method(params: Mapping[str, Any]) -> str:
-    """The method a trial's parameters picked (``method`` or ``method.<family>``), ``?`` when none."""
-    return str(params.get("method", params.get(f"method.{params.get('family')}", "?")))
 
 
 def covering_trials(space: ResolvedSpace, budget: int, grid: bool = False) -> list[dict[str, Any]]:

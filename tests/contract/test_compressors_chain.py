@@ -49,11 +49,11 @@ def test_parameter_routing() -> None:
 
 def test_chain_steps_see_the_previous_candidate_and_the_original_teacher() -> None:
     teacher = tiny_teacher()
-    model, descs = run_chain(teacher, tiny_context(steps=1), [("prune", {"ratio": 0.5, "finetune_steps": 0}),
+    model, steps = run_chain(teacher, tiny_context(steps=1), [("prune", {"ratio": 0.5, "finetune_steps": 0}),
                                                               ("kd_audio", {"steps": 1})])
-    assert [d["method"] for d in descs] == ["prune", "kd_audio"]
-    assert descs[1]["student"] == "previous chain step"
-    assert descs[1]["before"]["params"] == descs[0]["after"]["params"]  # kd started from the pruned model
+    assert [s.method for s in steps] == ["prune", "kd_audio"]  # typed step reports (suite.recipe.StepReport)
+    assert steps[1].details["student"] == "previous chain step" and steps[1].tags == ("distillation",)
+    assert steps[1].before["params"] == steps[0].after["params"]  # kd started from the pruned model
     assert model.config["widths"]["gru"] == 16
 
 

@@ -58,7 +58,7 @@ def test_compress_chain_writes_candidate_and_description(setup: tuple[Path, Path
     row = json.loads(capsys.readouterr().out)
     teacher_size = load_checkpoint(teacher)[0].size_name
     assert row["size"] == f"{teacher_size}:pruned" and row["method"] == "prune+kd_audio+quantize"
-    assert row["method_params"]["prune.ratio"] == 0.5
+    assert row["recipe"]["steps"][0]["params"]["ratio"] == 0.5 and row["steps"][0]["tags"] == ["pruning"]
 
 
 def test_compress_quantize_needs_no_data(setup: tuple[Path, Path], tmp_path: Path) -> None:

@@ -263,9 +263,9 @@ def test_a_diverged_training_is_a_failed_record_in_a_sweep(data_dir, tmp_path, m
     import dataclasses
 
     import ddspbench.suite.train as train_mod
-    from ddspbench.suite.candidate import Candidate
     from ddspbench.suite.pipeline import Workspace, run_candidate
     from ddspbench.suite.presets import preset_tree
+    from ddspbench.suite.recipe import Recipe
     from ddspbench.suite.sweep.config import config_from_dict
 
     def nan_loss(*a, **k):
@@ -274,7 +274,7 @@ def test_a_diverged_training_is_a_failed_record_in_a_sweep(data_dir, tmp_path, m
     monkeypatch.setattr(train_mod, "mss_loss_fn", nan_loss)
     cfg = config_from_dict(preset_tree("smoke"))
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=data_dir))
-    rec = run_candidate(Candidate("hpn", "scratch", "reduced", (("scratch", {}),)), Workspace(cfg, tmp_path / "out"),
+    rec = run_candidate(Recipe("hpn", "reduced", (("scratch", {}),)), Workspace(cfg, tmp_path / "out"),
                         candidate_id="t0000", trial=0)
     assert rec.status == "failed" and "diverged" in (rec.error or ""), rec.error
 

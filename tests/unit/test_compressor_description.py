@@ -30,7 +30,6 @@ from ddspbench.suite.records import read_records
 from ddspbench.suite.registry import COMPRESSORS, SIZES
 from ddspbench.suite.sweep.config import config_from_dict
 from ddspbench.suite.sweep.space import (
-    chosen_method,
     covering_trials,
     make_sampler,
     resolve_space,
@@ -111,7 +110,7 @@ def test_a_compressor_registered_in_a_test_is_sampled_run_and_reported(registere
     assert len(recs) == 2 and all(r.status == "ok" for r in recs), [r.error for r in recs]
     sigmas = [r.method_params["toy_jitter"]["sigma"] for r in recs]
     assert all(1e-4 <= s <= 1e-3 for s in sigmas) and sigmas[0] != sigmas[1]  # sampled from its own range
-    assert all(r.method_params["compressor"]["jittered"] > 0 for r in recs)  # its run() did the work
+    assert all(r.steps[0].details["jittered"] > 0 for r in recs)  # its run() did the work
     board = reports.leaderboard(reports.load_results([out]), metric="mss")
     assert (board["method"] == "toy_jitter").sum() == 2  # reported
     assert "toy_jitter" in (out / "report" / "report.md").read_text()
@@ -239,7 +238,7 @@ def test_a_chain_fixed_step_default_is_not_overwritten_by_a_sampled_value():
     # and the chain runs with it: the prune step does not fine-tune
     steps = [("prune", {"finetune_steps": 0, "ratio": 0.5}), ("quantize", {"method": "bf16", "measure_frames": 0})]
     result = compress_steps(_tiny_hpn(), CompressContext(steps=5), "prune+quantize", copy.deepcopy(steps))
-    assert result.description["steps"][0]["finetune"] is None
+    assert result.steps[0].training is None and result.description["steps"][0].get("train") is None
 
 
 def test_covering_trials_enqueue_only_supported_pairs_under_per_family_names(registered):
@@ -249,6 +248,9 @@ def test_covering_trials_enqueue_only_supported_pairs_under_per_family_names(reg
     assert space.methods_for("ddx7") == ["scratch", "quantize"]
     assert space.method_param("hpn") == "method.hpn" and space.method_param("ddx7") == "method.ddx7"
     fixed = covering_trials(space, budget=100)
+    def chosen_method(f: dict) -> str:
+        return f[space.method_param(f["family"])]
+
     pairs = {(f["family"], chosen_method(f)) for f in fixed}
     assert pairs == {("hpn", "toy_jitter"), ("hpn", "scratch"), ("hpn", "quantize"), ("ddx7", "scratch"),
                      ("ddx7", "quantize")}

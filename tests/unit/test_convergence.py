@@ -85,7 +85,7 @@ def _params(flag: bool | None, nested: bool = False) -> dict:
 
 def test_candidate_flag_from_method_params() -> None:
     assert candidate_converged(_params(True)) is True
-    assert candidate_converged(json.dumps(_params(False))) is False
+    assert candidate_converged([_params(False)["compressor"]["train"]]) is False  # a record's training summaries
     assert candidate_converged(_params(None)) is None
     assert candidate_converged({"compressor": {"method": "quantize"}}) is None
     both = {"a": _params(True), "b": _params(False, nested=True)}
@@ -97,7 +97,7 @@ def test_candidate_flag_from_method_params() -> None:
 
 
 def _records(root) -> None:  # type: ignore[no-untyped-def]
-    rows = [("teacher", 3.0, 4_000_000, _params(True)), ("scratch", 6.0, 20_000, _params(False)),
+    rows = [("teacher", 3.0, 4_000_000, {"steps": 100, "train": _params(True)["compressor"]["train"]}), ("scratch", 6.0, 20_000, _params(False)),
             ("kd_audio", 5.0, 20_000, _params(True)), ("quantize", 3.5, 4_000_000, {"compressor": {"method": "quantize"}})]
     for i, (method, mss, params, mp) in enumerate(rows):
         append_record(root / "records.jsonl", ResultRecord.with_units(

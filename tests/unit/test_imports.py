@@ -15,7 +15,8 @@ REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("suite", "baselines", "compressors", "reports")
 LOWER = ("ddspbench.suite.registry", "ddspbench.suite.records", "ddspbench.suite.data", "ddspbench.suite.metrics", "ddspbench.suite.train", "ddspbench.suite.evaluate",
          "ddspbench.suite.candidate", "ddspbench.suite.errors", "ddspbench.suite.features", "ddspbench.suite.audio_io", "ddspbench.suite.checkpoint", "ddspbench.suite.locks",
-         "ddspbench.suite.provenance", "ddspbench.suite.seeds", "ddspbench.suite.catalog")
+         "ddspbench.suite.provenance", "ddspbench.suite.seeds", "ddspbench.suite.catalog", "ddspbench.suite.recipe",
+         "ddspbench.suite.upgrade", "ddspbench.suite.traits")
 """Registry, records, data, metrics, training and what they stand on: they reach model and compressor
 code only through the registries (filled by :func:`suite.catalog.load_catalog`), never by import."""
 UPPER_PACKAGES = ("ddspbench.baselines", "ddspbench.compressors")
@@ -166,3 +167,17 @@ def test_every_project_import_goes_through_the_ddspbench_namespace():
             if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] in PACKAGES:
                 bad.append(f"{path.relative_to(REPO)}: {node.module}")
     assert not bad, "top-level project imports: " + "; ".join(bad)
+
+
+def test_the_public_api_is_exactly_all() -> None:
+    """``import ddspbench`` exports its ``__all__`` (and its subpackages), nothing it merely uses (``os``, ``Path``)."""
+    import types
+
+    import ddspbench
+
+    public = {n for n, v in vars(ddspbench).items()
+              if not n.startswith("_") and not isinstance(v, types.ModuleType) and n != "annotations"}
+    assert public == set(ddspbench.__all__) - {"__version__"}
+    for pkg in ("suite", "reports", "compressors", "baselines", "suite.sweep", "suite.metrics", "suite.data"):
+        mod = __import__(f"ddspbench.{pkg}", fromlist=["__all__"])
+        assert all(hasattr(mod, name) for name in mod.__all__), pkg

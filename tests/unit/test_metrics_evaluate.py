@@ -117,8 +117,10 @@ def test_speed_metrics_through_the_native_backend() -> None:
     assert 0 < res.metrics["rtf_offline"] < 10 and 0 < res.metrics["rtf_stream_64"] < 10  # type: ignore[operator]
     assert res.metric_defs["rtf_offline"].endswith("backend=native")
     assert res.metric_defs["rtf_stream_64"].endswith("backend=native")
-    with pytest.raises(UserError, match="native engine"):  # a non-family model has no native path
-        evaluate_model(ToyLinear(width=8), _clips(n=1), metrics="rtf_offline", stream_buffers=(), speed_backend="native")
+    # a family that declares no engine support (suite.traits) is timed eager, and its definitions say why
+    toy = evaluate_model(ToyLinear(width=8), _clips(n=1), metrics="rtf_offline", stream_buffers=(), speed_backend="native")
+    assert toy.metric_defs["rtf_offline"].endswith(
+        "backend=eager (native asked: family _toy_linear declares no native engine support)")
 
 
 def test_render_of_a_family_model_does_not_depend_on_the_batch_size() -> None:
@@ -137,15 +139,23 @@ def test_render_of_a_family_model_does_not_depend_on_the_batch_size() -> None:
     assert not np.allclose(render(model, clips, batch_size=5, seed=4), one)  # the seed still matters
 
 
-def test_every_standard_metric_is_a_registered_metric_object() -> None:
-    from ddspbench.suite.evaluate import METRIC_IMPLS, Metric
-    from ddspbench.suite.records import STANDARD_METRICS
+def test_every_metric_is_declared_once_with_its_role_and_computation() -> None:
+    from pathlib import Path
 
-    assert set(METRIC_IMPLS) == set(STANDARD_METRICS) - {"train_seconds"}  # train_seconds: set by the trainer
-    for name in METRIC_IMPLS:
-        m = METRIC_IMPLS.get(name)
-        assert isinstance(m, Metric) and m.name == name and m.unit == STANDARD_METRICS[name].unit
-        assert m.direction is STANDARD_METRICS[name].direction and m.definition
+    from ddspbench.suite.metrics.declare import DECLARED, Role
+    from ddspbench.suite.records import STANDARD_METRICS
+    from ddspbench.suite.registry import METRICS
+
+    assert STANDARD_METRICS is DECLARED
+    no_compute = {n for n, d in DECLARED.items() if d.compute is None}
+    assert no_compute == {"train_seconds"}  # set by whoever trained the candidate
+    for name, d in DECLARED.items():
+        assert d.name == name and isinstance(d.role, Role) and d.description and METRICS.get(name) is d
+    assert {n for n, d in DECLARED.items() if d.role is Role.QUALITY} == {"mss", "mss_teacher", "fad", "fad_inf", "kad"}
+    assert {n for n, d in DECLARED.items() if d.paired} == {"mss", "mss_teacher"}
+    # one file per metric (the per-buffer streaming metrics: one file per kind)
+    files = {p.stem for p in (Path(__file__).parents[2] / "suite" / "metrics" / "standard").glob("*.py")} - {"__init__"}
+    assert {n.split("_stream_")[0] + "_stream" if d.buffer else n for n, d in DECLARED.items()} == files
 
 
 def test_shared_work_is_done_once_per_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -181,7 +191,7 @@ def test_engine_bytes_in_a_record_with_unit_and_definition() -> None:
     assert res.metrics["engine_bytes"] == engine_bytes(model)["total"] and res.units["engine_bytes"] == "B"
     assert res.metric_defs["engine_bytes"].startswith("native engine, one stream, 64-sample buffers")
     toy = evaluate_model(ToyLinear(width=4), _clips(1), metrics="engine_bytes")
-    assert toy.metrics["engine_bytes"] is None and "not an HpN" in toy.metric_defs["engine_bytes"]
+    assert toy.metrics["engine_bytes"] is None and "declares no native engine support" in toy.metric_defs["engine_bytes"]
 
 
 def test_engine_bytes_definition_is_the_same_for_every_model() -> None:

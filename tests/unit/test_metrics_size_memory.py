@@ -150,7 +150,7 @@ def test_engine_bytes_refuses_what_the_engine_cannot_run() -> None:
     from ddspbench.suite.errors import UserError
     from ddspbench.suite.metrics.memory import engine_bytes
 
-    with pytest.raises(UserError, match="not an HpN"):
+    with pytest.raises(UserError, match="is not a family model"):
         engine_bytes(nn.Linear(2, 2))
 
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from ddspbench.suite.candidate import Candidate
 from ddspbench.suite.pipeline import (
     Workspace,
     one_line,
@@ -11,6 +10,7 @@ from ddspbench.suite.pipeline import (
     teacher_size_label,
 )
 from ddspbench.suite.presets import preset_tree
+from ddspbench.suite.recipe import Recipe
 from ddspbench.suite.records import read_records
 from ddspbench.suite.sweep.config import config_from_dict
 
@@ -79,14 +79,14 @@ def test_teacher_size_label_names_the_width_override():
 
 
 def test_run_steps_give_each_step_its_params_and_the_size_to_the_first():
-    one = Candidate("hpn", "kd_audio", "reduced", (("kd_audio", {"kd_weight": 0.5}),))
+    one = Recipe("hpn", "reduced", (("kd_audio", {"kd_weight": 0.5}),))
     assert one.run_steps() == [("kd_audio", {"size": "reduced", "kd_weight": 0.5})]
-    custom = Candidate("hpn", "scratch", "hidden=32", (("scratch", {}),))
+    custom = Recipe("hpn", "hidden=32", (("scratch", {}),))
     assert custom.run_steps() == [("scratch", {"hidden": 32})]
-    chain = Candidate("hpn", "prune+quantize", None,
+    chain = Recipe("hpn", None,
                       (("prune", {"ratio": 0.5, "finetune_steps": 0}), ("quantize", {"method": "int8"})))
     assert chain.run_steps() == [("prune", {"ratio": 0.5, "finetune_steps": 0}), ("quantize", {"method": "int8"})]
-    student_chain = Candidate("hpn", "kd_audio+quantize", "reduced",
+    student_chain = Recipe("hpn", "reduced",
                               (("kd_audio", {"kd_weight": 0.5}), ("quantize", {"method": "bf16"})))
     assert student_chain.run_steps() == [("kd_audio", {"size": "reduced", "kd_weight": 0.5}),
                                          ("quantize", {"method": "bf16"})]
@@ -103,11 +103,11 @@ def test_a_failing_candidate_becomes_a_failed_record_not_an_exception(tmp_path):
     cfg = _cfg()
     cfg.data.path = str(tmp_path / "no-such-dataset")
     ws = Workspace(cfg, tmp_path / "out")
-    spec = Candidate("hpn", "scratch", "reduced", (("scratch", {}),))
+    spec = Recipe("hpn", "reduced", (("scratch", {}),))
     rec = run_candidate(spec, ws, candidate_id="t0000", trial=0)
     assert rec.status == "failed"
     assert rec.error and "\n" not in rec.error
-    assert rec.method_params["preset"] == "smoke"
+    assert rec.provenance["preset"] == "smoke" and rec.recipe == spec
     assert rec.candidate_id == "t0000" and rec.family == "hpn" and rec.method == "scratch"
 
 
@@ -138,12 +138,12 @@ def test_native_speed_backend_in_a_sweep_candidate(tmp_path):
     tree["evaluation"] = {**tree["evaluation"], "metrics": ["mss", "stream", "size"], "stream_buffers": [64],
                           "speed_backend": "native"}
     ws = Workspace(config_from_dict(tree), tmp_path / "out")
-    ok = run_candidate(Candidate("hpn", "scratch", "reduced", (("scratch", {}),)), ws, candidate_id="t0000",
+    ok = run_candidate(Recipe("hpn", "reduced", (("scratch", {}),)), ws, candidate_id="t0000",
                        trial=0)
     assert ok.status == "ok", ok.error
     assert 0 < ok.metrics["rtf_stream_64"] < 10 and ok.metric_defs["rtf_stream_64"].endswith("backend=native")
     # the native engine runs the int8 (and bf16) models the quantize compressor makes: timed like the rest
-    q = run_candidate(Candidate("hpn", "quantize", None, (("quantize", {"method": "int8"}),)), ws,
+    q = run_candidate(Recipe("hpn", None, (("quantize", {"method": "int8"}),)), ws,
                       candidate_id="t0001", trial=1)
     assert q.status == "ok", q.error
     assert 0 < q.metrics["rtf_stream_64"] < 10 and q.metric_defs["rtf_stream_64"].endswith("backend=native")
@@ -169,11 +169,11 @@ def test_a_teacher_whose_evaluation_fails_becomes_a_failed_record_and_students_g
 
     monkeypatch.setattr(pipeline, "_evaluate", evaluate)
     for i in range(2):
-        rec = run_candidate(Candidate("hpn", "scratch", "reduced", (("scratch", {}),)), ws, candidate_id=f"t000{i}",
+        rec = run_candidate(Recipe("hpn", "reduced", (("scratch", {}),)), ws, candidate_id=f"t000{i}",
                             trial=i)
         assert rec.status == "ok", rec.error
     teachers = [r for r in read_records([tmp_path / "out"]) if r.method == "teacher"]
     assert len(teachers) == 1  # recorded once, not retried by every student
     t = teachers[0]
     assert t.status == "failed" and t.error == "teacher evaluation: TypeError: can't convert cuda:0 device type tensor to numpy"
-    assert t.method_params["steps"] == 2 and t.provenance["preset"] == "smoke" and t.provenance.get("torch_version")
+    assert t.method_params == {"teacher": {"steps": 2}} and t.tags == {"reference"} and t.provenance["preset"] == "smoke" and t.provenance.get("torch_version")

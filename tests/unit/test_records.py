@@ -19,7 +19,7 @@ def test_units_filled_and_required():
     r = _rec(metrics={"mss": 4.2, "rtf_stream_64": 0.1})
     assert r.units == {"mss": "1", "rtf_stream_64": "s/s"}
     with pytest.raises(ValueError):
-        ResultRecord(candidate_id="c", family="f", size="s", method="m", dataset="d", seed=0, metrics={"x": 1.0})
+        ResultRecord(candidate_id="c", family="f", size="s", dataset="d", seed=0, metrics={"x": 1.0})
 
 
 def test_failed_needs_error():
@@ -52,7 +52,7 @@ def test_every_skipped_line_is_reported_with_its_number_and_why(tmp_path, capsys
     append_record(path, _rec())
     good = json.loads(_rec(candidate_id="c2").to_json())
     with open(path, "ab") as fh:
-        fh.write((json.dumps({**good, "surprise": 1}) + "\n").encode())  # 2: unknown field
+        fh.write((json.dumps({**good, "surprise": 1}) + "\n").encode())  # 2: a later version's field: kept
         fh.write((json.dumps({**good, "metrics": {"mss": "4.2"}, "units": {"mss": "1"}}) + "\n").encode())  # 3
         fh.write(b"\xff\xfe garbage\n")  # 4: not UTF-8
         fh.write(b"\n")  # 5: blank, ignored silently
@@ -60,14 +60,15 @@ def test_every_skipped_line_is_reported_with_its_number_and_why(tmp_path, capsys
         fh.write(b'{"schema": "ddspbench.result/1", "cand')  # 7: cut short
     skipped: list[SkippedLine] = []
     got = list(read_records([path], on_skip=skipped.append))
-    assert [r.candidate_id for r in got] == ["c1", "c2"]
-    assert [s.line for s in skipped] == [2, 3, 4, 7]
+    assert [r.candidate_id for r in got] == ["c1", "c2", "c2"]
+    assert got[1].extra == {"surprise": 1} and json.loads(got[1].to_json())["surprise"] == 1  # passed through
+    assert [s.line for s in skipped] == [3, 4, 7]
     reasons = [s.reason for s in skipped]
-    assert "surprise" in reasons[0] and "not a number" in reasons[1] and "UTF-8" in reasons[2] and "truncated" in reasons[3]
+    assert "not a number" in reasons[0] and "UTF-8" in reasons[1] and "truncated" in reasons[2]
     # the default: one warning line per skipped line, on stderr, naming file and line
     list(read_records([path]))
     err = capsys.readouterr().err.splitlines()
-    assert [e.split(":")[2] for e in err] == ["2", "3", "4", "7"] and all(e.startswith("warning: ") for e in err)
+    assert [e.split(":")[2] for e in err] == ["3", "4", "7"] and all(e.startswith("warning: ") for e in err)
 
 
 def test_a_record_after_a_cut_short_line_starts_its_own_line(tmp_path):

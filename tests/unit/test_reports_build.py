@@ -16,7 +16,7 @@ def _minimal_dir(root):
             candidate_id=f"c{i}", family="hpn", size="reduced", method=method, dataset="synthetic", seed=0,
             metrics={"mss": mss, "rtf_stream_64": rtf, "params": float(params)},
         ))
-    append_record(root / "records.jsonl", ResultRecord(
+    append_record(root / "records.jsonl", ResultRecord.with_units(
         candidate_id="c9", family="hpn", size="reduced", method="prune", dataset="synthetic", seed=0,
         status="failed", error="RuntimeError: boom"))
     return root
@@ -75,6 +75,7 @@ def test_listening_hears_every_methods_best_then_the_pareto_set():
         ("d1", "ddx7", "scratch", 4.0, False), ("x", "hpn", "scratch", 0.5, False),
     ]
     df = pd.DataFrame([dict(uid=u, family=f, method=m, mss=v, pareto=p, dataset="d", instrument="violin",
+                            tags=("reference",) if m == "teacher" else (),  # the teacher is told by its tag
                             status="failed" if u == "x" else "ok") for u, f, m, v, p in rows])
     got = listening_candidates(df, "mss", 12)
     assert list(got["uid"]) == ["a1", "a2", "s1", "d1", "p1"]  # best first; no teacher, no failed, no s2

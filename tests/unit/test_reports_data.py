@@ -124,7 +124,7 @@ def make_records(
                     add(cid, method, size, per_clip, params, params * bpp, 0.2 * rscale * (params / 23_512) ** 0.2,
                         mparams, 0.3 + 0.05 * (n % 5))
             n += 1
-            recs.append(ResultRecord(
+            recs.append(ResultRecord.with_units(
                 candidate_id=f"{study_prefix}t{n:04d}", study=study, trial=n, family=family, size="hidden=8",
                 method="prune", method_params={"ratio": 0.99}, dataset=dataset, instrument=instrument, seed=0,
                 status="failed", error="CandidateFailed: NaN in model output", provenance=prov,

@@ -35,7 +35,7 @@ def test_several_dirs_and_clashing_ids_get_unique_uids(tmp_path):
 
 def test_a_rerun_candidate_keeps_its_last_record(tmp_path):
     base = dict(candidate_id="c1", family="hpn", size="reduced", method="scratch", dataset="d", seed=0)
-    append_record(tmp_path / "records.jsonl", ResultRecord(status="failed", error="killed", **base))
+    append_record(tmp_path / "records.jsonl", ResultRecord.with_units(status="failed", error="killed", **base))
     append_record(tmp_path / "records.jsonl", ResultRecord.with_units(metrics={"mss": 5.0}, **base))
     df = load_results(tmp_path)
     assert len(df) == 1 and df["status"].iloc[0] == "ok" and df["mss"].iloc[0] == 5.0
@@ -67,7 +67,7 @@ def test_failed_rows_do_not_count_as_other_hardware(tmp_path):
     base = dict(family="hpn", size="reduced", method="scratch", dataset="d", seed=0)
     append_record(tmp_path / "records.jsonl", ResultRecord.with_units(
         candidate_id="a", metrics={"mss": 5.0}, provenance={"machine": "x", "threads": 1}, **base))
-    append_record(tmp_path / "records.jsonl", ResultRecord(
+    append_record(tmp_path / "records.jsonl", ResultRecord.with_units(
         candidate_id="b", status="failed", error="boom", provenance={"machine": "y", "threads": 2}, **base))
     assert len(load_results(tmp_path)) == 2
 
@@ -116,7 +116,10 @@ def test_a_teachers_learning_curve_is_not_a_setting():
 
     mp = {"preset": "smoke", "steps": 120, "config": {"hidden": 64},
           "train": {"steps": 120, "best_valid": 9.1, "curve": [[6, 30.0], [120, 9.1]], "convergence": {"converged": True}}}
-    assert hyperparameters("teacher", mp) == {"teacher.steps": 120}
+    rec = ResultRecord.with_units(candidate_id="t", family="hpn", size="full", method="teacher", method_params=mp,
+                                  dataset="d", seed=0)  # a schema-1 teacher, upgraded
+    assert hyperparameters(rec.recipe) == {"teacher.steps": 120}
+    assert rec.training[0]["best_valid"] == 9.1 and rec.provenance == {}
 
 
 def test_rows_timed_under_load_get_a_note_that_counts_them(tmp_path):
@@ -127,7 +130,7 @@ def test_rows_timed_under_load_get_a_note_that_counts_them(tmp_path):
         prov = {"machine": "m", "threads": 1, "device": "cpu", "cpu_count": 2, "load_avg_1m": load}
         append_record(tmp_path / "records.jsonl",
                       ResultRecord.with_units(candidate_id=cid, metrics={"mss": 5.0}, provenance=prov, **base))
-    append_record(tmp_path / "records.jsonl", ResultRecord(candidate_id="dead", status="failed", error="x",
+    append_record(tmp_path / "records.jsonl", ResultRecord.with_units(candidate_id="dead", status="failed", error="x",
                                                            provenance={"cpu_count": 2, "load_avg_1m": 9.0}, **base))
     df = load_results(tmp_path)
     note = loaded_note(df)

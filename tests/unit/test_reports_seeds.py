@@ -44,7 +44,7 @@ def _write(root):
                                                          "params": 20_000.0 - 100 * n},
                 per_clip={"mss": [float(v) for v in clips]}, intervals={"mss": [0.0, 99.0]}))
             n += 1
-    append_record(root / "records.jsonl", ResultRecord(
+    append_record(root / "records.jsonl", ResultRecord.with_units(
         candidate_id="t0099", config_id="c-kd", family="hpn", size="reduced", method="kd_audio", dataset="synthetic",
         seed=3, status="failed", error="RuntimeError: boom"))
     return root

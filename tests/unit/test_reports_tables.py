@@ -102,18 +102,19 @@ def test_rich_leaderboard_prints_names_literally(frame):
 
 def test_hyperparameters_are_named_in_every_output(tmp_path):
     from ddspbench.reports.load import hparams_text, hyperparameters
-    chain = {"prune": {"ratio": 0.6075, "finetune_steps": 0}, "quantize": {"method": "bf16"}, "preset": "smoke",
-             "compressor": {"params": {"x": 1}}, "size": "reduced"}
-    hp = hyperparameters("prune+quantize", chain)
+    from ddspbench.suite.recipe import Recipe, Step
+
+    chain = Recipe("hpn", "reduced", (Step("prune", {"ratio": 0.6075, "finetune_steps": 0}), Step("quantize", {"method": "bf16"})))
+    hp = hyperparameters(chain)
     assert hp == {"prune.finetune_steps": 0, "prune.ratio": 0.6075, "quantize.method": "bf16"}
-    assert hparams_text("prune+quantize", hp) == "prune.finetune_steps=0 prune.ratio=0.608 quantize.method=bf16"
-    assert hparams_text("quantize", hyperparameters("quantize", {"quantize": {"method": "int8"}})) == "method=int8"
+    assert hparams_text(chain) == "prune.finetune_steps=0 prune.ratio=0.608 quantize.method=bf16"
+    assert hparams_text(Recipe("hpn", None, (Step("quantize", {"method": "int8"}),))) == "method=int8"
     # None is the compressor's own default (prune fine-tunes the family's student budget), not "no fine-tuning"
-    assert hparams_text("prune", hyperparameters("prune", {"prune": {"finetune_steps": None, "ratio": 0.675}})) == \
+    assert hparams_text(Recipe("hpn", None, (Step("prune", {"finetune_steps": None, "ratio": 0.675}),))) == \
         "finetune_steps=auto ratio=0.675"
     recs = make_records(tmp_path, families=("hpn",), instruments=("violin",))
-    recs[1] = dataclasses.replace(recs[1], method_params={"quantize": {"method": "int8"}})
-    recs[2] = dataclasses.replace(recs[2], method_params={"quantize": {"method": "bf16"}})
+    recs[1] = dataclasses.replace(recs[1], recipe=Recipe("hpn", None, (Step("quantize", {"method": "int8"}),)))
+    recs[2] = dataclasses.replace(recs[2], recipe=Recipe("hpn", None, (Step("quantize", {"method": "bf16"}),)))
     for r in recs:
         append_record(tmp_path / "records.jsonl", r)
     frame = load_results(tmp_path)

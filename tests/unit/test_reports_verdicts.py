@@ -255,8 +255,10 @@ def test_runs_needed_reaches_its_precision():
 def _config_row(uid: str, method: str, values: np.ndarray, recs: list[str], *, valid: float, size: str = "reduced",
                 family: str = "hpn") -> dict:
     runs = _runs(values, recs)
+    from ddspbench.suite.upgrade import LEGACY_TAGS
+
     return {"uid": uid, "method": method, "family": family, "size": size, "dataset": "syn", "instrument": None,
-            "status": "ok", "mss": float(values.mean()), "n_seeds": values.shape[0], "runs": runs,
+            "tags": LEGACY_TAGS.get(method, ()), "status": "ok", "mss": float(values.mean()), "n_seeds": values.shape[0], "runs": runs,
             "valid_mss": valid, "params": 1000.0, "param_bytes": 4000.0, "converged": True}
 
 

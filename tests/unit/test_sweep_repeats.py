@@ -116,7 +116,7 @@ def _stub(monkeypatch: pytest.MonkeyPatch, fail: set[tuple[int, int]] = frozense
         common = dict(candidate_id=candidate_id, config_id=config_id, family=spec.family, size="reduced",
                       method=spec.method, dataset="synthetic", seed=seed, trial=trial, study=ws.cfg.study)
         if (trial, seed) in fail:
-            return ResultRecord(**common, status="failed", error=f"RuntimeError: seed {seed} diverged")
+            return ResultRecord.with_units(**common, status="failed", error=f"RuntimeError: seed {seed} diverged")
         return ResultRecord.with_units(**common, metrics={"mss": 1.0 + trial + seed / 2, "rtf_stream_64": 0.1,
                                                          "param_bytes": 100.0})
 
@@ -159,6 +159,9 @@ def test_an_interrupted_trial_resumes_only_the_seeds_that_did_not_land(tmp_path,
     recs = list(read_records([ws.records_path]))
     assert [(r.candidate_id, r.status) for r in recs] == [("t0000", "ok"), ("t0000-s1", "failed")]
     assert recs[1].error.startswith("interrupted") and recs[1].seed == 1 and recs[1].config_id == "t0000"
+    # the trial kept its recipe (user attr): the interrupted record says what it was, no parameter name parsed back
+    assert recs[1].recipe is not None and recs[1].recipe.to_dict() == first.user_attrs["recipe"]
+    assert recs[1].method == recs[0].method
 
     ran = _stub(monkeypatch)
     summary = run_trials(study, storage, url, cfg, ws)

@@ -78,6 +78,8 @@ def test_stale_trial_of_a_dead_process_is_failed_recorded_and_requeued(tmp_path)
     assert len(waiting) == 1 and waiting[0].system_attrs["fixed_params"] == dict(trials[dead.number].params)
     recs = list(read_records([ws.records_path]))
     assert len(recs) == 1 and recs[0].status == "failed" and recs[0].error.startswith("interrupted")
+    # no recipe was made before it died: the record keeps the sampler's raw choices, and reads as no method
+    assert recs[0].recipe is None and recs[0].method == "?" and recs[0].sampled == dict(trials[dead.number].params)
     assert count_trials(study) == (1, 1)  # the interrupted trial does not count
     assert recover_stale(study, ws, grace_s=3600) == 0  # nothing twice
 
@@ -131,7 +133,7 @@ def test_display_is_plain_lines_off_a_terminal():
     buf = io.StringIO()
     rec = ResultRecord.with_units(candidate_id="t0001", family="hpn", size="reduced", method="kd_audio",
                                   dataset="synthetic", seed=0, metrics={"mss": 4.5, "param_bytes": 10.0})
-    bad = ResultRecord(candidate_id="t0002", family="hpn", size="reduced", method="prune", dataset="synthetic",
+    bad = ResultRecord.with_units(candidate_id="t0002", family="hpn", size="reduced", method="prune", dataset="synthetic",
                        seed=0, status="failed", error="RuntimeError: boom")
     with SweepDisplay(["mss", "param_bytes"], stream=buf) as d:
         assert not d.live

@@ -9,13 +9,15 @@ from ddspbench.suite.sweep.config import ParamSpec, config_from_dict
 from ddspbench.suite.sweep.runner import count_trials
 from ddspbench.suite.sweep.space import (
     SAMPLERS,
-    CandidateSpec,
     ResolvedSpace,
     covering_trials,
     make_sampler,
     parse_size,
     resolve_space,
     suggest_candidate,
+)
+from ddspbench.suite.sweep.space import (
+    CandidateSpec as Recipe,
 )
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -110,7 +112,7 @@ def test_parse_size():
 
 
 def test_candidate_spec_labels_and_params():
-    spec = CandidateSpec("hpn", "kd_audio", "reduced", (("kd_audio", {"kd_weight": 0.5}),))
+    spec = Recipe("hpn", "reduced", (("kd_audio", {"kd_weight": 0.5}),))
     assert spec.method_params == {"size": "reduced", "kd_audio": {"kd_weight": 0.5}}
     assert spec.describe() == "hpn reduced kd_audio kd_weight=0.5"
 
