@@ -10,8 +10,11 @@ every study (``<out>/report``: per-instrument verdicts, FAD beside MSS, the cros
 records the wall time of each step, the load average and the commit.
 
 Smaller designs for a machine that cannot afford the full one: ``--families``, ``--instruments``, ``--repeats``,
-``--teacher-seeds``, ``--steps FAMILY=N`` (students' and teachers' budget) and ``--recordings``; whatever is changed is
-written into each study's sweep file and the resolved configs beside the records.
+``--teacher-seeds``, ``--steps FAMILY=N`` (students' and teachers' budget), ``--recordings`` and ``--methods``; whatever is
+changed is written into each study's sweep file and the resolved configs beside the records.
+
+The teacher's size or budget as an axis: ``--teacher-variant long:steps=600`` (repeatable; ``NAME:key=value,...`` with
+the keys of ``teacher.variants``) runs every teacher-using arm once per teacher, the default one and each variant.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ddspbench.suite.presets import COMPARE_INSTRUMENTS, preset_tree  # noqa: E402
+from ddspbench.suite.sweep.config import config_from_dict, deep_merge  # noqa: E402
+from ddspbench.suite.sweep.space import covering_trials, resolve_space  # noqa: E402
 
 
 def _cli() -> list[str]:
@@ -43,12 +48,25 @@ def _stamp(log: Path, text: str) -> None:
         f.write(line + "\n")
 
 
+def _variant(spec: str) -> tuple[str, dict]:
+    """``long:steps=600,size=full`` -> ``("long", {"steps": 600, "size": "full"})`` (values read as YAML scalars)."""
+    name, _, body = spec.partition(":")
+    if not name or not body:
+        raise SystemExit(f"--teacher-variant {spec!r}: expected NAME:key=value[,key=value]")
+    fields = {}
+    for item in body.split(","):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise SystemExit(f"--teacher-variant {spec!r}: {item!r} is not key=value")
+        fields[key.strip()] = yaml.safe_load(value)
+    return name.strip(), fields
+
+
 def _sweep_file(inst: str, family: str, args: argparse.Namespace) -> dict:
     tree = preset_tree("compare")
-    arms = 7  # per family: scratch x 2 budgets, kd_audio, kd_control, prune x 2 losses, int8
     over: dict = {
-        "preset": "compare", "study": f"compare-{inst}-{family}", "trials": arms,
-        "space": {"families": [family]},
+        "preset": "compare", "study": f"compare-{inst}-{family}", "trials": 1,
+        "space": {"families": [family], **({"methods": args.methods.split(",")} if args.methods else {})},
         "data": {"options": {**tree["data"]["options"], "instruments": inst,
                              **({"recordings": args.recordings} if args.recordings else {})}},
     }
@@ -63,10 +81,15 @@ def _sweep_file(inst: str, family: str, args: argparse.Namespace) -> dict:
         if fam == family:
             teacher["family_steps"] = {**tree["teacher"]["family_steps"], fam: int(n)}
             student["family_steps"] = {**tree["student"]["family_steps"], fam: int(n)}
+    if args.teacher_variant:
+        teacher["variants"] = dict(_variant(v) for v in args.teacher_variant)
     if teacher:
         over["teacher"] = teacher
     if student:
         over["student"] = student
+    # one trial per arm: the preset's grid (scratch x 2 budgets, kd_audio, kd_control, prune x 2 losses, int8 = 7
+    # per family), each teacher-using arm once per teacher variant
+    over["trials"] = len(covering_trials(resolve_space(config_from_dict(deep_merge(tree, over))), 10_000, grid=True))
     return over
 
 
@@ -80,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", action="append", default=[], metavar="FAMILY=N",
                     help="teachers' and students' steps for FAMILY (default: the preset's HpN 1200, DDX7 300)")
     ap.add_argument("--recordings", type=int, default=None, help="recordings per instrument (default: the preset's 80)")
+    ap.add_argument("--methods", default=None, help="comma-separated methods (default: the preset's five)")
+    ap.add_argument("--teacher-variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",
+                    help="another teacher (teacher.variants), e.g. long:steps=600; repeatable")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args(argv)
     out: Path = args.out

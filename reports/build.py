@@ -53,6 +53,7 @@ from ddspbench.reports.tables import (
     to_csv,
     to_json_obj,
     to_markdown,
+    teachers_used,
     verdict_display,
 )
 from ddspbench.suite.errors import UserError
@@ -174,6 +175,12 @@ def kd_headline(tables: VerdictTables, quality: str) -> str:
             f"{family}): " + ". ".join(parts) + ".")
 
 
+TEACHERS_NOTE = (
+    "An arm that starts from the teacher's weights or learns from its outputs names it: its variant (teacher.variants, "
+    "when the sweep trains several sizes or budgets), size, training steps and seed; an arm run over several teachers "
+    "(teacher.seeds) lists their seeds, run k using teacher k mod seeds. Scratch arms use no teacher.")
+
+
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return [{k: json_value(v) for k, v in r.items()} for r in df.to_dict("records")]
 
@@ -292,6 +299,7 @@ def build_report(
     kd_sum = tables.kd_summary
     verdicts = tables.verdicts
     shown_verdicts = verdict_display(verdicts, quality, df.attrs.get("units", {}))
+    used = teachers_used(verdicts)
     secondary = secondary_quality(quality)
     second = pd.DataFrame()
     if secondary is not None and secondary in per_run.columns and per_run[secondary].notna().any():
@@ -330,6 +338,8 @@ def build_report(
               "## Verdict per family: KD's arm against each method\n\n", VERDICT_NOTE, "\n\n",
               frame_markdown(shown_verdicts) if len(shown_verdicts) else "_No candidate with a quality value._\n",
               "\n",
+              *(["### The teacher each arm started from\n\n", TEACHERS_NOTE, "\n\n", frame_markdown(used), "\n"]
+                if len(used) else []),
               *([f"## Across instruments: rank of each arm by {quality}\n\n", ACROSS_NOTE, "\n\n",
                  frame_markdown(across), "\n"] if len(across) else []),
               *([f"## Verdict on {secondary} (secondary)\n\n", SECONDARY_NOTE.format(q=secondary), "\n\n",
@@ -373,6 +383,7 @@ def build_report(
         written["html"] = write_html(out, df=df, board=shown, failed=failed, plots=plots, fronts=front, hypervolumes=hv,
                                      kd_others=kd_o, kd_summary=kd_sum, kd_scratch=kd_s, listen=listen, quality=quality,
                                      verdicts=shown_verdicts, headline=headline, verdict_note=VERDICT_NOTE,
+                                     teachers=used, teachers_note=TEACHERS_NOTE,
                                      across=across, across_note=ACROSS_NOTE, secondary=secondary,
                                      secondary_verdicts=shown_second, secondary_note=SECONDARY_NOTE.format(q=secondary),
                                      n_clips=n_clips, notes=notes, objectives=[n for n, _ in objs], budget=budget,

@@ -51,7 +51,7 @@ import pandas as pd
 
 from ddspbench.reports.convergence import selected_validation
 from ddspbench.suite.errors import UserError
-from ddspbench.suite.recipe import REFERENCE, Recipe
+from ddspbench.suite.recipe import REFERENCE, REFERENCE_STEP, Recipe
 from ddspbench.suite.records import ResultRecord, metric_unit, read_records
 
 __all__ = ["load_results", "loaded_note", "records_frame", "HARDWARE_KEYS", "metric_columns", "finite", "clip_values",
@@ -141,9 +141,23 @@ COMPUTE_COLS: tuple[str, ...] = ("own_steps", "own_examples", "own_seconds", "ow
 
 def arm_label(rec: ResultRecord) -> str:
     """What a comparison calls a row: its method, with the variants its steps reported (their reports' ``variant``:
-    ``scratch (teacher+student steps)``, ``prune (KD fine-tune)``)."""
+    ``scratch (teacher+student steps)``, ``prune (KD fine-tune)``) and the teacher variant it started from when not
+    the default (``kd_audio (teacher short)``; a teacher variant's own row: ``teacher (short)``)."""
     variants = [str(s.details["variant"]) for s in rec.steps if isinstance(s.details.get("variant"), str)]
+    teacher = rec.recipe.teacher if rec.recipe is not None else None
+    if teacher is not None:
+        variants.append(teacher if rec.method == REFERENCE_STEP else f"teacher {teacher}")
     return f"{rec.method} ({'; '.join(dict.fromkeys(variants))})" if variants else rec.method
+
+
+def _teacher_recipe(teacher: dict[str, Any] | None) -> str | None:
+    """The teacher a record used, without its seed: ``[teacher <variant>: ]<size>, <steps> steps`` (None: no teacher;
+    what a configuration's runs over several teachers have in common, :func:`reports.seeds.configurations`)."""
+    if not teacher or teacher.get("size") is None:
+        return None
+    variant = teacher.get("variant")
+    steps = teacher.get("steps")
+    return (f"teacher {variant}: " if variant else "") + f"{teacher['size']}, {steps} step{'' if steps == 1 else 's'}"
 
 
 def _compute_cols(compute: dict[str, Any] | None) -> dict[str, Any]:
@@ -172,6 +186,7 @@ def _row(rec: ResultRecord, base: Path) -> dict[str, Any]:
         "arm": arm_label(rec),
         "teacher": (rec.teacher or {}).get("label"),
         "teacher_seed": (rec.teacher or {}).get("seed"),
+        "teacher_recipe": _teacher_recipe(rec.teacher),
         **_compute_cols(rec.compute),
         "method_params": json.dumps(rec.method_params, sort_keys=True, separators=(",", ":"), default=str),  # shown
         "tags": tuple(sorted(rec.tags)),

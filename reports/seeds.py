@@ -45,9 +45,9 @@ SEEDS_NOTE = (
     "Configurations run with several seeds are one row each: metrics are means over seeds, n_seeds says how many, "
     "and their intervals are 95 % t-intervals over seeds (single-seed rows keep their bootstrap interval over test "
     "clips). Verdicts test over training runs: each seed of each arm is one run (reports.stats). A sweep measures "
-    "candidates that neither train "
-    "nor draw random numbers (quantization, pruning without fine-tuning) once, so their n_seeds is 1; teachers are "
-    "trained once, with the sweep's first seed."
+    "candidates that neither train nor draw random numbers (quantization, pruning without fine-tuning) once per "
+    "teacher, so their n_seeds is the number of teachers (teacher.seeds, at most the runs per arm); each teacher is "
+    "trained once, and run k of an arm starts from teacher k mod teacher.seeds."
 )
 
 
@@ -128,7 +128,10 @@ def _merge(grp: pd.DataFrame, metrics: list[str], quality: str | None) -> dict[s
     if "teacher_seed" in grp.columns:
         seeds = sorted({int(x) for x in grp["teacher_seed"] if x is not None and not pd.isna(x)})
         if len(seeds) > 1:
-            row["teacher"] = f"{len(seeds)} teachers (seeds {', '.join(map(str, seeds))})"
+            what = {str(x) for x in grp["teacher_recipe"] if isinstance(x, str)} if "teacher_recipe" in grp.columns \
+                else set()
+            row["teacher"] = (f"{what.pop()}; " if len(what) == 1 else "") + \
+                f"{len(seeds)} teachers (seeds {', '.join(map(str, seeds))})"
     if n == 1:
         row["seed_sd"] = math.nan
         return row

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "verdict_display",
+    "teachers_used",
     "candidate_label",
     "print_verdicts",
     "DEFAULT_COLUMNS",
@@ -288,6 +289,27 @@ def verdict_display(verdicts: pd.DataFrame, quality: str, units: dict[str, str] 
     if not out["compute incl. teacher"].astype(bool).any():  # records from before compute was kept
         out = out.drop(columns=["compute incl. teacher"])
     return out.drop(columns=["size"]) if many else out
+
+
+def teachers_used(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """Which teacher each arm of the verdict table started from (its weights or its outputs): instrument, family, arm
+    and the teacher (variant, size, training steps, and its seed or the seeds of the teachers its runs used); arms
+    that used no teacher (scratch) are left out. Empty when no arm used one."""
+    if verdicts.empty or "teacher" not in verdicts.columns:
+        return pd.DataFrame()
+    used = verdicts[verdicts["teacher"].map(lambda t: isinstance(t, str) and bool(t))]
+    if used.empty:
+        return pd.DataFrame()
+    many = verdicts[["dataset", "instrument"]].astype(str).drop_duplicates().shape[0] > 1
+    rows = []
+    for _, r in used.iterrows():
+        arm = r.get("arm") if isinstance(r.get("arm"), str) else r["method"]
+        row = {"instrument": "/".join(str(v) for v in (r.get("dataset"), r.get("instrument")) if isinstance(v, str) and v)
+               } if many else {}
+        row.update({"family": r.get("family"), "arm": f"{arm} (KD)" if r.get("kd_arm") else arm,
+                    "teacher": r["teacher"]})
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _shown_ids(board: pd.DataFrame) -> list[str]:

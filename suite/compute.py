@@ -135,5 +135,24 @@ def candidate_compute(report: Any, seconds: float, teacher: Mapping[str, Any] | 
 
 
 def uses_teacher_training(steps: Iterable[Any]) -> bool:
-    """Whether a chain's compressors use what the teacher's training paid for (weights or outputs)."""
-    return any(bool(getattr(c, "uses_teacher", True)) for c in steps)
+    """Whether a chain's compressors use what the teacher's training paid for (weights or outputs).
+
+    ``steps``: compressor classes in chain order, or ``(class, params)`` pairs. The first step decides whether the
+    candidate starts from the teacher's weights (``uses_teacher``: scratch does not); a later step works on the
+    candidate the steps before it made, so it uses the teacher only when it learns from the teacher's outputs (a step
+    tagged ``distillation`` with these params): ``scratch+quantize`` uses no teacher, ``scratch+kd_audio`` does.
+    """
+    from ddspbench.suite.recipe import DISTILLATION
+
+    for i, item in enumerate(steps):
+        cls, params = item if isinstance(item, tuple) else (item, None)
+        if i == 0:
+            if bool(getattr(cls, "uses_teacher", True)):
+                return True
+            continue
+        step_tags = getattr(cls, "step_tags", None)
+        tags = step_tags({**getattr(cls, "defaults", {}), **(params or {})}) if callable(step_tags) and \
+            params is not None else getattr(cls, "tags", frozenset())
+        if DISTILLATION in tags:
+            return True
+    return False

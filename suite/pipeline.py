@@ -45,7 +45,7 @@ from ddspbench.suite.provenance import provenance
 from ddspbench.suite.recipe import REFERENCE, REFERENCE_STEP, Recipe, StepReport
 from ddspbench.suite.records import MEASUREMENT_FIELDS, ResultRecord, append_record, read_records
 from ddspbench.suite.registry import COMPRESSORS, FAMILIES, SIZES
-from ddspbench.suite.sweep.config import SweepConfig
+from ddspbench.suite.sweep.config import DEFAULT_TEACHER, SweepConfig
 from ddspbench.suite.train import TrainConfig, check_memory, probe_params, train, train_summary
 
 if TYPE_CHECKING:
@@ -58,6 +58,7 @@ __all__ = [
     "check_sweep_fits",
     "run_candidate",
     "teacher_key",
+    "with_teacher",
     "one_line",
     "failed_record",
     "file_lock",
@@ -92,6 +93,14 @@ def _data_identity(cfg: SweepConfig) -> dict[str, Any]:
     return ident
 
 
+def with_teacher(cfg: SweepConfig, variant: str | None) -> SweepConfig:
+    """``cfg`` with its ``teacher`` section replaced by teacher variant ``variant`` (None: the default teacher;
+    :meth:`suite.sweep.config.TeacherConfig.variant`), so every teacher function below describes that teacher."""
+    if variant is None:
+        return cfg
+    return dataclasses.replace(cfg, teacher=cfg.teacher.variant(variant))
+
+
 def teacher_config(family: str, cfg: SweepConfig) -> dict[str, Any]:
     """The constructor config of a family's teacher: the registered size, with the config's width overrides."""
     base = SIZES.get(f"{family}/{cfg.teacher.size}")()
@@ -114,20 +123,25 @@ def check_sweep_fits(cfg: SweepConfig) -> None:
     if not cfg.data.path:  # a folder or a prepared dataset: its files bound it
         check_size(cfg.data.dataset, dict(cfg.data.options))
     for family in FAMILIES.expand(cfg.space.families):
-        n_params = probe_params(FAMILIES.get(family), teacher_config(family, cfg), f"the {family} teacher")
-        for recipe in (cfg.teacher, cfg.student):  # the teacher's size stands for the students' (custom ones: config)
-            check_memory(TrainConfig(steps=recipe.steps, batch_size=recipe.batch_size, lr=recipe.lr,
-                                     frames=cfg.data.frames), n_params)
+        for variant in [None, *cfg.teacher.variants]:
+            vcfg = with_teacher(cfg, variant)
+            name = f"the {family} teacher" + (f" {variant!r}" if variant else "")
+            n_params = probe_params(FAMILIES.get(family), teacher_config(family, vcfg), name)
+            for recipe in (vcfg.teacher, cfg.student):  # the teacher's size stands for the students' (custom: config)
+                check_memory(TrainConfig(steps=recipe.steps, batch_size=recipe.batch_size, lr=recipe.lr,
+                                         frames=cfg.data.frames), n_params)
 
 
 def teacher_key(family: str, cfg: SweepConfig, index: int = 0) -> str:
     """Hash of what determines a teacher: family, constructor config, data, recipe, seed (not the device).
 
     ``index`` picks one of ``cfg.teacher.seeds`` teachers (seed ``cfg.seed + index``); teacher 0 keeps the key
-    teachers had before there could be several."""
+    teachers had before there could be several. A teacher variant's key is that of ``with_teacher(cfg, variant)``:
+    its content, not its name, so two names for the same recipe share one teacher."""
     recipe = dataclasses.asdict(cfg.teacher)
     recipe.pop("widths", None)
     recipe.pop("seeds", None)  # how many teachers there are changes none of them
+    recipe.pop("variants", None)  # nor which other teachers the sweep trains
     recipe.pop("family_steps", None)  # this family's steps only: another family's budget changes nothing here
     recipe["steps"] = cfg.teacher.steps_for(family)
     if recipe.get("checkpoint") == "last":  # what every teacher was before best-checkpoint selection: caches stay valid
@@ -169,7 +183,7 @@ def failed_record(cfg: SweepConfig, *, candidate_id: str, family: str, size: str
 def size_label(spec: Recipe, cfg: SweepConfig) -> str:
     """The size label of the candidate ``spec`` makes: the student's size (or the teacher's label), then whatever
     each later step declares it makes of it (:meth:`compressors.Compressor.size_label`: ``prune`` adds ``:pruned``)."""
-    label = spec.size or teacher_size_label(spec.family, cfg)
+    label = spec.size or teacher_size_label(spec.family, with_teacher(cfg, spec.teacher))
     for i, step in enumerate(spec.steps):
         if i == 0 and spec.size is not None:
             continue  # the first step trains the student of that size
@@ -178,8 +192,9 @@ def size_label(spec: Recipe, cfg: SweepConfig) -> str:
 
 
 def teacher_recipe(family: str, info: dict[str, Any]) -> tuple[Recipe, StepReport]:
-    """A teacher's recipe (its training steps) and the report of its training (tagged ``reference``)."""
-    recipe = Recipe.reference(family, steps=info["steps"])
+    """A teacher's recipe (its training steps; its variant, ``info["variant"]``, when not the default) and the report
+    of its training (tagged ``reference``)."""
+    recipe = Recipe.reference(family, teacher=info.get("variant"), steps=info["steps"])
     report = StepReport(method=REFERENCE_STEP, params={"steps": info["steps"]}, tags=(REFERENCE,),
                         size_label=info["size"], seconds=info.get("train_seconds"), training=info.get("train") or None,
                         compute=dict(info.get("compute") or {}), details={"config": info["config"]})
@@ -202,7 +217,7 @@ class Workspace:
         self.cache = Path(cache) if cache is not None else self.out / "cache"
         self.records_path = self.out / "records.jsonl"
         self._splits: dict[str, ClipSet] | None = None
-        self._teachers: dict[tuple[str, int], tuple[nn.Module, dict[str, Any]]] = {}
+        self._teachers: dict[tuple[str, int, str | None], tuple[nn.Module, dict[str, Any]]] = {}
         self._dataset_name: str | None = None
         self.note: Callable[[str], None] = lambda text: None
         """Where progress notes go (the sweep display sets it)."""
@@ -282,51 +297,61 @@ class Workspace:
 
     # --- teachers -----------------------------------------------------------------------------------
 
-    def teacher(self, family: str, index: int = 0) -> tuple[nn.Module, dict[str, Any]]:
-        """The family's trained teacher ``index`` (of ``cfg.teacher.seeds``; eval mode) and its cache info, with
-        ``seed`` and ``label`` (what records call it); trained once, then loaded."""
+    def teacher(self, family: str, index: int = 0, variant: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
+        """The family's trained teacher ``index`` (of ``cfg.teacher.seeds``; eval mode) of teacher variant ``variant``
+        (None: the default teacher) and its cache info, with ``seed``, ``variant`` (when not the default) and
+        ``label`` (what records call it); trained once, then loaded."""
         index %= max(1, self.cfg.teacher.seeds)
-        if (family, index) in self._teachers:
-            return self._teachers[(family, index)]
+        variant = None if variant == DEFAULT_TEACHER else variant
+        if (family, index, variant) in self._teachers:
+            return self._teachers[(family, index, variant)]
         self.apply_threads()
-        key = teacher_key(family, self.cfg, index)
-        seed = self.cfg.teacher.seed_of(self.cfg.seed, index)
+        vcfg = with_teacher(self.cfg, variant)
+        key = teacher_key(family, vcfg, index)
+        seed = vcfg.teacher.seed_of(self.cfg.seed, index)
         tdir = self.cache / "teachers" / f"{family}-{key}"
         done = tdir / "teacher.json"
         if not done.is_file():
             with file_lock(tdir.with_name(tdir.name + ".lock")):
                 if not done.is_file():
-                    self.note(f"training the {family} teacher ({teacher_size_label(family, self.cfg)}, "
-                              f"{self.cfg.teacher.steps_for(family)} steps, seed {seed}) once, cached in {tdir}")
-                    self._train_teacher(family, key, tdir, seed)
+                    named = f"teacher {variant!r}" if variant else "teacher"
+                    self.note(f"training the {family} {named} ({teacher_size_label(family, vcfg)}, "
+                              f"{vcfg.teacher.steps_for(family)} steps, seed {seed}) once, cached in {tdir}")
+                    self._train_teacher(family, key, tdir, seed, vcfg)
         info = json.loads(done.read_text())
         info.setdefault("seed", seed)
-        info["label"] = f"{family} {info['size']}, {info['steps']} steps, seed {info['seed']} ({key[:8]})"
+        info.pop("variant", None)  # the cache is shared by every name for this recipe: the name is the caller's
+        if variant is not None:
+            info["variant"] = variant
+        named = f"teacher {variant}: " if variant else ""
+        plural = "" if info["steps"] == 1 else "s"
+        info["label"] = f"{named}{family} {info['size']}, {info['steps']} step{plural}, seed {info['seed']} ({key[:8]})"
         model, _ = load_checkpoint(tdir / "model.pt", map_location=self.cfg.device)
         # Eval mode only: compressors freeze the teacher themselves where they train against it, and
         # torch-pruning traces autograd, so a teacher without requires_grad would not be pruned at all.
         model.eval()
-        self._teachers[(family, index)] = (model, info)
+        self._teachers[(family, index, variant)] = (model, info)
         self._ensure_teacher_record(family, model, info, tdir)
         return model, info
 
-    def _train_teacher(self, family: str, key: str, tdir: Path, seed: int) -> None:
+    def _train_teacher(self, family: str, key: str, tdir: Path, seed: int, cfg: SweepConfig) -> None:
+        """Train and cache the teacher ``cfg.teacher`` describes (a variant's: :func:`with_teacher`)."""
         if tdir.exists():
             shutil.rmtree(tdir)  # a half-written teacher is never used
         tdir.mkdir(parents=True)
         sp = self.splits()
-        t = self.cfg.teacher
+        t = cfg.teacher
         torch.manual_seed(seed)
-        model = FAMILIES.get(family)(**teacher_config(family, self.cfg))
-        model.size_name = teacher_size_label(family, self.cfg)
+        model = FAMILIES.get(family)(**teacher_config(family, cfg))
+        model.size_name = teacher_size_label(family, cfg)
         steps = t.steps_for(family)
         tc = TrainConfig(steps=steps, batch_size=t.batch_size, lr=t.lr, device=self.cfg.device, seed=seed,
                          valid_every=max(1, steps), checkpoint_every=max(1, steps), checkpoint=t.checkpoint)
         res = train(model, sp["train"], sp["valid"], tc, out_dir=tdir / "train", progress=False)
         save_checkpoint(res.model, tdir / "model.pt", {"method": "teacher", "key": key, "steps": res.steps})
         info = {
-            "format": TEACHER_FORMAT, "family": family, "key": key, "size": teacher_size_label(family, self.cfg),
-            "config": teacher_config(family, self.cfg), "steps": res.steps, "train_seconds": res.seconds,
+            "format": TEACHER_FORMAT, "family": family, "key": key, "size": teacher_size_label(family, cfg),
+            "config": teacher_config(family, cfg), "steps": res.steps, "train_seconds": res.seconds,
             "valid_mss": res.best_valid if res.selected == "best" else res.last_valid, "dataset": self.dataset_name,
             "train": train_summary(res), "seed": seed,
             "compute": training_compute(res.model, sp["train"], tc, None, res.steps, res.seconds),
@@ -447,12 +472,14 @@ def run_candidate(spec: Recipe, ws: Workspace, *, candidate_id: str, trial: int 
                              "recipe": spec, "trial": trial, "seed": seed, "config_id": config_id}
     cdir = ws.out / "candidates" / candidate_id
     try:
-        uses_teacher = uses_teacher_training(COMPRESSORS.get(name) for name, _ in spec.steps)
-        teacher, tinfo = ws.teacher(spec.family, seed - cfg.seed)  # run k of a configuration: teacher k mod seeds
+        uses_teacher = uses_teacher_training((COMPRESSORS.get(name), params) for name, params in spec.run_steps())
+        # run k of a configuration: teacher k mod seeds, of the variant the recipe names
+        teacher, tinfo = ws.teacher(spec.family, seed - cfg.seed, spec.teacher)
         ident["instrument"] = ws.instrument
         if uses_teacher:
             ident["teacher"] = {"key": tinfo["key"], "seed": tinfo["seed"], "size": tinfo["size"],
-                                "steps": tinfo["steps"], "label": tinfo["label"]}
+                                "steps": tinfo["steps"], "label": tinfo["label"],
+                                **({"variant": spec.teacher} if spec.teacher is not None else {})}
         ws.write_targets()
         if cdir.exists():
             shutil.rmtree(cdir)  # left by an interrupted attempt with the same id

@@ -102,19 +102,24 @@ class Recipe:
             derived from the teacher (prune, quantize) or is the teacher.
         steps: the steps in order; each step's params are complete (a chain's fixed step defaults included), and
             a repeated step has its own dict. A reference (teacher) recipe has one step, :data:`REFERENCE_STEP`.
+        teacher: the teacher variant the candidate starts from (``teacher.variants`` of the sweep config), None for
+            the default teacher; a reference recipe names the variant it trains. Left out of :meth:`to_dict` when
+            None, so recipes from before teachers had variants read and hash as they did.
     """
 
     family: str
     size: str | None
     steps: tuple[Step, ...] = ()
+    teacher: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", tuple(Step(str(n), dict(p)) for n, p in self.steps))
 
     @classmethod
-    def reference(cls, family: str, **params: Any) -> Recipe:
-        """The recipe of a family's teacher (``params``: its training settings, e.g. ``steps``)."""
-        return cls(family=family, size=None, steps=(Step(REFERENCE_STEP, dict(params)),))
+    def reference(cls, family: str, teacher: str | None = None, **params: Any) -> Recipe:
+        """The recipe of a family's teacher (``params``: its training settings, e.g. ``steps``; ``teacher``: its
+        variant, None for the default)."""
+        return cls(family=family, size=None, steps=(Step(REFERENCE_STEP, dict(params)),), teacher=teacher)
 
     @property
     def method(self) -> str:
@@ -154,16 +159,23 @@ class Recipe:
         bits = [self.family, self.size or "teacher-size", self.method]
         for step in self.steps:
             bits += [f"{k}={_fmt(v)}" for k, v in step.params.items()]
+        if self.teacher is not None:
+            bits.append(f"teacher={self.teacher}")
         return " ".join(bits)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"family": self.family, "size": self.size,
-                "steps": [{"key": k, "name": s.name, "params": dict(s.params)} for k, s in self.keyed()]}
+        out = {"family": self.family, "size": self.size,
+               "steps": [{"key": k, "name": s.name, "params": dict(s.params)} for k, s in self.keyed()]}
+        if self.teacher is not None:
+            out["teacher"] = self.teacher
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Recipe:
+        teacher = d.get("teacher")
         return cls(family=str(d["family"]), size=d.get("size"),
-                   steps=tuple(Step(str(s["name"]), dict(s.get("params") or {})) for s in d.get("steps") or ()))
+                   steps=tuple(Step(str(s["name"]), dict(s.get("params") or {})) for s in d.get("steps") or ()),
+                   teacher=str(teacher) if teacher is not None else None)
 
 
 def _fmt(v: Any) -> str:

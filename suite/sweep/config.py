@@ -44,6 +44,8 @@ __all__ = [
     "RecipeConfig",
     "StudentConfig",
     "TeacherConfig",
+    "TeacherVariant",
+    "DEFAULT_TEACHER",
     "SpaceConfig",
     "EvalConfig",
     "SweepConfig",
@@ -123,10 +125,65 @@ class TeacherConfig(StudentConfig):
     size: str = "full"
     widths: dict[str, dict[str, Any]] = field(default_factory=dict)
     seeds: int = 1
+    variants: dict[str, TeacherVariant] = field(default_factory=dict)
 
     def seed_of(self, base_seed: int, index: int) -> int:
         """The training seed of teacher ``index`` (``index`` modulo ``seeds``) of a sweep seeded ``base_seed``."""
         return base_seed + index % max(1, self.seeds)
+
+    def variant(self, name: str | None) -> TeacherConfig:
+        """The teacher recipe of variant ``name`` (None or :data:`DEFAULT_TEACHER`: this one), without variants.
+
+        A variant replaces the fields it sets. One that sets ``size`` starts from that size's registered widths
+        (the default teacher's ``widths`` are not carried over unless it sets its own), and one that sets ``steps``
+        drops the default teacher's ``family_steps`` unless it sets its own: "a 300-step teacher" means 300 steps
+        for every family.
+        """
+        if name is None or name == DEFAULT_TEACHER:
+            return dataclasses.replace(self, variants={})
+        try:
+            v = self.variants[name]
+        except KeyError:
+            known = ", ".join([DEFAULT_TEACHER, *self.variants])
+            raise UserError(f"unknown teacher variant {name!r}; known: {known}") from None
+        changes: dict[str, Any] = {k: getattr(v, k) for k in ("size", "widths", "steps", "family_steps", "lr",
+                                                             "batch_size", "checkpoint") if getattr(v, k) is not None}
+        if v.size is not None and v.widths is None:
+            changes["widths"] = {}
+        if v.steps is not None and v.family_steps is None:
+            changes["family_steps"] = {}
+        return dataclasses.replace(self, variants={}, **changes)
+
+    @property
+    def variant_names(self) -> list[str]:
+        """The teachers a teacher-using method chooses among: ``[]`` when there are no variants (nothing to choose),
+        else :data:`DEFAULT_TEACHER` and the variants' names in config order."""
+        return [DEFAULT_TEACHER, *self.variants] if self.variants else []
+
+
+DEFAULT_TEACHER = "default"
+"""The name of the teacher the ``teacher`` section itself describes, among its variants (recipes record None)."""
+
+
+@dataclass
+class TeacherVariant:
+    """Another teacher for the same family and data: a different size or training budget (``teacher.variants``).
+
+    Every field left out (None) is the default teacher's (:meth:`TeacherConfig.variant`). Methods that start from
+    the teacher's weights or learn from its outputs (KD, pruning, quantization) choose among the default teacher and
+    the variants (the trial parameter ``teacher``; every one of them under ``grid: true``), so the report shows each
+    method per teacher, and the record names the teacher it used. Seeds are the default teacher's (``seeds``).
+
+    Example: ``variants: {short: {steps: 300}, small: {size: reduced}}``.
+    """
+
+    size: str | None = None
+    widths: dict[str, dict[str, Any]] | None = None
+    steps: int | None = None
+    family_steps: dict[str, int] | None = None
+    lr: float | None = None
+    batch_size: int | None = None
+    checkpoint: str | None = None
 
 
 @dataclass
@@ -220,6 +277,9 @@ class SweepConfig:
 
 
 def _drop_none_params(d: dict[str, Any]) -> dict[str, Any]:
+    variants = d.get("teacher", {}).get("variants") or {}
+    for name, v in variants.items():  # a variant holds only what it changes
+        variants[name] = {k: x for k, x in v.items() if x is not None}
     params = d.get("space", {}).get("params", {})
     for method, ps in params.items():
         params[method] = {k: {a: b for a, b in v.items() if b is not None and not (a == "log" and b is False)} for k, v in ps.items()}
@@ -237,6 +297,8 @@ def config_hash(cfg: SweepConfig, exclude: tuple[str, ...] = ("trials", "study")
          if k not in exclude and not (k == "repeats" and v == 1) and not (k == "grid" and v is False)}
     if d.get("teacher", {}).get("seeds") == 1:  # one teacher, as before teachers had seeds: hashes stay
         d["teacher"] = {k: v for k, v in d["teacher"].items() if k != "seeds"}
+    if not d.get("teacher", {}).get("variants", True):  # no variants, as before there could be some: hashes stay
+        d["teacher"] = {k: v for k, v in d["teacher"].items() if k != "variants"}
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -408,7 +470,13 @@ def _check_semantics(cfg: SweepConfig, where: str) -> None:
         raise UserError(f"{where}.sampler: unknown sampler {cfg.sampler!r}; known: {', '.join(sorted(SAMPLERS))}")
     if cfg.device != "cpu" and not cfg.device.startswith("cuda"):
         raise UserError(f"{where}.device: {cfg.device!r} is not cpu or cuda[:N]")
-    for sect, recipe in (("teacher", cfg.teacher), ("student", cfg.student)):
+    recipes: list[tuple[str, RecipeConfig]] = [("teacher", cfg.teacher), ("student", cfg.student)]
+    for name in cfg.teacher.variants:
+        if name == DEFAULT_TEACHER or not name or not all(c.isalnum() or c in "-_." for c in name):
+            raise UserError(f"{where}.teacher.variants: {name!r} is not a usable variant name "
+                            f"(letters, digits, - _ . ; not {DEFAULT_TEACHER!r})")
+        recipes.append((f"teacher.variants.{name}", cfg.teacher.variant(name)))
+    for sect, recipe in recipes:
         STEPS_OR_NONE.check(recipe.steps, f"{where}.{sect}.steps")
         BATCH.check(recipe.batch_size, f"{where}.{sect}.batch_size")
         LR.check(recipe.lr, f"{where}.{sect}.lr")

@@ -52,21 +52,24 @@ def check_names(cfg: SweepConfig, where: str) -> None:
         if unknown:
             raise UserError(f"{where}.space.sizes: unknown family {unknown[0]!r}; known: {', '.join(FAMILIES.list())}")
     families = FAMILIES.expand(cfg.space.families)
-    for sect, recipe in (("teacher", cfg.teacher), ("student", cfg.student)):
+    teachers = [("teacher", cfg.teacher)] + [(f"teacher.variants.{n}", cfg.teacher.variant(n)) for n in cfg.teacher.variants]
+    for sect, recipe in [*teachers, ("student", cfg.student)]:
         for fam, steps in recipe.family_steps.items():
             if fam not in FAMILIES:
                 raise UserError(f"{where}.{sect}.family_steps: unknown family {fam!r}; known: {', '.join(FAMILIES.list())}")
             if steps < 0:
                 raise UserError(f"{where}.{sect}.family_steps.{fam}: steps >= 0 are required, got {steps}")
-    for fam, widths in cfg.teacher.widths.items():
-        if fam not in FAMILIES:
-            raise UserError(f"{where}.teacher.widths: unknown family {fam!r}; known: {', '.join(FAMILIES.list())}")
-        bad_width = first_non_positive(widths)
-        if bad_width is not None:
-            raise UserError(f"{where}.teacher.widths.{fam}.{bad_width[0]}: must be > 0, got {bad_width[1]!r}")
+    for sect, teacher in teachers:
+        for fam, widths in teacher.widths.items():
+            if fam not in FAMILIES:
+                raise UserError(f"{where}.{sect}.widths: unknown family {fam!r}; known: {', '.join(FAMILIES.list())}")
+            bad_width = first_non_positive(widths)
+            if bad_width is not None:
+                raise UserError(f"{where}.{sect}.widths.{fam}.{bad_width[0]}: must be > 0, got {bad_width[1]!r}")
+        for fam in families:
+            if f"{fam}/{teacher.size}" not in SIZES:
+                raise UserError(f"{where}.{sect}.size: {fam} has no size {teacher.size!r}")
     for fam in families:
-        if f"{fam}/{cfg.teacher.size}" not in SIZES:
-            raise UserError(f"{where}.teacher.size: {fam} has no size {cfg.teacher.size!r}")
         for size in cfg.sizes_for(fam):
             check_custom_size(FAMILIES.get(fam), fam, size, f"{where}.space.sizes")
     for method, specs in cfg.space.params.items():

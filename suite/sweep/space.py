@@ -12,7 +12,10 @@ One trial picks, define-by-run (each choice conditional on the ones before it):
 4. each step's own hyper-parameters ``<step key>.<param>`` (``prune.ratio``, ``prune#2.ratio`` for a
    repeated step) from the compressor's ``search_space`` overridden by the config; a value a chain
    fixes (``prune+kd_audio`` does not fine-tune twice) is not searched; a range narrowed for a family
-   (no int8 for DDX7) is the parameter ``<step key>.<param>.<family>``.
+   (no int8 for DDX7) is the parameter ``<step key>.<param>.<family>``;
+5. when the config names teacher variants (``teacher.variants``), for methods that use the teacher
+   (:func:`suite.compute.uses_teacher_training`: its weights or its outputs) the teacher ``teacher``,
+   among ``default`` and the variants (the recipe's ``teacher``; None for ``default``).
 
 Nothing here names a compressor: registering a new one makes it searchable.
 """
@@ -25,9 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 from ddspbench.compressors.chain import parse_chain, step_space
 from ddspbench.suite.candidate import ParamSpec, split_method
+from ddspbench.suite.compute import uses_teacher_training
 from ddspbench.suite.errors import UserError
 from ddspbench.suite.recipe import Recipe, Step, parse_size, step_keys
 from ddspbench.suite.registry import COMPRESSORS, FAMILIES, SIZES
+from ddspbench.suite.sweep.config import DEFAULT_TEACHER
 
 if TYPE_CHECKING:
     import optuna
@@ -49,6 +54,9 @@ __all__ = [
 ]
 
 CandidateSpec = Recipe
+
+TEACHER_PARAM = "teacher"
+"""The Optuna parameter that picks a teacher-using method's teacher (only when the config names variants)."""
 """The former name of :class:`suite.recipe.Recipe`."""
 
 
@@ -125,6 +133,8 @@ class ResolvedSpace:
     sizes: dict[str, list[str]]
     params: dict[str, dict[str, ParamSpec]] = field(default_factory=dict)
     options: dict[str, dict[str, MethodOption]] = field(default_factory=dict)
+    teachers: list[str] = field(default_factory=list)
+    """The teachers a teacher-using method chooses among (``default`` first); empty: one teacher, no choice."""
 
     def __post_init__(self) -> None:
         if not self.options:
@@ -133,6 +143,14 @@ class ResolvedSpace:
     def needs_student(self, method: str) -> bool:
         """Whether ``method``'s first step trains a new student of a chosen size."""
         return bool(COMPRESSORS.get(split_method(method)[0]).trains_student)
+
+    def teachers_for(self, method: str) -> list[str]:
+        """The teachers ``method`` chooses among: :attr:`teachers` when it uses the teacher's weights or outputs,
+        else none (scratch trains without one; its compute-matched budget counts the default teacher's steps)."""
+        if not self.teachers:
+            return []
+        steps = [(COMPRESSORS.get(n), dict(p)) for n, p in parse_chain(method)]
+        return list(self.teachers) if uses_teacher_training(steps) else []
 
     def params_of(self, component: str) -> dict[str, ParamSpec]:
         return self.params.get(component, {})
@@ -209,7 +227,7 @@ def resolve_space(cfg: SweepConfig) -> ResolvedSpace:
     for comp in sorted({p for m in methods for p in split_method(m)}):
         params[comp] = {**COMPRESSORS.get(comp).search_space, **cfg.space.params.get(comp, {})}
     return ResolvedSpace(families=families, methods=methods, sizes=sizes, params=params,
-                         options=_options(families, methods, sizes, params))
+                         options=_options(families, methods, sizes, params), teachers=cfg.teacher.variant_names)
 
 
 def _suggest(trial: optuna.trial.Trial, name: str, spec: ParamSpec) -> Any:
@@ -237,7 +255,11 @@ def suggest_candidate(trial: optuna.trial.Trial, space: ResolvedSpace) -> Recipe
         for p, (name, spec) in named.items():
             params[p] = _suggest(trial, name, spec)
         steps.append(Step(comp, params))
-    return Recipe(family=family, size=size, steps=tuple(steps))
+    teacher = None
+    if teachers := space.teachers_for(method):
+        teacher = str(trial.suggest_categorical(TEACHER_PARAM, teachers))
+    return Recipe(family=family, size=size, steps=tuple(steps),
+                  teacher=None if teacher in (None, DEFAULT_TEACHER) else teacher)
 
 
 def _step_params(space: ResolvedSpace, family: str, method: str
@@ -264,6 +286,8 @@ def _grid(space: ResolvedSpace, family: str, method: str, fixed: dict[str, Any])
         for name, spec in named.values():
             if spec.kind == "categorical" and spec.choices is not None:
                 axes.append((name, list(spec.choices)))
+    if teachers := space.teachers_for(method):
+        axes.append((TEACHER_PARAM, teachers))
     out = [dict(fixed)]
     for name, values in axes:
         out = [{**d, name: v} for d in out for v in values]
@@ -278,7 +302,7 @@ def covering_trials(space: ResolvedSpace, budget: int, grid: bool = False) -> li
     (method, family) pairs follow in method order (so the first methods, e.g. ``scratch`` and a KD
     method, get a candidate in every family); when ``budget`` allows, every pair appears.
     Hyper-parameters not fixed here are left to the sampler. With ``grid``, each pair becomes one trial per
-    combination of its student sizes and categorical choices (the compare preset's arms: scratch at two budgets,
+    combination of its student sizes, categorical choices and teachers (the compare preset's arms: scratch at two budgets,
     prune fine-tuned with and without the KD loss), as many as ``budget`` allows.
     """
     m, f = len(space.methods), len(space.families)
