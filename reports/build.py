@@ -50,10 +50,10 @@ from ddspbench.reports.tables import (
     frame_markdown,
     json_value,
     leaderboard,
+    teachers_used,
     to_csv,
     to_json_obj,
     to_markdown,
-    teachers_used,
     verdict_display,
 )
 from ddspbench.suite.errors import UserError
