@@ -253,6 +253,7 @@ def verdict_display(verdicts: pd.DataFrame, quality: str, units: dict[str, str] 
     units = units or {}
     rows = []
     many = verdicts[["dataset", "instrument"]].astype(str).drop_duplicates().shape[0] > 1
+    datasets = verdicts["dataset"].astype(str).nunique()
     kd_uids = set(verdicts.attrs.get("distillation_uids", ()))  # reports.compare.verdict_tables: KD methods' rows
     for _, r in verdicts.iterrows():
         kd = bool(r.get("kd_arm"))
@@ -269,8 +270,7 @@ def verdict_display(verdicts: pd.DataFrame, quality: str, units: dict[str, str] 
             diff += f" [{_signed(r.get('ci_low'))}, {_signed(r.get('ci_high'))}]"
         if diff and format_value(r.get("threshold")):
             diff += f", T {format_value(r.get('threshold'))}"
-        row = {"instrument": "/".join(str(v) for v in (r.get("dataset"), r.get("instrument")) if isinstance(v, str) and v)
-               } if many else {}
+        row = {"instrument": _where(r, datasets)} if many else {}
         arm = r.get("arm") if isinstance(r.get("arm"), str) else r["method"]
         row.update({
             "family": r.get("family"),
@@ -291,23 +291,36 @@ def verdict_display(verdicts: pd.DataFrame, quality: str, units: dict[str, str] 
     return out.drop(columns=["size"]) if many else out
 
 
+def _where(r: pd.Series, datasets: int) -> str:
+    """A row's instrument, as ``dataset/instrument`` when the table holds several datasets (narrow tables otherwise)."""
+    parts = (r.get("dataset"), r.get("instrument")) if datasets > 1 else (r.get("instrument"),)
+    return "/".join(str(v) for v in parts if isinstance(v, str) and v) or str(r.get("dataset") or "")
+
+
 def teachers_used(verdicts: pd.DataFrame) -> pd.DataFrame:
-    """Which teacher each arm of the verdict table started from (its weights or its outputs): instrument, family, arm
-    and the teacher (variant, size, training steps, and its seed or the seeds of the teachers its runs used); arms
-    that used no teacher (scratch) are left out. Empty when no arm used one."""
+    """Which teacher the arms of the verdict table started from (its weights or its outputs), one row per family and
+    teacher: the teacher (variant, size, training steps, and its seed or the seeds of the teachers the runs used), the
+    arms that used it, and where several instruments share the description, which ones (each instrument trains its
+    own teachers on its own data). Arms that used no teacher (scratch) are left out; empty when no arm used one."""
     if verdicts.empty or "teacher" not in verdicts.columns:
         return pd.DataFrame()
     used = verdicts[verdicts["teacher"].map(lambda t: isinstance(t, str) and bool(t))]
     if used.empty:
         return pd.DataFrame()
     many = verdicts[["dataset", "instrument"]].astype(str).drop_duplicates().shape[0] > 1
-    rows = []
+    datasets = verdicts["dataset"].astype(str).nunique()
+    groups: dict[tuple[str, str], dict[str, list[str]]] = {}
     for _, r in used.iterrows():
         arm = r.get("arm") if isinstance(r.get("arm"), str) else r["method"]
-        row = {"instrument": "/".join(str(v) for v in (r.get("dataset"), r.get("instrument")) if isinstance(v, str) and v)
-               } if many else {}
-        row.update({"family": r.get("family"), "arm": f"{arm} (KD)" if r.get("kd_arm") else arm,
-                    "teacher": r["teacher"]})
+        g = groups.setdefault((str(r.get("family")), str(r["teacher"])), {"arms": [], "where": []})
+        for key, value in (("arms", f"{arm} (KD)" if r.get("kd_arm") else arm), ("where", _where(r, datasets))):
+            if value not in g[key]:
+                g[key].append(value)
+    rows = []
+    for (family, teacher), g in groups.items():
+        row = {"family": family, "teacher": teacher, "arms": ", ".join(g["arms"])}
+        if many:
+            row["instruments"] = ", ".join(g["where"])
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -170,7 +170,7 @@ def test_a_sweep_accounts_compute_matches_budgets_and_spreads_runs_over_teachers
             "kd_audio"} <= set(rows)
     assert rows["scratch (teacher+student steps)"]["own_steps"] == STUDENT_STEPS + TEACHER_STEPS
     assert rows["kd_audio"]["total_steps"] == STUDENT_STEPS + TEACHER_STEPS
-    assert rows["kd_audio"]["teacher"] == "2 teachers (seeds 3, 4)"
+    assert rows["kd_audio"]["teacher"] == f"full:hidden=64, {TEACHER_STEPS} steps; 2 teachers (seeds 3, 4)"
     md = (out / "report" / "report.md").read_text()
     section = md.split("## Verdict per family")[1].split("\n## ")[0]
     assert "compute incl. teacher" in section and f"{STUDENT_STEPS} + {TEACHER_STEPS} steps" in section

@@ -152,7 +152,10 @@ def test_a_sweep_over_two_teachers_names_each_and_keeps_their_arms_apart(tmp_pat
     assert sum(bool(r["kd_arm"]) for r in rows.values()) == 1
     md = (out / "report" / "report.md").read_text()
     section = md.split("### The teacher each arm started from")[1].split("\n## ")[0]
-    assert "| kd_audio (teacher short)" in section and "teacher short: full:hidden=64, 1 step; 2 teachers (seeds 3, 4)" in section
-    assert "| scratch |" not in section  # scratch uses no teacher
+    lines = {ln.split(" | ")[1]: ln for ln in section.splitlines() if ln.startswith("| hpn |")}
+    assert set(lines) == {"teacher short: full:hidden=64, 1 step; 2 teachers (seeds 3, 4)",
+                          "full:hidden=64, 3 steps; 2 teachers (seeds 3, 4)"}
+    assert all("scratch" not in ln for ln in lines.values())  # scratch uses no teacher
+    assert "quantize (teacher short)" in lines["teacher short: full:hidden=64, 1 step; 2 teachers (seeds 3, 4)"]
     html = (out / "report" / "index.html").read_text()
     assert "The teacher each arm started from" in html and "teacher short: full:hidden=64, 1 step" in html
