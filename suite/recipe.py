@@ -34,6 +34,7 @@ __all__ = [
     "REFERENCE",
     "COMPUTE_MATCHED",
     "REFERENCE_STEP",
+    "DEFAULT_TEACHER",
 ]
 
 DISTILLATION = "distillation"
@@ -45,6 +46,9 @@ COMPUTE_MATCHED = "compute_matched"
 
 REFERENCE_STEP = "teacher"
 """The name of the one step of a reference recipe (the teacher's training); its method view is ``teacher``."""
+DEFAULT_TEACHER = "default"
+"""The name of the teacher the sweep config's ``teacher`` section itself describes, among its variants (recipes
+record None for it)."""
 
 
 class Step(NamedTuple):

@@ -36,6 +36,7 @@ import yaml
 from ddspbench.suite.bounds import BATCH, FRAMES, LR, REPEATS, SEED, STEPS_OR_NONE, THREADS, TRIALS
 from ddspbench.suite.candidate import ParamSpec
 from ddspbench.suite.errors import UserError
+from ddspbench.suite.recipe import DEFAULT_TEACHER
 
 __all__ = [
     "ParamSpec",
@@ -160,9 +161,6 @@ class TeacherConfig(StudentConfig):
         else :data:`DEFAULT_TEACHER` and the variants' names in config order."""
         return [DEFAULT_TEACHER, *self.variants] if self.variants else []
 
-
-DEFAULT_TEACHER = "default"
-"""The name of the teacher the ``teacher`` section itself describes, among its variants (recipes record None)."""
 
 
 @dataclass

@@ -94,7 +94,7 @@ def check_custom_size(cls: Any, family: str, size: str, where: str) -> None:
     The model is built on torch's meta device, so checking costs milliseconds whatever the widths.
     """
     from ddspbench.suite.errors import one_line_message
-    from ddspbench.suite.sweep.space import parse_size
+    from ddspbench.suite.recipe import parse_size
 
     overrides = parse_size(size)
     if not overrides:

@@ -30,9 +30,8 @@ from ddspbench.compressors.chain import parse_chain, step_space
 from ddspbench.suite.candidate import ParamSpec, split_method
 from ddspbench.suite.compute import uses_teacher_training
 from ddspbench.suite.errors import UserError
-from ddspbench.suite.recipe import Recipe, Step, parse_size, step_keys
+from ddspbench.suite.recipe import DEFAULT_TEACHER, Recipe, Step, parse_size, step_keys
 from ddspbench.suite.registry import COMPRESSORS, FAMILIES, SIZES
-from ddspbench.suite.sweep.config import DEFAULT_TEACHER
 
 if TYPE_CHECKING:
     import optuna
