@@ -177,9 +177,34 @@ def pareto_plot(
         plt.close(fig)
 
 
+def _fit_titles(fig: Any) -> bool:
+    """Wrap every axes title that reaches past the figure's edges (a long group label or list of arms: a centred
+    title is clipped, not shrunk, by the layout), measured by the figure's own renderer at the axes' current place;
+    True when some title was wrapped (the layout should then be redone)."""
+    import textwrap
+
+    renderer = fig.canvas.get_renderer()
+    width = fig.bbox.width
+    wrapped = False
+    for ax in fig.axes:
+        title = ax.title
+        text = title.get_text()
+        box = title.get_window_extent(renderer)
+        if not text or (box.x0 >= 0 and box.x1 <= width):
+            continue
+        centre = (box.x0 + box.x1) / 2
+        room = 0.96 * 2 * max(1.0, min(centre, width - centre))
+        chars = max(20, int(len(text) * room / box.width))
+        title.set_text("\n".join(textwrap.wrap(text.replace("\n", " "), chars)))
+        wrapped = True
+    return wrapped
+
+
 def _save(fig: Any, out_path: str | Path) -> Path:
     """Lay out and write a finished figure as PNG (the figure is closed by the caller)."""
     fig.tight_layout()
+    if _fit_titles(fig):
+        fig.tight_layout()
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, format="png")

@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from ddspbench.reports import build_report, load_results
-from ddspbench.reports.plots import _format_axis, _pyplot, default_plots, hypervolume_history_plot
+from ddspbench.reports.plots import (
+    _fit_titles,
+    _format_axis,
+    _pyplot,
+    default_plots,
+    hypervolume_history_plot,
+)
 from ddspbench.reports.tables import human_bytes
 from tests.unit.test_reports_data import write_results_dir
 
@@ -53,6 +59,25 @@ def test_plots_ring_the_studys_front_and_read_bytes_in_kb(results, tmp_path):
     assert not ax.xaxis.get_offset_text().get_text()  # no 1e6 offset
     assert human_bytes(159_436) == "159 kB" and human_bytes(1_678_559) == "1.68 MB" and human_bytes(512) == "512 B"
     assert human_bytes(np.nan) == ""
+
+
+def test_a_title_wider_than_the_figure_is_wrapped_not_cut_off():
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.0, 4.0), dpi=100)
+    try:
+        long = "validation MSS vs cumulative compute: soundfont/flute/ddx7; no training, not shown: quantize, " * 2
+        ax.set_title(long, fontsize=10)
+        short = fig.add_subplot(2, 2, 4)
+        short.set_title("fits")
+        fig.tight_layout()
+        assert _fit_titles(fig)
+        renderer = fig.canvas.get_renderer()
+        box = ax.title.get_window_extent(renderer)
+        assert "\n" in ax.title.get_text() and ax.title.get_text().replace("\n", " ") == long.strip()
+        assert box.x0 >= 0 and box.x1 <= fig.bbox.width
+        assert short.title.get_text() == "fits"
+    finally:
+        plt.close(fig)
 
 
 def test_audio_above_full_scale_is_attenuated_for_playback_and_labelled(tmp_path):
