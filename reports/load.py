@@ -117,9 +117,13 @@ def _short(value: Any) -> str:
 
 
 def hparams_text(recipe: Recipe | None) -> str:
-    """A compact one-line form of :func:`hyperparameters`: ``ratio=0.608 ft=0`` (step keys only in chains)."""
+    """A compact one-line form of :func:`hyperparameters`: ``ratio=0.608 ft=0`` (step keys only in chains), led by
+    ``teacher=<variant>`` when the recipe starts from (or, for a reference, is) a teacher variant other than the
+    default: two KD rows that differ only in their teacher must not read alike."""
     chain = recipe is not None and len(recipe.steps) > 1
-    return " ".join(f"{key}.{name}={_short(v)}" if chain else f"{name}={_short(v)}" for key, name, v in _settings(recipe))
+    bits = [f"teacher={recipe.teacher}"] if recipe is not None and recipe.teacher is not None else []
+    bits += [f"{key}.{name}={_short(v)}" if chain else f"{name}={_short(v)}" for key, name, v in _settings(recipe)]
+    return " ".join(bits)
 
 
 def is_reference(tags: Any) -> bool:

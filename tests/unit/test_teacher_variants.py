@@ -8,6 +8,7 @@ import json
 import pytest
 import yaml
 
+from ddspbench.reports.load import hparams_text
 from ddspbench.suite.cli import main
 from ddspbench.suite.compute import uses_teacher_training
 from ddspbench.suite.errors import UserError
@@ -105,6 +106,10 @@ def test_a_recipe_names_its_teacher_only_when_it_is_not_the_default():
     v = Recipe("hpn", "reduced", (Step("kd_audio", {"kd_weight": 0.5}),), teacher="short")
     assert v.to_dict()["teacher"] == "short" and Recipe.from_dict(v.to_dict()) == v
     assert v.describe().endswith("teacher=short")
+    # the leaderboard's settings tell the two KD rows apart; a default-teacher row reads as before
+    assert hparams_text(r) == "kd_weight=0.5"
+    assert hparams_text(v) == "teacher=short kd_weight=0.5"
+    assert hparams_text(Recipe.reference("hpn", teacher="short", steps=3)).startswith("teacher=short")
 
 
 @pytest.mark.slow
