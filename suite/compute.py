@@ -31,7 +31,8 @@ from typing import Any
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["FLOPS_SCOPE", "step_flops", "training_compute", "candidate_compute", "uses_teacher_training", "ZERO"]
+__all__ = ["FLOPS_SCOPE", "step_flops", "training_compute", "candidate_compute", "uses_teacher_training",
+           "matches_teacher_compute", "ZERO"]
 
 FLOPS_SCOPE = ("FlopCounterMode over one training step (forward, loss, backward; a KD step includes its teacher's "
                "forward) x steps: matrix products and convolutions; not counted: FFTs (reverb, MSS STFTs), "
@@ -155,4 +156,21 @@ def uses_teacher_training(steps: Iterable[Any]) -> bool:
             params is not None else getattr(cls, "tags", frozenset())
         if DISTILLATION in tags:
             return True
+    return False
+
+
+def matches_teacher_compute(steps: Iterable[Any]) -> bool:
+    """Whether a chain's first step trains for its teacher's steps as well as its own (tagged ``compute_matched``
+    with these params: scratch at ``budget: teacher+student``), so which teacher it is matched to sets its budget
+    although it never uses the teacher's weights or outputs.
+
+    ``steps``: ``(class, params)`` pairs in chain order (params as chosen; the class's defaults fill the rest).
+    """
+    from ddspbench.suite.recipe import COMPUTE_MATCHED
+
+    for cls, params in steps:
+        step_tags = getattr(cls, "step_tags", None)
+        if not callable(step_tags):
+            return False
+        return COMPUTE_MATCHED in step_tags({**getattr(cls, "defaults", {}), **dict(params or {})})
     return False

@@ -14,21 +14,23 @@ One trial picks, define-by-run (each choice conditional on the ones before it):
    fixes (``prune+kd_audio`` does not fine-tune twice) is not searched; a range narrowed for a family
    (no int8 for DDX7) is the parameter ``<step key>.<param>.<family>``;
 5. when the config names teacher variants (``teacher.variants``), for methods that use the teacher
-   (:func:`suite.compute.uses_teacher_training`: its weights or its outputs) the teacher ``teacher``,
-   among ``default`` and the variants (the recipe's ``teacher``; None for ``default``).
+   (:func:`suite.compute.uses_teacher_training`: its weights or its outputs) and for a scratch student
+   compute-matched to one (:func:`suite.compute.matches_teacher_compute`: it trains for that teacher's
+   steps too) the teacher ``teacher``, among ``default`` and the variants (the recipe's ``teacher``;
+   None for ``default``).
 
 Nothing here names a compressor: registering a new one makes it searchable.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ddspbench.compressors.chain import parse_chain, step_space
 from ddspbench.suite.candidate import ParamSpec, split_method
-from ddspbench.suite.compute import uses_teacher_training
+from ddspbench.suite.compute import matches_teacher_compute, uses_teacher_training
 from ddspbench.suite.errors import UserError
 from ddspbench.suite.recipe import DEFAULT_TEACHER, Recipe, Step, parse_size, step_keys
 from ddspbench.suite.registry import COMPRESSORS, FAMILIES, SIZES
@@ -143,13 +145,19 @@ class ResolvedSpace:
         """Whether ``method``'s first step trains a new student of a chosen size."""
         return bool(COMPRESSORS.get(split_method(method)[0]).trains_student)
 
-    def teachers_for(self, method: str) -> list[str]:
-        """The teachers ``method`` chooses among: :attr:`teachers` when it uses the teacher's weights or outputs,
-        else none (scratch trains without one; its compute-matched budget counts the default teacher's steps)."""
+    def teachers_for(self, method: str, steps: Sequence[Step] | None = None) -> list[str]:
+        """The teachers ``method`` chooses among: :attr:`teachers` when it uses the teacher's weights or outputs, or,
+        given its ``steps`` as chosen, when it is compute-matched to a teacher's training (scratch at ``budget:
+        teacher+student`` trains for the chosen teacher's steps plus its own); else none (scratch at the student's
+        budget uses no teacher)."""
         if not self.teachers:
             return []
-        steps = [(COMPRESSORS.get(n), dict(p)) for n, p in parse_chain(method)]
-        return list(self.teachers) if uses_teacher_training(steps) else []
+        chain = [(COMPRESSORS.get(n), dict(p)) for n, p in parse_chain(method)]
+        if uses_teacher_training(chain):
+            return list(self.teachers)
+        if steps is not None and matches_teacher_compute((COMPRESSORS.get(s.name), s.params) for s in steps):
+            return list(self.teachers)
+        return []
 
     def params_of(self, component: str) -> dict[str, ParamSpec]:
         return self.params.get(component, {})
@@ -255,7 +263,7 @@ def suggest_candidate(trial: optuna.trial.Trial, space: ResolvedSpace) -> Recipe
             params[p] = _suggest(trial, name, spec)
         steps.append(Step(comp, params))
     teacher = None
-    if teachers := space.teachers_for(method):
+    if teachers := space.teachers_for(method, steps):
         teacher = str(trial.suggest_categorical(TEACHER_PARAM, teachers))
     return Recipe(family=family, size=size, steps=tuple(steps),
                   teacher=None if teacher in (None, DEFAULT_TEACHER) else teacher)
@@ -276,21 +284,29 @@ def _step_params(space: ResolvedSpace, family: str, method: str
 
 def _grid(space: ResolvedSpace, family: str, method: str, fixed: dict[str, Any]) -> list[dict[str, Any]]:
     """``fixed`` expanded over every combination of the pair's student sizes and categorical choices (numeric
-    ranges stay with the sampler)."""
+    ranges stay with the sampler), and over the teachers for each combination that uses one or is compute-matched
+    to one (:meth:`ResolvedSpace.teachers_for`)."""
     axes: list[tuple[str, list[Any]]] = []
     opt = space.options[family][method]
     if opt.sizes is not None:
         axes.append((space.size_param(family, method), list(opt.sizes)))
-    for _, _, named in _step_params(space, family, method):
+    per_step = _step_params(space, family, method)
+    for _, _, named in per_step:
         for name, spec in named.values():
             if spec.kind == "categorical" and spec.choices is not None:
                 axes.append((name, list(spec.choices)))
-    if teachers := space.teachers_for(method):
-        axes.append((TEACHER_PARAM, teachers))
     out = [dict(fixed)]
     for name, values in axes:
         out = [{**d, name: v} for d in out for v in values]
-    return out
+    if not space.teachers:
+        return out
+    expanded = []
+    for d in out:
+        steps = [Step(comp, {**fixed_params, **{p: d[name] for p, (name, _) in named.items() if name in d}})
+                 for comp, fixed_params, named in per_step]
+        teachers = space.teachers_for(method, steps)
+        expanded += [{**d, TEACHER_PARAM: t} for t in teachers] if teachers else [d]
+    return expanded
 
 
 def covering_trials(space: ResolvedSpace, budget: int, grid: bool = False) -> list[dict[str, Any]]:

@@ -95,6 +95,17 @@ def test_only_methods_that_use_the_teacher_choose_one_and_the_grid_runs_each_tea
     for d in fixed:
         by_method.setdefault(d["method"], []).append(d.get("teacher"))
     assert by_method == {"scratch": [None], "kd_audio": ["default", "short"], "quantize": ["default", "short"]}
+    # scratch compute-matched to a teacher (budget teacher+student) is matched to each teacher in turn; at the
+    # student's budget it uses none, so it is not repeated per teacher
+    matched = _tree(None, {"short": {"steps": SHORT_STEPS}}, methods=["scratch"],
+                    params={"scratch": {"budget": {"choices": ["student", "teacher+student"]}}})
+    mspace = resolve_space(config_from_dict({**matched, "grid": True, "trials": 20}))
+    assert sorted((d["scratch.budget"], d.get("teacher") or "-") for d in covering_trials(mspace, 20, grid=True)) == [
+        ("student", "-"), ("teacher+student", "default"), ("teacher+student", "short")]
+    assert mspace.teachers_for("scratch", [Step("scratch", {"budget": "teacher+student"})]) == ["default", "short"]
+    assert mspace.teachers_for("scratch", [Step("scratch", {"budget": "student"})]) == []
+    assert mspace.teachers_for("scratch", [Step("scratch", {})]) == []  # the default budget is the student's
+    assert mspace.teachers_for("scratch") == []
     # without variants there is nothing to choose: no teacher parameter, trials as before
     plain = resolve_space(config_from_dict({**_tree(None), "grid": True, "trials": 20}))
     assert plain.teachers == [] and all("teacher" not in d for d in covering_trials(plain, 20, grid=True))
@@ -114,9 +125,11 @@ def test_a_recipe_names_its_teacher_only_when_it_is_not_the_default():
 
 @pytest.mark.slow
 def test_a_sweep_over_two_teachers_names_each_and_keeps_their_arms_apart(tmp_path):
-    tree = _tree(tmp_path, {"short": {"steps": SHORT_STEPS}})
+    tree = _tree(tmp_path, {"short": {"steps": SHORT_STEPS}},
+                 params={"kd_audio": {"kd_weight": {"choices": [0.5]}}, "quantize": {"method": {"choices": ["int8"]}},
+                         "scratch": {"budget": {"choices": ["student", "teacher+student"]}}})
     tree["data"] = {**tree["data"], "options": {"recordings": 4, "clips_per_recording": 1}, "max_test": 2}
-    tree.update(study="teachers", trials=5, sampler="random", seed=3, repeats=2, grid=True)
+    tree.update(study="teachers", trials=7, sampler="random", seed=3, repeats=2, grid=True)
     tree["teacher"]["seeds"] = 2
     cfg_path = tmp_path / "teachers.yaml"
     cfg_path.write_text(yaml.safe_dump(tree))
@@ -133,10 +146,15 @@ def test_a_sweep_over_two_teachers_names_each_and_keeps_their_arms_apart(tmp_pat
     cands = [r for r in recs if r.method != "teacher"]
     arms = sorted({(r.method, r.recipe.teacher or "default") for r in cands})
     assert arms == [("kd_audio", "default"), ("kd_audio", "short"), ("quantize", "default"), ("quantize", "short"),
-                    ("scratch", "default")]
+                    ("scratch", "default"), ("scratch", "short")]
     for r in cands:
         if r.method == "scratch":
+            # no teacher used; the compute-matched budget adds the steps of the teacher it is matched to
             assert r.teacher is None and r.compute["inherited"] is None
+            matched = r.recipe.steps[0].params["budget"] == "teacher+student"
+            extra = (SHORT_STEPS if r.recipe.teacher == "short" else TEACHER_STEPS) if matched else 0
+            assert r.recipe.teacher is None or matched
+            assert r.compute["own"]["steps"] == STUDENT_STEPS + extra
             continue
         steps = SHORT_STEPS if r.recipe.teacher == "short" else TEACHER_STEPS
         assert r.teacher.get("variant") == r.recipe.teacher and r.teacher["steps"] == steps
@@ -149,7 +167,9 @@ def test_a_sweep_over_two_teachers_names_each_and_keeps_their_arms_apart(tmp_pat
 
     report = json.loads((out / "report" / "report.json").read_text())
     rows = {r["arm"]: r for r in report["verdicts"]}
-    assert {"kd_audio", "kd_audio (teacher short)", "quantize", "quantize (teacher short)", "scratch"} == set(rows)
+    assert {"kd_audio", "kd_audio (teacher short)", "quantize", "quantize (teacher short)", "scratch",
+            "scratch (teacher+student steps)", "scratch (teacher+student steps; teacher short)"} == set(rows)
+    assert rows["scratch (teacher+student steps; teacher short)"]["total_steps"] == STUDENT_STEPS + SHORT_STEPS
     assert rows["kd_audio (teacher short)"]["teacher"] == "teacher short: full:hidden=64, 1 step; 2 teachers (seeds 3, 4)"
     assert rows["kd_audio"]["teacher"] == "full:hidden=64, 3 steps; 2 teachers (seeds 3, 4)"
     assert rows["kd_audio (teacher short)"]["total_steps"] == STUDENT_STEPS + SHORT_STEPS
