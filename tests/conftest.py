@@ -27,12 +27,13 @@ def cut_smoke(trials: int, n_audio_examples: int = 1) -> dict:
 SHARED_REAL = REPO.parent / "shared" / "data" / "real"
 
 
-def require_system(what: str, available: bool) -> None:
-    """Skip when a system dependency is missing, except in CI (DDSPBENCH_REQUIRE_SYSTEM=1), where it fails."""
+def require_system(what: str, available: bool, how: str = "scripts/setup.sh installs it") -> None:
+    """Skip when a system dependency is missing, except in CI (DDSPBENCH_REQUIRE_SYSTEM=1), where it fails (``how``:
+    where it comes from, said in the failure)."""
     if available:
         return
     if os.environ.get("DDSPBENCH_REQUIRE_SYSTEM") == "1":
-        pytest.fail(f"{what} is required in CI but missing (scripts/setup.sh installs it)")
+        pytest.fail(f"{what} is required in CI but missing ({how})")
     pytest.skip(f"{what} not available")
 
 
@@ -44,7 +45,8 @@ def have_binary(name: str) -> bool:
 def real_recordings() -> Path:
     """The four real reference recordings in ../shared/data/real (skip when absent)."""
     if not SHARED_REAL.is_dir() or not any(SHARED_REAL.glob("*.wav")):
-        require_system("../shared/data/real recordings", False)
+        require_system(f"the folder of real reference recordings, {SHARED_REAL},", False,
+                       "the workspace's shared/data/real, next to the checkout: clone beside ../shared")
     return SHARED_REAL
 
 
