@@ -135,6 +135,15 @@ def candidate_compute(report: Any, seconds: float, teacher: Mapping[str, Any] | 
     return {"own": own, "inherited": inherited, "total": total, "flops_scope": FLOPS_SCOPE}
 
 
+def _tags(cls: Any, params: dict[str, Any] | None) -> frozenset[str]:
+    """A compressor step's tags: for these params (its defaults filling the rest) when it tags per params and params
+    are given, else its class tags."""
+    step_tags = getattr(cls, "step_tags", None)
+    if callable(step_tags) and params is not None:
+        return frozenset(step_tags({**getattr(cls, "defaults", {}), **params}))
+    return frozenset(getattr(cls, "tags", frozenset()))
+
+
 def uses_teacher_training(steps: Iterable[Any]) -> bool:
     """Whether a chain's compressors use what the teacher's training paid for (weights or outputs).
 
@@ -151,10 +160,7 @@ def uses_teacher_training(steps: Iterable[Any]) -> bool:
             if bool(getattr(cls, "uses_teacher", True)):
                 return True
             continue
-        step_tags = getattr(cls, "step_tags", None)
-        tags = step_tags({**getattr(cls, "defaults", {}), **(params or {})}) if callable(step_tags) and \
-            params is not None else getattr(cls, "tags", frozenset())
-        if DISTILLATION in tags:
+        if DISTILLATION in _tags(cls, params):
             return True
     return False
 
@@ -168,9 +174,5 @@ def matches_teacher_compute(steps: Iterable[Any]) -> bool:
     """
     from ddspbench.suite.recipe import COMPUTE_MATCHED
 
-    for cls, params in steps:
-        step_tags = getattr(cls, "step_tags", None)
-        if not callable(step_tags):
-            return False
-        return COMPUTE_MATCHED in step_tags({**getattr(cls, "defaults", {}), **dict(params or {})})
-    return False
+    first = next(iter(steps), None)
+    return first is not None and COMPUTE_MATCHED in _tags(first[0], dict(first[1] or {}))

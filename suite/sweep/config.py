@@ -162,7 +162,6 @@ class TeacherConfig(StudentConfig):
         return [DEFAULT_TEACHER, *self.variants] if self.variants else []
 
 
-
 @dataclass
 class TeacherVariant:
     """Another teacher for the same family and data: a different size or training budget (``teacher.variants``).

@@ -153,11 +153,8 @@ class ResolvedSpace:
         if not self.teachers:
             return []
         chain = [(COMPRESSORS.get(n), dict(p)) for n, p in parse_chain(method)]
-        if uses_teacher_training(chain):
-            return list(self.teachers)
-        if steps is not None and matches_teacher_compute((COMPRESSORS.get(s.name), s.params) for s in steps):
-            return list(self.teachers)
-        return []
+        matched = steps is not None and matches_teacher_compute((COMPRESSORS.get(s.name), s.params) for s in steps)
+        return list(self.teachers) if uses_teacher_training(chain) or matched else []
 
     def params_of(self, component: str) -> dict[str, ParamSpec]:
         return self.params.get(component, {})
